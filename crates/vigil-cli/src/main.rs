@@ -1,0 +1,60 @@
+//! `vigil`: verify certificate chains against CA chains and revocation data.
+//!
+//! Exit status: 0 accepted, 1 rejected, 2 usage or unreadable/malformed input.
+
+#![forbid(unsafe_code)]
+
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Vigil: mutual-TLS certificate verification with live revocation.
+#[derive(Parser, Debug)]
+#[command(name = "vigil", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Verify a certificate chain against trust anchors and revocation data.
+    Verify(verify::VerifyArgs),
+}
+
+/// A failure that is the input's or the caller's fault: exit status 2.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl<E: std::fmt::Display> From<E> for UsageError {
+    fn from(e: E) -> Self {
+        Self(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Verify(args) => verify::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("vigil: error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! `vigil verify`: offline-capable, scriptable chain verification.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{Args, ValueEnum};
+use vigil_core::{
+    input, CrlLoad, Depth, RevocationPolicy, Usage, Verdict, Verifier, VerifyOptions,
+};
+
+use crate::UsageError;
+
+/// Raw flags of `vigil verify`, per the contract in ARCHITECTURE.md.
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    /// The certificate to verify (PEM or DER); further certificates in the
+    /// same PEM file are used as untrusted intermediates.
+    #[arg(value_name = "LEAF")]
+    leaf: PathBuf,
+    /// Trust anchors (PEM bundle, DER, or a directory), repeatable.
+    #[arg(long, value_name = "FILE", required = true)]
+    anchor: Vec<PathBuf>,
+    /// Untrusted intermediates (PEM bundle or DER), repeatable.
+    #[arg(long, value_name = "FILE")]
+    intermediate: Vec<PathBuf>,
+    /// CRLs (PEM or DER), repeatable.
+    #[arg(long, value_name = "FILE")]
+    crl: Vec<PathBuf>,
+    /// DER OCSP responses to use as if stapled, repeatable.
+    #[arg(long = "ocsp-response", value_name = "FILE")]
+    ocsp_response: Vec<PathBuf>,
+    /// Validation time, RFC 3339 (default: now).
+    #[arg(long, value_name = "RFC3339")]
+    at: Option<String>,
+    /// Required extended key usage.
+    #[arg(long, value_enum, default_value_t = UsageArg::Any)]
+    usage: UsageArg,
+    /// Expected peer name (DNS name or IP address).
+    #[arg(long, value_name = "DNS-or-IP")]
+    name: Option<String>,
+    /// Revocation policy: off, prefer (soft-fail) or require (hard-fail).
+    #[arg(long, value_enum, default_value_t = PolicyArg::Require)]
+    revocation: PolicyArg,
+    /// Which certificates revocation covers.
+    #[arg(long, value_enum, default_value_t = DepthArg::Chain)]
+    depth: DepthArg,
+    /// Never fetch; use only the given files and the cache.
+    #[arg(long)]
+    offline: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum UsageArg {
+    Client,
+    Server,
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PolicyArg {
+    Off,
+    Prefer,
+    Require,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DepthArg {
+    Leaf,
+    Chain,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
+
+pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
+    let at = match &args.at {
+        Some(text) => parse_time(text)?,
+        None => SystemTime::now(),
+    };
+    if !args.ocsp_response.is_empty() {
+        return Err(UsageError(
+            "--ocsp-response: OCSP response verification is not available in this build yet".into(),
+        ));
+    }
+    // --offline: this build never fetches, so both modes use only the files.
+    let _ = args.offline;
+
+    let mut trust = vigil_core::TrustStore::new();
+    for path in &args.anchor {
+        trust.add_path(path)?;
+    }
+    let mut chain = input::load_certificates(&args.leaf)?;
+    for path in &args.intermediate {
+        chain.extend(input::load_certificates(path)?);
+    }
+    let mut verifier = Verifier::new(trust);
+    for ca in chain.iter().skip(1) {
+        verifier.add_ca_certificate(ca)?;
+    }
+    for path in &args.crl {
+        let bytes = input::read_file(path)?;
+        let source = path.display().to_string();
+        for der in input::parse_crls(&bytes, &source)? {
+            match verifier.add_crl(&der) {
+                Ok(CrlLoad::Verified { .. } | CrlLoad::Pending | CrlLoad::Rejected(_)) => {}
+                Err(e) => return Err(UsageError(format!("{source}: {e}"))),
+            }
+        }
+    }
+    let options = VerifyOptions {
+        usage: match args.usage {
+            UsageArg::Client => Usage::Client,
+            UsageArg::Server => Usage::Server,
+            UsageArg::Any => Usage::Any,
+        },
+        name: args.name.clone(),
+        policy: match args.revocation {
+            PolicyArg::Off => RevocationPolicy::Off,
+            PolicyArg::Prefer => RevocationPolicy::Prefer,
+            PolicyArg::Require => RevocationPolicy::Require,
+        },
+        depth: match args.depth {
+            DepthArg::Leaf => Depth::Leaf,
+            DepthArg::Chain => Depth::Chain,
+        },
+    };
+    if let Some(name) = &options.name {
+        if vigil_core::check_peer_name(name).is_err() {
+            return Err(UsageError(format!(
+                "--name: '{name}' is not a valid DNS name or IP address"
+            )));
+        }
+    }
+    let verdict = verifier.verify_uncached(&chain, &options, at);
+    match args.format {
+        Format::Json => println!("{}", verdict.to_json()),
+        Format::Text => print!("{}", render_text(&verdict)),
+    }
+    Ok(if verdict.is_accepted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// RFC 3339 to a time.
+pub(crate) fn parse_time(text: &str) -> Result<SystemTime, UsageError> {
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+        UsageError(format!(
+            "--at: '{text}' is not an RFC 3339 time such as 2026-01-31T12:00:00Z ({e})"
+        ))
+    })?;
+    Ok(SystemTime::from(t))
+}
+
+/// A short human summary of a verdict.
+pub(crate) fn render_text(v: &Verdict) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let decision = if v.is_accepted() { "ACCEPTED" } else { "REJECTED" };
+    let status = serde_json::to_value(v.status)
+        .ok()
+        .and_then(|s| s.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let _ = writeln!(out, "{decision}: {status} ({})", v.reason);
+    let _ = writeln!(out, "  {}", v.detail);
+    if !v.chain.is_empty() {
+        let names: Vec<&str> = v.chain.iter().map(|c| c.subject.as_str()).collect();
+        let _ = writeln!(out, "  chain: {}", names.join("  <-  "));
+    }
+    for r in &v.revocation {
+        let status = serde_json::to_value(r.status)
+            .ok()
+            .and_then(|s| s.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = write!(out, "  revocation: {} [serial {}]: {status}", r.subject, r.serial);
+        if let Some(reason) = &r.reason {
+            let _ = write!(out, " ({reason})");
+        }
+        if let Some(next) = &r.next_update {
+            let _ = write!(out, ", CRL next update {next}");
+        }
+        out.push('\n');
+    }
+    if let Some(until) = &v.valid_until {
+        let _ = writeln!(out, "  valid until: {until}");
+    }
+    out
+}

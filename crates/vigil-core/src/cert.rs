@@ -1,0 +1,143 @@
+//! The certificate fields Vigil needs beyond path validation: names, serial,
+//! validity, keys, key usage and CRL distribution points (RFC 5280 §4).
+
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::der::{self, tag, Reader};
+use crate::revocation::crl::distribution_point_name;
+use crate::revocation::reasons;
+use crate::InputError;
+
+/// keyUsage keyCertSign as a bit of [`CertInfo::key_usage`].
+pub(crate) const KU_KEY_CERT_SIGN: u16 = 1 << 5;
+/// keyUsage cRLSign as a bit of [`CertInfo::key_usage`].
+pub(crate) const KU_CRL_SIGN: u16 = 1 << 6;
+
+const OID_SKI: &[u8] = &[0x55, 0x1d, 0x0e];
+const OID_CRL_DP: &[u8] = &[0x55, 0x1d, 0x1f];
+
+/// One DistributionPoint of a certificate (RFC 5280 §4.2.1.13).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DistributionPoint {
+    /// fullName GeneralNames, each as DER.
+    pub(crate) full_names: Vec<Vec<u8>>,
+    /// nameRelativeToCRLIssuer was used.
+    pub(crate) relative_name: bool,
+    /// reasons, when the point covers only some.
+    pub(crate) reasons: Option<u16>,
+    /// cRLIssuer is present: the CRL is indirect.
+    pub(crate) has_crl_issuer: bool,
+}
+
+/// Parsed, owned facts about one certificate.
+#[derive(Clone, Debug)]
+pub(crate) struct CertInfo {
+    pub(crate) subject_der: Vec<u8>,
+    pub(crate) issuer_der: Vec<u8>,
+    /// RFC 5280 §7.1 comparison keys of subject and issuer.
+    pub(crate) subject_key: Vec<u8>,
+    pub(crate) issuer_key: Vec<u8>,
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
+    pub(crate) serial: Vec<u8>,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+    pub(crate) spki_der: Vec<u8>,
+    pub(crate) ski: Option<Vec<u8>>,
+    pub(crate) key_usage: Option<u16>,
+    pub(crate) is_ca: bool,
+    pub(crate) crl_dps: Option<Vec<DistributionPoint>>,
+    pub(crate) sha256: [u8; 32],
+}
+
+impl CertInfo {
+    pub(crate) fn parse(der: &[u8]) -> Result<Self, InputError> {
+        let bad = |detail: String| InputError::Malformed {
+            source: "certificate".into(),
+            detail,
+        };
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(bad("trailing data after certificate".into()));
+        }
+        let mut ski = None;
+        let mut crl_dps = None;
+        for ext in cert.extensions() {
+            match ext.oid.as_bytes() {
+                OID_SKI => ski = der::single(ext.value, tag::OCTET_STRING).ok().map(<[u8]>::to_vec),
+                OID_CRL_DP => {
+                    crl_dps = Some(
+                        parse_crl_dps(ext.value)
+                            .ok_or_else(|| bad("malformed cRLDistributionPoints".into()))?,
+                    )
+                }
+                _ => {}
+            }
+        }
+        let key_usage = match cert.key_usage() {
+            Ok(ku) => ku.map(|ku| ku.value.flags),
+            Err(e) => return Err(bad(format!("keyUsage: {e}"))),
+        };
+        Ok(Self {
+            subject_der: cert.subject().as_raw().to_vec(),
+            issuer_der: cert.issuer().as_raw().to_vec(),
+            subject_key: crate::name::key_of(cert.subject()),
+            issuer_key: crate::name::key_of(cert.issuer()),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            serial: cert.raw_serial().to_vec(),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+            spki_der: cert.public_key().raw.to_vec(),
+            ski,
+            key_usage,
+            is_ca: cert.is_ca(),
+            crl_dps,
+            sha256: sha256(der),
+        })
+    }
+
+    /// Self-issued: subject and issuer are the same name (RFC 5280 §3.2).
+    pub(crate) fn self_issued(&self) -> bool {
+        self.subject_key == self.issuer_key
+    }
+}
+
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// CRLDistributionPoints ::= SEQUENCE OF DistributionPoint (RFC 5280 §4.2.1.13).
+fn parse_crl_dps(value: &[u8]) -> Option<Vec<DistributionPoint>> {
+    let mut out = Vec::new();
+    let mut r = Reader::new(der::single(value, tag::SEQUENCE).ok()?);
+    while !r.is_empty() {
+        let mut dp = Reader::new(r.read(tag::SEQUENCE).ok()?);
+        let mut point = DistributionPoint::default();
+        if let Some(name) = dp.read_optional(0xa0).ok()? {
+            let (names, relative) = distribution_point_name(name).ok()?;
+            point.full_names = names;
+            point.relative_name = relative;
+        }
+        if let Some(bits) = dp.read_optional(0x81).ok()? {
+            point.reasons = Some(reasons::from_bit_string(bits)?);
+        }
+        if dp.read_optional(0xa2).ok()?.is_some() {
+            point.has_crl_issuer = true;
+        }
+        dp.finish().ok()?;
+        out.push(point);
+    }
+    Some(out)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

@@ -1,0 +1,48 @@
+//! Vigil's engine, sans I/O: certificate path validation (rustls-webpki),
+//! CRL verification and indexing (RFC 5280), revocation policy, and the one
+//! [`Verdict`] shape. Bytes and a time go in; decisions come out.
+//!
+//! ```no_run
+//! use vigil_core::{TrustStore, Verifier, VerifyOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut trust = TrustStore::new();
+//! trust.add_path("root.pem".as_ref())?;
+//! let mut verifier = Verifier::new(trust);
+//! verifier.add_crl(&std::fs::read("root.crl")?)?;
+//! let chain = vigil_core::input::load_certificates("leaf-chain.pem".as_ref())?;
+//! let verdict = verifier.verify(&chain, &VerifyOptions::default(), std::time::SystemTime::now());
+//! println!("{}", verdict.to_json());
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod cert;
+mod der;
+pub mod input;
+mod name;
+mod path;
+pub mod revocation;
+mod trust;
+mod verdict;
+mod verify;
+
+pub use input::InputError;
+pub use path::Usage;
+pub use revocation::{CrlError, Depth, Reason, RevocationPolicy, VerifiedCrl};
+pub use trust::TrustStore;
+pub use verdict::{
+    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
+    Verdict,
+};
+pub use verify::{CrlLoad, Verifier, VerifyOptions};
+
+/// Certificate DER, re-exported from rustls-pki-types.
+pub use rustls_pki_types::CertificateDer;
+
+/// Checks that `name` is a DNS name or IP address usable as `--name`.
+pub fn check_peer_name(name: &str) -> Result<(), String> {
+    rustls_pki_types::ServerName::try_from(name)
+        .map(|_| ())
+        .map_err(|e| format!("'{name}' is not a valid DNS name or IP address: {e}"))
+}

@@ -1,0 +1,693 @@
+//! CRL parsing and verification (RFC 5280 §5 and §6.3.3).
+//!
+//! Parsing walks the DER once without allocating per entry; verification
+//! checks the signature over tbsCertList with the issuer's key (ring, through
+//! rustls-webpki's algorithm table) and then builds a hash index of the
+//! revoked serials, so that later lookups never touch the signature again.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustls_pki_types::SignatureVerificationAlgorithm;
+
+use super::index::{RevokedEntry, SerialIndex};
+use super::{reasons, Reason};
+use crate::der::{self, tag, DerError, Reader};
+
+/// OIDs (content octets) of the CRL and entry extensions Vigil knows.
+mod oid {
+    pub(super) const CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
+    pub(super) const REASON_CODE: &[u8] = &[0x55, 0x1d, 0x15];
+    pub(super) const INVALIDITY_DATE: &[u8] = &[0x55, 0x1d, 0x18];
+    pub(super) const DELTA_CRL_INDICATOR: &[u8] = &[0x55, 0x1d, 0x1b];
+    pub(super) const ISSUING_DISTRIBUTION_POINT: &[u8] = &[0x55, 0x1d, 0x1c];
+    pub(super) const CERTIFICATE_ISSUER: &[u8] = &[0x55, 0x1d, 0x1d];
+    pub(super) const AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
+    pub(super) const FRESHEST_CRL: &[u8] = &[0x55, 0x1d, 0x2e];
+    pub(super) const ISSUER_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x12];
+    pub(super) const AUTHORITY_INFO_ACCESS: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01];
+}
+
+/// Why a CRL could not be parsed or verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CrlError {
+    /// The bytes are not a DER CertificateList.
+    Malformed {
+        /// Which part failed and how.
+        detail: String,
+    },
+    /// A version other than v1 or v2 (RFC 5280 §5.1.2.1).
+    UnsupportedVersion,
+    /// tbsCertList.signature differs from signatureAlgorithm (RFC 5280 §5.1.1.2).
+    SignatureAlgorithmMismatch,
+    /// No supported algorithm for this signature and issuer key.
+    UnsupportedSignatureAlgorithm,
+    /// The signature does not verify with the issuer's key.
+    BadSignature,
+    /// The CRL's issuer name is not the signer's subject name.
+    IssuerMismatch,
+    /// The signer's keyUsage lacks cRLSign (RFC 5280 §4.2.1.3, §6.3.3 (f)).
+    SignerNotCrlSigner,
+}
+
+impl fmt::Display for CrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed { detail } => write!(f, "malformed CRL: {detail}"),
+            Self::UnsupportedVersion => f.write_str("unsupported CRL version"),
+            Self::SignatureAlgorithmMismatch => {
+                f.write_str("CRL signature algorithm fields disagree")
+            }
+            Self::UnsupportedSignatureAlgorithm => {
+                f.write_str("unsupported CRL signature algorithm for the issuer's key")
+            }
+            Self::BadSignature => f.write_str("CRL signature does not verify with the issuer's key"),
+            Self::IssuerMismatch => f.write_str("CRL issuer does not match the signer"),
+            Self::SignerNotCrlSigner => f.write_str("CRL signer's key usage lacks cRLSign"),
+        }
+    }
+}
+
+impl std::error::Error for CrlError {}
+
+fn malformed(what: &str) -> impl Fn(DerError) -> CrlError + '_ {
+    move |e| CrlError::Malformed {
+        detail: format!("{what}: {e}"),
+    }
+}
+
+/// Scope of a CRL from its issuingDistributionPoint (RFC 5280 §5.2.5).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdpScope {
+    /// fullName GeneralNames, each the DER of one GeneralName.
+    pub full_names: Vec<Vec<u8>>,
+    /// The distributionPoint is nameRelativeToCRLIssuer (not supported).
+    pub relative_name: bool,
+    /// onlyContainsUserCerts
+    pub only_user: bool,
+    /// onlyContainsCACerts
+    pub only_ca: bool,
+    /// onlySomeReasons as a ReasonFlags mask.
+    pub only_some_reasons: Option<u16>,
+    /// indirectCRL
+    pub indirect: bool,
+    /// onlyContainsAttributeCerts
+    pub only_attribute: bool,
+}
+
+/// A feature of a CRL that Vigil does not implement; such a CRL is never used
+/// to say a certificate is good (RFC 5280 §5.2, §5.3: unprocessable critical
+/// extensions make a CRL unusable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unsupported {
+    /// A critical CRL or entry extension Vigil cannot process (dotted OID).
+    CriticalExtension(String),
+    /// An indirect CRL (indirectCRL, or entries with certificateIssuer).
+    IndirectCrl,
+    /// A delta CRL (deltaCRLIndicator).
+    DeltaCrl,
+    /// An issuingDistributionPoint using nameRelativeToCRLIssuer.
+    RelativeDistributionPoint,
+}
+
+/// A CRL whose structure was parsed but whose signature is not yet verified.
+/// Nothing in it may be trusted until [`ParsedCrl::verify`] succeeds.
+pub struct ParsedCrl<'a> {
+    tbs: &'a [u8],
+    sig_alg: &'a [u8],
+    signature: &'a [u8],
+    signature_well_formed: bool,
+    issuer: &'a [u8],
+    this_update: i64,
+    next_update: Option<i64>,
+    revoked: Option<&'a [u8]>,
+    number: Option<Vec<u8>>,
+    delta_base: Option<Vec<u8>>,
+    aki: Option<Vec<u8>>,
+    idp: Option<IdpScope>,
+    freshest: bool,
+    unsupported: Option<Unsupported>,
+}
+
+impl<'a> ParsedCrl<'a> {
+    /// Parses a DER CertificateList (RFC 5280 §5.1). Entries are checked for
+    /// well-formedness only when the CRL is verified and indexed.
+    pub fn from_der(der: &'a [u8]) -> Result<Self, CrlError> {
+        let cert_list = der::single(der, tag::SEQUENCE).map_err(malformed("CertificateList"))?;
+        let mut outer = Reader::new(cert_list);
+        let tbs = outer
+            .read_element(tag::SEQUENCE)
+            .map_err(malformed("tbsCertList"))?;
+        let sig_alg = outer
+            .read(tag::SEQUENCE)
+            .map_err(malformed("signatureAlgorithm"))?;
+        let sig_bits = outer.read(tag::BIT_STRING).map_err(malformed("signatureValue"))?;
+        outer.finish().map_err(malformed("CertificateList"))?;
+        // A signature BIT STRING with unused bits can't be a valid signature;
+        // that is a bad signature (PKITS 4.4.4), not an unreadable CRL.
+        let (signature, signature_well_formed) = match sig_bits.split_first() {
+            Some((0, sig)) => (sig, true),
+            Some((_, sig)) => (sig, false),
+            None => {
+                return Err(CrlError::Malformed {
+                    detail: "empty signatureValue".into(),
+                })
+            }
+        };
+
+        let mut r = Reader::new(der::single(tbs, tag::SEQUENCE).map_err(malformed("tbsCertList"))?);
+        let version = match r.read_optional(tag::INTEGER).map_err(malformed("version"))? {
+            None => 1,
+            Some(v) => match der::small_unsigned(v) {
+                Ok(1) => 2,
+                _ => return Err(CrlError::UnsupportedVersion),
+            },
+        };
+        let inner_alg = r.read(tag::SEQUENCE).map_err(malformed("signature"))?;
+        if inner_alg != sig_alg {
+            return Err(CrlError::SignatureAlgorithmMismatch);
+        }
+        let issuer = r.read_element(tag::SEQUENCE).map_err(malformed("issuer"))?;
+        let this_update = read_time(&mut r).map_err(malformed("thisUpdate"))?;
+        let next_update = match r.peek_tag() {
+            Some(tag::UTC_TIME | tag::GENERALIZED_TIME) => {
+                Some(read_time(&mut r).map_err(malformed("nextUpdate"))?)
+            }
+            _ => None,
+        };
+        let revoked = r
+            .read_optional(tag::SEQUENCE)
+            .map_err(malformed("revokedCertificates"))?;
+        let extensions = r
+            .read_optional(tag::CONTEXT_0)
+            .map_err(malformed("crlExtensions"))?;
+        r.finish().map_err(malformed("tbsCertList"))?;
+
+        let mut crl = Self {
+            tbs,
+            sig_alg,
+            signature,
+            signature_well_formed,
+            issuer,
+            this_update,
+            next_update,
+            revoked,
+            number: None,
+            delta_base: None,
+            aki: None,
+            idp: None,
+            freshest: false,
+            unsupported: None,
+        };
+        if let Some(extensions) = extensions {
+            if version == 1 {
+                return Err(CrlError::Malformed {
+                    detail: "v1 CRL with extensions".into(),
+                });
+            }
+            crl.read_extensions(extensions)?;
+        }
+        Ok(crl)
+    }
+
+    /// RFC 5280 §5.2: CRL extensions.
+    fn read_extensions(&mut self, explicit: &[u8]) -> Result<(), CrlError> {
+        let list = der::single(explicit, tag::SEQUENCE).map_err(malformed("crlExtensions"))?;
+        let mut seen: Vec<&[u8]> = Vec::new();
+        for_each_extension(list, |id, critical, value| {
+            if seen.contains(&id) {
+                return Err(CrlError::Malformed {
+                    detail: "duplicate CRL extension".into(),
+                });
+            }
+            seen.push(id);
+            match id {
+                oid::CRL_NUMBER => {
+                    let n = der::single(value, tag::INTEGER).map_err(malformed("cRLNumber"))?;
+                    self.number = Some(crl_number(n)?);
+                }
+                oid::DELTA_CRL_INDICATOR => {
+                    let n = der::single(value, tag::INTEGER)
+                        .map_err(malformed("deltaCRLIndicator"))?;
+                    self.delta_base = Some(crl_number(n)?);
+                    self.mark(Unsupported::DeltaCrl);
+                }
+                oid::AUTHORITY_KEY_IDENTIFIER => {
+                    let aki = der::single(value, tag::SEQUENCE)
+                        .map_err(malformed("authorityKeyIdentifier"))?;
+                    let mut r = Reader::new(aki);
+                    // keyIdentifier [0] IMPLICIT OCTET STRING
+                    self.aki = r
+                        .read_optional(0x80)
+                        .map_err(malformed("authorityKeyIdentifier"))?
+                        .map(<[u8]>::to_vec);
+                }
+                oid::ISSUING_DISTRIBUTION_POINT => {
+                    let idp = parse_idp(value)?;
+                    if idp.indirect {
+                        self.mark(Unsupported::IndirectCrl);
+                    }
+                    if idp.relative_name {
+                        self.mark(Unsupported::RelativeDistributionPoint);
+                    }
+                    self.idp = Some(idp);
+                }
+                oid::FRESHEST_CRL => self.freshest = true,
+                oid::ISSUER_ALT_NAME | oid::AUTHORITY_INFO_ACCESS => {}
+                other if critical => self.mark(Unsupported::CriticalExtension(dotted(other))),
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+
+    fn mark(&mut self, what: Unsupported) {
+        if self.unsupported.is_none() {
+            self.unsupported = Some(what);
+        }
+    }
+
+    /// The issuer Name, DER.
+    pub fn issuer(&self) -> &'a [u8] {
+        self.issuer
+    }
+
+    /// The authorityKeyIdentifier keyIdentifier, when present.
+    pub fn authority_key_id(&self) -> Option<&[u8]> {
+        self.aki.as_deref()
+    }
+
+    /// thisUpdate, Unix seconds.
+    pub fn this_update(&self) -> i64 {
+        self.this_update
+    }
+
+    /// nextUpdate, Unix seconds.
+    pub fn next_update(&self) -> Option<i64> {
+        self.next_update
+    }
+
+    /// Verifies the CRL against `signer` (RFC 5280 §6.3.3 (f), (g)) and
+    /// indexes its entries (§5.1.2.6, §5.3).
+    pub fn verify(&self, signer: &CrlSigner) -> Result<VerifiedCrl, CrlError> {
+        if !crate::name::names_match(self.issuer, &signer.subject) {
+            return Err(CrlError::IssuerMismatch);
+        }
+        if !signer.crl_sign {
+            return Err(CrlError::SignerNotCrlSigner);
+        }
+        if !self.signature_well_formed {
+            return Err(CrlError::BadSignature);
+        }
+        verify_signature(&signer.spki, self.sig_alg, self.tbs, self.signature)?;
+        let mut unsupported = self.unsupported.clone();
+        let index = self.index_entries(&mut unsupported)?;
+        Ok(VerifiedCrl {
+            issuer: self.issuer.to_vec(),
+            this_update: self.this_update,
+            next_update: self.next_update,
+            number: self.number.clone(),
+            delta_base: self.delta_base.clone(),
+            idp: self.idp.clone(),
+            freshest: self.freshest,
+            unsupported,
+            signer_fingerprint: signer.fingerprint,
+            index,
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    fn index_entries(&self, unsupported: &mut Option<Unsupported>) -> Result<SerialIndex, CrlError> {
+        let Some(list) = self.revoked else {
+            return Ok(SerialIndex::with_capacity(0));
+        };
+        // An entry is at least 2 + 3 + 15 bytes; this bounds the estimate.
+        let mut index = SerialIndex::with_capacity(list.len() / 40);
+        let mut r = Reader::new(list);
+        while !r.is_empty() {
+            let entry = r.read(tag::SEQUENCE).map_err(malformed("revokedCertificate"))?;
+            let mut e = Reader::new(entry);
+            let serial = e.read(tag::INTEGER).map_err(malformed("userCertificate"))?;
+            let serial = der::integer(serial).map_err(malformed("userCertificate"))?;
+            let revoked_at = read_time(&mut e).map_err(malformed("revocationDate"))?;
+            let mut reason = None;
+            if let Some(exts) = e
+                .read_optional(tag::SEQUENCE)
+                .map_err(malformed("crlEntryExtensions"))?
+            {
+                for_each_extension(exts, |id, critical, value| {
+                    match id {
+                        oid::REASON_CODE => {
+                            let code = der::single(value, tag::ENUMERATED)
+                                .map_err(malformed("reasonCode"))?;
+                            reason = match code {
+                                [c] => Reason::from_code(*c),
+                                _ => None,
+                            };
+                            if reason.is_none() {
+                                return Err(CrlError::Malformed {
+                                    detail: "unknown reasonCode".into(),
+                                });
+                            }
+                        }
+                        oid::INVALIDITY_DATE => {}
+                        oid::CERTIFICATE_ISSUER => {
+                            unsupported.get_or_insert(Unsupported::IndirectCrl);
+                        }
+                        other if critical => {
+                            unsupported
+                                .get_or_insert(Unsupported::CriticalExtension(dotted(other)));
+                        }
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+            }
+            e.finish().map_err(malformed("revokedCertificate"))?;
+            index.insert(serial, RevokedEntry { revoked_at, reason });
+        }
+        index.shrink();
+        Ok(index)
+    }
+}
+
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// A CRL whose signature, issuer and signer were verified. Only
+/// [`ParsedCrl::verify`] makes one.
+pub struct VerifiedCrl {
+    issuer: Vec<u8>,
+    this_update: i64,
+    next_update: Option<i64>,
+    number: Option<Vec<u8>>,
+    delta_base: Option<Vec<u8>>,
+    idp: Option<IdpScope>,
+    freshest: bool,
+    unsupported: Option<Unsupported>,
+    signer_fingerprint: [u8; 32],
+    index: SerialIndex,
+    serial: u64,
+}
+
+impl VerifiedCrl {
+    /// Parses and verifies in one step.
+    pub fn from_der(der: &[u8], signer: &CrlSigner) -> Result<Self, CrlError> {
+        ParsedCrl::from_der(der)?.verify(signer)
+    }
+
+    /// The issuer Name, DER.
+    pub fn issuer(&self) -> &[u8] {
+        &self.issuer
+    }
+
+    /// thisUpdate, Unix seconds.
+    pub fn this_update(&self) -> i64 {
+        self.this_update
+    }
+
+    /// nextUpdate, Unix seconds (absent in non-conforming CRLs).
+    pub fn next_update(&self) -> Option<i64> {
+        self.next_update
+    }
+
+    /// cRLNumber content octets (RFC 5280 §5.2.3).
+    pub fn number(&self) -> Option<&[u8]> {
+        self.number.as_deref()
+    }
+
+    /// The issuingDistributionPoint scope, if any.
+    pub fn scope(&self) -> Option<&IdpScope> {
+        self.idp.as_ref()
+    }
+
+    /// Whether the CRL points to delta CRLs (freshestCRL, RFC 5280 §5.2.6).
+    pub fn has_freshest_crl(&self) -> bool {
+        self.freshest
+    }
+
+    /// The delta CRL's base CRL number, for delta CRLs.
+    pub fn delta_base(&self) -> Option<&[u8]> {
+        self.delta_base.as_deref()
+    }
+
+    /// What in this CRL Vigil does not implement, if anything.
+    pub fn unsupported(&self) -> Option<&Unsupported> {
+        self.unsupported.as_ref()
+    }
+
+    /// SHA-256 of the certificate whose key verified the signature.
+    pub fn signer_fingerprint(&self) -> &[u8; 32] {
+        &self.signer_fingerprint
+    }
+
+    /// Number of revoked entries.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the CRL lists no certificate.
+    pub fn is_empty(&self) -> bool {
+        self.index.len() == 0
+    }
+
+    /// The entry for a certificate serial (raw INTEGER content octets).
+    pub fn lookup(&self, serial: &[u8]) -> Option<RevokedEntry> {
+        self.index.get(serial)
+    }
+
+    /// Heap bytes retained by this CRL's index.
+    pub fn retained_bytes(&self) -> usize {
+        self.index.heap_bytes() + self.issuer.len()
+    }
+
+    /// A process-unique identity of this loaded CRL, for cache keys.
+    pub fn load_serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// Reasons this CRL covers: onlySomeReasons, or all of them.
+    pub(crate) fn reasons(&self) -> u16 {
+        self.idp
+            .as_ref()
+            .and_then(|i| i.only_some_reasons)
+            .map_or(reasons::ALL, |m| m & reasons::ALL)
+    }
+}
+
+impl fmt::Debug for VerifiedCrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedCrl")
+            .field("this_update", &self.this_update)
+            .field("next_update", &self.next_update)
+            .field("entries", &self.index.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key that may sign CRLs: a CA certificate (or trust anchor certificate).
+#[derive(Clone, Debug)]
+pub struct CrlSigner {
+    pub(crate) subject: Vec<u8>,
+    pub(crate) spki: Vec<u8>,
+    pub(crate) ski: Option<Vec<u8>>,
+    pub(crate) crl_sign: bool,
+    pub(crate) fingerprint: [u8; 32],
+}
+
+impl CrlSigner {
+    /// Takes the subject, key and keyUsage from a DER certificate. Whether the
+    /// certificate itself is trusted is the caller's business.
+    pub fn from_cert_der(der: &[u8]) -> Result<Self, crate::InputError> {
+        Ok(Self::from_info(&crate::cert::CertInfo::parse(der)?))
+    }
+
+    pub(crate) fn from_info(info: &crate::cert::CertInfo) -> Self {
+        Self {
+            crl_sign: info
+                .key_usage
+                .is_none_or(|ku| ku & crate::cert::KU_CRL_SIGN != 0),
+            subject: info.subject_der.clone(),
+            spki: info.spki_der.clone(),
+            ski: info.ski.clone(),
+            fingerprint: info.sha256,
+        }
+    }
+
+    /// The signer's subject Name, DER.
+    pub fn subject(&self) -> &[u8] {
+        &self.subject
+    }
+
+    /// The signer's subjectKeyIdentifier, when present.
+    pub fn key_id(&self) -> Option<&[u8]> {
+        self.ski.as_deref()
+    }
+}
+
+/// RFC 5280 §6.3.3 (g): verify the CRL's signature with the signer's public
+/// key. The algorithm is chosen by matching both the signatureAlgorithm and
+/// the key's algorithm identifier, so a key can't be used with the wrong
+/// algorithm.
+pub(crate) fn verify_signature(
+    spki: &[u8],
+    sig_alg: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), CrlError> {
+    let (key_alg, key) = split_spki(spki).ok_or(CrlError::UnsupportedSignatureAlgorithm)?;
+    let alg: &dyn SignatureVerificationAlgorithm = webpki::ALL_VERIFICATION_ALGS
+        .iter()
+        .copied()
+        .find(|alg| {
+            alg.signature_alg_id().as_ref() == sig_alg && alg.public_key_alg_id().as_ref() == key_alg
+        })
+        .ok_or(CrlError::UnsupportedSignatureAlgorithm)?;
+    alg.verify_signature(key, message, signature)
+        .map_err(|_| CrlError::BadSignature)
+}
+
+/// SubjectPublicKeyInfo -> (algorithm contents, public key bits).
+fn split_spki(spki: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut r = Reader::new(der::single(spki, tag::SEQUENCE).ok()?);
+    let alg = r.read(tag::SEQUENCE).ok()?;
+    let bits = r.read(tag::BIT_STRING).ok()?;
+    r.finish().ok()?;
+    match bits.split_first() {
+        Some((0, key)) => Some((alg, key)),
+        _ => None,
+    }
+}
+
+fn read_time(r: &mut Reader<'_>) -> Result<i64, DerError> {
+    let (t, value, _) = r.read_any()?;
+    der::time(t, value)
+}
+
+fn crl_number(value: &[u8]) -> Result<Vec<u8>, CrlError> {
+    let n = der::integer(value).map_err(malformed("cRLNumber"))?;
+    // RFC 5280 §5.2.3: a non-negative integer of at most 20 octets.
+    if n[0] & 0x80 != 0 || n.len() > 21 {
+        return Err(CrlError::Malformed {
+            detail: "cRLNumber out of range".into(),
+        });
+    }
+    Ok(n.to_vec())
+}
+
+/// Calls `f(oid, critical, extnValue)` for each Extension (RFC 5280 §4.1).
+pub(crate) fn for_each_extension<'a>(
+    list: &'a [u8],
+    mut f: impl FnMut(&'a [u8], bool, &'a [u8]) -> Result<(), CrlError>,
+) -> Result<(), CrlError> {
+    let mut r = Reader::new(list);
+    while !r.is_empty() {
+        let ext = r.read(tag::SEQUENCE).map_err(malformed("extension"))?;
+        let mut e = Reader::new(ext);
+        let id = e.read(tag::OID).map_err(malformed("extnID"))?;
+        let critical = match e.read_optional(tag::BOOLEAN).map_err(malformed("critical"))? {
+            Some(b) => der::boolean(b).map_err(malformed("critical"))?,
+            None => false,
+        };
+        let value = e.read(tag::OCTET_STRING).map_err(malformed("extnValue"))?;
+        e.finish().map_err(malformed("extension"))?;
+        f(id, critical, value)?;
+    }
+    Ok(())
+}
+
+/// issuingDistributionPoint (RFC 5280 §5.2.5).
+fn parse_idp(value: &[u8]) -> Result<IdpScope, CrlError> {
+    let bad = malformed("issuingDistributionPoint");
+    let mut r = Reader::new(der::single(value, tag::SEQUENCE).map_err(&bad)?);
+    let mut scope = IdpScope::default();
+    if let Some(dpn) = r.read_optional(0xa0).map_err(&bad)? {
+        let (names, relative) = distribution_point_name(dpn).map_err(&bad)?;
+        scope.full_names = names;
+        scope.relative_name = relative;
+    }
+    let flag = |r: &mut Reader<'_>, t: u8| -> Result<bool, CrlError> {
+        match r.read_optional(t).map_err(&bad)? {
+            Some(v) => der::boolean(v).map_err(&bad),
+            None => Ok(false),
+        }
+    };
+    scope.only_user = flag(&mut r, 0x81)?;
+    scope.only_ca = flag(&mut r, 0x82)?;
+    if let Some(bits) = r.read_optional(0x83).map_err(&bad)? {
+        scope.only_some_reasons = Some(reasons::from_bit_string(bits).ok_or(CrlError::Malformed {
+            detail: "issuingDistributionPoint: bad onlySomeReasons".into(),
+        })?);
+    }
+    scope.indirect = flag(&mut r, 0x84)?;
+    scope.only_attribute = flag(&mut r, 0x85)?;
+    r.finish().map_err(&bad)?;
+    if u8::from(scope.only_user) + u8::from(scope.only_ca) + u8::from(scope.only_attribute) > 1 {
+        return Err(CrlError::Malformed {
+            detail: "issuingDistributionPoint asserts more than one only* scope".into(),
+        });
+    }
+    Ok(scope)
+}
+
+/// DistributionPointName ::= CHOICE { fullName [0] GeneralNames,
+/// nameRelativeToCRLIssuer [1] RDN }. Returns each GeneralName's DER.
+pub(crate) fn distribution_point_name(dpn: &[u8]) -> Result<(Vec<Vec<u8>>, bool), DerError> {
+    let mut r = Reader::new(dpn);
+    let (t, value, _) = r.read_any()?;
+    r.finish()?;
+    match t {
+        0xa0 => {
+            let mut names = Vec::new();
+            let mut g = Reader::new(value);
+            while !g.is_empty() {
+                let (_, _, whole) = g.read_any()?;
+                names.push(whole.to_vec());
+            }
+            Ok((names, false))
+        }
+        0xa1 => Ok((Vec::new(), true)),
+        found => Err(DerError::UnexpectedTag {
+            expected: 0xa0,
+            found,
+        }),
+    }
+}
+
+/// Dotted-decimal form of an OID's content octets, for messages.
+pub(crate) fn dotted(oid: &[u8]) -> String {
+    let mut parts: Vec<u64> = Vec::new();
+    let mut acc = 0u64;
+    for (i, b) in oid.iter().enumerate() {
+        acc = (acc << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            if parts.is_empty() && i < oid.len() {
+                let first = (acc / 40).min(2);
+                parts.push(first);
+                parts.push(acc - first * 40);
+            } else {
+                parts.push(acc);
+            }
+            acc = 0;
+        }
+    }
+    parts.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_oids() {
+        assert_eq!(dotted(oid::CRL_NUMBER), "2.5.29.20");
+        assert_eq!(dotted(oid::AUTHORITY_INFO_ACCESS), "1.3.6.1.5.5.7.1.1");
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        for bad in [&b""[..], b"\x30", b"\x30\x00", b"hello world", &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]] {
+            assert!(matches!(ParsedCrl::from_der(bad), Err(CrlError::Malformed { .. })), "{bad:?}");
+        }
+    }
+}

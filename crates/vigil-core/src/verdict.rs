@@ -1,0 +1,324 @@
+//! The one verdict shape that the library, the HTTP API, the CLI and events
+//! all serialize.
+
+use serde::Serialize;
+
+/// Accepted or rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The chain may be used.
+    Accepted,
+    /// The chain must not be used.
+    Rejected,
+}
+
+/// What is known about the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Valid path; every covered certificate has a fresh, verified "not revoked".
+    Good,
+    /// A covered certificate is revoked.
+    Revoked,
+    /// Valid path, but the revocation status of some certificate could not be
+    /// determined (missing, stale, unusable or unsupported data).
+    Unknown,
+    /// The chain or its revocation data is invalid (bad path, bad signature).
+    Invalid,
+}
+
+/// Stable, machine-readable reason codes. These strings are a contract: they
+/// are never renamed, only added to.
+///
+/// | code | verdict | status | meaning |
+/// |---|---|---|---|
+/// | `ok` | accepted | good | valid path, revocation checked and good |
+/// | `revocation_not_checked` | accepted | unknown | valid path, policy `off` |
+/// | `revocation_unknown_soft_fail` | accepted | unknown | valid path, status unknown, policy `prefer` |
+/// | `revoked` | rejected | revoked | a certificate in scope is revoked |
+/// | `revocation_data_missing` | rejected | unknown | no CRL covers a certificate in scope |
+/// | `revocation_data_stale` | rejected | unknown | the only covering CRL is past its nextUpdate |
+/// | `revocation_data_not_yet_valid` | rejected | unknown | the covering CRL's thisUpdate is in the future |
+/// | `crl_signer_not_authorized` | rejected | unknown | the CRL issuer's key usage lacks cRLSign |
+/// | `crl_signature_invalid` | rejected | invalid | a CRL for the issuer does not verify with its key (never soft-failed) |
+/// | `unsupported_delta_crl` | rejected | unknown | a delta CRL applies; delta CRLs are not supported |
+/// | `unsupported_indirect_crl` | rejected | unknown | only an indirect CRL (or a cRLIssuer distribution point) could cover the certificate |
+/// | `unsupported_critical_crl_extension` | rejected | unknown | the CRL has a critical (entry) extension Vigil cannot process |
+/// | `unsupported_crl_scope` | rejected | unknown | CRL scoping Vigil does not implement (relative distribution point names, reason partitions left incomplete) |
+/// | `unsupported_crl_signer` | rejected | unknown | the CRL is signed by a key other than the issuer's certificate key |
+/// | `unknown_issuer` | rejected | invalid | no path to a trust anchor |
+/// | `unsupported_name_matching` | rejected | invalid | names chain only after RFC 5280 §7.1 normalization, which path building does not do |
+/// | `bad_signature` | rejected | invalid | a certificate's signature does not verify |
+/// | `expired` | rejected | invalid | a certificate in the path is past notAfter |
+/// | `not_yet_valid` | rejected | invalid | a certificate in the path is before notBefore |
+/// | `wrong_usage` | rejected | invalid | the leaf's extended key usage does not allow the requested usage |
+/// | `name_mismatch` | rejected | invalid | the leaf is not valid for the expected name |
+/// | `not_a_ca` | rejected | invalid | an issuing certificate is not a CA (basicConstraints) |
+/// | `unsupported_ca_end_entity` | rejected | invalid | the leaf is a CA certificate; RFC 5280 permits this, Vigil (like rustls-webpki) refuses it |
+/// | `unsupported_self_issued_intermediate` | rejected | invalid | path building failed on a path with a self-issued intermediate (key rollover), which path-length processing does not exempt |
+/// | `unsupported_certificate_encoding` | rejected | invalid | the path validator rejects an encoding RFC 5280 permits (e.g. a UTCTime before 1970, unique identifiers) |
+/// | `path_len_exceeded` | rejected | invalid | a pathLenConstraint is violated |
+/// | `key_usage_violation` | rejected | invalid | an issuing CA's keyUsage lacks keyCertSign |
+/// | `name_constraint_violation` | rejected | invalid | a name constraint is violated |
+/// | `unsupported_signature_algorithm` | rejected | invalid | a signature or key algorithm Vigil does not support (e.g. DSA, SHA-1) |
+/// | `unsupported_critical_extension` | rejected | invalid | a certificate has a critical extension Vigil cannot process |
+/// | `malformed_certificate` | rejected | invalid | a certificate is not valid DER/X.509 |
+/// | `path_too_complex` | rejected | invalid | path building hit its limits |
+/// | `distrusted` | rejected | invalid | the path uses a distrusted CA key |
+/// | `invalid_chain` | rejected | invalid | any other path validation failure |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub enum ReasonCode {
+    Ok,
+    RevocationNotChecked,
+    RevocationUnknownSoftFail,
+    Revoked,
+    RevocationDataMissing,
+    RevocationDataStale,
+    RevocationDataNotYetValid,
+    CrlSignerNotAuthorized,
+    CrlSignatureInvalid,
+    UnsupportedDeltaCrl,
+    UnsupportedIndirectCrl,
+    UnsupportedCriticalCrlExtension,
+    UnsupportedCrlScope,
+    UnsupportedCrlSigner,
+    UnknownIssuer,
+    UnsupportedNameMatching,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongUsage,
+    NameMismatch,
+    NotACa,
+    UnsupportedCaEndEntity,
+    UnsupportedSelfIssuedIntermediate,
+    UnsupportedCertificateEncoding,
+    PathLenExceeded,
+    KeyUsageViolation,
+    NameConstraintViolation,
+    UnsupportedSignatureAlgorithm,
+    UnsupportedCriticalExtension,
+    MalformedCertificate,
+    PathTooComplex,
+    Distrusted,
+    InvalidChain,
+}
+
+impl ReasonCode {
+    /// The snake_case code.
+    pub fn as_str(self) -> &'static str {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(s)) => match s.as_str() {
+                // Leak-free: map back onto the static names below.
+                s => CODES.iter().find(|c| **c == s).copied().unwrap_or("invalid_chain"),
+            },
+            _ => "invalid_chain",
+        }
+    }
+
+    /// Revocation-status failures that `prefer` may soft-fail: status unknown.
+    pub(crate) fn is_unknown_status(self) -> bool {
+        matches!(
+            self,
+            Self::RevocationDataMissing
+                | Self::RevocationDataStale
+                | Self::RevocationDataNotYetValid
+                | Self::CrlSignerNotAuthorized
+                | Self::UnsupportedDeltaCrl
+                | Self::UnsupportedIndirectCrl
+                | Self::UnsupportedCriticalCrlExtension
+                | Self::UnsupportedCrlScope
+                | Self::UnsupportedCrlSigner
+        )
+    }
+
+    /// How specific a revocation failure is, to report the best one when
+    /// several sources failed (higher wins).
+    pub(crate) fn rank(self) -> u8 {
+        match self {
+            Self::Revoked => 100,
+            Self::CrlSignatureInvalid => 90,
+            Self::UnsupportedDeltaCrl
+            | Self::UnsupportedIndirectCrl
+            | Self::UnsupportedCriticalCrlExtension
+            | Self::UnsupportedCrlScope
+            | Self::UnsupportedCrlSigner => 80,
+            Self::CrlSignerNotAuthorized => 70,
+            Self::RevocationDataStale => 60,
+            Self::RevocationDataNotYetValid => 50,
+            Self::RevocationDataMissing => 10,
+            _ => 0,
+        }
+    }
+}
+
+const CODES: &[&str] = &[
+    "ok",
+    "revocation_not_checked",
+    "revocation_unknown_soft_fail",
+    "revoked",
+    "revocation_data_missing",
+    "revocation_data_stale",
+    "revocation_data_not_yet_valid",
+    "crl_signer_not_authorized",
+    "crl_signature_invalid",
+    "unsupported_delta_crl",
+    "unsupported_indirect_crl",
+    "unsupported_critical_crl_extension",
+    "unsupported_crl_scope",
+    "unsupported_crl_signer",
+    "unknown_issuer",
+    "unsupported_name_matching",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_usage",
+    "name_mismatch",
+    "not_a_ca",
+    "unsupported_ca_end_entity",
+    "unsupported_self_issued_intermediate",
+    "unsupported_certificate_encoding",
+    "path_len_exceeded",
+    "key_usage_violation",
+    "name_constraint_violation",
+    "unsupported_signature_algorithm",
+    "unsupported_critical_extension",
+    "malformed_certificate",
+    "path_too_complex",
+    "distrusted",
+    "invalid_chain",
+];
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One certificate of the validated path, leaf first, anchor last.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CertSummary {
+    /// Subject DN (RFC 4514 style).
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number, lowercase hex of the DER INTEGER content.
+    pub serial: String,
+    /// SHA-256 of the certificate DER, lowercase hex.
+    pub sha256: String,
+    /// notBefore, RFC 3339.
+    pub not_before: String,
+    /// notAfter, RFC 3339.
+    pub not_after: String,
+}
+
+/// Where a revocation answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A verified CRL.
+    Crl,
+    /// A verified OCSP response.
+    Ocsp,
+    /// No usable source.
+    None,
+}
+
+/// Revocation status of one certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertStatus {
+    /// Not revoked, per fresh verified data.
+    Good,
+    /// Revoked.
+    Revoked,
+    /// Could not be determined.
+    Unknown,
+}
+
+/// The revocation result for one certificate of the path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RevocationResult {
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    /// Subject DN of the certificate (an extension of the contract shape).
+    pub subject: String,
+    /// Which source answered.
+    pub source: Source,
+    /// The answer.
+    pub status: CertStatus,
+    /// thisUpdate of the data used, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub this_update: Option<String>,
+    /// nextUpdate of the data used, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_update: Option<String>,
+    /// For `revoked`: the CRL reason (e.g. `keyCompromise`); for `unknown`:
+    /// the reason code explaining why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `revoked`: the revocation date, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// The outcome of verifying a chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// Accepted or rejected.
+    pub verdict: Decision,
+    /// What is known.
+    pub status: Status,
+    /// Stable machine-readable reason.
+    pub reason: ReasonCode,
+    /// One human-readable sentence.
+    pub detail: String,
+    /// The validated path, leaf first (empty when no path was found).
+    pub chain: Vec<CertSummary>,
+    /// Per-certificate revocation results, leaf first.
+    pub revocation: Vec<RevocationResult>,
+    /// When this verdict stops holding on its own (earliest notAfter or
+    /// nextUpdate), RFC 3339; null when no path was found.
+    pub valid_until: Option<String>,
+}
+
+impl Verdict {
+    /// Whether the chain was accepted.
+    pub fn is_accepted(&self) -> bool {
+        self.verdict == Decision::Accepted
+    }
+
+    /// JSON, the contract shape.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!("{{\"error\":\"serialization\",\"detail\":\"{e}\"}}")
+        })
+    }
+}
+
+/// Formats Unix seconds as RFC 3339 (UTC, `Z`).
+pub fn rfc3339(secs: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_static_name() {
+        for code in [ReasonCode::Ok, ReasonCode::UnsupportedDeltaCrl, ReasonCode::InvalidChain, ReasonCode::NotACa] {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json.as_str(), Some(code.as_str()));
+        }
+        assert_eq!(rfc3339(1_577_836_800), "2020-01-01T00:00:00Z");
+    }
+}

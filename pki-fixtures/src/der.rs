@@ -1,0 +1,212 @@
+//! Minimal DER / PEM helpers: just enough to build the one extension rcgen cannot
+//! (authorityInfoAccess) and to corrupt a signature without breaking the encoding.
+
+use crate::FixtureError;
+
+const TAG_SEQUENCE: u8 = 0x30;
+const TAG_OID: u8 = 0x06;
+const TAG_BIT_STRING: u8 = 0x03;
+/// `[6] IMPLICIT IA5String`: the uniformResourceIdentifier choice of GeneralName.
+const TAG_GENERAL_NAME_URI: u8 = 0x86;
+
+/// OID 1.3.6.1.5.5.7.1.1 (id-pe-authorityInfoAccess), as rcgen wants it.
+pub(crate) const OID_AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+/// DER content octets of OID 1.3.6.1.5.5.7.48.1 (id-ad-ocsp).
+const OID_AD_OCSP_CONTENT: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+
+/// Encodes one tag-length-value with a definite, minimal length.
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        // Fits in the short form by the branch condition.
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        let significant = &bytes[skip..];
+        // At most size_of::<usize>() bytes, so this never truncates.
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The DER value of an authorityInfoAccess extension holding a single OCSP responder URI:
+/// `SEQUENCE { SEQUENCE { id-ad-ocsp, [6] uri } }`.
+pub(crate) fn aia_ocsp_value(uri: &str) -> Vec<u8> {
+    let mut desc = tlv(TAG_OID, OID_AD_OCSP_CONTENT);
+    desc.extend(tlv(TAG_GENERAL_NAME_URI, uri.as_bytes()));
+    tlv(TAG_SEQUENCE, &tlv(TAG_SEQUENCE, &desc))
+}
+
+/// Reads the header of the TLV at the start of `input`.
+/// Returns `(tag, header_len, content_len)`.
+fn read_header(input: &[u8]) -> Option<(u8, usize, usize)> {
+    let tag = *input.first()?;
+    let first = *input.get(1)?;
+    if first < 0x80 {
+        return Some((tag, 2, usize::from(first)));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > std::mem::size_of::<usize>() {
+        return None; // indefinite or absurd lengths are not DER
+    }
+    let len_bytes = input.get(2..2 + n)?;
+    let len = len_bytes
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    Some((tag, 2 + n, len))
+}
+
+/// Returns a copy of a DER certificate (or CRL: same outer shape) whose signature value
+/// has its last byte XOR-ed with 0x01. Every length stays the same, so the result is
+/// still well-formed DER; only the signature is wrong.
+///
+/// The last byte is chosen because for ECDSA it lies inside the `s` INTEGER (so the
+/// inner `Ecdsa-Sig-Value` stays parseable) and for RSA/Ed25519 it is plain signature data.
+pub(crate) fn corrupt_signature(der: &[u8]) -> Result<Vec<u8>, FixtureError> {
+    let bad =
+        || FixtureError::Generation("cannot locate the signature in a DER certificate".into());
+    let (tag, hdr, len) = read_header(der).ok_or_else(bad)?;
+    if tag != TAG_SEQUENCE || hdr + len != der.len() {
+        return Err(bad());
+    }
+    // Walk tbsCertificate, signatureAlgorithm, signatureValue.
+    let mut pos = hdr;
+    let mut last = None;
+    for _ in 0..3 {
+        let (tag, h, l) = read_header(der.get(pos..).ok_or_else(bad)?).ok_or_else(bad)?;
+        last = Some((tag, pos, h, l));
+        pos = pos.checked_add(h + l).ok_or_else(bad)?;
+    }
+    let (tag, start, h, l) = last.ok_or_else(bad)?;
+    // The BIT STRING must be the final element, with at least one signature byte after
+    // the "unused bits" octet.
+    if tag != TAG_BIT_STRING || pos != der.len() || l < 2 || der.get(start + h) != Some(&0) {
+        return Err(bad());
+    }
+    let mut out = der.to_vec();
+    let idx = out.len() - 1;
+    out[idx] ^= 0x01;
+    Ok(out)
+}
+
+/// Strips leading zero bytes; zero itself becomes `[0]`.
+pub(crate) fn minimal_unsigned(bytes: &[u8]) -> Vec<u8> {
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    if skip == bytes.len() {
+        vec![0]
+    } else {
+        bytes[skip..].to_vec()
+    }
+}
+
+/// Lower-case hex without separators.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[((n >> (18 - 6 * i)) & 0x3f) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// RFC 7468 PEM with 64-column lines and LF line endings.
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every chunk is valid UTF-8.
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_vectors() {
+        // RFC 4648 section 10.
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn pem_wraps_at_64() {
+        let p = pem("TEST", &[0u8; 100]);
+        let lines: Vec<&str> = p.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN TEST-----");
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines.last(), Some(&"-----END TEST-----"));
+    }
+
+    #[test]
+    fn tlv_lengths() {
+        assert_eq!(tlv(0x04, &[1, 2]), vec![0x04, 0x02, 1, 2]);
+        let long = tlv(0x04, &[0u8; 200]);
+        assert_eq!(&long[..3], &[0x04, 0x81, 200]);
+        let longer = tlv(0x04, &[0u8; 300]);
+        assert_eq!(&longer[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(read_header(&longer), Some((0x04, 4, 300)));
+    }
+
+    #[test]
+    fn aia_value_shape() {
+        let v = aia_ocsp_value("http://x/ocsp/ca");
+        assert_eq!(v[0], 0x30);
+        assert!(v.ends_with(b"http://x/ocsp/ca"));
+    }
+
+    #[test]
+    fn minimal_and_hex() {
+        assert_eq!(minimal_unsigned(&[0, 0, 5, 0]), vec![5, 0]);
+        assert_eq!(minimal_unsigned(&[0, 0]), vec![0]);
+        assert_eq!(hex(&[0x0a, 0xff]), "0aff");
+    }
+
+    #[test]
+    fn corrupt_rejects_garbage() {
+        assert!(corrupt_signature(&[0x30, 0x00]).is_err());
+        assert!(corrupt_signature(&[]).is_err());
+    }
+}
