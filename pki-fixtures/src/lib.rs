@@ -34,6 +34,7 @@ mod der;
 mod error;
 mod keys;
 mod pki;
+mod pkits;
 
 pub use ca::{
     crl_url, ocsp_url, Ca, Cert, CertSpec, Crl, CrlSpec, LeafUsage, PkiOptions, Reason,
@@ -41,4 +42,5 @@ pub use ca::{
 };
 pub use error::FixtureError;
 pub use keys::{KeyAlg, RSA_POOL_SIZE};
+pub use pkits::{pkits_cases, pkits_dir, PkitsCase, PKITS_ANCHOR, PKITS_TIME};
 pub use pki::{generate, rfc3339, roles, FileFormat, FileKind, Manifest, ManifestEntry, Pki};

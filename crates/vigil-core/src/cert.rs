@@ -141,3 +141,23 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         s
     })
 }
+
+/// Whether the certificate's signature verifies with `spki` (RFC 5280
+/// §6.1.3 (a)(1)); used for separate CRL-signing certificates, which are not
+/// part of the path webpki validated.
+pub(crate) fn signed_by(cert_der: &[u8], spki: &[u8]) -> bool {
+    let parts = || -> Option<(&[u8], &[u8], &[u8])> {
+        let mut outer = Reader::new(der::single(cert_der, tag::SEQUENCE).ok()?);
+        let tbs = outer.read_element(tag::SEQUENCE).ok()?;
+        let alg = outer.read(tag::SEQUENCE).ok()?;
+        let bits = outer.read(tag::BIT_STRING).ok()?;
+        outer.finish().ok()?;
+        match bits.split_first() {
+            Some((0, sig)) => Some((tbs, alg, sig)),
+            _ => None,
+        }
+    };
+    parts().is_some_and(|(tbs, alg, sig)| {
+        crate::revocation::crl::verify_signature(spki, alg, tbs, sig).is_ok()
+    })
+}

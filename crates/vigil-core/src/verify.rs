@@ -53,6 +53,7 @@ pub struct Verifier {
 
 struct CaCert {
     info: CertInfo,
+    der: Vec<u8>,
 }
 
 /// One loaded CRL: verified against each candidate signer known so far, or
@@ -112,7 +113,10 @@ impl Verifier {
                 slot.try_signer(&signer);
             }
         }
-        self.cas.push(CaCert { info });
+        self.cas.push(CaCert {
+            info,
+            der: der.as_ref().to_vec(),
+        });
         self.bump();
         Ok(())
     }
@@ -286,8 +290,7 @@ impl Verifier {
         let mut worst: Option<(ReasonCode, String)> = None;
         for i in 0..in_scope {
             let cert = &path.certs[i];
-            let issuer = &path.certs[i + 1];
-            let check = self.check_cert(cert, issuer, i > 0, now);
+            let check = self.check_cert(cert, i > 0, &path.certs, i + 1, now, 0);
             let result = RevocationResult {
                 serial: hex(&cert.serial),
                 subject: cert.subject.clone(),
@@ -378,9 +381,19 @@ impl Verifier {
         (verdict, Some((valid_from, valid_until)))
     }
 
-    /// RFC 5280 §6.3.3: the status of `cert`, issued by `issuer`, from every
-    /// loaded CRL of the issuer's name.
-    fn check_cert(&self, cert: &CertInfo, issuer: &CertInfo, is_ca: bool, now: i64) -> Check {
+    /// RFC 5280 §6.3.3: the status of `cert`, issued by `path[issuer_at]`,
+    /// from every loaded CRL of the issuer's name. `depth` counts how many
+    /// CRL-signer certificates are being checked above this one.
+    fn check_cert(
+        &self,
+        cert: &CertInfo,
+        is_ca: bool,
+        path: &[CertInfo],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> Check {
+        let issuer = &path[issuer_at];
         let implicit = [crate::cert::DistributionPoint::default()];
         let dps: &[crate::cert::DistributionPoint] = cert.crl_dps.as_deref().unwrap_or(&implicit);
         let mut mask = 0u16;
@@ -395,10 +408,14 @@ impl Verifier {
         let mut held: Option<(RevokedEntry, Arc<VerifiedCrl>)> = None;
 
         for slot in self.crls.iter().filter(|s| s.issuer_key == cert.issuer_key) {
-            let crl = match slot.for_signer(issuer, &self.cas) {
+            let crl = match self.crl_from_accepted_signer(slot, cert, path, issuer_at, now, depth) {
                 Ok(crl) => crl,
                 Err(SlotError::OtherSigner) => {
-                    fail(ReasonCode::UnsupportedCrlSigner, "the CRL is signed by a key other than the issuing CA certificate's".into(), None);
+                    fail(
+                        ReasonCode::UnsupportedCrlSigner,
+                        "the CRL is signed by another key of the issuer's name whose certificate could not be validated".into(),
+                        None,
+                    );
                     continue;
                 }
                 Err(SlotError::Crl(CrlError::SignerNotCrlSigner)) => {
@@ -621,15 +638,10 @@ impl CrlSlot {
         }
     }
 
-    /// This CRL as verified by `issuer`'s key.
-    fn for_signer(&self, issuer: &CertInfo, _cas: &[CaCert]) -> Result<Arc<VerifiedCrl>, SlotError> {
+    /// This CRL as verified by `issuer`'s key, verifying a pending CRL now.
+    fn for_signer(&self, issuer: &CertInfo) -> Result<Arc<VerifiedCrl>, SlotError> {
         if let Some(v) = self.verified.iter().find(|v| v.signer_fingerprint() == &issuer.sha256) {
             return Ok(v.clone());
-        }
-        if !self.verified.is_empty() {
-            // Verified, but with another key of the same name (a separate
-            // CRL-signing certificate or a rolled-over key).
-            return Err(SlotError::OtherSigner);
         }
         if let Some((_, e)) = self.failures.iter().find(|(f, _)| f == &issuer.sha256) {
             return Err(SlotError::Crl(e.clone()));
@@ -643,12 +655,78 @@ impl CrlSlot {
                 .map(Arc::new)
                 .map_err(SlotError::Crl);
         }
+        if !self.verified.is_empty() {
+            return Err(SlotError::OtherSigner);
+        }
         Err(SlotError::Crl(
             self.failures
                 .last()
                 .map(|(_, e)| e.clone())
                 .unwrap_or(CrlError::BadSignature),
         ))
+    }
+}
+
+impl Verifier {
+    /// RFC 5280 §6.3.3 (f): the CRL must be signed by the certificate's
+    /// issuer, or by another key of the same name whose certificate is
+    /// itself validated: a certificate of the validated path (a rolled-over
+    /// key, §6.1 self-issued), or a separate CRL-signing certificate issued
+    /// by a CA of the path, currently valid and itself not revoked.
+    fn crl_from_accepted_signer(
+        &self,
+        slot: &CrlSlot,
+        cert: &CertInfo,
+        path: &[CertInfo],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> Result<Arc<VerifiedCrl>, SlotError> {
+        let direct = slot.for_signer(&path[issuer_at]);
+        if !matches!(direct, Err(SlotError::OtherSigner) | Err(SlotError::Crl(CrlError::SignerNotCrlSigner | CrlError::BadSignature))) {
+            return direct;
+        }
+        for crl in &slot.verified {
+            let fp = crl.signer_fingerprint();
+            if path[issuer_at..]
+                .iter()
+                .any(|p| &p.sha256 == fp && p.subject_key == cert.issuer_key)
+            {
+                return Ok(crl.clone());
+            }
+            if depth == 0 {
+                if let Some(signer) = self.cas.iter().find(|c| &c.info.sha256 == fp) {
+                    if self.signer_is_valid(signer, path, issuer_at, now, depth) {
+                        return Ok(crl.clone());
+                    }
+                }
+            }
+        }
+        match direct {
+            Err(SlotError::Crl(CrlError::BadSignature)) if !slot.verified.is_empty() => {
+                Err(SlotError::OtherSigner)
+            }
+            other => other,
+        }
+    }
+
+    /// A separate CRL signer must chain to a certificate of the validated
+    /// path, be valid now, and not be revoked itself.
+    fn signer_is_valid(&self, signer: &CaCert, path: &[CertInfo], issuer_at: usize, now: i64, depth: u8) -> bool {
+        let info = &signer.info;
+        if now < info.not_before || now > info.not_after {
+            return false;
+        }
+        let Some(parent_at) = (issuer_at..path.len()).find(|&j| {
+            path[j].subject_key == info.issuer_key
+                && crate::cert::signed_by(&signer.der, &path[j].spki_der)
+        }) else {
+            return false;
+        };
+        matches!(
+            self.check_cert(info, info.is_ca, path, parent_at, now, depth + 1).outcome,
+            Outcome::Good
+        )
     }
 }
 
