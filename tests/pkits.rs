@@ -60,12 +60,10 @@ fn run(case: &PkitsCase) -> (bool, String) {
     for crl in &case.crls {
         verifier.add_crl(&read("crls", crl)).unwrap();
     }
-    let at: SystemTime = time::OffsetDateTime::parse(
-        PKITS_TIME,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap()
-    .into();
+    let at: SystemTime =
+        time::OffsetDateTime::parse(PKITS_TIME, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .into();
     let options = VerifyOptions {
         policy: RevocationPolicy::Require,
         ..VerifyOptions::default()
@@ -88,12 +86,18 @@ fn pkits_sections_give_expected_results_or_fail_closed() {
         if accepted == case.expected_valid {
             counts.1 += 1;
             if unsupported.contains_key(case.id.as_str()) {
-                problems.push(format!("{} {} now passes: drop it from UNSUPPORTED", case.id, case.name));
+                problems.push(format!(
+                    "{} {} now passes: drop it from UNSUPPORTED",
+                    case.id, case.name
+                ));
             }
             continue;
         }
         if accepted {
-            problems.push(format!("{} {}: ACCEPTED a path PKITS rejects", case.id, case.name));
+            problems.push(format!(
+                "{} {}: ACCEPTED a path PKITS rejects",
+                case.id, case.name
+            ));
             continue;
         }
         counts.2 += 1;
@@ -107,7 +111,9 @@ fn pkits_sections_give_expected_results_or_fail_closed() {
         assert!(reason.starts_with("unsupported_"), "{}: {reason}", case.id);
     }
     for (section, (total, pass, unsupported)) in &per_section {
-        eprintln!("PKITS {section}: {pass}/{total} as expected, {unsupported} unsupported (fail closed)");
+        eprintln!(
+            "PKITS {section}: {pass}/{total} as expected, {unsupported} unsupported (fail closed)"
+        );
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }

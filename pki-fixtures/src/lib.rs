@@ -42,5 +42,5 @@ pub use ca::{
 };
 pub use error::FixtureError;
 pub use keys::{KeyAlg, RSA_POOL_SIZE};
-pub use pkits::{pkits_cases, pkits_dir, PkitsCase, PKITS_ANCHOR, PKITS_TIME};
 pub use pki::{generate, rfc3339, roles, FileFormat, FileKind, Manifest, ManifestEntry, Pki};
+pub use pkits::{pkits_cases, pkits_dir, PkitsCase, PKITS_ANCHOR, PKITS_TIME};

@@ -29,7 +29,9 @@ pub struct PkitsCase {
 impl PkitsCase {
     /// The section, e.g. `4.4` for `4.4.3`.
     pub fn section(&self) -> &str {
-        self.id.rsplit_once('.').map_or(self.id.as_str(), |(s, _)| s)
+        self.id
+            .rsplit_once('.')
+            .map_or(self.id.as_str(), |(s, _)| s)
     }
 }
 

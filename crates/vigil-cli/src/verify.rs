@@ -166,7 +166,11 @@ pub(crate) fn parse_time(text: &str) -> Result<SystemTime, UsageError> {
 pub(crate) fn render_text(v: &Verdict) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let decision = if v.is_accepted() { "ACCEPTED" } else { "REJECTED" };
+    let decision = if v.is_accepted() {
+        "ACCEPTED"
+    } else {
+        "REJECTED"
+    };
     let status = serde_json::to_value(v.status)
         .ok()
         .and_then(|s| s.as_str().map(str::to_owned))
@@ -182,7 +186,11 @@ pub(crate) fn render_text(v: &Verdict) -> String {
             .ok()
             .and_then(|s| s.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let _ = write!(out, "  revocation: {} [serial {}]: {status}", r.subject, r.serial);
+        let _ = write!(
+            out,
+            "  revocation: {} [serial {}]: {status}",
+            r.subject, r.serial
+        );
         if let Some(reason) = &r.reason {
             let _ = write!(out, " ({reason})");
         }

@@ -50,11 +50,18 @@ fn pkits_through_the_binary() {
         };
         let reason = json["reason"].as_str().unwrap_or_default().to_owned();
         let accepted = json["verdict"] == "accepted";
-        assert_eq!(out.status.code(), Some(if accepted { 0 } else { 1 }), "{}", case.id);
+        assert_eq!(
+            out.status.code(),
+            Some(if accepted { 0 } else { 1 }),
+            "{}",
+            case.id
+        );
         match (case.expected_valid, accepted) {
             (true, true) | (false, false) => as_expected += 1,
             (true, false) if reason.starts_with("unsupported_") => unsupported += 1,
-            (true, false) => failures.push(format!("{} {}: rejected with {reason}", case.id, case.name)),
+            (true, false) => {
+                failures.push(format!("{} {}: rejected with {reason}", case.id, case.name))
+            }
             (false, true) => failures.push(format!("{} {}: ACCEPTED", case.id, case.name)),
         }
     }

@@ -64,7 +64,11 @@ impl CertInfo {
         let mut crl_dps = None;
         for ext in cert.extensions() {
             match ext.oid.as_bytes() {
-                OID_SKI => ski = der::single(ext.value, tag::OCTET_STRING).ok().map(<[u8]>::to_vec),
+                OID_SKI => {
+                    ski = der::single(ext.value, tag::OCTET_STRING)
+                        .ok()
+                        .map(<[u8]>::to_vec)
+                }
                 OID_CRL_DP => {
                     crl_dps = Some(
                         parse_crl_dps(ext.value)
@@ -136,10 +140,12 @@ fn parse_crl_dps(value: &[u8]) -> Option<Vec<DistributionPoint>> {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Whether the certificate's signature verifies with `spki` (RFC 5280

@@ -39,7 +39,10 @@ impl std::fmt::Display for DerError {
         match self {
             Self::Truncated => f.write_str("truncated DER"),
             Self::UnexpectedTag { expected, found } => {
-                write!(f, "unexpected DER tag 0x{found:02x} (expected 0x{expected:02x})")
+                write!(
+                    f,
+                    "unexpected DER tag 0x{found:02x} (expected 0x{expected:02x})"
+                )
             }
             Self::BadLength => f.write_str("invalid DER length"),
             Self::BadValue => f.write_str("invalid DER value"),
@@ -196,7 +199,9 @@ pub(crate) fn small_unsigned(value: &[u8]) -> Result<u64, DerError> {
     if trimmed.len() > 8 {
         return Err(DerError::BadValue);
     }
-    Ok(trimmed.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    Ok(trimmed
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
 /// Parses UTCTime or GeneralizedTime (RFC 5280 §4.1.2.5) to Unix seconds.
@@ -230,7 +235,20 @@ pub(crate) fn time(tag: u8, value: &[u8]) -> Result<i64, DerError> {
     let minute = digits(&rest[6..8])?;
     let second = digits(&rest[8..10])?;
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&month)
         || day < 1
         || day > month_days[(month - 1) as usize]
@@ -262,8 +280,14 @@ mod tests {
     fn times_parse_to_unix_seconds() {
         assert_eq!(time(tag::UTC_TIME, b"700101000000Z"), Ok(0));
         assert_eq!(time(tag::UTC_TIME, b"491231235959Z"), Ok(2_524_607_999));
-        assert_eq!(time(tag::GENERALIZED_TIME, b"20200101000000Z"), Ok(1_577_836_800));
-        assert_eq!(time(tag::GENERALIZED_TIME, b"20240229120000Z"), Ok(1_709_208_000));
+        assert_eq!(
+            time(tag::GENERALIZED_TIME, b"20200101000000Z"),
+            Ok(1_577_836_800)
+        );
+        assert_eq!(
+            time(tag::GENERALIZED_TIME, b"20240229120000Z"),
+            Ok(1_709_208_000)
+        );
         assert!(time(tag::GENERALIZED_TIME, b"20230229120000Z").is_err());
         assert!(time(tag::UTC_TIME, b"700101000000+0100").is_err());
         assert!(time(tag::UTC_TIME, b"7001010000Z").is_err());
@@ -271,10 +295,22 @@ mod tests {
 
     #[test]
     fn lengths_must_be_minimal_and_present() {
-        assert_eq!(Reader::new(&[0x30, 0x81, 0x05]).read_any().err(), Some(DerError::BadLength));
-        assert_eq!(Reader::new(&[0x30, 0x80]).read_any().err(), Some(DerError::BadLength));
-        assert_eq!(Reader::new(&[0x30, 0x03, 0x01]).read_any().err(), Some(DerError::Truncated));
-        assert_eq!(single(&[0x02, 0x01, 0x05, 0x00], tag::INTEGER), Err(DerError::TrailingData));
+        assert_eq!(
+            Reader::new(&[0x30, 0x81, 0x05]).read_any().err(),
+            Some(DerError::BadLength)
+        );
+        assert_eq!(
+            Reader::new(&[0x30, 0x80]).read_any().err(),
+            Some(DerError::BadLength)
+        );
+        assert_eq!(
+            Reader::new(&[0x30, 0x03, 0x01]).read_any().err(),
+            Some(DerError::Truncated)
+        );
+        assert_eq!(
+            single(&[0x02, 0x01, 0x05, 0x00], tag::INTEGER),
+            Err(DerError::TrailingData)
+        );
         assert_eq!(small_unsigned(&[0x00, 0x80]), Ok(128));
         assert!(integer(&[0x00, 0x01]).is_err());
     }

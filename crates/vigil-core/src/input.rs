@@ -78,7 +78,10 @@ impl fmt::Display for InputError {
             ),
             Self::Malformed { source, detail } => write!(f, "{source}: {detail}"),
             Self::TooLarge { source, size } => {
-                write!(f, "{source}: {size} bytes is over the {MAX_INPUT_BYTES}-byte limit")
+                write!(
+                    f,
+                    "{source}: {size} bytes is over the {MAX_INPUT_BYTES}-byte limit"
+                )
             }
             Self::NoCertificates { path } => {
                 write!(f, "{}: directory holds no certificate", path.display())
@@ -115,7 +118,9 @@ pub fn parse_certificates(
         crate::cert::CertInfo::parse(der).map_err(|e| InputError::Malformed {
             source: source.to_owned(),
             detail: match e {
-                InputError::Malformed { detail, .. } => format!("not a valid certificate: {detail}"),
+                InputError::Malformed { detail, .. } => {
+                    format!("not a valid certificate: {detail}")
+                }
                 other => other.to_string(),
             },
         })?;
@@ -178,7 +183,7 @@ fn sections(
         for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
             let (k, der) = item.map_err(|e| InputError::Malformed {
                 source: source.to_owned(),
-                detail: format!("bad PEM: {e}"),
+                detail: pem_error(&e),
             })?;
             if k == kind {
                 out.push(der);
@@ -217,4 +222,19 @@ fn unknown_labels(bytes: &[u8]) -> Vec<String> {
         .filter(|l| SectionKind::try_from(l.as_bytes()).is_err())
         .map(str::to_owned)
         .collect()
+}
+
+fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => format!(
+            "bad PEM: missing end line '{}'",
+            String::from_utf8_lossy(end_marker)
+        ),
+        E::IllegalSectionStart { line } => format!(
+            "bad PEM: malformed BEGIN line '{}'",
+            String::from_utf8_lossy(line)
+        ),
+        other => format!("bad PEM: {other}"),
+    }
 }

@@ -17,7 +17,7 @@ pub(crate) fn names_match(a: &[u8], b: &[u8]) -> bool {
 /// The comparison key of a DER Name; unparsable names key on their bytes.
 pub(crate) fn name_key(der: &[u8]) -> Vec<u8> {
     match X509Name::from_der(der) {
-        Ok((rest, name)) if rest.is_empty() => key_of(&name),
+        Ok(([], name)) => key_of(&name),
         _ => {
             let mut raw = vec![0xff];
             raw.extend_from_slice(der);
@@ -66,7 +66,7 @@ fn prepared(value: &Any<'_>) -> Option<String> {
             std::str::from_utf8(value.data).ok()?.to_owned()
         }
         Tag::BmpString => {
-            if value.data.len() % 2 != 0 {
+            if !value.data.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = value
@@ -78,5 +78,10 @@ fn prepared(value: &Any<'_>) -> Option<String> {
         }
         _ => return None,
     };
-    Some(text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase())
+    Some(
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase(),
+    )
 }

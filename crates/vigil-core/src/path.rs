@@ -80,8 +80,12 @@ pub(crate) fn validate(
     name: Option<&ServerName<'_>>,
 ) -> Result<ValidatedPath, PathFailure> {
     let fail = |code, detail: String| PathFailure { code, detail };
-    let leaf_info = CertInfo::parse(leaf)
-        .map_err(|e| fail(ReasonCode::MalformedCertificate, format!("leaf certificate: {e}")))?;
+    let leaf_info = CertInfo::parse(leaf).map_err(|e| {
+        fail(
+            ReasonCode::MalformedCertificate,
+            format!("leaf certificate: {e}"),
+        )
+    })?;
     let ee = EndEntityCert::try_from(leaf).map_err(|e| match map_error(&e) {
         // x509-parser read it, so webpki refuses an encoding RFC 5280 allows.
         ReasonCode::MalformedCertificate => fail(
@@ -112,15 +116,42 @@ pub(crate) fn validate(
     let algs = webpki::ALL_VERIFICATION_ALGS;
     let anchors = trust.webpki_anchors();
     let result = match usage {
-        Usage::Client => ee.verify_for_usage(algs, anchors, intermediates, at, KeyUsage::client_auth(), None, Some(&record)),
-        Usage::Server => ee.verify_for_usage(algs, anchors, intermediates, at, KeyUsage::server_auth(), None, Some(&record)),
-        Usage::Any => ee.verify_for_usage(algs, anchors, intermediates, at, AnyEku, None, Some(&record)),
+        Usage::Client => ee.verify_for_usage(
+            algs,
+            anchors,
+            intermediates,
+            at,
+            KeyUsage::client_auth(),
+            None,
+            Some(&record),
+        ),
+        Usage::Server => ee.verify_for_usage(
+            algs,
+            anchors,
+            intermediates,
+            at,
+            KeyUsage::server_auth(),
+            None,
+            Some(&record),
+        ),
+        Usage::Any => ee.verify_for_usage(
+            algs,
+            anchors,
+            intermediates,
+            at,
+            AnyEku,
+            None,
+            Some(&record),
+        ),
     };
     if let Err(e) = result {
         return Err(explain(&e, &leaf_info, intermediates, trust, at));
     }
     let Some((ders, anchor_index)) = found.into_inner() else {
-        return Err(fail(ReasonCode::InvalidChain, "path builder returned no path".into()));
+        return Err(fail(
+            ReasonCode::InvalidChain,
+            "path builder returned no path".into(),
+        ));
     };
     if let Some(name) = name {
         ee.verify_is_valid_for_subject_name(name).map_err(|_| {
@@ -134,22 +165,32 @@ pub(crate) fn validate(
     let mut certs = Vec::with_capacity(ders.len() + 2);
     certs.push(leaf_info);
     for der in &ders {
-        let info = CertInfo::parse(der)
-            .map_err(|e| fail(ReasonCode::MalformedCertificate, format!("intermediate: {e}")))?;
+        let info = CertInfo::parse(der).map_err(|e| {
+            fail(
+                ReasonCode::MalformedCertificate,
+                format!("intermediate: {e}"),
+            )
+        })?;
         // RFC 5280 §4.2.1.3 and §6.1.4 (n): a CA key that signs certificates
         // must assert keyCertSign when keyUsage is present. webpki ignores
         // keyUsage, so it is checked here.
         if info.key_usage.is_some_and(|ku| ku & KU_KEY_CERT_SIGN == 0) {
             return Err(fail(
                 ReasonCode::KeyUsageViolation,
-                format!("CA certificate {} does not assert keyCertSign", info.subject),
+                format!(
+                    "CA certificate {} does not assert keyCertSign",
+                    info.subject
+                ),
             ));
         }
         certs.push(info);
     }
-    let anchor = trust
-        .anchor_info(anchor_index)
-        .ok_or_else(|| fail(ReasonCode::InvalidChain, "path ended at an unknown anchor".into()))?;
+    let anchor = trust.anchor_info(anchor_index).ok_or_else(|| {
+        fail(
+            ReasonCode::InvalidChain,
+            "path ended at an unknown anchor".into(),
+        )
+    })?;
     certs.push(anchor.clone());
     Ok(ValidatedPath { certs })
 }
@@ -176,7 +217,9 @@ fn explain(
         // issuer/subject unique identifiers, ...).
         return PathFailure {
             code: ReasonCode::UnsupportedCertificateEncoding,
-            detail: format!("the path validator rejects a certificate encoding RFC 5280 permits ({e:?})"),
+            detail: format!(
+                "the path validator rejects a certificate encoding RFC 5280 permits ({e:?})"
+            ),
         };
     }
     if matches!(code, ReasonCode::PathLenExceeded | ReasonCode::BadSignature)
@@ -187,7 +230,9 @@ fn explain(
         // offers a same-named candidate whose signature fails.
         return PathFailure {
             code: ReasonCode::UnsupportedSelfIssuedIntermediate,
-            detail: format!("path building failed on a path with a self-issued intermediate ({e:?})"),
+            detail: format!(
+                "path building failed on a path with a self-issued intermediate ({e:?})"
+            ),
         };
     }
     let detail = match code {
@@ -230,7 +275,10 @@ fn explain(
             }
             format!("no path from {} to a trust anchor", leaf.subject)
         }
-        ReasonCode::WrongUsage => format!("certificate {} does not allow the requested usage", leaf.subject),
+        ReasonCode::WrongUsage => format!(
+            "certificate {} does not allow the requested usage",
+            leaf.subject
+        ),
         ReasonCode::BadSignature => "a certificate signature in the path does not verify".into(),
         _ => format!("path validation failed: {e:?}"),
     };

@@ -98,7 +98,6 @@ impl TrustStore {
     }
 }
 
-
 impl std::fmt::Debug for TrustStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrustStore")

@@ -67,8 +67,7 @@ pub enum Status {
 /// | `path_too_complex` | rejected | invalid | path building hit its limits |
 /// | `distrusted` | rejected | invalid | the path uses a distrusted CA key |
 /// | `invalid_chain` | rejected | invalid | any other path validation failure |
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[allow(missing_docs)]
 pub enum ReasonCode {
@@ -108,16 +107,98 @@ pub enum ReasonCode {
     InvalidChain,
 }
 
+/// The wire string of every code; a unit test keeps it total and unique.
+const CODES: &[(ReasonCode, &str)] = &[
+    (ReasonCode::Ok, "ok"),
+    (ReasonCode::RevocationNotChecked, "revocation_not_checked"),
+    (
+        ReasonCode::RevocationUnknownSoftFail,
+        "revocation_unknown_soft_fail",
+    ),
+    (ReasonCode::Revoked, "revoked"),
+    (ReasonCode::RevocationDataMissing, "revocation_data_missing"),
+    (ReasonCode::RevocationDataStale, "revocation_data_stale"),
+    (
+        ReasonCode::RevocationDataNotYetValid,
+        "revocation_data_not_yet_valid",
+    ),
+    (
+        ReasonCode::CrlSignerNotAuthorized,
+        "crl_signer_not_authorized",
+    ),
+    (ReasonCode::CrlSignatureInvalid, "crl_signature_invalid"),
+    (ReasonCode::UnsupportedDeltaCrl, "unsupported_delta_crl"),
+    (
+        ReasonCode::UnsupportedIndirectCrl,
+        "unsupported_indirect_crl",
+    ),
+    (
+        ReasonCode::UnsupportedCriticalCrlExtension,
+        "unsupported_critical_crl_extension",
+    ),
+    (ReasonCode::UnsupportedCrlScope, "unsupported_crl_scope"),
+    (ReasonCode::UnsupportedCrlSigner, "unsupported_crl_signer"),
+    (ReasonCode::UnknownIssuer, "unknown_issuer"),
+    (
+        ReasonCode::UnsupportedNameMatching,
+        "unsupported_name_matching",
+    ),
+    (ReasonCode::BadSignature, "bad_signature"),
+    (ReasonCode::Expired, "expired"),
+    (ReasonCode::NotYetValid, "not_yet_valid"),
+    (ReasonCode::WrongUsage, "wrong_usage"),
+    (ReasonCode::NameMismatch, "name_mismatch"),
+    (ReasonCode::NotACa, "not_a_ca"),
+    (
+        ReasonCode::UnsupportedCaEndEntity,
+        "unsupported_ca_end_entity",
+    ),
+    (
+        ReasonCode::UnsupportedSelfIssuedIntermediate,
+        "unsupported_self_issued_intermediate",
+    ),
+    (
+        ReasonCode::UnsupportedCertificateEncoding,
+        "unsupported_certificate_encoding",
+    ),
+    (ReasonCode::PathLenExceeded, "path_len_exceeded"),
+    (ReasonCode::KeyUsageViolation, "key_usage_violation"),
+    (
+        ReasonCode::NameConstraintViolation,
+        "name_constraint_violation",
+    ),
+    (
+        ReasonCode::UnsupportedSignatureAlgorithm,
+        "unsupported_signature_algorithm",
+    ),
+    (
+        ReasonCode::UnsupportedCriticalExtension,
+        "unsupported_critical_extension",
+    ),
+    (ReasonCode::MalformedCertificate, "malformed_certificate"),
+    (ReasonCode::PathTooComplex, "path_too_complex"),
+    (ReasonCode::Distrusted, "distrusted"),
+    (ReasonCode::InvalidChain, "invalid_chain"),
+];
+
+impl Serialize for ReasonCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl ReasonCode {
+    /// Every code.
+    pub fn all() -> impl Iterator<Item = ReasonCode> {
+        CODES.iter().map(|(c, _)| *c)
+    }
+
     /// The snake_case code.
     pub fn as_str(self) -> &'static str {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::String(s)) => match s.as_str() {
-                // Leak-free: map back onto the static names below.
-                s => CODES.iter().find(|c| **c == s).copied().unwrap_or("invalid_chain"),
-            },
-            _ => "invalid_chain",
-        }
+        CODES
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map_or("invalid_chain", |(_, s)| s)
     }
 
     /// Revocation-status failures that `prefer` may soft-fail: status unknown.
@@ -155,43 +236,6 @@ impl ReasonCode {
         }
     }
 }
-
-const CODES: &[&str] = &[
-    "ok",
-    "revocation_not_checked",
-    "revocation_unknown_soft_fail",
-    "revoked",
-    "revocation_data_missing",
-    "revocation_data_stale",
-    "revocation_data_not_yet_valid",
-    "crl_signer_not_authorized",
-    "crl_signature_invalid",
-    "unsupported_delta_crl",
-    "unsupported_indirect_crl",
-    "unsupported_critical_crl_extension",
-    "unsupported_crl_scope",
-    "unsupported_crl_signer",
-    "unknown_issuer",
-    "unsupported_name_matching",
-    "bad_signature",
-    "expired",
-    "not_yet_valid",
-    "wrong_usage",
-    "name_mismatch",
-    "not_a_ca",
-    "unsupported_ca_end_entity",
-    "unsupported_self_issued_intermediate",
-    "unsupported_certificate_encoding",
-    "path_len_exceeded",
-    "key_usage_violation",
-    "name_constraint_violation",
-    "unsupported_signature_algorithm",
-    "unsupported_critical_extension",
-    "malformed_certificate",
-    "path_too_complex",
-    "distrusted",
-    "invalid_chain",
-];
 
 impl std::fmt::Display for ReasonCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -294,9 +338,8 @@ impl Verdict {
 
     /// JSON, the contract shape.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!("{{\"error\":\"serialization\",\"detail\":\"{e}\"}}")
-        })
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"error\":\"serialization\",\"detail\":\"{e}\"}}"))
     }
 }
 
@@ -314,11 +357,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_has_a_static_name() {
-        for code in [ReasonCode::Ok, ReasonCode::UnsupportedDeltaCrl, ReasonCode::InvalidChain, ReasonCode::NotACa] {
+    fn every_code_has_one_unique_snake_case_name() {
+        let names: std::collections::BTreeSet<&str> =
+            ReasonCode::all().map(ReasonCode::as_str).collect();
+        assert_eq!(names.len(), CODES.len());
+        for code in ReasonCode::all() {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json.as_str(), Some(code.as_str()));
+            assert!(code
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
+        assert_eq!(
+            ReasonCode::UnsupportedDeltaCrl.as_str(),
+            "unsupported_delta_crl"
+        );
         assert_eq!(rfc3339(1_577_836_800), "2020-01-01T00:00:00Z");
     }
 }

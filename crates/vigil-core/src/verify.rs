@@ -11,10 +11,14 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use crate::cert::{hex, CertInfo};
 use crate::path::{self, Usage, ValidatedPath};
 use crate::revocation::crl::Unsupported;
-use crate::revocation::{reasons, CrlError, Reason, CrlSigner, Depth, ParsedCrl, RevocationPolicy, RevokedEntry, VerifiedCrl};
+use crate::revocation::{
+    reasons, CrlError, CrlSigner, Depth, ParsedCrl, Reason, RevocationPolicy, RevokedEntry,
+    VerifiedCrl,
+};
 use crate::trust::TrustStore;
 use crate::verdict::{
-    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status, Verdict,
+    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
+    Verdict,
 };
 use crate::InputError;
 
@@ -49,6 +53,8 @@ pub struct Verifier {
     crls: Vec<CrlSlot>,
     generation: u64,
     cache: Mutex<VerdictCache>,
+    /// Seed of the cache-key hash: random per verifier, fixed for its life.
+    seed: hashbrown::DefaultHashBuilder,
 }
 
 struct CaCert {
@@ -90,6 +96,7 @@ impl Verifier {
             crls: Vec::new(),
             generation: 0,
             cache: Mutex::new(VerdictCache::default()),
+            seed: hashbrown::DefaultHashBuilder::default(),
         }
     }
 
@@ -189,7 +196,7 @@ impl Verifier {
         at: SystemTime,
     ) -> Arc<Verdict> {
         let now = unix_secs(at);
-        let key = cache_key(chain, options);
+        let key = cache_key(&self.seed, chain, options);
         if let Some(hit) = self.cached(key, chain, options, now) {
             return hit;
         }
@@ -197,7 +204,15 @@ impl Verifier {
         let verdict = Arc::new(verdict);
         if let Some((from, until)) = window {
             if let Ok(mut cache) = self.cache.lock() {
-                cache.insert(key, chain, options, self.generation, from, until, verdict.clone());
+                cache.insert(
+                    key,
+                    chain,
+                    options,
+                    self.generation,
+                    from,
+                    until,
+                    verdict.clone(),
+                );
             }
         }
         verdict
@@ -233,7 +248,11 @@ impl Verifier {
     ) -> (Verdict, Option<(i64, i64)>) {
         let Some((leaf, rest)) = chain.split_first() else {
             return (
-                rejected(Status::Invalid, ReasonCode::MalformedCertificate, "empty chain".into()),
+                rejected(
+                    Status::Invalid,
+                    ReasonCode::MalformedCertificate,
+                    "empty chain".into(),
+                ),
                 None,
             );
         };
@@ -245,7 +264,10 @@ impl Verifier {
                     rejected(
                         Status::Invalid,
                         ReasonCode::NameMismatch,
-                        format!("'{}' is not a valid DNS name or IP address", options.name.as_deref().unwrap_or_default()),
+                        format!(
+                            "'{}' is not a valid DNS name or IP address",
+                            options.name.as_deref().unwrap_or_default()
+                        ),
                     ),
                     None,
                 )
@@ -294,17 +316,27 @@ impl Verifier {
             let result = RevocationResult {
                 serial: hex(&cert.serial),
                 subject: cert.subject.clone(),
-                source: if check.crl.is_some() { Source::Crl } else { Source::None },
+                source: if check.crl.is_some() {
+                    Source::Crl
+                } else {
+                    Source::None
+                },
                 status: match &check.outcome {
                     Outcome::Good => CertStatus::Good,
                     Outcome::Revoked(_) => CertStatus::Revoked,
                     Outcome::Failed(..) => CertStatus::Unknown,
                 },
                 this_update: check.crl.as_ref().map(|c| rfc3339(c.this_update())),
-                next_update: check.crl.as_ref().and_then(|c| c.next_update()).map(rfc3339),
+                next_update: check
+                    .crl
+                    .as_ref()
+                    .and_then(|c| c.next_update())
+                    .map(rfc3339),
                 reason: match &check.outcome {
                     Outcome::Good => None,
-                    Outcome::Revoked(e) => Some(e.reason.map_or("unspecified", |r| r.as_str()).to_owned()),
+                    Outcome::Revoked(e) => {
+                        Some(e.reason.map_or("unspecified", |r| r.as_str()).to_owned())
+                    }
                     Outcome::Failed(code, _) => Some(code.as_str().to_owned()),
                 },
                 revoked_at: match &check.outcome {
@@ -400,7 +432,10 @@ impl Verifier {
         let mut best_good: Option<Arc<VerifiedCrl>> = None;
         let mut failure: Option<(ReasonCode, String, Option<Arc<VerifiedCrl>>)> = None;
         let mut fail = |code: ReasonCode, detail: String, crl: Option<Arc<VerifiedCrl>>| {
-            if failure.as_ref().is_none_or(|(c, ..)| code.rank() > c.rank()) {
+            if failure
+                .as_ref()
+                .is_none_or(|(c, ..)| code.rank() > c.rank())
+            {
                 failure = Some((code, detail, crl));
             }
         };
@@ -419,11 +454,19 @@ impl Verifier {
                     continue;
                 }
                 Err(SlotError::Crl(CrlError::SignerNotCrlSigner)) => {
-                    fail(ReasonCode::CrlSignerNotAuthorized, format!("issuer {} may not sign CRLs (no cRLSign)", issuer.subject), None);
+                    fail(
+                        ReasonCode::CrlSignerNotAuthorized,
+                        format!("issuer {} may not sign CRLs (no cRLSign)", issuer.subject),
+                        None,
+                    );
                     continue;
                 }
                 Err(SlotError::Crl(e)) => {
-                    fail(ReasonCode::CrlSignatureInvalid, format!("CRL of {} rejected: {e}", issuer.subject), None);
+                    fail(
+                        ReasonCode::CrlSignatureInvalid,
+                        format!("CRL of {} rejected: {e}", issuer.subject),
+                        None,
+                    );
                     continue;
                 }
             };
@@ -443,15 +486,24 @@ impl Verifier {
                 // revocation.
                 if let Some(entry) = crl.lookup(&cert.serial) {
                     if entry.reason != Some(Reason::RemoveFromCrl) {
-                        return Check { outcome: Outcome::Revoked(entry), crl: Some(crl) };
+                        return Check {
+                            outcome: Outcome::Revoked(entry),
+                            crl: Some(crl),
+                        };
                     }
                 }
                 let (code, why) = match what {
                     Unsupported::DeltaCrl => {
                         delta_seen = true;
-                        (ReasonCode::UnsupportedDeltaCrl, "a delta CRL applies; delta CRLs are not supported".to_owned())
+                        (
+                            ReasonCode::UnsupportedDeltaCrl,
+                            "a delta CRL applies; delta CRLs are not supported".to_owned(),
+                        )
                     }
-                    Unsupported::IndirectCrl => (ReasonCode::UnsupportedIndirectCrl, "indirect CRLs are not supported".to_owned()),
+                    Unsupported::IndirectCrl => (
+                        ReasonCode::UnsupportedIndirectCrl,
+                        "indirect CRLs are not supported".to_owned(),
+                    ),
                     Unsupported::CriticalExtension(oid) => (
                         ReasonCode::UnsupportedCriticalCrlExtension,
                         format!("the CRL has an unsupported critical extension {oid}"),
@@ -472,36 +524,62 @@ impl Verifier {
                     held = Some((entry, crl));
                     continue;
                 }
-                return Check { outcome: Outcome::Revoked(entry), crl: Some(crl) };
+                return Check {
+                    outcome: Outcome::Revoked(entry),
+                    crl: Some(crl),
+                };
             }
             // §6.3.3 (a)(2) / §5.1.2.4-5: freshness.
             if crl.this_update() > now + CLOCK_SKEW_SECS {
-                fail(ReasonCode::RevocationDataNotYetValid, format!("the CRL's thisUpdate {} is in the future", rfc3339(crl.this_update())), Some(crl.clone()));
+                fail(
+                    ReasonCode::RevocationDataNotYetValid,
+                    format!(
+                        "the CRL's thisUpdate {} is in the future",
+                        rfc3339(crl.this_update())
+                    ),
+                    Some(crl.clone()),
+                );
                 continue;
             }
             if crl.next_update().is_some_and(|next| next < now) {
                 fail(
                     ReasonCode::RevocationDataStale,
-                    format!("the CRL expired at {}", rfc3339(crl.next_update().unwrap_or_default())),
+                    format!(
+                        "the CRL expired at {}",
+                        rfc3339(crl.next_update().unwrap_or_default())
+                    ),
                     Some(crl.clone()),
                 );
                 continue;
             }
             mask |= crl.reasons() & dp_reasons;
-            if best_good.as_ref().is_none_or(|b| crl.this_update() > b.this_update()) {
+            if best_good
+                .as_ref()
+                .is_none_or(|b| crl.this_update() > b.this_update())
+            {
                 best_good = Some(crl);
             }
         }
 
         if let (Some((entry, crl)), false) = (&held, delta_seen) {
-            return Check { outcome: Outcome::Revoked(*entry), crl: Some(crl.clone()) };
+            return Check {
+                outcome: Outcome::Revoked(*entry),
+                crl: Some(crl.clone()),
+            };
         }
         if delta_seen {
-            let (code, detail, crl) = failure.unwrap_or((ReasonCode::UnsupportedDeltaCrl, String::new(), None));
-            return Check { outcome: Outcome::Failed(code, detail), crl };
+            let (code, detail, crl) =
+                failure.unwrap_or((ReasonCode::UnsupportedDeltaCrl, String::new(), None));
+            return Check {
+                outcome: Outcome::Failed(code, detail),
+                crl,
+            };
         }
         if mask & reasons::ALL == reasons::ALL {
-            return Check { outcome: Outcome::Good, crl: best_good };
+            return Check {
+                outcome: Outcome::Good,
+                crl: best_good,
+            };
         }
         if let Some(crl) = best_good {
             if failure.is_none() {
@@ -515,13 +593,17 @@ impl Verifier {
             }
         }
         if let Some((code, detail, crl)) = failure {
-            return Check { outcome: Outcome::Failed(code, detail), crl };
+            return Check {
+                outcome: Outcome::Failed(code, detail),
+                crl,
+            };
         }
         if dps.iter().all(|d| d.has_crl_issuer) {
             return Check {
                 outcome: Outcome::Failed(
                     ReasonCode::UnsupportedIndirectCrl,
-                    "the certificate's CRLs are issued by a separate CRL issuer (indirect CRL)".into(),
+                    "the certificate's CRLs are issued by a separate CRL issuer (indirect CRL)"
+                        .into(),
                 ),
                 crl: None,
             };
@@ -555,7 +637,12 @@ enum Scope {
 
 /// RFC 5280 §6.3.3 (b)(2) and (d): does this CRL's issuingDistributionPoint
 /// cover the certificate, and for which reasons.
-fn crl_covers(crl: &VerifiedCrl, cert: &CertInfo, dps: &[crate::cert::DistributionPoint], is_ca: bool) -> Scope {
+fn crl_covers(
+    crl: &VerifiedCrl,
+    cert: &CertInfo,
+    dps: &[crate::cert::DistributionPoint],
+    is_ca: bool,
+) -> Scope {
     let Some(idp) = crl.scope() else {
         // No IDP: a complete CRL for every certificate of the issuer. A
         // certificate whose distribution points all name another CRL issuer
@@ -576,7 +663,9 @@ fn crl_covers(crl: &VerifiedCrl, cert: &CertInfo, dps: &[crate::cert::Distributi
             .filter(|d| {
                 if d.full_names.is_empty() && !d.relative_name {
                     // Implicit point: the CRL issuer's name is the DP name.
-                    idp.full_names.iter().any(|n| directory_name_is(n, &cert.issuer_der))
+                    idp.full_names
+                        .iter()
+                        .any(|n| directory_name_is(n, &cert.issuer_der))
                 } else {
                     d.full_names.iter().any(|n| idp.full_names.contains(n))
                 }
@@ -615,7 +704,10 @@ enum SlotError {
 
 impl CrlSlot {
     fn try_parsed(&mut self, parsed: &ParsedCrl<'_>, signer: &CrlSigner) {
-        if self.verified.iter().any(|v| v.signer_fingerprint() == &signer.fingerprint)
+        if self
+            .verified
+            .iter()
+            .any(|v| v.signer_fingerprint() == &signer.fingerprint)
             || self.failures.iter().any(|(f, _)| f == &signer.fingerprint)
         {
             return;
@@ -640,7 +732,11 @@ impl CrlSlot {
 
     /// This CRL as verified by `issuer`'s key, verifying a pending CRL now.
     fn for_signer(&self, issuer: &CertInfo) -> Result<Arc<VerifiedCrl>, SlotError> {
-        if let Some(v) = self.verified.iter().find(|v| v.signer_fingerprint() == &issuer.sha256) {
+        if let Some(v) = self
+            .verified
+            .iter()
+            .find(|v| v.signer_fingerprint() == &issuer.sha256)
+        {
             return Ok(v.clone());
         }
         if let Some((_, e)) = self.failures.iter().find(|(f, _)| f == &issuer.sha256) {
@@ -683,7 +779,13 @@ impl Verifier {
         depth: u8,
     ) -> Result<Arc<VerifiedCrl>, SlotError> {
         let direct = slot.for_signer(&path[issuer_at]);
-        if !matches!(direct, Err(SlotError::OtherSigner) | Err(SlotError::Crl(CrlError::SignerNotCrlSigner | CrlError::BadSignature))) {
+        if !matches!(
+            direct,
+            Err(SlotError::OtherSigner)
+                | Err(SlotError::Crl(
+                    CrlError::SignerNotCrlSigner | CrlError::BadSignature
+                ))
+        ) {
             return direct;
         }
         for crl in &slot.verified {
@@ -712,7 +814,14 @@ impl Verifier {
 
     /// A separate CRL signer must chain to a certificate of the validated
     /// path, be valid now, and not be revoked itself.
-    fn signer_is_valid(&self, signer: &CaCert, path: &[CertInfo], issuer_at: usize, now: i64, depth: u8) -> bool {
+    fn signer_is_valid(
+        &self,
+        signer: &CaCert,
+        path: &[CertInfo],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> bool {
         let info = &signer.info;
         if now < info.not_before || now > info.not_after {
             return false;
@@ -724,7 +833,8 @@ impl Verifier {
             return false;
         };
         matches!(
-            self.check_cert(info, info.is_ca, path, parent_at, now, depth + 1).outcome,
+            self.check_cert(info, info.is_ca, path, parent_at, now, depth + 1)
+                .outcome,
             Outcome::Good
         )
     }
@@ -763,8 +873,12 @@ fn unix_secs(at: SystemTime) -> i64 {
     }
 }
 
-fn cache_key(chain: &[CertificateDer<'_>], options: &VerifyOptions) -> u64 {
-    let mut h = hashbrown::DefaultHashBuilder::default().build_hasher();
+fn cache_key(
+    seed: &hashbrown::DefaultHashBuilder,
+    chain: &[CertificateDer<'_>],
+    options: &VerifyOptions,
+) -> u64 {
+    let mut h = seed.build_hasher();
     for c in chain {
         c.as_ref().hash(&mut h);
     }
@@ -787,7 +901,14 @@ struct CacheEntry {
 }
 
 impl VerdictCache {
-    fn get(&self, key: u64, chain: &[CertificateDer<'_>], options: &VerifyOptions, generation: u64, now: i64) -> Option<Arc<Verdict>> {
+    fn get(
+        &self,
+        key: u64,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+        generation: u64,
+        now: i64,
+    ) -> Option<Arc<Verdict>> {
         let e = self.entries.get(&key)?;
         // The key is a fast hash: confirm the chain and options exactly.
         (e.generation == generation
@@ -795,12 +916,24 @@ impl VerdictCache {
             && now < e.valid_until
             && &e.options == options
             && e.chain.len() == chain.len()
-            && e.chain.iter().zip(chain).all(|(a, b)| a.as_slice() == b.as_ref()))
+            && e.chain
+                .iter()
+                .zip(chain)
+                .all(|(a, b)| a.as_slice() == b.as_ref()))
         .then(|| e.verdict.clone())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn insert(&mut self, key: u64, chain: &[CertificateDer<'_>], options: &VerifyOptions, generation: u64, valid_from: i64, valid_until: i64, verdict: Arc<Verdict>) {
+    fn insert(
+        &mut self,
+        key: u64,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+        generation: u64,
+        valid_from: i64,
+        valid_until: i64,
+        verdict: Arc<Verdict>,
+    ) {
         if self.entries.len() >= CACHE_CAPACITY {
             self.entries.clear();
         }

@@ -25,7 +25,8 @@ mod oid {
     pub(super) const AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
     pub(super) const FRESHEST_CRL: &[u8] = &[0x55, 0x1d, 0x2e];
     pub(super) const ISSUER_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x12];
-    pub(super) const AUTHORITY_INFO_ACCESS: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01];
+    pub(super) const AUTHORITY_INFO_ACCESS: &[u8] =
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01];
 }
 
 /// Why a CRL could not be parsed or verified.
@@ -62,7 +63,9 @@ impl fmt::Display for CrlError {
             Self::UnsupportedSignatureAlgorithm => {
                 f.write_str("unsupported CRL signature algorithm for the issuer's key")
             }
-            Self::BadSignature => f.write_str("CRL signature does not verify with the issuer's key"),
+            Self::BadSignature => {
+                f.write_str("CRL signature does not verify with the issuer's key")
+            }
             Self::IssuerMismatch => f.write_str("CRL issuer does not match the signer"),
             Self::SignerNotCrlSigner => f.write_str("CRL signer's key usage lacks cRLSign"),
         }
@@ -142,7 +145,9 @@ impl<'a> ParsedCrl<'a> {
         let sig_alg = outer
             .read(tag::SEQUENCE)
             .map_err(malformed("signatureAlgorithm"))?;
-        let sig_bits = outer.read(tag::BIT_STRING).map_err(malformed("signatureValue"))?;
+        let sig_bits = outer
+            .read(tag::BIT_STRING)
+            .map_err(malformed("signatureValue"))?;
         outer.finish().map_err(malformed("CertificateList"))?;
         // A signature BIT STRING with unused bits can't be a valid signature;
         // that is a bad signature (PKITS 4.4.4), not an unreadable CRL.
@@ -157,7 +162,10 @@ impl<'a> ParsedCrl<'a> {
         };
 
         let mut r = Reader::new(der::single(tbs, tag::SEQUENCE).map_err(malformed("tbsCertList"))?);
-        let version = match r.read_optional(tag::INTEGER).map_err(malformed("version"))? {
+        let version = match r
+            .read_optional(tag::INTEGER)
+            .map_err(malformed("version"))?
+        {
             None => 1,
             Some(v) => match der::small_unsigned(v) {
                 Ok(1) => 2,
@@ -228,8 +236,8 @@ impl<'a> ParsedCrl<'a> {
                     self.number = Some(crl_number(n)?);
                 }
                 oid::DELTA_CRL_INDICATOR => {
-                    let n = der::single(value, tag::INTEGER)
-                        .map_err(malformed("deltaCRLIndicator"))?;
+                    let n =
+                        der::single(value, tag::INTEGER).map_err(malformed("deltaCRLIndicator"))?;
                     self.delta_base = Some(crl_number(n)?);
                     self.mark(Unsupported::DeltaCrl);
                 }
@@ -318,7 +326,10 @@ impl<'a> ParsedCrl<'a> {
         })
     }
 
-    fn index_entries(&self, unsupported: &mut Option<Unsupported>) -> Result<SerialIndex, CrlError> {
+    fn index_entries(
+        &self,
+        unsupported: &mut Option<Unsupported>,
+    ) -> Result<SerialIndex, CrlError> {
         let Some(list) = self.revoked else {
             return Ok(SerialIndex::with_capacity(0));
         };
@@ -326,7 +337,9 @@ impl<'a> ParsedCrl<'a> {
         let mut index = SerialIndex::with_capacity(list.len() / 40);
         let mut r = Reader::new(list);
         while !r.is_empty() {
-            let entry = r.read(tag::SEQUENCE).map_err(malformed("revokedCertificate"))?;
+            let entry = r
+                .read(tag::SEQUENCE)
+                .map_err(malformed("revokedCertificate"))?;
             let mut e = Reader::new(entry);
             let serial = e.read(tag::INTEGER).map_err(malformed("userCertificate"))?;
             let serial = der::integer(serial).map_err(malformed("userCertificate"))?;
@@ -540,7 +553,8 @@ pub(crate) fn verify_signature(
         .iter()
         .copied()
         .find(|alg| {
-            alg.signature_alg_id().as_ref() == sig_alg && alg.public_key_alg_id().as_ref() == key_alg
+            alg.signature_alg_id().as_ref() == sig_alg
+                && alg.public_key_alg_id().as_ref() == key_alg
         })
         .ok_or(CrlError::UnsupportedSignatureAlgorithm)?;
     alg.verify_signature(key, message, signature)
@@ -585,7 +599,10 @@ pub(crate) fn for_each_extension<'a>(
         let ext = r.read(tag::SEQUENCE).map_err(malformed("extension"))?;
         let mut e = Reader::new(ext);
         let id = e.read(tag::OID).map_err(malformed("extnID"))?;
-        let critical = match e.read_optional(tag::BOOLEAN).map_err(malformed("critical"))? {
+        let critical = match e
+            .read_optional(tag::BOOLEAN)
+            .map_err(malformed("critical"))?
+        {
             Some(b) => der::boolean(b).map_err(malformed("critical"))?,
             None => false,
         };
@@ -615,9 +632,10 @@ fn parse_idp(value: &[u8]) -> Result<IdpScope, CrlError> {
     scope.only_user = flag(&mut r, 0x81)?;
     scope.only_ca = flag(&mut r, 0x82)?;
     if let Some(bits) = r.read_optional(0x83).map_err(&bad)? {
-        scope.only_some_reasons = Some(reasons::from_bit_string(bits).ok_or(CrlError::Malformed {
-            detail: "issuingDistributionPoint: bad onlySomeReasons".into(),
-        })?);
+        scope.only_some_reasons =
+            Some(reasons::from_bit_string(bits).ok_or(CrlError::Malformed {
+                detail: "issuingDistributionPoint: bad onlySomeReasons".into(),
+            })?);
     }
     scope.indirect = flag(&mut r, 0x84)?;
     scope.only_attribute = flag(&mut r, 0x85)?;
@@ -671,7 +689,11 @@ pub(crate) fn dotted(oid: &[u8]) -> String {
             acc = 0;
         }
     }
-    parts.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+    parts
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 #[cfg(test)]
@@ -686,8 +708,17 @@ mod tests {
 
     #[test]
     fn garbage_is_a_clear_error() {
-        for bad in [&b""[..], b"\x30", b"\x30\x00", b"hello world", &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]] {
-            assert!(matches!(ParsedCrl::from_der(bad), Err(CrlError::Malformed { .. })), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x00",
+            b"hello world",
+            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            assert!(
+                matches!(ParsedCrl::from_der(bad), Err(CrlError::Malformed { .. })),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -47,25 +47,20 @@ impl SerialIndex {
         }
     }
 
+    /// Number of entries (a duplicated serial counts twice).
     pub(crate) fn len(&self) -> usize {
         self.slots.len() + self.long.len()
     }
 
-    /// Adds an entry; a serial listed twice keeps its first entry.
+    /// Adds an entry. A serial listed twice (which RFC 5280 does not allow)
+    /// is stored twice and looked up as either entry (both say "revoked"); not probing for it
+    /// here halves the cost of building a large index.
     pub(crate) fn insert(&mut self, serial: &[u8], entry: RevokedEntry) {
         if serial.len() > INLINE {
             self.long.entry(serial.into()).or_insert(entry);
             return;
         }
         let hash = self.hasher.hash_one(serial);
-        let slots = &self.slots;
-        if self
-            .table
-            .find(hash, |&i| slot_serial(&slots[i as usize]) == serial)
-            .is_some()
-        {
-            return;
-        }
         let Ok(position) = u32::try_from(self.slots.len()) else {
             // More than 4 billion entries cannot come from a CRL under the
             // fetch size limits; keep the rest in the side map.
@@ -145,8 +140,8 @@ mod tests {
         index.insert(&[0xff, 0x7f], entry(3));
         index.insert(&[0x42; 21], entry(4));
         index.shrink();
-        assert_eq!(index.len(), 3);
-        assert_eq!(index.get(&[0x01]), Some(entry(1)));
+        assert_eq!(index.len(), 4);
+        assert!(matches!(index.get(&[0x01]), Some(e) if e == entry(1) || e == entry(2)));
         assert_eq!(index.get(&[0xff, 0x7f]), Some(entry(3)));
         assert_eq!(index.get(&[0x42; 21]), Some(entry(4)));
         assert_eq!(index.get(&[0x00, 0x01]), None);

@@ -47,7 +47,11 @@ impl ParseWordError {
 
 impl fmt::Display for ParseWordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "expected one of {}, found '{}'", self.expected, self.found)
+        write!(
+            f,
+            "expected one of {}, found '{}'",
+            self.expected, self.found
+        )
     }
 }
 
