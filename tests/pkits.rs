@@ -37,10 +37,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("4.14.29", "unsupported_crl_scope"),
     ("4.14.30", "unsupported_indirect_crl"),
     ("4.14.33", "unsupported_indirect_crl"),
-    ("4.15.2", "unsupported_delta_crl"),
-    ("4.15.5", "unsupported_delta_crl"),
-    ("4.15.7", "unsupported_delta_crl"),
-    ("4.15.8", "unsupported_delta_crl"),
 ];
 
 fn run(case: &PkitsCase) -> (bool, String) {

@@ -439,7 +439,7 @@ impl Verifier {
                 failure = Some((code, detail, crl));
             }
         };
-        let mut delta_seen = false;
+        let mut deltas: Vec<Arc<VerifiedCrl>> = Vec::new();
         let mut held: Option<(RevokedEntry, Arc<VerifiedCrl>)> = None;
 
         for slot in self.crls.iter().filter(|s| s.issuer_key == cert.issuer_key) {
@@ -479,11 +479,24 @@ impl Verifier {
                     continue;
                 }
             };
+            if crl.delta_base().is_some() && crl.unsupported().is_none() {
+                // A delta CRL (RFC 5280 §5.2.4): combined with a complete CRL
+                // below. In a delta CRL, removeFromCRL un-revokes a hold
+                // (§5.3.1), so only other entries are revocations.
+                if let Some(entry) = crl.lookup(&cert.serial) {
+                    if entry.reason != Some(Reason::RemoveFromCrl) {
+                        return Check {
+                            outcome: Outcome::Revoked(entry),
+                            crl: Some(crl),
+                        };
+                    }
+                }
+                deltas.push(crl);
+                continue;
+            }
             if let Some(what) = crl.unsupported() {
                 // A CRL that says "revoked" is believed even when Vigil can't
-                // use it to say "good": failing closed. In a delta CRL,
-                // removeFromCRL un-revokes (RFC 5280 §5.3.1), so it is no
-                // revocation.
+                // use it to say "good": failing closed.
                 if let Some(entry) = crl.lookup(&cert.serial) {
                     if entry.reason != Some(Reason::RemoveFromCrl) {
                         return Check {
@@ -493,13 +506,6 @@ impl Verifier {
                     }
                 }
                 let (code, why) = match what {
-                    Unsupported::DeltaCrl => {
-                        delta_seen = true;
-                        (
-                            ReasonCode::UnsupportedDeltaCrl,
-                            "a delta CRL applies; delta CRLs are not supported".to_owned(),
-                        )
-                    }
                     Unsupported::IndirectCrl => (
                         ReasonCode::UnsupportedIndirectCrl,
                         "indirect CRLs are not supported".to_owned(),
@@ -520,14 +526,13 @@ impl Verifier {
                 // Revocation from verified data stands even if the data is
                 // stale. A hold may be released by a delta CRL, so it waits
                 // until every CRL was seen.
-                if entry.reason == Some(Reason::CertificateHold) {
-                    held = Some((entry, crl));
-                    continue;
+                if entry.reason != Some(Reason::CertificateHold) {
+                    return Check {
+                        outcome: Outcome::Revoked(entry),
+                        crl: Some(crl),
+                    };
                 }
-                return Check {
-                    outcome: Outcome::Revoked(entry),
-                    crl: Some(crl),
-                };
+                held = Some((entry, crl.clone()));
             }
             // §6.3.3 (a)(2) / §5.1.2.4-5: freshness.
             if crl.this_update() > now + CLOCK_SKEW_SECS {
@@ -561,24 +566,55 @@ impl Verifier {
             }
         }
 
-        if let (Some((entry, crl)), false) = (&held, delta_seen) {
-            return Check {
-                outcome: Outcome::Revoked(*entry),
-                crl: Some(crl.clone()),
-            };
+        let mut source = best_good.clone();
+        if let Some(delta) = deltas
+            .iter()
+            .max_by(|a, b| cmp_numbers(a.number(), b.number()))
+        {
+            // §6.3.3 (c): the newest delta CRL applies to a complete CRL whose
+            // number is at least the delta's BaseCRLNumber; otherwise the
+            // complete CRL misses revocations the delta assumes known.
+            let based = best_good.as_ref().is_some_and(|complete| {
+                cmp_numbers(complete.number(), delta.delta_base()) != std::cmp::Ordering::Less
+            });
+            let stale = delta.next_update().is_some_and(|next| next < now)
+                || delta.this_update() > now + CLOCK_SKEW_SECS;
+            if !based || stale {
+                let (code, detail) = if stale {
+                    (
+                        ReasonCode::RevocationDataStale,
+                        "the delta CRL is not current".to_owned(),
+                    )
+                } else {
+                    (
+                        ReasonCode::RevocationDataMissing,
+                        "no current complete CRL is the base of the delta CRL".to_owned(),
+                    )
+                };
+                return Check {
+                    outcome: Outcome::Failed(code, detail),
+                    crl: Some(delta.clone()),
+                };
+            }
+            if held.is_some()
+                && delta
+                    .lookup(&cert.serial)
+                    .is_some_and(|e| e.reason == Some(Reason::RemoveFromCrl))
+            {
+                held = None;
+            }
+            source = Some(delta.clone());
         }
-        if delta_seen {
-            let (code, detail, crl) =
-                failure.unwrap_or((ReasonCode::UnsupportedDeltaCrl, String::new(), None));
+        if let Some((entry, crl)) = held {
             return Check {
-                outcome: Outcome::Failed(code, detail),
-                crl,
+                outcome: Outcome::Revoked(entry),
+                crl: Some(crl),
             };
         }
         if mask & reasons::ALL == reasons::ALL {
             return Check {
                 outcome: Outcome::Good,
-                crl: best_good,
+                crl: source,
             };
         }
         if let Some(crl) = best_good {
@@ -837,6 +873,21 @@ impl Verifier {
                 .outcome,
             Outcome::Good
         )
+    }
+}
+
+/// Orders cRLNumbers (non-negative INTEGER content octets); an absent
+/// number sorts lowest.
+fn cmp_numbers(a: Option<&[u8]>, b: Option<&[u8]>) -> std::cmp::Ordering {
+    let trim = |n: &[u8]| -> Vec<u8> { n.iter().copied().skip_while(|b| *b == 0).collect() };
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(a), Some(b)) => {
+            let (a, b) = (trim(a), trim(b));
+            a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
+        }
     }
 }
 

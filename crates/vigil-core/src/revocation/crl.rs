@@ -108,8 +108,6 @@ pub enum Unsupported {
     CriticalExtension(String),
     /// An indirect CRL (indirectCRL, or entries with certificateIssuer).
     IndirectCrl,
-    /// A delta CRL (deltaCRLIndicator).
-    DeltaCrl,
     /// An issuingDistributionPoint using nameRelativeToCRLIssuer.
     RelativeDistributionPoint,
 }
@@ -239,7 +237,6 @@ impl<'a> ParsedCrl<'a> {
                     let n =
                         der::single(value, tag::INTEGER).map_err(malformed("deltaCRLIndicator"))?;
                     self.delta_base = Some(crl_number(n)?);
-                    self.mark(Unsupported::DeltaCrl);
                 }
                 oid::AUTHORITY_KEY_IDENTIFIER => {
                     let aki = der::single(value, tag::SEQUENCE)
