@@ -66,6 +66,11 @@ impl<'a> Reader<'a> {
         self.data.is_empty()
     }
 
+    /// The bytes not read yet.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.data
+    }
+
     pub(crate) fn peek_tag(&self) -> Option<u8> {
         self.data.first().copied()
     }

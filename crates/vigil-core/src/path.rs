@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter, KeyUsage};
@@ -51,7 +52,7 @@ impl fmt::Display for Usage {
 
 /// A validated path: leaf first, then intermediates, then the anchor.
 pub(crate) struct ValidatedPath {
-    pub(crate) certs: Vec<CertInfo>,
+    pub(crate) certs: Vec<Arc<CertInfo>>,
 }
 
 /// Why no valid path was found.
@@ -78,6 +79,7 @@ pub(crate) fn validate(
     at: UnixTime,
     usage: Usage,
     name: Option<&ServerName<'_>>,
+    known: &dyn Fn(&[u8]) -> Option<Arc<CertInfo>>,
 ) -> Result<ValidatedPath, PathFailure> {
     let fail = |code, detail: String| PathFailure { code, detail };
     let leaf_info = CertInfo::parse(leaf).map_err(|e| {
@@ -163,14 +165,17 @@ pub(crate) fn validate(
     }
 
     let mut certs = Vec::with_capacity(ders.len() + 2);
-    certs.push(leaf_info);
+    certs.push(Arc::new(leaf_info));
     for der in &ders {
-        let info = CertInfo::parse(der).map_err(|e| {
-            fail(
-                ReasonCode::MalformedCertificate,
-                format!("intermediate: {e}"),
-            )
-        })?;
+        let info = match known(der) {
+            Some(info) => info,
+            None => Arc::new(CertInfo::parse(der).map_err(|e| {
+                fail(
+                    ReasonCode::MalformedCertificate,
+                    format!("intermediate: {e}"),
+                )
+            })?),
+        };
         // RFC 5280 §4.2.1.3 and §6.1.4 (n): a CA key that signs certificates
         // must assert keyCertSign when keyUsage is present. webpki ignores
         // keyUsage, so it is checked here.
@@ -185,13 +190,13 @@ pub(crate) fn validate(
         }
         certs.push(info);
     }
-    let anchor = trust.anchor_info(anchor_index).ok_or_else(|| {
+    let anchor = trust.anchor_info(anchor_index).cloned().ok_or_else(|| {
         fail(
             ReasonCode::InvalidChain,
             "path ended at an unknown anchor".into(),
         )
     })?;
-    certs.push(anchor.clone());
+    certs.push(anchor);
     Ok(ValidatedPath { certs })
 }
 

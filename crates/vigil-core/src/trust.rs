@@ -1,6 +1,7 @@
 //! Trust anchors: the certificates a path must end at.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 
@@ -16,7 +17,7 @@ pub struct TrustStore {
 
 #[derive(Clone)]
 pub(crate) struct Anchor {
-    pub(crate) info: CertInfo,
+    pub(crate) info: Arc<CertInfo>,
 }
 
 impl TrustStore {
@@ -38,7 +39,9 @@ impl TrustStore {
             })?
             .to_owned();
         self.webpki.push(anchor);
-        self.anchors.push(Anchor { info });
+        self.anchors.push(Anchor {
+            info: Arc::new(info),
+        });
         Ok(true)
     }
 
@@ -83,11 +86,11 @@ impl TrustStore {
 
     /// Every anchor's parsed certificate.
     pub(crate) fn anchor_infos(&self) -> impl Iterator<Item = &CertInfo> {
-        self.anchors.iter().map(|a| &a.info)
+        self.anchors.iter().map(|a| a.info.as_ref())
     }
 
     /// The anchor at `index` of [`TrustStore::webpki_anchors`].
-    pub(crate) fn anchor_info(&self, index: usize) -> Option<&CertInfo> {
+    pub(crate) fn anchor_info(&self, index: usize) -> Option<&Arc<CertInfo>> {
         self.anchors.get(index).map(|a| &a.info)
     }
 

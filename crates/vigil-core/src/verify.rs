@@ -58,7 +58,7 @@ pub struct Verifier {
 }
 
 struct CaCert {
-    info: CertInfo,
+    info: Arc<CertInfo>,
     der: Vec<u8>,
 }
 
@@ -121,7 +121,7 @@ impl Verifier {
             }
         }
         self.cas.push(CaCert {
-            info,
+            info: Arc::new(info),
             der: der.as_ref().to_vec(),
         });
         self.bump();
@@ -142,7 +142,7 @@ impl Verifier {
         let signers: Vec<CrlSigner> = self
             .trust
             .anchor_infos()
-            .chain(self.cas.iter().map(|c| &c.info))
+            .chain(self.cas.iter().map(|c| c.info.as_ref()))
             .filter(|i| i.subject_key == slot.issuer_key)
             .map(CrlSigner::from_info)
             .collect();
@@ -274,7 +274,22 @@ impl Verifier {
             }
         };
         let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.max(0) as u64));
-        let path = match path::validate(&self.trust, leaf, rest, at, options.usage, name.as_ref()) {
+        // Intermediates seen before are not parsed again.
+        let known = |der: &[u8]| {
+            self.cas
+                .iter()
+                .find(|c| c.der == der)
+                .map(|c| c.info.clone())
+        };
+        let path = match path::validate(
+            &self.trust,
+            leaf,
+            rest,
+            at,
+            options.usage,
+            name.as_ref(),
+            &known,
+        ) {
             Ok(p) => p,
             Err(f) => return (rejected(Status::Invalid, f.code, f.detail), None),
         };
@@ -420,7 +435,7 @@ impl Verifier {
         &self,
         cert: &CertInfo,
         is_ca: bool,
-        path: &[CertInfo],
+        path: &[Arc<CertInfo>],
         issuer_at: usize,
         now: i64,
         depth: u8,
@@ -809,7 +824,7 @@ impl Verifier {
         &self,
         slot: &CrlSlot,
         cert: &CertInfo,
-        path: &[CertInfo],
+        path: &[Arc<CertInfo>],
         issuer_at: usize,
         now: i64,
         depth: u8,
@@ -853,7 +868,7 @@ impl Verifier {
     fn signer_is_valid(
         &self,
         signer: &CaCert,
-        path: &[CertInfo],
+        path: &[Arc<CertInfo>],
         issuer_at: usize,
         now: i64,
         depth: u8,

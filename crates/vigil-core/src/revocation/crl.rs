@@ -330,8 +330,14 @@ impl<'a> ParsedCrl<'a> {
         let Some(list) = self.revoked else {
             return Ok(SerialIndex::with_capacity(0));
         };
-        // An entry is at least 2 + 3 + 15 bytes; this bounds the estimate.
-        let mut index = SerialIndex::with_capacity(list.len() / 40);
+        // Count first (headers only) so the index is allocated once, exactly.
+        let mut count = 0usize;
+        let mut r = Reader::new(list);
+        while !r.is_empty() {
+            r.read_any().map_err(malformed("revokedCertificates"))?;
+            count += 1;
+        }
+        let mut index = SerialIndex::with_capacity(count);
         let mut r = Reader::new(list);
         while !r.is_empty() {
             let entry = r
@@ -341,44 +347,62 @@ impl<'a> ParsedCrl<'a> {
             let serial = e.read(tag::INTEGER).map_err(malformed("userCertificate"))?;
             let serial = der::integer(serial).map_err(malformed("userCertificate"))?;
             let revoked_at = read_time(&mut e).map_err(malformed("revocationDate"))?;
-            let mut reason = None;
-            if let Some(exts) = e
-                .read_optional(tag::SEQUENCE)
-                .map_err(malformed("crlEntryExtensions"))?
-            {
-                for_each_extension(exts, |id, critical, value| {
-                    match id {
-                        oid::REASON_CODE => {
-                            let code = der::single(value, tag::ENUMERATED)
-                                .map_err(malformed("reasonCode"))?;
-                            reason = match code {
-                                [c] => Reason::from_code(*c),
-                                _ => None,
-                            };
-                            if reason.is_none() {
-                                return Err(CrlError::Malformed {
-                                    detail: "unknown reasonCode".into(),
-                                });
-                            }
-                        }
-                        oid::INVALIDITY_DATE => {}
-                        oid::CERTIFICATE_ISSUER => {
-                            unsupported.get_or_insert(Unsupported::IndirectCrl);
-                        }
-                        other if critical => {
-                            unsupported
-                                .get_or_insert(Unsupported::CriticalExtension(dotted(other)));
-                        }
-                        _ => {}
-                    }
-                    Ok(())
-                })?;
-            }
-            e.finish().map_err(malformed("revokedCertificate"))?;
+            let rest = e.rest();
+            let reason = match rest {
+                [] => None,
+                // The common shape, a lone non-critical reasonCode, decoded
+                // without the generic walk (same checks, a fraction of the cost).
+                [0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a, 0x01, code] => {
+                    Some(Reason::from_code(*code).ok_or_else(unknown_reason)?)
+                }
+                _ => self.entry_extensions(&mut e, unsupported)?,
+            };
             index.insert(serial, RevokedEntry { revoked_at, reason });
         }
-        index.shrink();
         Ok(index)
+    }
+
+    /// crlEntryExtensions (RFC 5280 §5.3) in general form.
+    fn entry_extensions(
+        &self,
+        e: &mut Reader<'_>,
+        unsupported: &mut Option<Unsupported>,
+    ) -> Result<Option<Reason>, CrlError> {
+        let mut reason = None;
+        if let Some(exts) = e
+            .read_optional(tag::SEQUENCE)
+            .map_err(malformed("crlEntryExtensions"))?
+        {
+            for_each_extension(exts, |id, critical, value| {
+                match id {
+                    oid::REASON_CODE => {
+                        let code =
+                            der::single(value, tag::ENUMERATED).map_err(malformed("reasonCode"))?;
+                        reason = Some(match code {
+                            [c] => Reason::from_code(*c).ok_or_else(unknown_reason)?,
+                            _ => return Err(unknown_reason()),
+                        });
+                    }
+                    oid::INVALIDITY_DATE => {}
+                    oid::CERTIFICATE_ISSUER => {
+                        unsupported.get_or_insert(Unsupported::IndirectCrl);
+                    }
+                    other if critical => {
+                        unsupported.get_or_insert(Unsupported::CriticalExtension(dotted(other)));
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })?;
+        }
+        e.finish().map_err(malformed("revokedCertificate"))?;
+        Ok(reason)
+    }
+}
+
+fn unknown_reason() -> CrlError {
+    CrlError::Malformed {
+        detail: "unknown reasonCode".into(),
     }
 }
 

@@ -82,14 +82,6 @@ impl SerialIndex {
         });
     }
 
-    pub(crate) fn shrink(&mut self) {
-        self.slots.shrink_to_fit();
-        let hasher = &self.hasher;
-        let slots = &self.slots;
-        self.table
-            .shrink_to_fit(|&i| hasher.hash_one(slot_serial(&slots[i as usize])));
-    }
-
     /// The entry for `serial` (raw INTEGER content octets), if listed.
     pub(crate) fn get(&self, serial: &[u8]) -> Option<RevokedEntry> {
         if serial.len() > INLINE || !self.long.is_empty() {
@@ -139,7 +131,6 @@ mod tests {
         index.insert(&[0x01], entry(2));
         index.insert(&[0xff, 0x7f], entry(3));
         index.insert(&[0x42; 21], entry(4));
-        index.shrink();
         assert_eq!(index.len(), 4);
         assert!(matches!(index.get(&[0x01]), Some(e) if e == entry(1) || e == entry(2)));
         assert_eq!(index.get(&[0xff, 0x7f]), Some(entry(3)));
