@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cache;
 mod cert;
 mod der;
 pub mod input;

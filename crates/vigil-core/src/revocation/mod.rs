@@ -4,6 +4,7 @@
 pub(crate) mod crl;
 mod index;
 pub(crate) mod policy;
+pub(crate) mod status;
 
 pub use crl::{CrlError, CrlSigner, ParsedCrl, VerifiedCrl};
 pub use index::RevokedEntry;

@@ -1,0 +1,509 @@
+//! Revocation status of one certificate from the loaded CRLs (RFC 5280
+//! §6.3.3): which CRLs are authoritative for it, signed by an acceptable
+//! key, in scope and fresh, and what they say.
+
+use std::sync::Arc;
+
+use crate::cert::CertInfo;
+use crate::revocation::crl::Unsupported;
+use crate::revocation::{
+    reasons, CrlError, CrlSigner, ParsedCrl, Reason, RevokedEntry, VerifiedCrl,
+};
+use crate::verdict::{rfc3339, ReasonCode};
+use crate::verify::Verifier;
+
+/// Tolerated clock difference for a CRL's thisUpdate lying in the future.
+pub(crate) const CLOCK_SKEW_SECS: i64 = 300;
+
+pub(crate) struct CaCert {
+    pub(crate) info: Arc<CertInfo>,
+    pub(crate) der: Vec<u8>,
+}
+
+/// One loaded CRL: verified against each candidate signer known so far, or
+/// kept raw until a signer turns up.
+pub(crate) struct CrlSlot {
+    pub(crate) issuer_key: Vec<u8>,
+    pub(crate) verified: Vec<Arc<VerifiedCrl>>,
+    pub(crate) pending: Option<Arc<[u8]>>,
+    pub(crate) failures: Vec<([u8; 32], CrlError)>,
+}
+
+impl Verifier {
+    /// RFC 5280 §6.3.3: the status of `cert`, issued by `path[issuer_at]`,
+    /// from every loaded CRL of the issuer's name. `depth` counts how many
+    /// CRL-signer certificates are being checked above this one.
+    pub(crate) fn check_cert(
+        &self,
+        cert: &CertInfo,
+        is_ca: bool,
+        path: &[Arc<CertInfo>],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> Check {
+        let issuer = &path[issuer_at];
+        let implicit = [crate::cert::DistributionPoint::default()];
+        let dps: &[crate::cert::DistributionPoint] = cert.crl_dps.as_deref().unwrap_or(&implicit);
+        let mut mask = 0u16;
+        let mut best_good: Option<Arc<VerifiedCrl>> = None;
+        let mut failure: Option<(ReasonCode, String, Option<Arc<VerifiedCrl>>)> = None;
+        let mut fail = |code: ReasonCode, detail: String, crl: Option<Arc<VerifiedCrl>>| {
+            if failure
+                .as_ref()
+                .is_none_or(|(c, ..)| code.rank() > c.rank())
+            {
+                failure = Some((code, detail, crl));
+            }
+        };
+        let mut deltas: Vec<Arc<VerifiedCrl>> = Vec::new();
+        let mut held: Option<(RevokedEntry, Arc<VerifiedCrl>)> = None;
+
+        for slot in self.crls.iter().filter(|s| s.issuer_key == cert.issuer_key) {
+            let crl = match self.crl_from_accepted_signer(slot, cert, path, issuer_at, now, depth) {
+                Ok(crl) => crl,
+                Err(SlotError::OtherSigner) => {
+                    fail(
+                        ReasonCode::UnsupportedCrlSigner,
+                        "the CRL is signed by another key of the issuer's name whose certificate could not be validated".into(),
+                        None,
+                    );
+                    continue;
+                }
+                Err(SlotError::Crl(CrlError::SignerNotCrlSigner)) => {
+                    fail(
+                        ReasonCode::CrlSignerNotAuthorized,
+                        format!("issuer {} may not sign CRLs (no cRLSign)", issuer.subject),
+                        None,
+                    );
+                    continue;
+                }
+                Err(SlotError::Crl(e)) => {
+                    fail(
+                        ReasonCode::CrlSignatureInvalid,
+                        format!("CRL of {} rejected: {e}", issuer.subject),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            // §6.3.3 (b)(2): the CRL's scope must cover this certificate.
+            let dp_reasons = match crl_covers(&crl, cert, dps, is_ca) {
+                Scope::Covers(reasons) => reasons,
+                Scope::Outside => continue,
+                Scope::Unsupported(code, why) => {
+                    fail(code, why, Some(crl.clone()));
+                    continue;
+                }
+            };
+            if crl.delta_base().is_some() && crl.unsupported().is_none() {
+                // A delta CRL (RFC 5280 §5.2.4): combined with a complete CRL
+                // below. In a delta CRL, removeFromCRL un-revokes a hold
+                // (§5.3.1), so only other entries are revocations.
+                if let Some(entry) = crl.lookup(&cert.serial) {
+                    if entry.reason != Some(Reason::RemoveFromCrl) {
+                        return Check {
+                            outcome: Outcome::Revoked(entry),
+                            crl: Some(crl),
+                        };
+                    }
+                }
+                deltas.push(crl);
+                continue;
+            }
+            if let Some(what) = crl.unsupported() {
+                // A CRL that says "revoked" is believed even when Vigil can't
+                // use it to say "good": failing closed.
+                if let Some(entry) = crl.lookup(&cert.serial) {
+                    if entry.reason != Some(Reason::RemoveFromCrl) {
+                        return Check {
+                            outcome: Outcome::Revoked(entry),
+                            crl: Some(crl),
+                        };
+                    }
+                }
+                let (code, why) = match what {
+                    Unsupported::IndirectCrl => (
+                        ReasonCode::UnsupportedIndirectCrl,
+                        "indirect CRLs are not supported".to_owned(),
+                    ),
+                    Unsupported::CriticalExtension(oid) => (
+                        ReasonCode::UnsupportedCriticalCrlExtension,
+                        format!("the CRL has an unsupported critical extension {oid}"),
+                    ),
+                    Unsupported::RelativeDistributionPoint => (
+                        ReasonCode::UnsupportedCrlScope,
+                        "nameRelativeToCRLIssuer distribution points are not supported".to_owned(),
+                    ),
+                };
+                fail(code, why, Some(crl.clone()));
+                continue;
+            }
+            if let Some(entry) = crl.lookup(&cert.serial) {
+                // Revocation from verified data stands even if the data is
+                // stale. A hold may be released by a delta CRL, so it waits
+                // until every CRL was seen.
+                if entry.reason != Some(Reason::CertificateHold) {
+                    return Check {
+                        outcome: Outcome::Revoked(entry),
+                        crl: Some(crl),
+                    };
+                }
+                held = Some((entry, crl.clone()));
+            }
+            // §6.3.3 (a)(2) / §5.1.2.4-5: freshness.
+            if crl.this_update() > now + CLOCK_SKEW_SECS {
+                fail(
+                    ReasonCode::RevocationDataNotYetValid,
+                    format!(
+                        "the CRL's thisUpdate {} is in the future",
+                        rfc3339(crl.this_update())
+                    ),
+                    Some(crl.clone()),
+                );
+                continue;
+            }
+            if crl.next_update().is_some_and(|next| next < now) {
+                fail(
+                    ReasonCode::RevocationDataStale,
+                    format!(
+                        "the CRL expired at {}",
+                        rfc3339(crl.next_update().unwrap_or_default())
+                    ),
+                    Some(crl.clone()),
+                );
+                continue;
+            }
+            mask |= crl.reasons() & dp_reasons;
+            if best_good
+                .as_ref()
+                .is_none_or(|b| crl.this_update() > b.this_update())
+            {
+                best_good = Some(crl);
+            }
+        }
+
+        let mut source = best_good.clone();
+        if let Some(delta) = deltas
+            .iter()
+            .max_by(|a, b| cmp_numbers(a.number(), b.number()))
+        {
+            // §6.3.3 (c): the newest delta CRL applies to a complete CRL whose
+            // number is at least the delta's BaseCRLNumber; otherwise the
+            // complete CRL misses revocations the delta assumes known.
+            let based = best_good.as_ref().is_some_and(|complete| {
+                cmp_numbers(complete.number(), delta.delta_base()) != std::cmp::Ordering::Less
+            });
+            let stale = delta.next_update().is_some_and(|next| next < now)
+                || delta.this_update() > now + CLOCK_SKEW_SECS;
+            if !based || stale {
+                let (code, detail) = if stale {
+                    (
+                        ReasonCode::RevocationDataStale,
+                        "the delta CRL is not current".to_owned(),
+                    )
+                } else {
+                    (
+                        ReasonCode::RevocationDataMissing,
+                        "no current complete CRL is the base of the delta CRL".to_owned(),
+                    )
+                };
+                return Check {
+                    outcome: Outcome::Failed(code, detail),
+                    crl: Some(delta.clone()),
+                };
+            }
+            if held.is_some()
+                && delta
+                    .lookup(&cert.serial)
+                    .is_some_and(|e| e.reason == Some(Reason::RemoveFromCrl))
+            {
+                held = None;
+            }
+            source = Some(delta.clone());
+        }
+        if let Some((entry, crl)) = held {
+            return Check {
+                outcome: Outcome::Revoked(entry),
+                crl: Some(crl),
+            };
+        }
+        if mask & reasons::ALL == reasons::ALL {
+            return Check {
+                outcome: Outcome::Good,
+                crl: source,
+            };
+        }
+        if let Some(crl) = best_good {
+            if failure.is_none() {
+                return Check {
+                    outcome: Outcome::Failed(
+                        ReasonCode::UnsupportedCrlScope,
+                        "the CRLs found cover only some revocation reasons".into(),
+                    ),
+                    crl: Some(crl),
+                };
+            }
+        }
+        if let Some((code, detail, crl)) = failure {
+            return Check {
+                outcome: Outcome::Failed(code, detail),
+                crl,
+            };
+        }
+        if dps.iter().all(|d| d.has_crl_issuer) {
+            return Check {
+                outcome: Outcome::Failed(
+                    ReasonCode::UnsupportedIndirectCrl,
+                    "the certificate's CRLs are issued by a separate CRL issuer (indirect CRL)"
+                        .into(),
+                ),
+                crl: None,
+            };
+        }
+        Check {
+            outcome: Outcome::Failed(
+                ReasonCode::RevocationDataMissing,
+                format!("no CRL from {} covers it", cert.issuer),
+            ),
+            crl: None,
+        }
+    }
+}
+
+pub(crate) struct Check {
+    pub(crate) outcome: Outcome,
+    pub(crate) crl: Option<Arc<VerifiedCrl>>,
+}
+
+pub(crate) enum Outcome {
+    Good,
+    Revoked(RevokedEntry),
+    Failed(ReasonCode, String),
+}
+
+enum Scope {
+    Covers(u16),
+    Outside,
+    Unsupported(ReasonCode, String),
+}
+
+/// RFC 5280 §6.3.3 (b)(2) and (d): does this CRL's issuingDistributionPoint
+/// cover the certificate, and for which reasons.
+fn crl_covers(
+    crl: &VerifiedCrl,
+    cert: &CertInfo,
+    dps: &[crate::cert::DistributionPoint],
+    is_ca: bool,
+) -> Scope {
+    let Some(idp) = crl.scope() else {
+        // No IDP: a complete CRL for every certificate of the issuer. A
+        // certificate whose distribution points all name another CRL issuer
+        // is not covered by the issuer's own CRL.
+        if dps.iter().all(|d| d.has_crl_issuer) {
+            return Scope::Outside;
+        }
+        return Scope::Covers(reasons_of(dps.iter().filter(|d| !d.has_crl_issuer)));
+    };
+    if idp.only_attribute || (idp.only_user && is_ca) || (idp.only_ca && !is_ca) {
+        return Scope::Outside;
+    }
+    let matching: Vec<&crate::cert::DistributionPoint> = if idp.full_names.is_empty() {
+        dps.iter().filter(|d| !d.has_crl_issuer).collect()
+    } else {
+        dps.iter()
+            .filter(|d| !d.has_crl_issuer)
+            .filter(|d| {
+                if d.full_names.is_empty() && !d.relative_name {
+                    // Implicit point: the CRL issuer's name is the DP name.
+                    idp.full_names
+                        .iter()
+                        .any(|n| directory_name_is(n, &cert.issuer_der))
+                } else {
+                    d.full_names.iter().any(|n| idp.full_names.contains(n))
+                }
+            })
+            .collect()
+    };
+    if matching.is_empty() {
+        if dps.iter().any(|d| d.relative_name) {
+            return Scope::Unsupported(
+                ReasonCode::UnsupportedCrlScope,
+                "nameRelativeToCRLIssuer distribution points are not supported".into(),
+            );
+        }
+        return Scope::Outside;
+    }
+    Scope::Covers(reasons_of(matching.into_iter()))
+}
+
+fn reasons_of<'a>(dps: impl Iterator<Item = &'a crate::cert::DistributionPoint>) -> u16 {
+    dps.fold(0u16, |acc, d| acc | d.reasons.unwrap_or(reasons::ALL))
+}
+
+/// Whether a GeneralName (DER) is directoryName [4] holding `name`.
+fn directory_name_is(general_name: &[u8], name: &[u8]) -> bool {
+    let mut r = crate::der::Reader::new(general_name);
+    match r.read_any() {
+        Ok((0xa4, inner, _)) => crate::name::names_match(inner, name),
+        _ => false,
+    }
+}
+
+enum SlotError {
+    OtherSigner,
+    Crl(CrlError),
+}
+
+impl CrlSlot {
+    pub(crate) fn try_parsed(&mut self, parsed: &ParsedCrl<'_>, signer: &CrlSigner) {
+        if self
+            .verified
+            .iter()
+            .any(|v| v.signer_fingerprint() == &signer.fingerprint)
+            || self.failures.iter().any(|(f, _)| f == &signer.fingerprint)
+        {
+            return;
+        }
+        match parsed.verify(signer) {
+            Ok(v) => self.verified.push(Arc::new(v)),
+            Err(e) => self.failures.push((signer.fingerprint, e)),
+        }
+    }
+
+    pub(crate) fn try_signer(&mut self, signer: &CrlSigner) {
+        let Some(der) = self.pending.clone() else {
+            return;
+        };
+        if let Ok(parsed) = ParsedCrl::from_der(&der) {
+            self.try_parsed(&parsed, signer);
+        }
+        if !self.verified.is_empty() {
+            self.pending = None;
+        }
+    }
+
+    /// This CRL as verified by `issuer`'s key, verifying a pending CRL now.
+    fn for_signer(&self, issuer: &CertInfo) -> Result<Arc<VerifiedCrl>, SlotError> {
+        if let Some(v) = self
+            .verified
+            .iter()
+            .find(|v| v.signer_fingerprint() == &issuer.sha256)
+        {
+            return Ok(v.clone());
+        }
+        if let Some((_, e)) = self.failures.iter().find(|(f, _)| f == &issuer.sha256) {
+            return Err(SlotError::Crl(e.clone()));
+        }
+        if let Some(der) = &self.pending {
+            // Issuer first seen in this chain: verify now (not memoised, as
+            // the chain's certificates are not retained).
+            let parsed = ParsedCrl::from_der(der).map_err(SlotError::Crl)?;
+            return parsed
+                .verify(&CrlSigner::from_info(issuer))
+                .map(Arc::new)
+                .map_err(SlotError::Crl);
+        }
+        if !self.verified.is_empty() {
+            return Err(SlotError::OtherSigner);
+        }
+        Err(SlotError::Crl(
+            self.failures
+                .last()
+                .map(|(_, e)| e.clone())
+                .unwrap_or(CrlError::BadSignature),
+        ))
+    }
+}
+
+impl Verifier {
+    /// RFC 5280 §6.3.3 (f): the CRL must be signed by the certificate's
+    /// issuer, or by another key of the same name whose certificate is
+    /// itself validated: a certificate of the validated path (a rolled-over
+    /// key, §6.1 self-issued), or a separate CRL-signing certificate issued
+    /// by a CA of the path, currently valid and itself not revoked.
+    fn crl_from_accepted_signer(
+        &self,
+        slot: &CrlSlot,
+        cert: &CertInfo,
+        path: &[Arc<CertInfo>],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> Result<Arc<VerifiedCrl>, SlotError> {
+        let direct = slot.for_signer(&path[issuer_at]);
+        if !matches!(
+            direct,
+            Err(SlotError::OtherSigner)
+                | Err(SlotError::Crl(
+                    CrlError::SignerNotCrlSigner | CrlError::BadSignature
+                ))
+        ) {
+            return direct;
+        }
+        for crl in &slot.verified {
+            let fp = crl.signer_fingerprint();
+            if path[issuer_at..]
+                .iter()
+                .any(|p| &p.sha256 == fp && p.subject_key == cert.issuer_key)
+            {
+                return Ok(crl.clone());
+            }
+            if depth == 0 {
+                if let Some(signer) = self.cas.iter().find(|c| &c.info.sha256 == fp) {
+                    if self.signer_is_valid(signer, path, issuer_at, now, depth) {
+                        return Ok(crl.clone());
+                    }
+                }
+            }
+        }
+        match direct {
+            Err(SlotError::Crl(CrlError::BadSignature)) if !slot.verified.is_empty() => {
+                Err(SlotError::OtherSigner)
+            }
+            other => other,
+        }
+    }
+
+    /// A separate CRL signer must chain to a certificate of the validated
+    /// path, be valid now, and not be revoked itself.
+    fn signer_is_valid(
+        &self,
+        signer: &CaCert,
+        path: &[Arc<CertInfo>],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> bool {
+        let info = &signer.info;
+        if now < info.not_before || now > info.not_after {
+            return false;
+        }
+        let Some(parent_at) = (issuer_at..path.len()).find(|&j| {
+            path[j].subject_key == info.issuer_key
+                && crate::cert::signed_by(&signer.der, &path[j].spki_der)
+        }) else {
+            return false;
+        };
+        matches!(
+            self.check_cert(info, info.is_ca, path, parent_at, now, depth + 1)
+                .outcome,
+            Outcome::Good
+        )
+    }
+}
+
+/// Orders cRLNumbers (non-negative INTEGER content octets); an absent
+/// number sorts lowest.
+fn cmp_numbers(a: Option<&[u8]>, b: Option<&[u8]>) -> std::cmp::Ordering {
+    let trim = |n: &[u8]| -> Vec<u8> { n.iter().copied().skip_while(|b| *b == 0).collect() };
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(a), Some(b)) => {
+            let (a, b) = (trim(a), trim(b));
+            a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
+        }
+    }
+}
