@@ -115,6 +115,8 @@ pub enum LeafUsage {
     Both,
     /// No extended key usage extension at all.
     None,
+    /// `id-kp-OCSPSigning` only: a delegated OCSP responder (RFC 6960 §4.2.2.2).
+    OcspSigning,
 }
 
 /// Everything needed to issue one certificate (leaf or CA).
@@ -482,6 +484,7 @@ fn params_for(
                     ExtendedKeyUsagePurpose::ClientAuth,
                 ],
                 LeafUsage::None => Vec::new(),
+                LeafUsage::OcspSigning => vec![ExtendedKeyUsagePurpose::OcspSigning],
             };
         }
     }

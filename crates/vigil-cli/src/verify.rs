@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Args, ValueEnum};
+use vigil_core::revocation::OcspError;
 use vigil_core::{
     input, CrlLoad, Depth, RevocationPolicy, Usage, Verdict, Verifier, VerifyOptions,
 };
@@ -85,11 +86,6 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
         Some(text) => parse_time(text)?,
         None => SystemTime::now(),
     };
-    if !args.ocsp_response.is_empty() {
-        return Err(UsageError(
-            "--ocsp-response: OCSP response verification is not available in this build yet".into(),
-        ));
-    }
     // --offline: this build never fetches, so both modes use only the files.
     let _ = args.offline;
 
@@ -113,6 +109,19 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
                 Ok(CrlLoad::Verified { .. } | CrlLoad::Pending | CrlLoad::Rejected(_)) => {}
                 Err(e) => return Err(UsageError(format!("{source}: {e}"))),
             }
+        }
+    }
+    for path in &args.ocsp_response {
+        let bytes = input::read_file(path)?;
+        let source = path.display().to_string();
+        match verifier.add_ocsp_response(&bytes) {
+            Ok(_) => {}
+            // A well-formed answer that carries no status (tryLater, ...)
+            // is no revocation data; the verdict says what is missing.
+            Err(e @ (OcspError::NotSuccessful { .. } | OcspError::UnsupportedResponseType)) => {
+                eprintln!("vigil: warning: {source}: {e}; ignored");
+            }
+            Err(e) => return Err(UsageError(format!("{source}: {e}"))),
         }
     }
     let options = VerifyOptions {
@@ -194,8 +203,18 @@ pub(crate) fn render_text(v: &Verdict) -> String {
         if let Some(reason) = &r.reason {
             let _ = write!(out, " ({reason})");
         }
-        if let Some(next) = &r.next_update {
-            let _ = write!(out, ", CRL next update {next}");
+        let source = serde_json::to_value(r.source)
+            .ok()
+            .and_then(|s| s.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        match &r.next_update {
+            Some(next) => {
+                let _ = write!(out, " via {source}, next update {next}");
+            }
+            None if source != "none" => {
+                let _ = write!(out, " via {source}");
+            }
+            None => {}
         }
         out.push('\n');
     }

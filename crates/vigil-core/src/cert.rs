@@ -47,6 +47,8 @@ pub(crate) struct CertInfo {
     pub(crate) key_usage: Option<u16>,
     pub(crate) is_ca: bool,
     pub(crate) crl_dps: Option<Vec<DistributionPoint>>,
+    /// extendedKeyUsage includes id-kp-OCSPSigning.
+    pub(crate) ocsp_signing: bool,
     pub(crate) sha256: [u8; 32],
 }
 
@@ -97,6 +99,7 @@ impl CertInfo {
             key_usage,
             is_ca: cert.is_ca(),
             crl_dps,
+            ocsp_signing: matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.ocsp_signing),
             sha256: sha256(der),
         })
     }
@@ -166,4 +169,16 @@ pub(crate) fn signed_by(cert_der: &[u8], spki: &[u8]) -> bool {
     parts().is_some_and(|(tbs, alg, sig)| {
         crate::revocation::crl::verify_signature(spki, alg, tbs, sig).is_ok()
     })
+}
+
+/// The subjectPublicKey BIT STRING value of a SubjectPublicKeyInfo (what
+/// OCSP key hashes cover, RFC 6960 §4.1.1).
+pub(crate) fn public_key_bits(spki: &[u8]) -> Option<&[u8]> {
+    let mut r = Reader::new(der::single(spki, tag::SEQUENCE).ok()?);
+    r.read(tag::SEQUENCE).ok()?;
+    let bits = r.read(tag::BIT_STRING).ok()?;
+    match bits.split_first() {
+        Some((0, key)) => Some(key),
+        _ => None,
+    }
 }

@@ -41,6 +41,9 @@ pub enum Status {
 /// | `revocation_data_stale` | rejected | unknown | the only covering CRL is past its nextUpdate |
 /// | `revocation_data_not_yet_valid` | rejected | unknown | the covering CRL's thisUpdate is in the future |
 /// | `crl_signer_not_authorized` | rejected | unknown | the CRL issuer's key usage lacks cRLSign |
+/// | `ocsp_unknown` | rejected | unknown | the OCSP responder answered `unknown` for the certificate (not good) |
+/// | `ocsp_signature_invalid` | rejected | invalid | an OCSP answer for the certificate does not verify (never soft-failed) |
+/// | `ocsp_responder_not_authorized` | rejected | invalid | an OCSP answer is signed by neither the issuer nor a responder it delegated to (never soft-failed) |
 /// | `crl_signature_invalid` | rejected | invalid | a CRL for the issuer does not verify with its key (never soft-failed) |
 /// | `unsupported_delta_crl` | rejected | unknown | a delta CRL applies; delta CRLs are not supported |
 /// | `unsupported_indirect_crl` | rejected | unknown | only an indirect CRL (or a cRLIssuer distribution point) could cover the certificate |
@@ -80,6 +83,9 @@ pub enum ReasonCode {
     RevocationDataNotYetValid,
     CrlSignerNotAuthorized,
     CrlSignatureInvalid,
+    OcspUnknown,
+    OcspSignatureInvalid,
+    OcspResponderNotAuthorized,
     UnsupportedDeltaCrl,
     UnsupportedIndirectCrl,
     UnsupportedCriticalCrlExtension,
@@ -127,6 +133,12 @@ const CODES: &[(ReasonCode, &str)] = &[
         "crl_signer_not_authorized",
     ),
     (ReasonCode::CrlSignatureInvalid, "crl_signature_invalid"),
+    (ReasonCode::OcspUnknown, "ocsp_unknown"),
+    (ReasonCode::OcspSignatureInvalid, "ocsp_signature_invalid"),
+    (
+        ReasonCode::OcspResponderNotAuthorized,
+        "ocsp_responder_not_authorized",
+    ),
     (ReasonCode::UnsupportedDeltaCrl, "unsupported_delta_crl"),
     (
         ReasonCode::UnsupportedIndirectCrl,
@@ -209,6 +221,7 @@ impl ReasonCode {
                 | Self::RevocationDataStale
                 | Self::RevocationDataNotYetValid
                 | Self::CrlSignerNotAuthorized
+                | Self::OcspUnknown
                 | Self::UnsupportedDeltaCrl
                 | Self::UnsupportedIndirectCrl
                 | Self::UnsupportedCriticalCrlExtension
@@ -222,7 +235,10 @@ impl ReasonCode {
     pub(crate) fn rank(self) -> u8 {
         match self {
             Self::Revoked => 100,
-            Self::CrlSignatureInvalid => 90,
+            Self::CrlSignatureInvalid
+            | Self::OcspSignatureInvalid
+            | Self::OcspResponderNotAuthorized => 90,
+            Self::OcspUnknown => 65,
             Self::UnsupportedDeltaCrl
             | Self::UnsupportedIndirectCrl
             | Self::UnsupportedCriticalCrlExtension

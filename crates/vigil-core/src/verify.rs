@@ -9,12 +9,13 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use crate::cache::{cache_key, VerdictCache};
 use crate::cert::{hex, CertInfo};
 use crate::path::{self, Usage, ValidatedPath};
-use crate::revocation::status::{CaCert, CrlSlot, Outcome, CLOCK_SKEW_SECS};
-use crate::revocation::{CrlError, CrlSigner, Depth, ParsedCrl, RevocationPolicy, VerifiedCrl};
+use crate::revocation::status::{CaCert, CrlSlot, OcspSlot, Outcome, CLOCK_SKEW_SECS};
+use crate::revocation::{
+    CrlError, CrlSigner, Depth, OcspError, ParsedCrl, ParsedOcsp, RevocationPolicy, VerifiedCrl,
+};
 use crate::trust::TrustStore;
 use crate::verdict::{
-    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
-    Verdict,
+    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Status, Verdict,
 };
 use crate::InputError;
 
@@ -41,6 +42,7 @@ pub struct Verifier {
     trust: TrustStore,
     pub(crate) cas: Vec<CaCert>,
     pub(crate) crls: Vec<CrlSlot>,
+    pub(crate) ocsp: Vec<OcspSlot>,
     generation: u64,
     cache: Mutex<VerdictCache>,
     /// Seed of the cache-key hash: random per verifier, fixed for its life.
@@ -70,6 +72,7 @@ impl Verifier {
             trust,
             cas: Vec::new(),
             crls: Vec::new(),
+            ocsp: Vec::new(),
             generation: 0,
             cache: Mutex::new(VerdictCache::default()),
             seed: hashbrown::DefaultHashBuilder::default(),
@@ -136,6 +139,21 @@ impl Verifier {
         self.crls.push(slot);
         self.bump();
         Ok(load)
+    }
+
+    /// Loads an OCSP response (DER) to use as if stapled: parsed now, its
+    /// signature verified against each chain's issuer when used (RFC 6960).
+    /// Returns how many certificates it answers for.
+    pub fn add_ocsp_response(&mut self, der: &[u8]) -> Result<usize, OcspError> {
+        let parsed = ParsedOcsp::from_der(der)?;
+        let responses = parsed.responses().to_vec();
+        let n = responses.len();
+        self.ocsp.push(OcspSlot {
+            der: der.to_vec(),
+            responses,
+        });
+        self.bump();
+        Ok(n)
     }
 
     /// Adds an already verified CRL.
@@ -304,25 +322,18 @@ impl Verifier {
         for i in 0..in_scope {
             let cert = &path.certs[i];
             let check = self.check_cert(cert, i > 0, &path.certs, i + 1, now, 0);
+            let (this_update, next_update) = check.times();
             let result = RevocationResult {
                 serial: hex(&cert.serial),
                 subject: cert.subject.clone(),
-                source: if check.crl.is_some() {
-                    Source::Crl
-                } else {
-                    Source::None
-                },
+                source: check.source(),
                 status: match &check.outcome {
                     Outcome::Good => CertStatus::Good,
                     Outcome::Revoked(_) => CertStatus::Revoked,
                     Outcome::Failed(..) => CertStatus::Unknown,
                 },
-                this_update: check.crl.as_ref().map(|c| rfc3339(c.this_update())),
-                next_update: check
-                    .crl
-                    .as_ref()
-                    .and_then(|c| c.next_update())
-                    .map(rfc3339),
+                this_update: this_update.map(rfc3339),
+                next_update: next_update.map(rfc3339),
                 reason: match &check.outcome {
                     Outcome::Good => None,
                     Outcome::Revoked(e) => {
@@ -338,11 +349,11 @@ impl Verifier {
             results.push(result);
             let (code, detail) = match check.outcome {
                 Outcome::Good => {
-                    if let Some(crl) = &check.crl {
-                        if let Some(next) = crl.next_update() {
-                            valid_until = valid_until.min(next);
-                        }
-                        valid_from = valid_from.max(crl.this_update() - CLOCK_SKEW_SECS);
+                    if let Some(next) = next_update {
+                        valid_until = valid_until.min(next);
+                    }
+                    if let Some(this) = this_update {
+                        valid_from = valid_from.max(this - CLOCK_SKEW_SECS);
                     }
                     continue;
                 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use crate::cert::CertInfo;
 use crate::revocation::crl::Unsupported;
 use crate::revocation::{
-    reasons, CrlError, CrlSigner, ParsedCrl, Reason, RevokedEntry, VerifiedCrl,
+    reasons, CrlError, CrlSigner, OcspCertStatus, OcspError, ParsedCrl, Reason, RevokedEntry,
+    VerifiedCrl,
 };
-use crate::verdict::{rfc3339, ReasonCode};
+use crate::verdict::{rfc3339, ReasonCode, Source};
 use crate::verify::Verifier;
 
 /// Tolerated clock difference for a CRL's thisUpdate lying in the future.
@@ -34,6 +35,42 @@ impl Verifier {
     /// from every loaded CRL of the issuer's name. `depth` counts how many
     /// CRL-signer certificates are being checked above this one.
     pub(crate) fn check_cert(
+        &self,
+        cert: &CertInfo,
+        is_ca: bool,
+        path: &[Arc<CertInfo>],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> Check {
+        // Every verified source is consulted: "revoked" from either wins;
+        // otherwise a good answer from either decides (OCSP first).
+        let ocsp = self.check_ocsp(cert, &path[issuer_at], now);
+        if let Some(
+            check @ Check {
+                outcome: Outcome::Revoked(_),
+                ..
+            },
+        ) = ocsp
+        {
+            return check;
+        }
+        let crl = self.check_crls(cert, is_ca, path, issuer_at, now, depth);
+        match (ocsp, &crl.outcome) {
+            (_, Outcome::Revoked(_)) | (None, _) => crl,
+            (Some(o), _) if matches!(o.outcome, Outcome::Good) => o,
+            (Some(_), Outcome::Good) => crl,
+            (Some(o), Outcome::Failed(..)) => {
+                if o.rank() > crl.rank() {
+                    o
+                } else {
+                    crl
+                }
+            }
+        }
+    }
+
+    fn check_crls(
         &self,
         cert: &CertInfo,
         is_ca: bool,
@@ -105,6 +142,7 @@ impl Verifier {
                         return Check {
                             outcome: Outcome::Revoked(entry),
                             crl: Some(crl),
+                            ocsp: None,
                         };
                     }
                 }
@@ -119,6 +157,7 @@ impl Verifier {
                         return Check {
                             outcome: Outcome::Revoked(entry),
                             crl: Some(crl),
+                            ocsp: None,
                         };
                     }
                 }
@@ -147,6 +186,7 @@ impl Verifier {
                     return Check {
                         outcome: Outcome::Revoked(entry),
                         crl: Some(crl),
+                        ocsp: None,
                     };
                 }
                 held = Some((entry, crl.clone()));
@@ -211,6 +251,7 @@ impl Verifier {
                 return Check {
                     outcome: Outcome::Failed(code, detail),
                     crl: Some(delta.clone()),
+                    ocsp: None,
                 };
             }
             if held.is_some()
@@ -226,12 +267,14 @@ impl Verifier {
             return Check {
                 outcome: Outcome::Revoked(entry),
                 crl: Some(crl),
+                ocsp: None,
             };
         }
         if mask & reasons::ALL == reasons::ALL {
             return Check {
                 outcome: Outcome::Good,
                 crl: source,
+                ocsp: None,
             };
         }
         if let Some(crl) = best_good {
@@ -242,6 +285,7 @@ impl Verifier {
                         "the CRLs found cover only some revocation reasons".into(),
                     ),
                     crl: Some(crl),
+                    ocsp: None,
                 };
             }
         }
@@ -249,6 +293,7 @@ impl Verifier {
             return Check {
                 outcome: Outcome::Failed(code, detail),
                 crl,
+                ocsp: None,
             };
         }
         if dps.iter().all(|d| d.has_crl_issuer) {
@@ -259,6 +304,7 @@ impl Verifier {
                         .into(),
                 ),
                 crl: None,
+                ocsp: None,
             };
         }
         Check {
@@ -267,6 +313,7 @@ impl Verifier {
                 format!("no CRL from {} covers it", cert.issuer),
             ),
             crl: None,
+            ocsp: None,
         }
     }
 }
@@ -274,6 +321,135 @@ impl Verifier {
 pub(crate) struct Check {
     pub(crate) outcome: Outcome,
     pub(crate) crl: Option<Arc<VerifiedCrl>>,
+    /// thisUpdate and nextUpdate of the OCSP answer that decided, if one did.
+    pub(crate) ocsp: Option<(i64, Option<i64>)>,
+}
+
+impl Check {
+    /// Where the answer came from.
+    pub(crate) fn source(&self) -> Source {
+        if self.ocsp.is_some() {
+            Source::Ocsp
+        } else if self.crl.is_some() {
+            Source::Crl
+        } else {
+            Source::None
+        }
+    }
+
+    /// thisUpdate and nextUpdate of the data used.
+    pub(crate) fn times(&self) -> (Option<i64>, Option<i64>) {
+        match (&self.ocsp, &self.crl) {
+            (Some((this, next)), _) => (Some(*this), *next),
+            (None, Some(crl)) => (Some(crl.this_update()), crl.next_update()),
+            (None, None) => (None, None),
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match &self.outcome {
+            Outcome::Good => 0,
+            Outcome::Revoked(_) => ReasonCode::Revoked.rank(),
+            Outcome::Failed(code, _) => code.rank(),
+        }
+    }
+}
+
+/// Maximum age of an OCSP answer without nextUpdate (RFC 5019 §4 leaves
+/// it to the client).
+pub(crate) const OCSP_MAX_AGE_SECS: i64 = 24 * 3600;
+
+/// An OCSP response given to the verifier, parsed at load time.
+pub(crate) struct OcspSlot {
+    pub(crate) der: Vec<u8>,
+    pub(crate) responses: Vec<crate::revocation::SingleResponse>,
+}
+
+impl Verifier {
+    /// The status of `cert` from OCSP answers matching its CertID, if any:
+    /// the response must verify (RFC 6960 §3.2, §4.2.2.2) and be current.
+    fn check_ocsp(&self, cert: &CertInfo, issuer: &CertInfo, now: i64) -> Option<Check> {
+        let mut best: Option<Check> = None;
+        let mut consider = |check: Check| {
+            let better = match &best {
+                None => true,
+                Some(b) => match (&check.outcome, &b.outcome) {
+                    (Outcome::Good, Outcome::Good) => check.times().0 > b.times().0,
+                    (Outcome::Good, _) => b.rank() < ReasonCode::CrlSignatureInvalid.rank(),
+                    _ => check.rank() > b.rank(),
+                },
+            };
+            if better {
+                best = Some(check);
+            }
+        };
+        for slot in &self.ocsp {
+            for single in slot.responses.iter().filter(|r| r.is_for(cert, issuer)) {
+                let times = Some((single.this_update, single.next_update));
+                let failed = |code, detail: String| Check {
+                    outcome: Outcome::Failed(code, detail),
+                    crl: None,
+                    ocsp: times,
+                };
+                let verified = crate::revocation::ParsedOcsp::from_der(&slot.der)
+                    .and_then(|parsed| parsed.verify(issuer, now));
+                if let Err(e) = verified {
+                    let code = match e {
+                        OcspError::UnauthorizedResponder { .. } => {
+                            ReasonCode::OcspResponderNotAuthorized
+                        }
+                        _ => ReasonCode::OcspSignatureInvalid,
+                    };
+                    consider(failed(code, e.to_string()));
+                    continue;
+                }
+                match single.status {
+                    // A verified "revoked" stands even when the answer is old.
+                    OcspCertStatus::Revoked { at, reason } => {
+                        return Some(Check {
+                            outcome: Outcome::Revoked(RevokedEntry {
+                                revoked_at: at,
+                                reason,
+                            }),
+                            crl: None,
+                            ocsp: times,
+                        })
+                    }
+                    OcspCertStatus::Unknown => consider(failed(
+                        ReasonCode::OcspUnknown,
+                        "the OCSP responder does not know the certificate".into(),
+                    )),
+                    OcspCertStatus::Good => {
+                        // RFC 6960 §3.2 (4)-(5) and RFC 5019 §4: current answers only.
+                        let expires = single
+                            .next_update
+                            .unwrap_or(single.this_update + OCSP_MAX_AGE_SECS);
+                        if single.this_update > now + CLOCK_SKEW_SECS {
+                            consider(failed(
+                                ReasonCode::RevocationDataNotYetValid,
+                                format!(
+                                    "the OCSP answer's thisUpdate {} is in the future",
+                                    rfc3339(single.this_update)
+                                ),
+                            ));
+                        } else if expires + CLOCK_SKEW_SECS < now {
+                            consider(failed(
+                                ReasonCode::RevocationDataStale,
+                                format!("the OCSP answer expired at {}", rfc3339(expires)),
+                            ));
+                        } else {
+                            consider(Check {
+                                outcome: Outcome::Good,
+                                crl: None,
+                                ocsp: Some((single.this_update, Some(expires))),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
 }
 
 pub(crate) enum Outcome {
