@@ -26,17 +26,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("4.6.14", "unsupported_ca_end_entity"),
     ("4.6.15", "unsupported_self_issued_intermediate"),
     ("4.6.17", "unsupported_self_issued_intermediate"),
-    ("4.14.4", "unsupported_crl_scope"),
-    ("4.14.5", "unsupported_crl_scope"),
-    ("4.14.7", "unsupported_crl_scope"),
     ("4.14.13", "unsupported_ca_end_entity"),
-    ("4.14.22", "unsupported_indirect_crl"),
-    ("4.14.24", "unsupported_indirect_crl"),
-    ("4.14.25", "unsupported_indirect_crl"),
-    ("4.14.28", "unsupported_indirect_crl"),
-    ("4.14.29", "unsupported_crl_scope"),
-    ("4.14.30", "unsupported_indirect_crl"),
-    ("4.14.33", "unsupported_indirect_crl"),
+    ("4.14.30", "unsupported_crl_signer"),
 ];
 
 fn run(case: &PkitsCase) -> (bool, String) {

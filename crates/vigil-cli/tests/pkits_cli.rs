@@ -67,5 +67,5 @@ fn pkits_through_the_binary() {
     }
     eprintln!("PKITS via vigil verify: {as_expected} as expected, {unsupported} unsupported (fail closed)");
     assert!(failures.is_empty(), "{failures:#?}");
-    assert!(as_expected >= 97, "regression: {as_expected} as expected");
+    assert!(as_expected >= 106, "regression: {as_expected} as expected");
 }

@@ -21,12 +21,12 @@ const OID_CRL_DP: &[u8] = &[0x55, 0x1d, 0x1f];
 pub(crate) struct DistributionPoint {
     /// fullName GeneralNames, each as DER.
     pub(crate) full_names: Vec<Vec<u8>>,
-    /// nameRelativeToCRLIssuer was used.
-    pub(crate) relative_name: bool,
+    /// nameRelativeToCRLIssuer, as a DER RelativeDistinguishedName.
+    pub(crate) relative_name: Option<Vec<u8>>,
     /// reasons, when the point covers only some.
     pub(crate) reasons: Option<u16>,
-    /// cRLIssuer is present: the CRL is indirect.
-    pub(crate) has_crl_issuer: bool,
+    /// cRLIssuer GeneralNames (each as DER): the CRL is indirect.
+    pub(crate) crl_issuer: Option<Vec<Vec<u8>>>,
 }
 
 /// Parsed, owned facts about one certificate.
@@ -91,7 +91,7 @@ impl CertInfo {
             issuer_key: crate::name::key_of(cert.issuer()),
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
-            serial: cert.raw_serial().to_vec(),
+            serial: minimal_integer(cert.raw_serial()).to_vec(),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             spki_der: cert.public_key().raw.to_vec(),
@@ -132,8 +132,13 @@ fn parse_crl_dps(value: &[u8]) -> Option<Vec<DistributionPoint>> {
         if let Some(bits) = dp.read_optional(0x81).ok()? {
             point.reasons = Some(reasons::from_bit_string(bits)?);
         }
-        if dp.read_optional(0xa2).ok()?.is_some() {
-            point.has_crl_issuer = true;
+        if let Some(names) = dp.read_optional(0xa2).ok()? {
+            let mut g = Reader::new(names);
+            let mut list = Vec::new();
+            while !g.is_empty() {
+                list.push(g.read_any().ok()?.2.to_vec());
+            }
+            point.crl_issuer = Some(list);
         }
         dp.finish().ok()?;
         out.push(point);
@@ -180,5 +185,35 @@ pub(crate) fn public_key_bits(spki: &[u8]) -> Option<&[u8]> {
     match bits.split_first() {
         Some((0, key)) => Some(key),
         _ => None,
+    }
+}
+
+/// The minimal two's-complement form of INTEGER content octets: a
+/// certificate whose serial carries redundant leading octets (not DER, but
+/// accepted by path validators) still matches CRL entries and OCSP CertIDs,
+/// which are parsed strictly.
+pub(crate) fn minimal_integer(mut value: &[u8]) -> &[u8] {
+    while let [first, second, ..] = value {
+        if (*first == 0x00 && second & 0x80 == 0) || (*first == 0xff && second & 0x80 != 0) {
+            value = &value[1..];
+        } else {
+            break;
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minimal_integer;
+
+    #[test]
+    fn integers_are_reduced_to_minimal_form() {
+        assert_eq!(minimal_integer(&[0x00, 0x00, 0x01]), &[0x01]);
+        assert_eq!(minimal_integer(&[0x00, 0x80]), &[0x00, 0x80]);
+        assert_eq!(minimal_integer(&[0xff, 0xff, 0x80]), &[0x80]);
+        assert_eq!(minimal_integer(&[0xff, 0x7f]), &[0xff, 0x7f]);
+        assert_eq!(minimal_integer(&[0x00]), &[0x00]);
+        assert_eq!(minimal_integer(&[]), &[] as &[u8]);
     }
 }

@@ -172,6 +172,23 @@ pub(crate) fn single(data: &[u8], expected: u8) -> Result<&[u8], DerError> {
     Ok(value)
 }
 
+/// Encodes one element (definite, minimal length).
+pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
 /// DER BOOLEAN (X.690 §11.1: TRUE is 0xff).
 pub(crate) fn boolean(value: &[u8]) -> Result<bool, DerError> {
     match value {
@@ -318,5 +335,8 @@ mod tests {
         );
         assert_eq!(small_unsigned(&[0x00, 0x80]), Ok(128));
         assert!(integer(&[0x00, 0x01]).is_err());
+        let long = encode(tag::OCTET_STRING, &[7u8; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(single(&long, tag::OCTET_STRING).map(<[u8]>::len), Ok(300));
     }
 }

@@ -45,11 +45,11 @@ pub enum Status {
 /// | `ocsp_signature_invalid` | rejected | invalid | an OCSP answer for the certificate does not verify (never soft-failed) |
 /// | `ocsp_responder_not_authorized` | rejected | invalid | an OCSP answer is signed by neither the issuer nor a responder it delegated to (never soft-failed) |
 /// | `crl_signature_invalid` | rejected | invalid | a CRL for the issuer does not verify with its key (never soft-failed) |
-/// | `unsupported_delta_crl` | rejected | unknown | a delta CRL applies; delta CRLs are not supported |
-/// | `unsupported_indirect_crl` | rejected | unknown | only an indirect CRL (or a cRLIssuer distribution point) could cover the certificate |
+/// | `unsupported_delta_crl` | rejected | unknown | a delta CRL Vigil cannot combine with a complete CRL (reserved; not emitted by this version) |
+/// | `unsupported_indirect_crl` | rejected | unknown | the CRL lists certificateIssuer entries without being marked indirect (RFC 5280 §5.3.3) |
 /// | `unsupported_critical_crl_extension` | rejected | unknown | the CRL has a critical (entry) extension Vigil cannot process |
-/// | `unsupported_crl_scope` | rejected | unknown | CRL scoping Vigil does not implement (relative distribution point names, reason partitions left incomplete) |
-/// | `unsupported_crl_signer` | rejected | unknown | the CRL is signed by a key other than the issuer's certificate key |
+/// | `unsupported_crl_scope` | rejected | unknown | the CRLs in scope cover only some revocation reasons (onlySomeReasons partitions left incomplete) |
+/// | `unsupported_crl_signer` | rejected | unknown | the CRL is signed by another key (separate CRL signer, indirect CRL issuer) whose certificate could not be validated |
 /// | `unknown_issuer` | rejected | invalid | no path to a trust anchor |
 /// | `unsupported_name_matching` | rejected | invalid | names chain only after RFC 5280 §7.1 normalization, which path building does not do |
 /// | `bad_signature` | rejected | invalid | a certificate's signature does not verify |

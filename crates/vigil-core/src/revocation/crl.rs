@@ -5,6 +5,7 @@
 //! rustls-webpki's algorithm table) and then builds a hash index of the
 //! revoked serials, so that later lookups never touch the signature again.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -85,8 +86,8 @@ fn malformed(what: &str) -> impl Fn(DerError) -> CrlError + '_ {
 pub struct IdpScope {
     /// fullName GeneralNames, each the DER of one GeneralName.
     pub full_names: Vec<Vec<u8>>,
-    /// The distributionPoint is nameRelativeToCRLIssuer (not supported).
-    pub relative_name: bool,
+    /// nameRelativeToCRLIssuer, as a DER RelativeDistinguishedName.
+    pub relative_name: Option<Vec<u8>>,
     /// onlyContainsUserCerts
     pub only_user: bool,
     /// onlyContainsCACerts
@@ -106,10 +107,9 @@ pub struct IdpScope {
 pub enum Unsupported {
     /// A critical CRL or entry extension Vigil cannot process (dotted OID).
     CriticalExtension(String),
-    /// An indirect CRL (indirectCRL, or entries with certificateIssuer).
+    /// certificateIssuer entries in a CRL that is not marked indirect
+    /// (RFC 5280 §5.3.3 allows them only in indirect CRLs).
     IndirectCrl,
-    /// An issuingDistributionPoint using nameRelativeToCRLIssuer.
-    RelativeDistributionPoint,
 }
 
 /// A CRL whose structure was parsed but whose signature is not yet verified.
@@ -250,12 +250,6 @@ impl<'a> ParsedCrl<'a> {
                 }
                 oid::ISSUING_DISTRIBUTION_POINT => {
                     let idp = parse_idp(value)?;
-                    if idp.indirect {
-                        self.mark(Unsupported::IndirectCrl);
-                    }
-                    if idp.relative_name {
-                        self.mark(Unsupported::RelativeDistributionPoint);
-                    }
                     self.idp = Some(idp);
                 }
                 oid::FRESHEST_CRL => self.freshest = true,
@@ -308,6 +302,7 @@ impl<'a> ParsedCrl<'a> {
         verify_signature(&signer.spki, self.sig_alg, self.tbs, self.signature)?;
         let mut unsupported = self.unsupported.clone();
         let index = self.index_entries(&mut unsupported)?;
+        let issuer_key = crate::name::name_key(self.issuer);
         Ok(VerifiedCrl {
             issuer: self.issuer.to_vec(),
             this_update: self.this_update,
@@ -319,17 +314,23 @@ impl<'a> ParsedCrl<'a> {
             unsupported,
             signer_fingerprint: signer.fingerprint,
             index,
+            issuer_key,
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
         })
     }
 
-    fn index_entries(
-        &self,
-        unsupported: &mut Option<Unsupported>,
-    ) -> Result<SerialIndex, CrlError> {
+    fn index_entries(&self, unsupported: &mut Option<Unsupported>) -> Result<Index, CrlError> {
+        let indirect = self.idp.as_ref().is_some_and(|i| i.indirect);
         let Some(list) = self.revoked else {
-            return Ok(SerialIndex::with_capacity(0));
+            return Ok(if indirect {
+                Index::Indirect(HashMap::new())
+            } else {
+                Index::Direct(SerialIndex::with_capacity(0))
+            });
         };
+        if indirect {
+            return self.index_indirect(list).map(Index::Indirect);
+        }
         // Count first (headers only) so the index is allocated once, exactly.
         let mut count = 0usize;
         let mut r = Reader::new(list);
@@ -359,7 +360,65 @@ impl<'a> ParsedCrl<'a> {
             };
             index.insert(serial, RevokedEntry { revoked_at, reason });
         }
-        Ok(index)
+        Ok(Index::Direct(index))
+    }
+
+    /// An indirect CRL (RFC 5280 §5.2.5, §5.3.3): each entry belongs to the
+    /// certificate issuer named by the nearest certificateIssuer extension
+    /// at or before it, or to the CRL issuer before the first one.
+    fn index_indirect(&self, list: &[u8]) -> Result<IndirectIndex, CrlError> {
+        let mut map = HashMap::new();
+        let mut current = crate::name::name_key(self.issuer);
+        let mut r = Reader::new(list);
+        while !r.is_empty() {
+            let entry = r
+                .read(tag::SEQUENCE)
+                .map_err(malformed("revokedCertificate"))?;
+            let mut e = Reader::new(entry);
+            let serial = e.read(tag::INTEGER).map_err(malformed("userCertificate"))?;
+            let serial = der::integer(serial).map_err(malformed("userCertificate"))?;
+            let revoked_at = read_time(&mut e).map_err(malformed("revocationDate"))?;
+            let mut reason = None;
+            if let Some(exts) = e
+                .read_optional(tag::SEQUENCE)
+                .map_err(malformed("crlEntryExtensions"))?
+            {
+                for_each_extension(exts, |id, critical, value| {
+                    match id {
+                        oid::REASON_CODE => {
+                            reason = Some(
+                                match der::single(value, tag::ENUMERATED)
+                                    .map_err(malformed("reasonCode"))?
+                                {
+                                    [c] => Reason::from_code(*c).ok_or_else(unknown_reason)?,
+                                    _ => return Err(unknown_reason()),
+                                },
+                            );
+                        }
+                        oid::CERTIFICATE_ISSUER => {
+                            current = directory_name_key(value).ok_or(CrlError::Malformed {
+                                detail: "certificateIssuer without a directoryName".into(),
+                            })?;
+                        }
+                        oid::INVALIDITY_DATE => {}
+                        other if critical => {
+                            return Err(CrlError::Malformed {
+                                detail: format!(
+                                    "unsupported critical CRL entry extension {}",
+                                    dotted(other)
+                                ),
+                            })
+                        }
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+            }
+            e.finish().map_err(malformed("revokedCertificate"))?;
+            map.entry((current.clone(), serial.to_vec()))
+                .or_insert(RevokedEntry { revoked_at, reason });
+        }
+        Ok(map)
     }
 
     /// crlEntryExtensions (RFC 5280 §5.3) in general form.
@@ -406,6 +465,31 @@ fn unknown_reason() -> CrlError {
     }
 }
 
+/// Revoked entries: by serial, or for indirect CRLs by (certificate
+/// issuer's name key, serial).
+enum Index {
+    Direct(SerialIndex),
+    Indirect(IndirectIndex),
+}
+
+/// (certificate issuer's name key, serial) -> entry.
+type IndirectIndex = HashMap<(Vec<u8>, Vec<u8>), RevokedEntry>;
+
+/// A DistributionPointName: fullName GeneralNames (each as DER), or the
+/// nameRelativeToCRLIssuer RDN (as a DER SET).
+pub(crate) type DistributionPointName = (Vec<Vec<u8>>, Option<Vec<u8>>);
+
+/// The name key of the first directoryName in GeneralNames (DER).
+pub(crate) fn directory_name_key(general_names: &[u8]) -> Option<Vec<u8>> {
+    let mut r = Reader::new(der::single(general_names, tag::SEQUENCE).ok()?);
+    while !r.is_empty() {
+        if let (0xa4, inner, _) = r.read_any().ok()? {
+            return Some(crate::name::name_key(inner));
+        }
+    }
+    None
+}
+
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 /// A CRL whose signature, issuer and signer were verified. Only
@@ -420,7 +504,8 @@ pub struct VerifiedCrl {
     freshest: bool,
     unsupported: Option<Unsupported>,
     signer_fingerprint: [u8; 32],
-    index: SerialIndex,
+    index: Index,
+    issuer_key: Vec<u8>,
     serial: u64,
 }
 
@@ -477,22 +562,53 @@ impl VerifiedCrl {
 
     /// Number of revoked entries.
     pub fn len(&self) -> usize {
-        self.index.len()
+        match &self.index {
+            Index::Direct(i) => i.len(),
+            Index::Indirect(m) => m.len(),
+        }
     }
 
     /// Whether the CRL lists no certificate.
     pub fn is_empty(&self) -> bool {
-        self.index.len() == 0
+        self.len() == 0
     }
 
-    /// The entry for a certificate serial (raw INTEGER content octets).
+    /// The entry for a certificate serial (raw INTEGER content octets)
+    /// issued by the CRL issuer itself.
     pub fn lookup(&self, serial: &[u8]) -> Option<RevokedEntry> {
-        self.index.get(serial)
+        match &self.index {
+            Index::Direct(i) => i.get(serial),
+            Index::Indirect(m) => m.get(&(self.issuer_key.clone(), serial.to_vec())).copied(),
+        }
+    }
+
+    /// The entry for a certificate of the issuer whose name key is given
+    /// (indirect CRLs list certificates of several issuers).
+    pub(crate) fn lookup_cert(&self, issuer_key: &[u8], serial: &[u8]) -> Option<RevokedEntry> {
+        match &self.index {
+            Index::Direct(i) if issuer_key == self.issuer_key.as_slice() => i.get(serial),
+            Index::Direct(_) => None,
+            Index::Indirect(m) => m.get(&(issuer_key.to_vec(), serial.to_vec())).copied(),
+        }
+    }
+
+    /// Whether this is an indirect CRL (issuingDistributionPoint indirectCRL).
+    pub fn is_indirect(&self) -> bool {
+        matches!(self.index, Index::Indirect(_))
+    }
+
+    /// The RFC 5280 §7.1 comparison key of the issuer name.
+    pub(crate) fn issuer_key(&self) -> &[u8] {
+        &self.issuer_key
     }
 
     /// Heap bytes retained by this CRL's index.
     pub fn retained_bytes(&self) -> usize {
-        self.index.heap_bytes() + self.issuer.len()
+        let index = match &self.index {
+            Index::Direct(i) => i.heap_bytes(),
+            Index::Indirect(m) => m.iter().map(|((a, b), _)| a.len() + b.len() + 64).sum(),
+        };
+        index + self.issuer.len() + self.issuer_key.len()
     }
 
     /// A process-unique identity of this loaded CRL, for cache keys.
@@ -514,7 +630,7 @@ impl fmt::Debug for VerifiedCrl {
         f.debug_struct("VerifiedCrl")
             .field("this_update", &self.this_update)
             .field("next_update", &self.next_update)
-            .field("entries", &self.index.len())
+            .field("entries", &self.len())
             .finish_non_exhaustive()
     }
 }
@@ -670,8 +786,9 @@ fn parse_idp(value: &[u8]) -> Result<IdpScope, CrlError> {
 }
 
 /// DistributionPointName ::= CHOICE { fullName [0] GeneralNames,
-/// nameRelativeToCRLIssuer [1] RDN }. Returns each GeneralName's DER.
-pub(crate) fn distribution_point_name(dpn: &[u8]) -> Result<(Vec<Vec<u8>>, bool), DerError> {
+/// nameRelativeToCRLIssuer [1] RDN }. Returns each GeneralName's DER, or
+/// the relative name as a DER RelativeDistinguishedName (a SET).
+pub(crate) fn distribution_point_name(dpn: &[u8]) -> Result<DistributionPointName, DerError> {
     let mut r = Reader::new(dpn);
     let (t, value, _) = r.read_any()?;
     r.finish()?;
@@ -683,9 +800,10 @@ pub(crate) fn distribution_point_name(dpn: &[u8]) -> Result<(Vec<Vec<u8>>, bool)
                 let (_, _, whole) = g.read_any()?;
                 names.push(whole.to_vec());
             }
-            Ok((names, false))
+            Ok((names, None))
         }
-        0xa1 => Ok((Vec::new(), true)),
+        // [1] IMPLICIT RelativeDistinguishedName: re-tag as a SET.
+        0xa1 => Ok((Vec::new(), Some(der::encode(0x31, value)))),
         found => Err(DerError::UnexpectedTag {
             expected: 0xa0,
             found,

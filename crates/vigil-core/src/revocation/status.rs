@@ -96,7 +96,19 @@ impl Verifier {
         let mut deltas: Vec<Arc<VerifiedCrl>> = Vec::new();
         let mut held: Option<(RevokedEntry, Arc<VerifiedCrl>)> = None;
 
-        for slot in self.crls.iter().filter(|s| s.issuer_key == cert.issuer_key) {
+        // Candidate CRLs: the issuer's own, and those of every cRLIssuer its
+        // distribution points name (indirect CRLs, RFC 5280 §5.2.5).
+        let crl_issuers: Vec<Vec<u8>> = dps
+            .iter()
+            .filter_map(|d| d.crl_issuer.as_ref())
+            .flatten()
+            .filter_map(|n| directory_key(n))
+            .collect();
+        for slot in self
+            .crls
+            .iter()
+            .filter(|s| s.issuer_key == cert.issuer_key || crl_issuers.contains(&s.issuer_key))
+        {
             let crl = match self.crl_from_accepted_signer(slot, cert, path, issuer_at, now, depth) {
                 Ok(crl) => crl,
                 Err(SlotError::OtherSigner) => {
@@ -128,16 +140,12 @@ impl Verifier {
             let dp_reasons = match crl_covers(&crl, cert, dps, is_ca) {
                 Scope::Covers(reasons) => reasons,
                 Scope::Outside => continue,
-                Scope::Unsupported(code, why) => {
-                    fail(code, why, Some(crl.clone()));
-                    continue;
-                }
             };
             if crl.delta_base().is_some() && crl.unsupported().is_none() {
                 // A delta CRL (RFC 5280 §5.2.4): combined with a complete CRL
                 // below. In a delta CRL, removeFromCRL un-revokes a hold
                 // (§5.3.1), so only other entries are revocations.
-                if let Some(entry) = crl.lookup(&cert.serial) {
+                if let Some(entry) = crl.lookup_cert(&cert.issuer_key, &cert.serial) {
                     if entry.reason != Some(Reason::RemoveFromCrl) {
                         return Check {
                             outcome: Outcome::Revoked(entry),
@@ -152,7 +160,7 @@ impl Verifier {
             if let Some(what) = crl.unsupported() {
                 // A CRL that says "revoked" is believed even when Vigil can't
                 // use it to say "good": failing closed.
-                if let Some(entry) = crl.lookup(&cert.serial) {
+                if let Some(entry) = crl.lookup_cert(&cert.issuer_key, &cert.serial) {
                     if entry.reason != Some(Reason::RemoveFromCrl) {
                         return Check {
                             outcome: Outcome::Revoked(entry),
@@ -170,15 +178,11 @@ impl Verifier {
                         ReasonCode::UnsupportedCriticalCrlExtension,
                         format!("the CRL has an unsupported critical extension {oid}"),
                     ),
-                    Unsupported::RelativeDistributionPoint => (
-                        ReasonCode::UnsupportedCrlScope,
-                        "nameRelativeToCRLIssuer distribution points are not supported".to_owned(),
-                    ),
                 };
                 fail(code, why, Some(crl.clone()));
                 continue;
             }
-            if let Some(entry) = crl.lookup(&cert.serial) {
+            if let Some(entry) = crl.lookup_cert(&cert.issuer_key, &cert.serial) {
                 // Revocation from verified data stands even if the data is
                 // stale. A hold may be released by a delta CRL, so it waits
                 // until every CRL was seen.
@@ -256,7 +260,7 @@ impl Verifier {
             }
             if held.is_some()
                 && delta
-                    .lookup(&cert.serial)
+                    .lookup_cert(&cert.issuer_key, &cert.serial)
                     .is_some_and(|e| e.reason == Some(Reason::RemoveFromCrl))
             {
                 held = None;
@@ -293,17 +297,6 @@ impl Verifier {
             return Check {
                 outcome: Outcome::Failed(code, detail),
                 crl,
-                ocsp: None,
-            };
-        }
-        if dps.iter().all(|d| d.has_crl_issuer) {
-            return Check {
-                outcome: Outcome::Failed(
-                    ReasonCode::UnsupportedIndirectCrl,
-                    "the certificate's CRLs are issued by a separate CRL issuer (indirect CRL)"
-                        .into(),
-                ),
-                crl: None,
                 ocsp: None,
             };
         }
@@ -461,69 +454,117 @@ pub(crate) enum Outcome {
 enum Scope {
     Covers(u16),
     Outside,
-    Unsupported(ReasonCode, String),
 }
 
-/// RFC 5280 §6.3.3 (b)(2) and (d): does this CRL's issuingDistributionPoint
-/// cover the certificate, and for which reasons.
+/// RFC 5280 §6.3.3 (b) and (d): does this CRL cover the certificate, and
+/// for which reasons.
 fn crl_covers(
     crl: &VerifiedCrl,
     cert: &CertInfo,
     dps: &[crate::cert::DistributionPoint],
     is_ca: bool,
 ) -> Scope {
+    // (b)(1): a distribution point naming a cRLIssuer is served by that
+    // issuer's indirect CRL; one without is served by the certificate
+    // issuer's own CRL.
+    let direct = crl.issuer_key() == cert.issuer_key.as_slice();
+    let applicable: Vec<&crate::cert::DistributionPoint> = dps
+        .iter()
+        .filter(|d| match &d.crl_issuer {
+            None => direct,
+            Some(names) => {
+                crl.is_indirect()
+                    && names
+                        .iter()
+                        .any(|n| directory_key(n).as_deref() == Some(crl.issuer_key()))
+            }
+        })
+        .collect();
+    if applicable.is_empty() {
+        return Scope::Outside;
+    }
     let Some(idp) = crl.scope() else {
-        // No IDP: a complete CRL for every certificate of the issuer. A
-        // certificate whose distribution points all name another CRL issuer
-        // is not covered by the issuer's own CRL.
-        if dps.iter().all(|d| d.has_crl_issuer) {
-            return Scope::Outside;
-        }
-        return Scope::Covers(reasons_of(dps.iter().filter(|d| !d.has_crl_issuer)));
+        // No IDP: a complete CRL for every certificate of its issuer.
+        return Scope::Covers(reasons_of(applicable.into_iter()));
     };
     if idp.only_attribute || (idp.only_user && is_ca) || (idp.only_ca && !is_ca) {
         return Scope::Outside;
     }
-    let matching: Vec<&crate::cert::DistributionPoint> = if idp.full_names.is_empty() {
-        dps.iter().filter(|d| !d.has_crl_issuer).collect()
-    } else {
-        dps.iter()
-            .filter(|d| !d.has_crl_issuer)
-            .filter(|d| {
-                if d.full_names.is_empty() && !d.relative_name {
-                    // Implicit point: the CRL issuer's name is the DP name.
-                    idp.full_names
-                        .iter()
-                        .any(|n| directory_name_is(n, &cert.issuer_der))
-                } else {
-                    d.full_names.iter().any(|n| idp.full_names.contains(n))
-                }
-            })
-            .collect()
+    // (b)(2)(i): when the IDP names a distribution point, one of its names
+    // must match one of the certificate's point's names, or, for a point
+    // without a name, one of its cRLIssuer names (the certificate issuer
+    // when there is no cRLIssuer). Relative names are completed with the
+    // CRL issuer's (resp. the point's cRLIssuer's or certificate issuer's)
+    // name.
+    let idp_names: Vec<Vec<u8>> = match &idp.relative_name {
+        Some(rdn) => append_rdn(crl.issuer(), rdn).into_iter().collect(),
+        None => idp.full_names.clone(),
     };
+    if idp_names.is_empty() {
+        return Scope::Covers(reasons_of(applicable.into_iter()));
+    }
+    let matching: Vec<&crate::cert::DistributionPoint> = applicable
+        .into_iter()
+        .filter(|d| {
+            let base = d
+                .crl_issuer
+                .as_ref()
+                .and_then(|names| names.iter().find_map(|n| directory_inner(n)))
+                .unwrap_or(&cert.issuer_der);
+            let dp_names: Vec<Vec<u8>> = match (&d.relative_name, d.full_names.is_empty()) {
+                (Some(rdn), _) => append_rdn(base, rdn).into_iter().collect(),
+                (None, false) => d.full_names.clone(),
+                (None, true) => match &d.crl_issuer {
+                    Some(names) => names.clone(),
+                    None => vec![crate::der::encode(0xa4, &cert.issuer_der)],
+                },
+            };
+            dp_names
+                .iter()
+                .any(|a| idp_names.iter().any(|b| general_names_match(a, b)))
+        })
+        .collect();
     if matching.is_empty() {
-        if dps.iter().any(|d| d.relative_name) {
-            return Scope::Unsupported(
-                ReasonCode::UnsupportedCrlScope,
-                "nameRelativeToCRLIssuer distribution points are not supported".into(),
-            );
-        }
         return Scope::Outside;
     }
     Scope::Covers(reasons_of(matching.into_iter()))
 }
 
-fn reasons_of<'a>(dps: impl Iterator<Item = &'a crate::cert::DistributionPoint>) -> u16 {
-    dps.fold(0u16, |acc, d| acc | d.reasons.unwrap_or(reasons::ALL))
+/// A directoryName GeneralName for `name` (DER Name) with `rdn` appended
+/// (RFC 5280 §4.2.1.13, nameRelativeToCRLIssuer).
+fn append_rdn(name: &[u8], rdn: &[u8]) -> Option<Vec<u8>> {
+    let rdns = crate::der::single(name, crate::der::tag::SEQUENCE).ok()?;
+    let mut content = rdns.to_vec();
+    content.extend_from_slice(rdn);
+    Some(crate::der::encode(
+        0xa4,
+        &crate::der::encode(crate::der::tag::SEQUENCE, &content),
+    ))
 }
 
-/// Whether a GeneralName (DER) is directoryName [4] holding `name`.
-fn directory_name_is(general_name: &[u8], name: &[u8]) -> bool {
-    let mut r = crate::der::Reader::new(general_name);
-    match r.read_any() {
-        Ok((0xa4, inner, _)) => crate::name::names_match(inner, name),
-        _ => false,
+/// The Name inside a directoryName GeneralName.
+fn directory_inner(general_name: &[u8]) -> Option<&[u8]> {
+    match crate::der::Reader::new(general_name).read_any() {
+        Ok((0xa4, inner, _)) => Some(inner),
+        _ => None,
     }
+}
+
+fn directory_key(general_name: &[u8]) -> Option<Vec<u8>> {
+    directory_inner(general_name).map(crate::name::name_key)
+}
+
+/// GeneralName equality: directoryNames compare as names (RFC 5280 §7.1),
+/// everything else byte for byte.
+fn general_names_match(a: &[u8], b: &[u8]) -> bool {
+    match (directory_inner(a), directory_inner(b)) {
+        (Some(x), Some(y)) => crate::name::names_match(x, y),
+        _ => a == b,
+    }
+}
+
+fn reasons_of<'a>(dps: impl Iterator<Item = &'a crate::cert::DistributionPoint>) -> u16 {
+    dps.fold(0u16, |acc, d| acc | d.reasons.unwrap_or(reasons::ALL))
 }
 
 enum SlotError {
@@ -612,7 +653,9 @@ impl Verifier {
             direct,
             Err(SlotError::OtherSigner)
                 | Err(SlotError::Crl(
-                    CrlError::SignerNotCrlSigner | CrlError::BadSignature
+                    CrlError::SignerNotCrlSigner
+                        | CrlError::BadSignature
+                        | CrlError::IssuerMismatch
                 ))
         ) {
             return direct;
@@ -637,6 +680,8 @@ impl Verifier {
             Err(SlotError::Crl(CrlError::BadSignature)) if !slot.verified.is_empty() => {
                 Err(SlotError::OtherSigner)
             }
+            // An indirect CRL whose issuer's certificate is unknown or invalid.
+            Err(SlotError::Crl(CrlError::IssuerMismatch)) => Err(SlotError::OtherSigner),
             other => other,
         }
     }
