@@ -15,6 +15,7 @@ pub(crate) const KU_CRL_SIGN: u16 = 1 << 6;
 
 const OID_SKI: &[u8] = &[0x55, 0x1d, 0x0e];
 const OID_CRL_DP: &[u8] = &[0x55, 0x1d, 0x1f];
+const OID_OCSP_NOCHECK: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05];
 
 /// One DistributionPoint of a certificate (RFC 5280 §4.2.1.13).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub(crate) struct CertInfo {
     pub(crate) crl_dps: Option<Vec<DistributionPoint>>,
     /// extendedKeyUsage includes id-kp-OCSPSigning.
     pub(crate) ocsp_signing: bool,
+    /// id-pkix-ocsp-nocheck is present (RFC 6960 §4.2.2.2.1).
+    pub(crate) ocsp_nocheck: bool,
     pub(crate) sha256: [u8; 32],
 }
 
@@ -99,6 +102,10 @@ impl CertInfo {
             key_usage,
             is_ca: cert.is_ca(),
             crl_dps,
+            ocsp_nocheck: cert
+                .extensions()
+                .iter()
+                .any(|e| e.oid.as_bytes() == OID_OCSP_NOCHECK),
             ocsp_signing: matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.ocsp_signing),
             sha256: sha256(der),
         })

@@ -321,12 +321,14 @@ impl<'a> ParsedOcsp<'a> {
     /// RFC 6960 §4.2.2.2 and §3.2: the response is signed by the issuer of
     /// the certificates it answers for, or by a responder certificate that
     /// the issuer signed, that carries id-kp-OCSPSigning and is valid at
-    /// `now`. Returns the SHA-256 of the signer's certificate.
-    pub(crate) fn verify(&self, issuer: &CertInfo, now: i64) -> Result<[u8; 32], OcspError> {
+    /// `now`. Returns the delegated responder's certificate, if one signed.
+    pub(crate) fn verify(
+        &self,
+        issuer: &CertInfo,
+        now: i64,
+    ) -> Result<Option<CertInfo>, OcspError> {
         if self.responder_is(issuer) {
-            return self
-                .check_signature(&issuer.spki_der)
-                .map(|()| issuer.sha256);
+            return self.check_signature(&issuer.spki_der).map(|()| None);
         }
         let mut why = "no certificate in the response matches the responder ID".to_owned();
         for der in &self.certs {
@@ -358,7 +360,7 @@ impl<'a> ParsedOcsp<'a> {
             }
             return self
                 .check_signature(&candidate.spki_der)
-                .map(|()| candidate.sha256);
+                .map(|()| Some(candidate));
         }
         Err(OcspError::UnauthorizedResponder { detail: why })
     }

@@ -45,7 +45,7 @@ impl Verifier {
     ) -> Check {
         // Every verified source is consulted: "revoked" from either wins;
         // otherwise a good answer from either decides (OCSP first).
-        let ocsp = self.check_ocsp(cert, &path[issuer_at], now);
+        let ocsp = self.check_ocsp(cert, path, issuer_at, now, depth);
         if let Some(
             check @ Check {
                 outcome: Outcome::Revoked(_),
@@ -361,7 +361,15 @@ pub(crate) struct OcspSlot {
 impl Verifier {
     /// The status of `cert` from OCSP answers matching its CertID, if any:
     /// the response must verify (RFC 6960 §3.2, §4.2.2.2) and be current.
-    fn check_ocsp(&self, cert: &CertInfo, issuer: &CertInfo, now: i64) -> Option<Check> {
+    fn check_ocsp(
+        &self,
+        cert: &CertInfo,
+        path: &[Arc<CertInfo>],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> Option<Check> {
+        let issuer = &path[issuer_at];
         let mut best: Option<Check> = None;
         let mut consider = |check: Check| {
             let better = match &best {
@@ -385,7 +393,30 @@ impl Verifier {
                     ocsp: times,
                 };
                 let verified = crate::revocation::ParsedOcsp::from_der(&slot.der)
-                    .and_then(|parsed| parsed.verify(issuer, now));
+                    .and_then(|parsed| parsed.verify(issuer, now))
+                    .and_then(|responder| match responder {
+                        // RFC 6960 §4.2.2.2.1: a delegated responder's own
+                        // certificate is checked against the issuer's CRLs
+                        // when Vigil has them (id-pkix-ocsp-nocheck exempts
+                        // it). A revoked responder is not trusted; an
+                        // undeterminable one is, as the RFC leaves it to
+                        // the client and responders are commonly short-lived.
+                        Some(r) if !r.ocsp_nocheck && depth == 0 => {
+                            match self
+                                .check_crls(&r, false, path, issuer_at, now, depth + 1)
+                                .outcome
+                            {
+                                Outcome::Revoked(_) => Err(OcspError::UnauthorizedResponder {
+                                    detail: format!(
+                                        "responder certificate {} is revoked",
+                                        r.subject
+                                    ),
+                                }),
+                                _ => Ok(()),
+                            }
+                        }
+                        _ => Ok(()),
+                    });
                 if let Err(e) = verified {
                     let code = match e {
                         OcspError::UnauthorizedResponder { .. } => {

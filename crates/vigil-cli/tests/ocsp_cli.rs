@@ -1,0 +1,874 @@
+//! `vigil verify --ocsp-response` end to end: the real binary over the
+//! fixture PKI of `pki-fixtures` written to a temporary directory, with DER
+//! OCSP responses produced by the real `openssl ocsp` responder (an OpenSSL
+//! CA index file, `-reqin`/`-respout`, no network).
+//!
+//! The fixture PKI is generated at the real current time, because openssl
+//! stamps thisUpdate with the real clock. `root.crl` is always given, so the
+//! intermediate is covered by a CRL and the leaf only by OCSP (no
+//! `intermediate.crl` unless a test says so).
+//!
+//! The `openssl` binary is required: without it these tests fail, they do
+//! not skip.
+
+#![allow(clippy::unwrap_used)]
+
+use std::cell::Cell;
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use pki_fixtures::{roles, Ca, Cert, CertSpec, KeyAlg, LeafUsage, Pki, PkiOptions};
+use serde_json::Value;
+use tempfile::TempDir;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Duration, OffsetDateTime};
+
+/// Role (file stem) of the delegated responder: a leaf of `intermediate`
+/// with only id-kp-OCSPSigning.
+const RESPONDER: &str = "ocsp-responder";
+/// Role of a self-signed CA with the intermediate's exact subject name but
+/// another key: it signs responses whose responderID names the issuer.
+const IMPOSTOR: &str = "impostor";
+
+/// `tryLater` (RFC 6960 §4.2.1): responseStatus 3, no responseBytes.
+const TRY_LATER: [u8; 5] = [0x30, 0x03, 0x0a, 0x01, 0x03];
+
+/// The fixture PKI plus the certificates these tests add.
+struct Fixture {
+    pki: Pki,
+    responder: Cert,
+    impostor: Ca,
+    /// When the index says the revoked certificates were revoked.
+    revoked_at: OffsetDateTime,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let pki = pki_fixtures::generate(&PkiOptions::default()).unwrap();
+        let responder = pki
+            .intermediate
+            .issue_leaf(
+                &CertSpec::leaf(RESPONDER, "ocsp.vigil.test", &pki.options)
+                    .with_usage(LeafUsage::OcspSigning),
+            )
+            .unwrap();
+        let impostor = Ca::new_root(
+            IMPOSTOR,
+            "Vigil Test Intermediate CA",
+            KeyAlg::EcdsaP256,
+            &pki.options,
+        )
+        .unwrap();
+        let revoked_at = pki.options.now - Duration::hours(3);
+        Fixture {
+            pki,
+            responder,
+            impostor,
+            revoked_at,
+        }
+    })
+}
+
+impl Fixture {
+    fn cert(&self, role: &str) -> &Cert {
+        self.pki
+            .cert(role)
+            .or_else(|| {
+                [&self.responder, &self.impostor.cert]
+                    .into_iter()
+                    .find(|c| c.name == role)
+            })
+            .unwrap_or_else(|| panic!("no role {role}"))
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    pki_fixtures::rfc3339(t).unwrap()
+}
+
+/// The current time, whole seconds, RFC 3339: `--at` for fresh answers.
+fn now_text() -> String {
+    let now = OffsetDateTime::now_utc();
+    rfc3339(now - Duration::nanoseconds(i64::from(now.nanosecond())))
+}
+
+/// `--at` eight days from now: past `-ndays 7`.
+fn eight_days_later_text() -> String {
+    rfc3339(OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::days(8))
+}
+
+/// The `openssl` command, after checking once that it runs. Panics (so the
+/// test fails, never skips) when it does not.
+fn openssl() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| match Command::new("openssl").arg("version").output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        Ok(out) => panic!(
+            "`openssl version` failed ({}): {}. These OCSP interoperability tests need the \
+             OpenSSL 3 command-line tool as the OCSP responder.",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "cannot run `openssl` ({e}). These OCSP interoperability tests need the OpenSSL 3 \
+             command-line tool on PATH as the OCSP responder (e.g. `apt-get install openssl`); \
+             they fail rather than skip without it."
+        ),
+    });
+    "openssl"
+}
+
+fn run_openssl(args: &[PathBuf]) {
+    let out = Command::new(openssl()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {:?} failed ({}):\nstdout: {}\nstderr: {}",
+        args,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One line of an OpenSSL CA index (`index.txt`).
+enum Entry {
+    /// `V`: good.
+    Good(&'static Cert),
+    /// `R`, keyCompromise at this time: revoked.
+    Revoked(&'static Cert, OffsetDateTime),
+}
+
+fn good(role: &str) -> Entry {
+    Entry::Good(fixture().cert(role))
+}
+
+fn revoked(role: &str) -> Entry {
+    let fx = fixture();
+    Entry::Revoked(fx.cert(role), fx.revoked_at)
+}
+
+/// `YYMMDDHHMMSSZ`, the index file's time format.
+fn index_time(t: OffsetDateTime) -> String {
+    t.format(format_description!(
+        "[year repr:last_two][month][day][hour][minute][second]Z"
+    ))
+    .unwrap()
+}
+
+fn index_text(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| match e {
+            Entry::Good(cert) => format!(
+                "V\t{}\t\t{}\tunknown\t/CN={}\n",
+                index_time(cert.not_after),
+                cert.serial_hex().to_uppercase(),
+                cert.name
+            ),
+            Entry::Revoked(cert, at) => format!(
+                "R\t{}\t{},keyCompromise\t{}\tunknown\t/CN={}\n",
+                index_time(cert.not_after),
+                index_time(*at),
+                cert.serial_hex().to_uppercase(),
+                cert.name
+            ),
+        })
+        .collect()
+}
+
+/// What to ask the openssl responder.
+struct Ask {
+    cert: &'static str,
+    signer: &'static str,
+    index: Vec<Entry>,
+    sha256: bool,
+}
+
+impl Ask {
+    /// A request about `cert` (issued by `intermediate`), answered by the
+    /// intermediate from `index`.
+    fn new(cert: &'static str, index: Vec<Entry>) -> Self {
+        Self {
+            cert,
+            signer: roles::INTERMEDIATE,
+            index,
+            sha256: false,
+        }
+    }
+
+    fn signer(mut self, role: &'static str) -> Self {
+        self.signer = role;
+        self
+    }
+
+    fn sha256(mut self) -> Self {
+        self.sha256 = true;
+        self
+    }
+}
+
+/// A temporary directory with the fixture's files (`Pki::write_to`), the
+/// added certificates and keys, and openssl's requests and responses.
+struct Workdir {
+    dir: TempDir,
+    next: Cell<usize>,
+}
+
+impl Workdir {
+    fn new() -> Self {
+        let fx = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        fx.pki.write_to(dir.path()).unwrap();
+        for cert in [&fx.responder, &fx.impostor.cert] {
+            std::fs::write(dir.path().join(format!("{}.pem", cert.name)), &cert.pem).unwrap();
+            std::fs::write(
+                dir.path().join(format!("{}.key.pem", cert.name)),
+                &cert.key_pem,
+            )
+            .unwrap();
+        }
+        Self {
+            dir,
+            next: Cell::new(0),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Asks openssl (`openssl ocsp -issuer -cert -reqout -no_nonce`, then
+    /// `openssl ocsp -index -rsigner -rkey -CA -reqin -respout -ndays 7`)
+    /// and returns the path of the DER response.
+    fn respond(&self, ask: &Ask) -> PathBuf {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let index = self.write(&format!("index-{n}.txt"), index_text(&ask.index).as_bytes());
+        let request = self.path(&format!("request-{n}.der"));
+        let response = self.path(&format!("response-{n}.der"));
+        let pem = |role: &str| self.path(&format!("{role}.pem"));
+        let issuer = pem(roles::INTERMEDIATE);
+
+        let mut req: Vec<PathBuf> = vec!["ocsp".into(), "-issuer".into(), issuer.clone()];
+        if ask.sha256 {
+            // The digest applies to the -cert options after it.
+            req.push("-sha256".into());
+        }
+        req.extend([
+            "-cert".into(),
+            pem(ask.cert),
+            "-reqout".into(),
+            request.clone(),
+            "-no_nonce".into(),
+        ]);
+        run_openssl(&req);
+        run_openssl(&[
+            "ocsp".into(),
+            "-index".into(),
+            index,
+            "-rsigner".into(),
+            pem(ask.signer),
+            "-rkey".into(),
+            self.path(&format!("{}.key.pem", ask.signer)),
+            "-CA".into(),
+            issuer,
+            "-reqin".into(),
+            request,
+            "-respout".into(),
+            response.clone(),
+            "-ndays".into(),
+            "7".into(),
+        ]);
+        response
+    }
+
+    /// `vigil verify <role>.chain.pem --anchor root.pem --crl root.crl`.
+    fn verify(&self, role: &str) -> Run {
+        Run::new()
+            .arg("verify")
+            .arg(self.path(&format!("{role}.chain.pem")))
+            .arg("--anchor")
+            .arg(self.path("root.pem"))
+            .arg("--crl")
+            .arg(self.path(roles::ROOT_CRL))
+    }
+}
+
+/// One invocation of the binary being built up.
+struct Run {
+    args: Vec<OsString>,
+}
+
+/// What the binary did.
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn new() -> Self {
+        Self { args: Vec::new() }
+    }
+
+    fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    fn ocsp(self, response: &PathBuf) -> Self {
+        self.arg("--ocsp-response").arg(response)
+    }
+
+    fn crl(self, w: &Workdir, name: &str) -> Self {
+        self.arg("--crl").arg(w.path(name))
+    }
+
+    fn at(self, at: &str) -> Self {
+        self.arg("--at").arg(at)
+    }
+
+    fn policy(self, policy: &str) -> Self {
+        self.arg("--revocation").arg(policy)
+    }
+
+    fn output(&self) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(&self.args)
+            .output()
+            .unwrap();
+        let out = Output {
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            !out.stderr.contains("panicked"),
+            "vigil panicked with {:?}: {}",
+            self.args,
+            out.stderr
+        );
+        out
+    }
+
+    /// Runs with `--format json`: the exit status, the verdict and stderr.
+    fn json(self) -> (i32, Value, String) {
+        let out = self.arg("--format").arg("json").output();
+        let verdict: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON value ({e}): {:?} / stderr {}",
+                out.stdout, out.stderr
+            )
+        });
+        (out.code.unwrap(), verdict, out.stderr)
+    }
+}
+
+#[track_caller]
+fn assert_verdict(
+    got: &(i32, Value, String),
+    code: i32,
+    verdict: &str,
+    status: &str,
+    reason: &str,
+) {
+    let (c, v, stderr) = got;
+    assert_eq!(
+        (
+            *c,
+            v["verdict"].as_str(),
+            v["status"].as_str(),
+            v["reason"].as_str()
+        ),
+        (code, Some(verdict), Some(status), Some(reason)),
+        "unexpected verdict: {v}\nstderr: {stderr}"
+    );
+    assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+}
+
+#[track_caller]
+fn accepted(got: &(i32, Value, String), status: &str, reason: &str) {
+    assert_verdict(got, 0, "accepted", status, reason);
+}
+
+#[track_caller]
+fn rejected(got: &(i32, Value, String), status: &str, reason: &str) {
+    assert_verdict(got, 1, "rejected", status, reason);
+}
+
+/// The leaf's revocation result, after checking the intermediate's is a
+/// good answer from `root.crl`.
+#[track_caller]
+fn leaf_result<'v>(got: &'v (i32, Value, String), role: &str) -> &'v Value {
+    let fx = fixture();
+    let v = &got.1;
+    let list = v["revocation"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{v}");
+    assert_eq!(
+        list[0]["serial"].as_str(),
+        Some(fx.cert(role).serial_hex().as_str())
+    );
+    assert_eq!(
+        (
+            list[1]["serial"].as_str(),
+            list[1]["source"].as_str(),
+            list[1]["status"].as_str()
+        ),
+        (
+            Some(fx.pki.intermediate.cert.serial_hex().as_str()),
+            Some("crl"),
+            Some("good")
+        ),
+        "{v}"
+    );
+    &list[0]
+}
+
+/// source, status and reason of one revocation result.
+fn summary(r: &Value) -> (Option<&str>, Option<&str>, Option<&str>) {
+    (
+        r["source"].as_str(),
+        r["status"].as_str(),
+        r["reason"].as_str(),
+    )
+}
+
+/// thisUpdate from openssl's clock and nextUpdate `-ndays 7` later.
+#[track_caller]
+fn assert_openssl_times(r: &Value) {
+    let parse = |key: &str| {
+        OffsetDateTime::parse(
+            r[key].as_str().unwrap_or_else(|| panic!("no {key} in {r}")),
+            &Rfc3339,
+        )
+        .unwrap()
+    };
+    let (this, next) = (parse("this_update"), parse("next_update"));
+    assert!(this >= fixture().pki.options.now, "{r}");
+    assert_eq!(next - this, Duration::days(7), "{r}");
+}
+
+/// Exit status 2, nothing on stdout, and stderr mentions every `needle`.
+#[track_caller]
+fn assert_usage_error(out: &Output, needles: &[&str]) {
+    assert_eq!(
+        out.code,
+        Some(2),
+        "stdout {:?} stderr {:?}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
+    for needle in needles {
+        assert!(
+            out.stderr.contains(needle),
+            "stderr {:?} does not mention {needle:?}",
+            out.stderr
+        );
+    }
+}
+
+/// (tag, start of content, end of content) of the DER element at `pos`.
+fn element(der: &[u8], pos: usize) -> (u8, usize, usize) {
+    let first = der[pos + 1];
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        let len = der[pos + 2..pos + 2 + n]
+            .iter()
+            .fold(0usize, |acc, b| acc << 8 | usize::from(*b));
+        (len, 2 + n)
+    };
+    assert!(pos + header + len <= der.len(), "DER runs past its end");
+    (der[pos], pos + header, pos + header + len)
+}
+
+/// Where the signature value (the BIT STRING's bits) of a DER
+/// OCSPResponse is.
+fn signature_range(der: &[u8]) -> std::ops::Range<usize> {
+    let (_, response, _) = element(der, 0); // OCSPResponse
+    let (_, _, status_end) = element(der, response); // responseStatus
+    let (_, bytes, _) = element(der, status_end); // [0] responseBytes
+    let (_, rb, _) = element(der, bytes); // ResponseBytes
+    let (_, _, type_end) = element(der, rb); // responseType
+    let (tag, octets, _) = element(der, type_end); // response
+    assert_eq!(tag, 0x04);
+    let (_, basic, _) = element(der, octets); // BasicOCSPResponse
+    let (_, _, tbs_end) = element(der, basic); // tbsResponseData
+    let (_, _, alg_end) = element(der, tbs_end); // signatureAlgorithm
+    let (tag, start, end) = element(der, alg_end); // signature
+    assert_eq!(tag, 0x03);
+    assert_eq!(der[start], 0, "unused bits");
+    start + 1..end
+}
+
+// 1. good, signed by the issuing intermediate.
+#[test]
+fn good_leaf_signed_by_issuer_is_accepted() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let got = w.verify(roles::CLIENT).ocsp(&resp).at(&now_text()).json();
+    accepted(&got, "good", "ok");
+    let leaf = leaf_result(&got, roles::CLIENT);
+    assert_eq!(summary(leaf), (Some("ocsp"), Some("good"), None));
+    assert_eq!(leaf["revoked_at"], Value::Null);
+    assert_openssl_times(leaf);
+    assert!(got.2.is_empty(), "stderr: {}", got.2);
+}
+
+#[test]
+fn good_leaf_text_output_names_ocsp() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let out = w.verify(roles::CLIENT).ocsp(&resp).output();
+    assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.starts_with("ACCEPTED: good (ok)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("client.vigil.test") && l.contains("good via ocsp, next update")),
+        "{}",
+        out.stdout
+    );
+}
+
+// 2. revoked leaf.
+#[test]
+fn revoked_leaf_is_rejected_with_reason_and_time() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]));
+    for policy in ["require", "prefer"] {
+        let got = w
+            .verify(roles::CLIENT)
+            .ocsp(&resp)
+            .at(&now_text())
+            .policy(policy)
+            .json();
+        rejected(&got, "revoked", "revoked");
+        let leaf = leaf_result(&got, roles::CLIENT);
+        assert_eq!(
+            summary(leaf),
+            (Some("ocsp"), Some("revoked"), Some("keyCompromise"))
+        );
+        assert_eq!(
+            leaf["revoked_at"].as_str(),
+            Some(rfc3339(fixture().revoked_at).as_str())
+        );
+        assert_openssl_times(leaf);
+    }
+}
+
+// 3. serial unknown to the responder.
+#[test]
+fn unknown_serial_require_and_prefer() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::SERVER)]));
+    let run = |policy| {
+        w.verify(roles::CLIENT)
+            .ocsp(&resp)
+            .at(&now_text())
+            .policy(policy)
+            .json()
+    };
+    let got = run("require");
+    rejected(&got, "unknown", "ocsp_unknown");
+    assert_eq!(
+        summary(leaf_result(&got, roles::CLIENT)),
+        (Some("ocsp"), Some("unknown"), Some("ocsp_unknown"))
+    );
+    let got = run("prefer");
+    accepted(&got, "unknown", "revocation_unknown_soft_fail");
+    assert_eq!(
+        summary(leaf_result(&got, roles::CLIENT)),
+        (Some("ocsp"), Some("unknown"), Some("ocsp_unknown"))
+    );
+}
+
+// 4. delegated responder.
+#[test]
+fn delegated_responder_is_accepted() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(RESPONDER));
+    let got = w.verify(roles::CLIENT).ocsp(&resp).at(&now_text()).json();
+    accepted(&got, "good", "ok");
+    let leaf = leaf_result(&got, roles::CLIENT);
+    assert_eq!(summary(leaf), (Some("ocsp"), Some("good"), None));
+    assert_openssl_times(leaf);
+}
+
+/// A response signed by `signer` for a good client leaf is refused as
+/// `reason` under both policies.
+#[track_caller]
+fn refused_under_both_policies(w: &Workdir, resp: &PathBuf, status: &str, reason: &str) {
+    for policy in ["require", "prefer"] {
+        let got = w
+            .verify(roles::CLIENT)
+            .ocsp(resp)
+            .at(&now_text())
+            .policy(policy)
+            .json();
+        rejected(&got, status, reason);
+        assert_eq!(
+            summary(leaf_result(&got, roles::CLIENT)),
+            (Some("ocsp"), Some("unknown"), Some(reason)),
+            "{policy}"
+        );
+    }
+}
+
+// 5. responder certificate without id-kp-OCSPSigning.
+#[test]
+fn responder_without_ocsp_signing_is_not_authorized() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(roles::CLIENT));
+    refused_under_both_policies(&w, &resp, "invalid", "ocsp_responder_not_authorized");
+}
+
+// 6. responder from another hierarchy.
+#[test]
+fn responder_from_other_hierarchy_is_not_authorized() {
+    let w = Workdir::new();
+    let resp = w.respond(
+        &Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(roles::OTHER_INTERMEDIATE),
+    );
+    refused_under_both_policies(&w, &resp, "invalid", "ocsp_responder_not_authorized");
+}
+
+// 7. stale.
+#[test]
+fn stale_answer_require_and_prefer() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let later = eight_days_later_text();
+    let got = w
+        .verify(roles::CLIENT)
+        .ocsp(&resp)
+        .at(&later)
+        .policy("require")
+        .json();
+    rejected(&got, "unknown", "revocation_data_stale");
+    let leaf = &got.1["revocation"][0];
+    assert_eq!(
+        summary(leaf),
+        (Some("ocsp"), Some("unknown"), Some("revocation_data_stale"))
+    );
+    assert_openssl_times(leaf);
+
+    let got = w
+        .verify(roles::CLIENT)
+        .ocsp(&resp)
+        .at(&later)
+        .policy("prefer")
+        .json();
+    accepted(&got, "unknown", "revocation_unknown_soft_fail");
+    assert_eq!(
+        summary(&got.1["revocation"][0]),
+        (Some("ocsp"), Some("unknown"), Some("revocation_data_stale"))
+    );
+}
+
+// 8. SHA-256 CertID.
+#[test]
+fn sha256_cert_id_is_accepted() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).sha256());
+    let got = w.verify(roles::CLIENT).ocsp(&resp).at(&now_text()).json();
+    accepted(&got, "good", "ok");
+    assert_eq!(
+        summary(leaf_result(&got, roles::CLIENT)),
+        (Some("ocsp"), Some("good"), None)
+    );
+}
+
+// 9. corrupted signature: the last octet of the signature value flipped,
+// so the DER still parses.
+#[test]
+fn corrupted_signature_is_rejected_under_both_policies() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let mut der = std::fs::read(&resp).unwrap();
+    let sig = signature_range(&der);
+    der[sig.end - 1] ^= 0x01;
+    let bad = w.write("corrupted.der", &der);
+    refused_under_both_policies(&w, &bad, "invalid", "ocsp_signature_invalid");
+}
+
+// 9b. a valid signature by the wrong key under the issuer's name.
+#[test]
+fn signature_by_another_key_under_the_issuers_name_is_invalid() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(IMPOSTOR));
+    refused_under_both_policies(&w, &resp, "invalid", "ocsp_signature_invalid");
+}
+
+// 10. tryLater.
+#[test]
+fn try_later_warns_and_is_ignored() {
+    let w = Workdir::new();
+    let later = w.write("try-later.der", &TRY_LATER);
+    let got = w.verify(roles::CLIENT).ocsp(&later).at(&now_text()).json();
+    rejected(&got, "unknown", "revocation_data_missing");
+    assert_eq!(
+        summary(leaf_result(&got, roles::CLIENT)),
+        (
+            Some("none"),
+            Some("unknown"),
+            Some("revocation_data_missing")
+        )
+    );
+    let stderr = &got.2;
+    assert!(stderr.contains("warning"), "{stderr}");
+    assert!(stderr.contains("tryLater"), "{stderr}");
+    assert!(stderr.contains(&*later.to_string_lossy()), "{stderr}");
+
+    // Next to a good response, it does not get in the way.
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let got = w
+        .verify(roles::CLIENT)
+        .ocsp(&later)
+        .ocsp(&resp)
+        .at(&now_text())
+        .json();
+    accepted(&got, "good", "ok");
+    assert!(got.2.contains("tryLater"), "{}", got.2);
+}
+
+// 11. a response for another certificate only.
+#[test]
+fn response_for_other_certificate_is_ignored() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::SERVER, vec![good(roles::SERVER)]));
+    let got = w.verify(roles::CLIENT).ocsp(&resp).at(&now_text()).json();
+    rejected(&got, "unknown", "revocation_data_missing");
+    assert_eq!(
+        summary(leaf_result(&got, roles::CLIENT)),
+        (
+            Some("none"),
+            Some("unknown"),
+            Some("revocation_data_missing")
+        )
+    );
+    assert!(got.2.is_empty(), "stderr: {}", got.2);
+}
+
+// 11b. --ocsp-response is repeatable.
+#[test]
+fn repeated_flag_uses_the_matching_response() {
+    let w = Workdir::new();
+    let other = w.respond(&Ask::new(roles::SERVER, vec![revoked(roles::SERVER)]));
+    let mine = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let got = w
+        .verify(roles::CLIENT)
+        .ocsp(&other)
+        .ocsp(&mine)
+        .at(&now_text())
+        .json();
+    accepted(&got, "good", "ok");
+    assert_eq!(
+        summary(leaf_result(&got, roles::CLIENT)),
+        (Some("ocsp"), Some("good"), None)
+    );
+}
+
+// 12. both sources.
+#[test]
+fn crl_good_and_ocsp_revoked_is_revoked() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]));
+    let got = w
+        .verify(roles::CLIENT)
+        .crl(&w, roles::INTERMEDIATE_CRL)
+        .ocsp(&resp)
+        .at(&now_text())
+        .json();
+    rejected(&got, "revoked", "revoked");
+    let leaf = leaf_result(&got, roles::CLIENT);
+    assert_eq!(
+        summary(leaf),
+        (Some("ocsp"), Some("revoked"), Some("keyCompromise"))
+    );
+    assert_eq!(
+        leaf["revoked_at"].as_str(),
+        Some(rfc3339(fixture().revoked_at).as_str())
+    );
+}
+
+#[test]
+fn crl_revoked_and_ocsp_good_is_revoked() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(
+        roles::REVOKED_CLIENT,
+        vec![good(roles::REVOKED_CLIENT)],
+    ));
+    for policy in ["require", "prefer"] {
+        let got = w
+            .verify(roles::REVOKED_CLIENT)
+            .crl(&w, roles::INTERMEDIATE_CRL)
+            .ocsp(&resp)
+            .at(&now_text())
+            .policy(policy)
+            .json();
+        rejected(&got, "revoked", "revoked");
+        let leaf = leaf_result(&got, roles::REVOKED_CLIENT);
+        assert_eq!(
+            summary(leaf),
+            (Some("crl"), Some("revoked"), Some("keyCompromise"))
+        );
+        assert_eq!(
+            leaf["revoked_at"].as_str(),
+            Some(rfc3339(fixture().pki.options.now - Duration::hours(2)).as_str())
+        );
+    }
+}
+
+// 13. malformed files.
+#[test]
+fn malformed_response_files_exit_2_naming_the_file() {
+    let w = Workdir::new();
+    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let der = std::fs::read(&resp).unwrap();
+    let cases = [
+        ("garbage.der", b"this is not an OCSP response\n".to_vec()),
+        ("truncated.der", der[..der.len() / 2].to_vec()),
+        ("empty.der", Vec::new()),
+    ];
+    for (name, bytes) in cases {
+        let bad = w.write(name, &bytes);
+        let out = w
+            .verify(roles::CLIENT)
+            .ocsp(&resp)
+            .ocsp(&bad)
+            .at(&now_text())
+            .arg("--format")
+            .arg("json")
+            .output();
+        assert_usage_error(&out, &[&bad.to_string_lossy(), "OCSP"]);
+    }
+}
+
+#[test]
+fn missing_response_file_exits_2_naming_the_file() {
+    let w = Workdir::new();
+    let missing = w.path("no-such-response.der");
+    let out = w
+        .verify(roles::CLIENT)
+        .ocsp(&missing)
+        .at(&now_text())
+        .output();
+    assert_usage_error(&out, &["no-such-response.der"]);
+}
