@@ -319,18 +319,13 @@ impl<'a> ParsedCrl<'a> {
         })
     }
 
+    /// revokedCertificates (RFC 5280 §5.1.2.6, §5.3). In an indirect CRL
+    /// (§5.2.5, §5.3.3) each entry belongs to the certificate issuer named by
+    /// the nearest certificateIssuer extension at or before it, or to the
+    /// CRL issuer before the first one.
     fn index_entries(&self, unsupported: &mut Option<Unsupported>) -> Result<Index, CrlError> {
         let indirect = self.idp.as_ref().is_some_and(|i| i.indirect);
-        let Some(list) = self.revoked else {
-            return Ok(if indirect {
-                Index::Indirect(HashMap::new())
-            } else {
-                Index::Direct(SerialIndex::with_capacity(0))
-            });
-        };
-        if indirect {
-            return self.index_indirect(list).map(Index::Indirect);
-        }
+        let list = self.revoked.unwrap_or_default();
         // Count first (headers only) so the index is allocated once, exactly.
         let mut count = 0usize;
         let mut r = Reader::new(list);
@@ -338,7 +333,9 @@ impl<'a> ParsedCrl<'a> {
             r.read_any().map_err(malformed("revokedCertificates"))?;
             count += 1;
         }
-        let mut index = SerialIndex::with_capacity(count);
+        let mut direct = SerialIndex::with_capacity(if indirect { 0 } else { count });
+        let mut by_issuer = IndirectIndex::new();
+        let mut current = indirect.then(|| crate::name::name_key(self.issuer));
         let mut r = Reader::new(list);
         while !r.is_empty() {
             let entry = r
@@ -348,115 +345,82 @@ impl<'a> ParsedCrl<'a> {
             let serial = e.read(tag::INTEGER).map_err(malformed("userCertificate"))?;
             let serial = der::integer(serial).map_err(malformed("userCertificate"))?;
             let revoked_at = read_time(&mut e).map_err(malformed("revocationDate"))?;
-            let rest = e.rest();
-            let reason = match rest {
-                [] => None,
+            let (reason, certificate_issuer) = match e.rest() {
+                [] => (None, None),
                 // The common shape, a lone non-critical reasonCode, decoded
                 // without the generic walk (same checks, a fraction of the cost).
                 [0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a, 0x01, code] => {
-                    Some(Reason::from_code(*code).ok_or_else(unknown_reason)?)
+                    (
+                        Some(Reason::from_code(*code).ok_or_else(unknown_reason)?),
+                        None,
+                    )
                 }
-                _ => self.entry_extensions(&mut e, unsupported)?,
+                _ => entry_extensions(&mut e, unsupported)?,
             };
-            index.insert(serial, RevokedEntry { revoked_at, reason });
-        }
-        Ok(Index::Direct(index))
-    }
-
-    /// An indirect CRL (RFC 5280 §5.2.5, §5.3.3): each entry belongs to the
-    /// certificate issuer named by the nearest certificateIssuer extension
-    /// at or before it, or to the CRL issuer before the first one.
-    fn index_indirect(&self, list: &[u8]) -> Result<IndirectIndex, CrlError> {
-        let mut map = HashMap::new();
-        let mut current = crate::name::name_key(self.issuer);
-        let mut r = Reader::new(list);
-        while !r.is_empty() {
-            let entry = r
-                .read(tag::SEQUENCE)
-                .map_err(malformed("revokedCertificate"))?;
-            let mut e = Reader::new(entry);
-            let serial = e.read(tag::INTEGER).map_err(malformed("userCertificate"))?;
-            let serial = der::integer(serial).map_err(malformed("userCertificate"))?;
-            let revoked_at = read_time(&mut e).map_err(malformed("revocationDate"))?;
-            let mut reason = None;
-            if let Some(exts) = e
-                .read_optional(tag::SEQUENCE)
-                .map_err(malformed("crlEntryExtensions"))?
-            {
-                for_each_extension(exts, |id, critical, value| {
-                    match id {
-                        oid::REASON_CODE => {
-                            reason = Some(
-                                match der::single(value, tag::ENUMERATED)
-                                    .map_err(malformed("reasonCode"))?
-                                {
-                                    [c] => Reason::from_code(*c).ok_or_else(unknown_reason)?,
-                                    _ => return Err(unknown_reason()),
-                                },
-                            );
-                        }
-                        oid::CERTIFICATE_ISSUER => {
-                            current = directory_name_key(value).ok_or(CrlError::Malformed {
-                                detail: "certificateIssuer without a directoryName".into(),
-                            })?;
-                        }
-                        oid::INVALIDITY_DATE => {}
-                        other if critical => {
-                            return Err(CrlError::Malformed {
-                                detail: format!(
-                                    "unsupported critical CRL entry extension {}",
-                                    dotted(other)
-                                ),
-                            })
-                        }
-                        _ => {}
-                    }
-                    Ok(())
-                })?;
-            }
-            e.finish().map_err(malformed("revokedCertificate"))?;
-            map.entry((current.clone(), serial.to_vec()))
-                .or_insert(RevokedEntry { revoked_at, reason });
-        }
-        Ok(map)
-    }
-
-    /// crlEntryExtensions (RFC 5280 §5.3) in general form.
-    fn entry_extensions(
-        &self,
-        e: &mut Reader<'_>,
-        unsupported: &mut Option<Unsupported>,
-    ) -> Result<Option<Reason>, CrlError> {
-        let mut reason = None;
-        if let Some(exts) = e
-            .read_optional(tag::SEQUENCE)
-            .map_err(malformed("crlEntryExtensions"))?
-        {
-            for_each_extension(exts, |id, critical, value| {
-                match id {
-                    oid::REASON_CODE => {
-                        let code =
-                            der::single(value, tag::ENUMERATED).map_err(malformed("reasonCode"))?;
-                        reason = Some(match code {
-                            [c] => Reason::from_code(*c).ok_or_else(unknown_reason)?,
-                            _ => return Err(unknown_reason()),
-                        });
-                    }
-                    oid::INVALIDITY_DATE => {}
-                    oid::CERTIFICATE_ISSUER => {
-                        unsupported.get_or_insert(Unsupported::IndirectCrl);
-                    }
-                    other if critical => {
-                        unsupported.get_or_insert(Unsupported::CriticalExtension(dotted(other)));
-                    }
-                    _ => {}
+            let entry = RevokedEntry { revoked_at, reason };
+            match (&mut current, certificate_issuer) {
+                (Some(issuer), Some(named)) => *issuer = named,
+                (None, Some(_)) => {
+                    unsupported.get_or_insert(Unsupported::IndirectCrl);
                 }
-                Ok(())
-            })?;
+                _ => {}
+            }
+            match &current {
+                Some(issuer) => {
+                    by_issuer
+                        .entry((issuer.clone(), serial.to_vec()))
+                        .or_insert(entry);
+                }
+                None => direct.insert(serial, entry),
+            }
         }
-        e.finish().map_err(malformed("revokedCertificate"))?;
-        Ok(reason)
+        Ok(if indirect {
+            Index::Indirect(by_issuer)
+        } else {
+            Index::Direct(direct)
+        })
     }
+}
+
+/// crlEntryExtensions (RFC 5280 §5.3) in general form: the reason code and
+/// the certificateIssuer's name key, if any.
+fn entry_extensions(
+    e: &mut Reader<'_>,
+    unsupported: &mut Option<Unsupported>,
+) -> Result<(Option<Reason>, Option<Vec<u8>>), CrlError> {
+    let mut reason = None;
+    let mut certificate_issuer = None;
+    if let Some(exts) = e
+        .read_optional(tag::SEQUENCE)
+        .map_err(malformed("crlEntryExtensions"))?
+    {
+        for_each_extension(exts, |id, critical, value| {
+            match id {
+                oid::REASON_CODE => {
+                    let code =
+                        der::single(value, tag::ENUMERATED).map_err(malformed("reasonCode"))?;
+                    reason = Some(match code {
+                        [c] => Reason::from_code(*c).ok_or_else(unknown_reason)?,
+                        _ => return Err(unknown_reason()),
+                    });
+                }
+                oid::CERTIFICATE_ISSUER => {
+                    certificate_issuer =
+                        Some(directory_name_key(value).ok_or(CrlError::Malformed {
+                            detail: "certificateIssuer without a directoryName".into(),
+                        })?);
+                }
+                oid::INVALIDITY_DATE => {}
+                other if critical => {
+                    unsupported.get_or_insert(Unsupported::CriticalExtension(dotted(other)));
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+    }
+    e.finish().map_err(malformed("revokedCertificate"))?;
+    Ok((reason, certificate_issuer))
 }
 
 fn unknown_reason() -> CrlError {
