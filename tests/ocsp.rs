@@ -1,7 +1,7 @@
 //! OCSP interoperability through the library: responses produced by the real
 //! `openssl ocsp` responder (an OpenSSL CA index file, `-reqin`/`-respout`,
-//! no network) for the fixture PKI of `pki-fixtures`, handed to
-//! `vigil_core::Verifier::add_ocsp_response`.
+//! no network; see `pki_fixtures::openssl`) for the fixture PKI of
+//! `pki-fixtures`, handed to `vigil_core::Verifier::add_ocsp_response`.
 //!
 //! The fixture PKI is generated at the real current time, because openssl
 //! stamps thisUpdate with the real clock. The root CRL is always loaded, so
@@ -13,16 +13,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::cell::Cell;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use pki_fixtures::{roles, Ca, Cert, CertSpec, KeyAlg, LeafUsage, Pki, PkiOptions};
-use tempfile::TempDir;
+use pki_fixtures::openssl::{corrupt_response_signature, CertIdHash, IndexEntry, OcspQuery};
+use pki_fixtures::{roles, Ca, Cert, CertSpec, KeyAlg, LeafUsage, Pki, PkiOptions, Reason};
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
 use vigil_core::revocation::OcspError;
 use vigil_core::{
@@ -64,27 +60,18 @@ struct Fixture {
 }
 
 fn fixture_for(alg: KeyAlg) -> &'static Fixture {
-    static P256: OnceLock<Fixture> = OnceLock::new();
-    static RSA: OnceLock<Fixture> = OnceLock::new();
-    static ED25519: OnceLock<Fixture> = OnceLock::new();
-    let cell = match alg {
-        KeyAlg::EcdsaP256 => &P256,
-        KeyAlg::Rsa2048 => &RSA,
-        KeyAlg::Ed25519 => &ED25519,
-    };
-    cell.get_or_init(|| {
+    static FIXTURES: [OnceLock<Fixture>; 3] = [const { OnceLock::new() }; 3];
+    let slot = KeyAlg::ALL.iter().position(|a| *a == alg).unwrap();
+    FIXTURES[slot].get_or_init(|| {
         let pki = pki_fixtures::generate(&PkiOptions {
             alg,
             ..PkiOptions::default()
         })
         .unwrap();
-        let responder = pki
-            .intermediate
-            .issue_leaf(
-                &CertSpec::leaf(RESPONDER, "ocsp.vigil.test", &pki.options)
-                    .with_usage(LeafUsage::OcspSigning),
-            )
-            .unwrap();
+        let leaf = |ca: &Ca, spec: CertSpec| ca.issue_leaf(&spec).unwrap();
+        let spec = |role, cn| CertSpec::leaf(role, cn, &pki.options);
+        let ocsp_spec = |role, cn| spec(role, cn).with_usage(LeafUsage::OcspSigning);
+        let responder = leaf(&pki.intermediate, ocsp_spec(RESPONDER, "ocsp.vigil.test"));
         let impostor = Ca::new_root(
             IMPOSTOR,
             "Vigil Test Intermediate CA",
@@ -95,25 +82,20 @@ fn fixture_for(alg: KeyAlg) -> &'static Fixture {
         let now = pki.options.now;
         let day = Duration::days(1);
         let extra = vec![
-            pki.intermediate
-                .issue_leaf(
-                    &CertSpec::leaf(EXPIRED_RESPONDER, "ocsp-expired.vigil.test", &pki.options)
-                        .with_usage(LeafUsage::OcspSigning)
-                        .with_validity(now - day * 30, now - day),
-                )
-                .unwrap(),
-            pki.other_intermediate
-                .issue_leaf(
-                    &CertSpec::leaf(OTHER_RESPONDER, "ocsp-other.vigil.test", &pki.options)
-                        .with_usage(LeafUsage::OcspSigning),
-                )
-                .unwrap(),
-            pki.intermediate
-                .issue_leaf(
-                    &CertSpec::leaf(HIGH_SERIAL_CLIENT, "high.vigil.test", &pki.options)
-                        .with_serial(&[0x80, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]),
-                )
-                .unwrap(),
+            leaf(
+                &pki.intermediate,
+                ocsp_spec(EXPIRED_RESPONDER, "ocsp-expired.vigil.test")
+                    .with_validity(now - day * 30, now - day),
+            ),
+            leaf(
+                &pki.other_intermediate,
+                ocsp_spec(OTHER_RESPONDER, "ocsp-other.vigil.test"),
+            ),
+            leaf(
+                &pki.intermediate,
+                spec(HIGH_SERIAL_CLIENT, "high.vigil.test")
+                    .with_serial(&[0x80, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]),
+            ),
         ];
         let revoked_at = now - Duration::hours(3);
         Fixture {
@@ -147,11 +129,60 @@ impl Fixture {
             None => vec![der(self.cert(role)), der(&self.pki.intermediate.cert)],
         }
     }
+
+    /// An index line: `role` is good.
+    fn good(&self, role: &str) -> IndexEntry {
+        IndexEntry::good(self.cert(role))
+    }
+
+    /// An index line: `role` was revoked (keyCompromise) at `revoked_at`.
+    fn revoked(&self, role: &str) -> IndexEntry {
+        IndexEntry::revoked(
+            self.cert(role),
+            self.revoked_at,
+            Some(Reason::KeyCompromise),
+        )
+    }
+
+    /// A request about `role` (issued by `intermediate`), answered by the
+    /// intermediate itself from `index`.
+    fn ask(&self, role: &str, index: Vec<IndexEntry>) -> OcspQuery {
+        OcspQuery::from_issuer(&self.pki.intermediate.cert)
+            .about(&self.cert(role).pem)
+            .entries(index)
+    }
 }
 
 /// The default (P-256) fixture.
 fn fixture() -> &'static Fixture {
     fixture_for(KeyAlg::EcdsaP256)
+}
+
+/// A certificate of the default fixture (e.g. a response signer).
+fn cert(role: &str) -> &'static Cert {
+    fixture().cert(role)
+}
+
+fn good(role: &str) -> IndexEntry {
+    fixture().good(role)
+}
+
+fn revoked(role: &str) -> IndexEntry {
+    fixture().revoked(role)
+}
+
+fn ask(role: &str, index: Vec<IndexEntry>) -> OcspQuery {
+    fixture().ask(role, index)
+}
+
+/// The usual request: about the client, which the index says is good.
+fn ask_good_client() -> OcspQuery {
+    ask(roles::CLIENT, vec![good(roles::CLIENT)])
+}
+
+/// openssl's DER answer to `query`.
+fn respond(query: OcspQuery) -> Vec<u8> {
+    query.respond().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -162,231 +193,9 @@ fn parse_rfc3339(text: &str) -> OffsetDateTime {
     OffsetDateTime::parse(text, &Rfc3339).unwrap()
 }
 
-/// The `openssl` command, after checking once that it runs. Panics (so the
-/// test fails, never skips) when it does not.
-fn openssl() -> &'static str {
-    static VERSION: OnceLock<String> = OnceLock::new();
-    VERSION.get_or_init(|| match Command::new("openssl").arg("version").output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        Ok(out) => panic!(
-            "`openssl version` failed ({}): {}. These OCSP interoperability tests need the \
-             OpenSSL 3 command-line tool as the OCSP responder.",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "cannot run `openssl` ({e}). These OCSP interoperability tests need the OpenSSL 3 \
-             command-line tool on PATH as the OCSP responder (e.g. `apt-get install openssl`); \
-             they fail rather than skip without it."
-        ),
-    });
-    "openssl"
-}
-
-/// Runs openssl with `args`, panicking with its output if it fails.
-fn run_openssl(args: &[&std::ffi::OsStr]) {
-    let out = Command::new(openssl()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {:?} failed ({}):\nstdout: {}\nstderr: {}",
-        args,
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// One line of an OpenSSL CA index (`index.txt`).
-enum Entry {
-    /// `V`: the responder answers good.
-    Good(&'static Cert),
-    /// `R` with keyCompromise at this time: the responder answers revoked.
-    Revoked(&'static Cert, OffsetDateTime),
-}
-
-/// `YYMMDDHHMMSSZ`, the index file's time format.
-fn index_time(t: OffsetDateTime) -> String {
-    t.format(format_description!(
-        "[year repr:last_two][month][day][hour][minute][second]Z"
-    ))
-    .unwrap()
-}
-
-fn index_text(entries: &[Entry]) -> String {
-    entries
-        .iter()
-        .map(|e| match e {
-            Entry::Good(cert) => format!(
-                "V\t{}\t\t{}\tunknown\t/CN={}\n",
-                index_time(cert.not_after),
-                cert.serial_hex().to_uppercase(),
-                cert.name
-            ),
-            Entry::Revoked(cert, at) => format!(
-                "R\t{}\t{},keyCompromise\t{}\tunknown\t/CN={}\n",
-                index_time(cert.not_after),
-                index_time(*at),
-                cert.serial_hex().to_uppercase(),
-                cert.name
-            ),
-        })
-        .collect()
-}
-
-/// What to ask the openssl responder.
-struct Ask {
-    /// Roles of the certificates the request is about (one SingleRequest each).
-    certs: Vec<&'static str>,
-    /// Role of its issuer (`-issuer` of the request, `-CA` of the responder).
-    issuer: &'static str,
-    /// Role whose certificate and key sign the response.
-    signer: &'static str,
-    index: Vec<Entry>,
-    /// SHA-256 CertID instead of SHA-1.
-    sha256: bool,
-    /// Put a nonce in the request (openssl echoes it in the response).
-    nonce: bool,
-    /// Extra responder options.
-    responder_args: Vec<&'static str>,
-}
-
-impl Ask {
-    /// A request about `cert` (issued by `intermediate`), answered by the
-    /// intermediate itself from `index`.
-    fn new(cert: &'static str, index: Vec<Entry>) -> Self {
-        Self {
-            certs: vec![cert],
-            issuer: roles::INTERMEDIATE,
-            signer: roles::INTERMEDIATE,
-            index,
-            sha256: false,
-            nonce: false,
-            responder_args: Vec::new(),
-        }
-    }
-
-    /// Also asks about `cert` (same issuer) in the same request.
-    fn and(mut self, cert: &'static str) -> Self {
-        self.certs.push(cert);
-        self
-    }
-
-    /// The issuer of the certificates asked about, which also signs.
-    fn issuer(mut self, role: &'static str) -> Self {
-        self.issuer = role;
-        self.signer = role;
-        self
-    }
-
-    fn nonce(mut self) -> Self {
-        self.nonce = true;
-        self
-    }
-
-    fn signer(mut self, role: &'static str) -> Self {
-        self.signer = role;
-        self
-    }
-
-    fn sha256(mut self) -> Self {
-        self.sha256 = true;
-        self
-    }
-
-    fn responder_arg(mut self, arg: &'static str) -> Self {
-        self.responder_args.push(arg);
-        self
-    }
-}
-
-/// A temporary directory holding the fixture's files and openssl's work.
-struct Workdir {
-    dir: TempDir,
-    next: Cell<usize>,
-}
-
-impl Workdir {
-    fn new() -> Self {
-        Self::with(fixture())
-    }
-
-    fn with(fx: &'static Fixture) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fx.pki.write_to(dir.path()).unwrap();
-        let extra = [&fx.responder, &fx.impostor.cert]
-            .into_iter()
-            .chain(&fx.extra);
-        for cert in extra {
-            std::fs::write(dir.path().join(format!("{}.pem", cert.name)), &cert.pem).unwrap();
-            std::fs::write(
-                dir.path().join(format!("{}.key.pem", cert.name)),
-                &cert.key_pem,
-            )
-            .unwrap();
-        }
-        Self {
-            dir,
-            next: Cell::new(0),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Asks openssl: writes the index, makes the request
-    /// (`openssl ocsp -issuer -cert -reqout -no_nonce`), answers it
-    /// (`openssl ocsp -index -rsigner -rkey -CA -reqin -respout -ndays 7`)
-    /// and returns the DER response.
-    fn respond(&self, ask: &Ask) -> Vec<u8> {
-        let n = self.next.get();
-        self.next.set(n + 1);
-        let index = self.path(&format!("index-{n}.txt"));
-        let request = self.path(&format!("request-{n}.der"));
-        let response = self.path(&format!("response-{n}.der"));
-        std::fs::write(&index, index_text(&ask.index)).unwrap();
-        let pem = |role: &str| self.path(&format!("{role}.pem"));
-        let key = |role: &str| self.path(&format!("{role}.key.pem"));
-
-        let mut req: Vec<PathBuf> = vec!["ocsp".into(), "-issuer".into(), pem(ask.issuer)];
-        if ask.sha256 {
-            // The digest applies to the -cert options after it.
-            req.push("-sha256".into());
-        }
-        for cert in &ask.certs {
-            req.extend(["-cert".into(), pem(cert)]);
-        }
-        req.extend(["-reqout".into(), request.clone()]);
-        if !ask.nonce {
-            req.push("-no_nonce".into());
-        }
-        run_openssl(&os_args(&req));
-
-        let mut resp: Vec<PathBuf> = vec![
-            "ocsp".into(),
-            "-index".into(),
-            index,
-            "-rsigner".into(),
-            pem(ask.signer),
-            "-rkey".into(),
-            key(ask.signer),
-            "-CA".into(),
-            pem(ask.issuer),
-            "-reqin".into(),
-            request,
-            "-respout".into(),
-            response.clone(),
-            "-ndays".into(),
-            "7".into(),
-        ];
-        resp.extend(ask.responder_args.iter().map(PathBuf::from));
-        run_openssl(&os_args(&resp));
-        std::fs::read(&response).unwrap()
-    }
-}
-
-fn os_args(args: &[PathBuf]) -> Vec<&std::ffi::OsStr> {
-    args.iter().map(|a| a.as_os_str()).collect()
+/// Eight days from now: past `-ndays 7` (and the root CRL's nextUpdate).
+fn eight_days_later() -> SystemTime {
+    SystemTime::now() + std::time::Duration::from_secs(8 * 86_400)
 }
 
 fn der(cert: &Cert) -> CertificateDer<'static> {
@@ -446,8 +255,51 @@ fn verify(v: &Verifier, fx: &Fixture, role: &str, policy: RevocationPolicy) -> V
     verify_at(v, fx, role, policy, SystemTime::now())
 }
 
+/// The client of the default fixture, verified now under `policy` with the
+/// root CRL and `responses`.
+fn verify_client(responses: &[&[u8]], policy: RevocationPolicy) -> Verdict {
+    let fx = fixture();
+    verify(
+        &verifier(fx, &[roles::ROOT_CRL], responses),
+        fx,
+        roles::CLIENT,
+        policy,
+    )
+}
+
+/// The verdict, status and reason a verdict must have.
+type Outcome = (Decision, Status, ReasonCode);
+
+const GOOD: Outcome = (Decision::Accepted, Status::Good, ReasonCode::Ok);
+const REVOKED: Outcome = (Decision::Rejected, Status::Revoked, ReasonCode::Revoked);
+const MISSING: Outcome = (
+    Decision::Rejected,
+    Status::Unknown,
+    ReasonCode::RevocationDataMissing,
+);
+const STALE: Outcome = (
+    Decision::Rejected,
+    Status::Unknown,
+    ReasonCode::RevocationDataStale,
+);
+const NOT_YET_VALID: Outcome = (
+    Decision::Rejected,
+    Status::Unknown,
+    ReasonCode::RevocationDataNotYetValid,
+);
+const SOFT_FAIL: Outcome = (
+    Decision::Accepted,
+    Status::Unknown,
+    ReasonCode::RevocationUnknownSoftFail,
+);
+
+/// Rejected as invalid because of `code`.
+fn invalid(code: ReasonCode) -> Outcome {
+    (Decision::Rejected, Status::Invalid, code)
+}
+
 #[track_caller]
-fn assert_verdict(v: &Verdict, decision: Decision, status: Status, reason: ReasonCode) {
+fn assert_verdict(v: &Verdict, (decision, status, reason): Outcome) {
     assert_eq!(
         (v.verdict, v.status, v.reason),
         (decision, status, reason),
@@ -455,6 +307,13 @@ fn assert_verdict(v: &Verdict, decision: Decision, status: Status, reason: Reaso
         v.to_json()
     );
     assert!(!v.detail.is_empty());
+}
+
+/// Accepted as good, the leaf's status from OCSP.
+#[track_caller]
+fn assert_good_by_ocsp(verdict: &Verdict, context: &str) {
+    assert_verdict(verdict, GOOD);
+    assert_eq!(verdict.revocation[0].source, Source::Ocsp, "{context}");
 }
 
 /// The leaf's revocation result and the intermediate's (root CRL, good).
@@ -472,6 +331,11 @@ fn leaf_result<'v>(v: &'v Verdict, fx: &Fixture, role: &str) -> &'v RevocationRe
         v.to_json()
     );
     leaf
+}
+
+/// source, status and reason of one revocation result.
+fn summary(r: &RevocationResult) -> (Source, CertStatus, Option<&str>) {
+    (r.source, r.status, r.reason.as_deref())
 }
 
 /// How a verdict spells a serial: lowercase hex of the DER INTEGER content
@@ -501,7 +365,7 @@ fn assert_openssl_times(fx: &Fixture, r: &RevocationResult) {
 fn assert_leaf_unknown(v: &Verdict, fx: &Fixture, role: &str, code: ReasonCode) {
     let leaf = leaf_result(v, fx, role);
     assert_eq!(
-        (leaf.source, leaf.status, leaf.reason.as_deref()),
+        summary(leaf),
         (Source::Ocsp, CertStatus::Unknown, Some(code.as_str())),
         "{}",
         v.to_json()
@@ -509,28 +373,50 @@ fn assert_leaf_unknown(v: &Verdict, fx: &Fixture, role: &str, code: ReasonCode) 
     assert_eq!(leaf.revoked_at, None);
 }
 
-fn good(role: &str) -> Entry {
-    Entry::Good(fixture().cert(role))
+/// Rejected as revoked, the leaf's result from `source` saying
+/// keyCompromise; returns that result.
+#[track_caller]
+fn assert_leaf_revoked<'v>(
+    v: &'v Verdict,
+    fx: &Fixture,
+    role: &str,
+    source: Source,
+) -> &'v RevocationResult {
+    assert_verdict(v, REVOKED);
+    let leaf = leaf_result(v, fx, role);
+    assert_eq!(
+        summary(leaf),
+        (source, CertStatus::Revoked, Some("keyCompromise"))
+    );
+    leaf
 }
 
-fn revoked(role: &str) -> Entry {
+/// `resp` (with the root CRL) makes the client invalid because of `code`
+/// under both policies, the leaf `unknown` because of it.
+#[track_caller]
+fn assert_refused_under_both_policies(resp: &[u8], code: ReasonCode) {
     let fx = fixture();
-    Entry::Revoked(fx.cert(role), fx.revoked_at)
+    let v = verifier(fx, &[roles::ROOT_CRL], &[resp]);
+    for policy in BOTH {
+        let verdict = verify(&v, fx, roles::CLIENT, policy);
+        assert_verdict(&verdict, invalid(code));
+        assert_leaf_unknown(&verdict, fx, roles::CLIENT, code);
+    }
 }
 
 const REQUIRE: RevocationPolicy = RevocationPolicy::Require;
 const PREFER: RevocationPolicy = RevocationPolicy::Prefer;
+const BOTH: [RevocationPolicy; 2] = [REQUIRE, PREFER];
 
 // 1. good, signed by the issuing intermediate.
 #[test]
 fn good_leaf_signed_by_issuer_is_accepted() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let resp = respond(ask_good_client());
     let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
+    for policy in BOTH {
         let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
+        assert_verdict(&verdict, GOOD);
         let leaf = leaf_result(&verdict, fx, roles::CLIENT);
         assert_eq!(
             (leaf.source, leaf.status, &leaf.reason, &leaf.revoked_at),
@@ -544,22 +430,13 @@ fn good_leaf_signed_by_issuer_is_accepted() {
 #[test]
 fn good_leaf_without_root_crl_leaves_intermediate_missing() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let v = verifier(fx, &[], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataMissing,
-    );
+    let resp = respond(ask_good_client());
+    let verdict = verify(&verifier(fx, &[], &[&resp]), fx, roles::CLIENT, REQUIRE);
+    assert_verdict(&verdict, MISSING);
+    let (leaf, inter) = (&verdict.revocation[0], &verdict.revocation[1]);
+    assert_eq!((leaf.source, leaf.status), (Source::Ocsp, CertStatus::Good));
     assert_eq!(
-        (verdict.revocation[0].source, verdict.revocation[0].status),
-        (Source::Ocsp, CertStatus::Good)
-    );
-    assert_eq!(
-        (verdict.revocation[1].source, verdict.revocation[1].status),
+        (inter.source, inter.status),
         (Source::None, CertStatus::Unknown)
     );
 }
@@ -568,22 +445,11 @@ fn good_leaf_without_root_crl_leaves_intermediate_missing() {
 #[test]
 fn revoked_leaf_is_rejected_with_reason_and_time() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]));
+    let resp = respond(ask(roles::CLIENT, vec![revoked(roles::CLIENT)]));
     let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
+    for policy in BOTH {
         let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Revoked,
-            ReasonCode::Revoked,
-        );
-        let leaf = leaf_result(&verdict, fx, roles::CLIENT);
-        assert_eq!(
-            (leaf.source, leaf.status, leaf.reason.as_deref()),
-            (Source::Ocsp, CertStatus::Revoked, Some("keyCompromise"))
-        );
+        let leaf = assert_leaf_revoked(&verdict, fx, roles::CLIENT, Source::Ocsp);
         assert_eq!(leaf.revoked_at, Some(rfc3339(fx.revoked_at)));
         assert_openssl_times(fx, leaf);
     }
@@ -593,57 +459,37 @@ fn revoked_leaf_is_rejected_with_reason_and_time() {
 #[test]
 fn stale_revoked_answer_still_revokes() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]));
+    let resp = respond(ask(roles::CLIENT, vec![revoked(roles::CLIENT)]));
     let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let later = SystemTime::now() + std::time::Duration::from_secs(8 * 86_400);
-    for policy in [REQUIRE, PREFER] {
+    let later = eight_days_later();
+    for policy in BOTH {
         let verdict = verify_at(&v, fx, roles::CLIENT, policy, later);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Revoked,
-            ReasonCode::Revoked,
-        );
-        assert_eq!(verdict.revocation[0].source, Source::Ocsp);
-        assert_eq!(
-            verdict.revocation[0].revoked_at,
-            Some(rfc3339(fx.revoked_at))
-        );
+        assert_verdict(&verdict, REVOKED);
+        let leaf = &verdict.revocation[0];
+        assert_eq!(leaf.source, Source::Ocsp);
+        assert_eq!(leaf.revoked_at, Some(rfc3339(fx.revoked_at)));
     }
 }
 
 // 3. serial unknown to the responder.
-#[test]
-fn unknown_serial_fails_closed_under_require() {
+#[track_caller]
+fn unknown_serial(policy: RevocationPolicy, expected: Outcome) {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::SERVER)]));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::OcspUnknown,
-    );
+    let resp = respond(ask(roles::CLIENT, vec![good(roles::SERVER)]));
+    let verdict = verify_client(&[&resp], policy);
+    assert_verdict(&verdict, expected);
     assert_leaf_unknown(&verdict, fx, roles::CLIENT, ReasonCode::OcspUnknown);
 }
 
 #[test]
+fn unknown_serial_fails_closed_under_require() {
+    let expected = (Decision::Rejected, Status::Unknown, ReasonCode::OcspUnknown);
+    unknown_serial(REQUIRE, expected);
+}
+
+#[test]
 fn unknown_serial_soft_fails_under_prefer() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::SERVER)]));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, PREFER);
-    assert_verdict(
-        &verdict,
-        Decision::Accepted,
-        Status::Unknown,
-        ReasonCode::RevocationUnknownSoftFail,
-    );
-    assert_leaf_unknown(&verdict, fx, roles::CLIENT, ReasonCode::OcspUnknown);
+    unknown_serial(PREFER, SOFT_FAIL);
 }
 
 // 4. delegated responder (id-kp-OCSPSigning, issued by the intermediate,
@@ -651,11 +497,9 @@ fn unknown_serial_soft_fails_under_prefer() {
 #[test]
 fn delegated_responder_is_accepted() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(RESPONDER));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    let resp = respond(ask_good_client().signed_by(cert(RESPONDER)));
+    let verdict = verify_client(&[&resp], REQUIRE);
+    assert_verdict(&verdict, GOOD);
     let leaf = leaf_result(&verdict, fx, roles::CLIENT);
     assert_eq!((leaf.source, leaf.status), (Source::Ocsp, CertStatus::Good));
     assert_openssl_times(fx, leaf);
@@ -664,16 +508,9 @@ fn delegated_responder_is_accepted() {
 #[test]
 fn delegated_responder_revoked_answer_is_rejected() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]).signer(RESPONDER));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, PREFER);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    let query = ask(roles::CLIENT, vec![revoked(roles::CLIENT)]).signed_by(cert(RESPONDER));
+    let verdict = verify_client(&[&respond(query)], PREFER);
+    assert_verdict(&verdict, REVOKED);
     let leaf = leaf_result(&verdict, fx, roles::CLIENT);
     assert_eq!(
         (leaf.source, leaf.reason.as_deref()),
@@ -685,120 +522,41 @@ fn delegated_responder_revoked_answer_is_rejected() {
 // (`-resp_no_certs`) cannot be authorized.
 #[test]
 fn delegated_responder_without_its_certificate_is_not_authorized() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(
-        &Ask::new(roles::CLIENT, vec![good(roles::CLIENT)])
-            .signer(RESPONDER)
-            .responder_arg("-resp_no_certs"),
-    );
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
-        let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-        assert_leaf_unknown(
-            &verdict,
-            fx,
-            roles::CLIENT,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-    }
+    let query = ask_good_client()
+        .signed_by(cert(RESPONDER))
+        .responder_arg("-resp_no_certs");
+    assert_refused_under_both_policies(&respond(query), ReasonCode::OcspResponderNotAuthorized);
 }
 
 // 4c. responderID byKey (`-resp_key_id`) instead of byName.
 #[test]
 fn responder_id_by_key_is_accepted() {
-    let fx = fixture();
-    let w = Workdir::new();
     for signer in [roles::INTERMEDIATE, RESPONDER] {
-        let resp = w.respond(
-            &Ask::new(roles::CLIENT, vec![good(roles::CLIENT)])
-                .signer(signer)
-                .responder_arg("-resp_key_id"),
-        );
-        let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-        let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-        assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
-        assert_eq!(verdict.revocation[0].source, Source::Ocsp, "{signer}");
+        let query = ask_good_client()
+            .signed_by(cert(signer))
+            .responder_arg("-resp_key_id");
+        assert_good_by_ocsp(&verify_client(&[&respond(query)], REQUIRE), signer);
     }
 }
 
 // 5. responder certificate without id-kp-OCSPSigning (the client leaf).
 #[test]
 fn responder_without_ocsp_signing_is_not_authorized() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(roles::SERVER));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
-        let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-        assert_leaf_unknown(
-            &verdict,
-            fx,
-            roles::CLIENT,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-    }
+    let resp = respond(ask_good_client().signed_by(cert(roles::SERVER)));
+    assert_refused_under_both_policies(&resp, ReasonCode::OcspResponderNotAuthorized);
 }
 
 #[test]
 fn client_certificate_as_its_own_responder_is_not_authorized() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(roles::CLIENT));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
-        let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-        assert_leaf_unknown(
-            &verdict,
-            fx,
-            roles::CLIENT,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-    }
+    let resp = respond(ask_good_client().signed_by(cert(roles::CLIENT)));
+    assert_refused_under_both_policies(&resp, ReasonCode::OcspResponderNotAuthorized);
 }
 
 // 6. responder from another hierarchy.
 #[test]
 fn responder_from_other_hierarchy_is_not_authorized() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(
-        &Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(roles::OTHER_INTERMEDIATE),
-    );
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
-        let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-        assert_leaf_unknown(
-            &verdict,
-            fx,
-            roles::CLIENT,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-    }
+    let resp = respond(ask_good_client().signed_by(cert(roles::OTHER_INTERMEDIATE)));
+    assert_refused_under_both_policies(&resp, ReasonCode::OcspResponderNotAuthorized);
 }
 
 // 7. stale: verified 8 days later with -ndays 7. The root CRL (nextUpdate
@@ -806,27 +564,15 @@ fn responder_from_other_hierarchy_is_not_authorized() {
 #[test]
 fn stale_good_answer() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let resp = respond(ask_good_client());
     let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let later = SystemTime::now() + std::time::Duration::from_secs(8 * 86_400);
+    let later = eight_days_later();
 
     let verdict = verify_at(&v, fx, roles::CLIENT, REQUIRE, later);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataStale,
-    );
+    assert_verdict(&verdict, STALE);
     let leaf = &verdict.revocation[0];
-    assert_eq!(
-        (leaf.source, leaf.status, leaf.reason.as_deref()),
-        (
-            Source::Ocsp,
-            CertStatus::Unknown,
-            Some("revocation_data_stale")
-        )
-    );
+    let stale = Some("revocation_data_stale");
+    assert_eq!(summary(leaf), (Source::Ocsp, CertStatus::Unknown, stale));
     assert_openssl_times(fx, leaf);
     assert!(
         verdict.detail.contains("client.vigil.test"),
@@ -835,65 +581,44 @@ fn stale_good_answer() {
     );
 
     let verdict = verify_at(&v, fx, roles::CLIENT, PREFER, later);
-    assert_verdict(
-        &verdict,
-        Decision::Accepted,
-        Status::Unknown,
-        ReasonCode::RevocationUnknownSoftFail,
-    );
-    assert_eq!(verdict.revocation[0].source, Source::Ocsp);
-    assert_eq!(
-        verdict.revocation[0].reason.as_deref(),
-        Some("revocation_data_stale")
-    );
+    assert_verdict(&verdict, SOFT_FAIL);
+    let leaf = &verdict.revocation[0];
+    assert_eq!(leaf.source, Source::Ocsp);
+    assert_eq!(leaf.reason.as_deref(), stale);
 }
 
-#[test]
-fn stale_good_answer_at_leaf_depth() {
+/// A good answer for the client as the only revocation data, the client's
+/// chain, and options checking the leaf only under require.
+fn leaf_only_by_ocsp() -> (Verifier, Vec<CertificateDer<'static>>, VerifyOptions) {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let v = verifier(fx, &[], &[&resp]);
-    let later = SystemTime::now() + std::time::Duration::from_secs(8 * 86_400);
-    let chain = fx.chain(roles::CLIENT);
+    let resp = respond(ask_good_client());
     let opts = VerifyOptions {
         depth: Depth::Leaf,
         ..options(REQUIRE)
     };
-    let verdict = v.verify_uncached(&chain, &opts, later);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataStale,
-    );
+    (verifier(fx, &[], &[&resp]), fx.chain(roles::CLIENT), opts)
+}
+
+#[test]
+fn stale_good_answer_at_leaf_depth() {
+    let (v, chain, opts) = leaf_only_by_ocsp();
+    let verdict = v.verify_uncached(&chain, &opts, eight_days_later());
+    assert_verdict(&verdict, STALE);
     assert_eq!(verdict.revocation.len(), 1);
     assert_eq!(verdict.revocation[0].source, Source::Ocsp);
     // ... and at the real time, the same response is good.
     let verdict = v.verify_uncached(&chain, &opts, SystemTime::now());
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    assert_verdict(&verdict, GOOD);
 }
 
 // 8. SHA-256 CertID.
 #[test]
 fn sha256_cert_id_is_accepted() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).sha256());
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_eq!(verdict.revocation[0].source, Source::Ocsp);
+    let resp = respond(ask_good_client().hash(CertIdHash::Sha256));
+    assert_good_by_ocsp(&verify_client(&[&resp], REQUIRE), "sha256");
 
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]).sha256());
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    let query = ask(roles::CLIENT, vec![revoked(roles::CLIENT)]).hash(CertIdHash::Sha256);
+    assert_verdict(&verify_client(&[&respond(query)], REQUIRE), REVOKED);
 }
 
 // 8b. RSA and Ed25519 hierarchies (openssl signs with sha256WithRSAEncryption
@@ -902,28 +627,19 @@ fn sha256_cert_id_is_accepted() {
 fn good_and_revoked_for_rsa_and_ed25519() {
     for alg in [KeyAlg::Rsa2048, KeyAlg::Ed25519] {
         let fx = fixture_for(alg);
-        let w = Workdir::with(fx);
-        let client = fx.cert(roles::CLIENT);
+        let context = format!("{alg:?}");
         for signer in [roles::INTERMEDIATE, RESPONDER] {
-            let resp =
-                w.respond(&Ask::new(roles::CLIENT, vec![Entry::Good(client)]).signer(signer));
-            let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-            let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-            assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
-            assert_eq!(verdict.revocation[0].source, Source::Ocsp, "{alg:?}");
+            let answer = |entry: IndexEntry| {
+                let query = fx
+                    .ask(roles::CLIENT, vec![entry])
+                    .signed_by(fx.cert(signer));
+                let v = verifier(fx, &[roles::ROOT_CRL], &[&respond(query)]);
+                verify(&v, fx, roles::CLIENT, REQUIRE)
+            };
+            assert_good_by_ocsp(&answer(fx.good(roles::CLIENT)), &context);
 
-            let resp = w.respond(
-                &Ask::new(roles::CLIENT, vec![Entry::Revoked(client, fx.revoked_at)])
-                    .signer(signer),
-            );
-            let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-            let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-            assert_verdict(
-                &verdict,
-                Decision::Rejected,
-                Status::Revoked,
-                ReasonCode::Revoked,
-            );
+            let verdict = answer(fx.revoked(roles::CLIENT));
+            assert_verdict(&verdict, REVOKED);
             assert_eq!(
                 verdict.revocation[0].revoked_at,
                 Some(rfc3339(fx.revoked_at))
@@ -932,68 +648,14 @@ fn good_and_revoked_for_rsa_and_ed25519() {
     }
 }
 
-/// (tag, start of content, end of content) of the DER element at `pos`.
-fn element(der: &[u8], pos: usize) -> (u8, usize, usize) {
-    let first = der[pos + 1];
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        let len = der[pos + 2..pos + 2 + n]
-            .iter()
-            .fold(0usize, |acc, b| acc << 8 | usize::from(*b));
-        (len, 2 + n)
-    };
-    assert!(pos + header + len <= der.len(), "DER runs past its end");
-    (der[pos], pos + header, pos + header + len)
-}
-
-/// Where the signature value (the BIT STRING's bits) of a DER
-/// OCSPResponse is.
-fn signature_range(der: &[u8]) -> std::ops::Range<usize> {
-    let (_, response, _) = element(der, 0); // OCSPResponse
-    let (_, _, status_end) = element(der, response); // responseStatus
-    let (_, bytes, _) = element(der, status_end); // [0] responseBytes
-    let (_, rb, _) = element(der, bytes); // ResponseBytes
-    let (_, _, type_end) = element(der, rb); // responseType
-    let (tag, octets, _) = element(der, type_end); // response
-    assert_eq!(tag, 0x04);
-    let (_, basic, _) = element(der, octets); // BasicOCSPResponse
-    let (_, _, tbs_end) = element(der, basic); // tbsResponseData
-    let (_, _, alg_end) = element(der, tbs_end); // signatureAlgorithm
-    let (tag, start, end) = element(der, alg_end); // signature
-    assert_eq!(tag, 0x03);
-    assert_eq!(der[start], 0, "unused bits");
-    start + 1..end
-}
-
 // 9. corrupted signature: one bit of the signature value flipped (its last
 // octet, the end of ECDSA's `s`), so the DER stays valid.
 #[test]
 fn corrupted_signature_is_rejected_under_both_policies() {
-    let fx = fixture();
-    let w = Workdir::new();
     for signer in [roles::INTERMEDIATE, RESPONDER] {
-        let mut resp =
-            w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(signer));
-        let sig = signature_range(&resp);
-        resp[sig.end - 1] ^= 0x01;
-        let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-        for policy in [REQUIRE, PREFER] {
-            let verdict = verify(&v, fx, roles::CLIENT, policy);
-            assert_verdict(
-                &verdict,
-                Decision::Rejected,
-                Status::Invalid,
-                ReasonCode::OcspSignatureInvalid,
-            );
-            assert_leaf_unknown(
-                &verdict,
-                fx,
-                roles::CLIENT,
-                ReasonCode::OcspSignatureInvalid,
-            );
-        }
+        let resp = respond(ask_good_client().signed_by(cert(signer)));
+        let bad = corrupt_response_signature(&resp).unwrap();
+        assert_refused_under_both_policies(&bad, ReasonCode::OcspSignatureInvalid);
     }
 }
 
@@ -1002,134 +664,77 @@ fn corrupted_signature_is_rejected_under_both_policies() {
 // issuer) but another key.
 #[test]
 fn signature_by_another_key_under_the_issuers_name_is_invalid() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(IMPOSTOR));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
-        let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::OcspSignatureInvalid,
-        );
-        assert_leaf_unknown(
-            &verdict,
-            fx,
-            roles::CLIENT,
-            ReasonCode::OcspSignatureInvalid,
-        );
-    }
+    let resp = respond(ask_good_client().signed_by(cert(IMPOSTOR)));
+    assert_refused_under_both_policies(&resp, ReasonCode::OcspSignatureInvalid);
 }
 
 // 9c. a bad answer is not outvoted by a good one for the same certificate.
 #[test]
 fn corrupted_response_next_to_a_good_one_is_still_rejected() {
+    let good_resp = respond(ask_good_client());
+    let bad = corrupt_response_signature(&good_resp).unwrap();
+    let verdict = verify_client(&[&good_resp, &bad], PREFER);
+    assert_verdict(&verdict, invalid(ReasonCode::OcspSignatureInvalid));
+}
+
+/// No usable answer for the client: missing under require, its own result
+/// from no source.
+#[track_caller]
+fn assert_client_missing(v: &Verifier) {
     let fx = fixture();
-    let w = Workdir::new();
-    let good_resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let mut bad = good_resp.clone();
-    let sig = signature_range(&bad);
-    bad[sig.end - 1] ^= 0x01;
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&good_resp, &bad]);
-    let verdict = verify(&v, fx, roles::CLIENT, PREFER);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::OcspSignatureInvalid,
+    let verdict = verify(v, fx, roles::CLIENT, REQUIRE);
+    assert_verdict(&verdict, MISSING);
+    assert_eq!(
+        summary(leaf_result(&verdict, fx, roles::CLIENT)),
+        (
+            Source::None,
+            CertStatus::Unknown,
+            Some("revocation_data_missing")
+        )
     );
 }
 
 // 10. tryLater.
 #[test]
 fn try_later_is_not_successful() {
-    let fx = fixture();
-    let mut v = verifier_without_ocsp(fx, &[roles::ROOT_CRL]);
+    let mut v = verifier_without_ocsp(fixture(), &[roles::ROOT_CRL]);
     assert_eq!(
         v.add_ocsp_response(&TRY_LATER),
         Err(OcspError::NotSuccessful { status: "tryLater" })
     );
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataMissing,
-    );
-    let leaf = leaf_result(&verdict, fx, roles::CLIENT);
-    assert_eq!(
-        (leaf.source, leaf.status, leaf.reason.as_deref()),
-        (
-            Source::None,
-            CertStatus::Unknown,
-            Some("revocation_data_missing")
-        )
-    );
+    assert_client_missing(&v);
 }
 
 // 11. a response for another certificate only.
 #[test]
 fn response_for_other_certificate_is_ignored() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::SERVER, vec![good(roles::SERVER)]));
+    let resp = respond(ask(roles::SERVER, vec![good(roles::SERVER)]));
     let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataMissing,
-    );
-    let leaf = leaf_result(&verdict, fx, roles::CLIENT);
-    assert_eq!(
-        (leaf.source, leaf.status, leaf.reason.as_deref()),
-        (
-            Source::None,
-            CertStatus::Unknown,
-            Some("revocation_data_missing")
-        )
-    );
+    assert_client_missing(&v);
     // The server, which it is about, is good.
-    let verdict = verify(&v, fx, roles::SERVER, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    assert_verdict(&verify(&v, fx, roles::SERVER, REQUIRE), GOOD);
 }
 
 // 11b. several responses: the one about the leaf is found among others.
 #[test]
 fn matching_response_among_several_is_used() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let other = w.respond(&Ask::new(roles::SERVER, vec![revoked(roles::SERVER)]));
-    let mine = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).sha256());
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&other, &mine]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_eq!(verdict.revocation[0].source, Source::Ocsp);
+    let other = respond(ask(roles::SERVER, vec![revoked(roles::SERVER)]));
+    let mine = respond(ask_good_client().hash(CertIdHash::Sha256));
+    assert_good_by_ocsp(&verify_client(&[&other, &mine], REQUIRE), "mine");
 }
 
 // 12. both sources.
+const BOTH_CRLS: &[&str] = &[roles::ROOT_CRL, roles::INTERMEDIATE_CRL];
+
 #[test]
 fn crl_good_and_ocsp_revoked_is_revoked() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]));
-    let v = verifier(fx, &[roles::ROOT_CRL, roles::INTERMEDIATE_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
+    let resp = respond(ask(roles::CLIENT, vec![revoked(roles::CLIENT)]));
+    let v = verifier(fx, BOTH_CRLS, &[&resp]);
+    for policy in BOTH {
         let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Revoked,
-            ReasonCode::Revoked,
-        );
-        let leaf = leaf_result(&verdict, fx, roles::CLIENT);
-        assert_eq!(
-            (leaf.source, leaf.status, leaf.reason.as_deref()),
-            (Source::Ocsp, CertStatus::Revoked, Some("keyCompromise"))
-        );
+        let leaf = assert_leaf_revoked(&verdict, fx, roles::CLIENT, Source::Ocsp);
         assert_eq!(leaf.revoked_at, Some(rfc3339(fx.revoked_at)));
     }
 }
@@ -1137,25 +742,14 @@ fn crl_good_and_ocsp_revoked_is_revoked() {
 #[test]
 fn crl_revoked_and_ocsp_good_is_revoked() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(
+    let resp = respond(ask(
         roles::REVOKED_CLIENT,
         vec![good(roles::REVOKED_CLIENT)],
     ));
-    let v = verifier(fx, &[roles::ROOT_CRL, roles::INTERMEDIATE_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
+    let v = verifier(fx, BOTH_CRLS, &[&resp]);
+    for policy in BOTH {
         let verdict = verify(&v, fx, roles::REVOKED_CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Revoked,
-            ReasonCode::Revoked,
-        );
-        let leaf = leaf_result(&verdict, fx, roles::REVOKED_CLIENT);
-        assert_eq!(
-            (leaf.source, leaf.status, leaf.reason.as_deref()),
-            (Source::Crl, CertStatus::Revoked, Some("keyCompromise"))
-        );
+        let leaf = assert_leaf_revoked(&verdict, fx, roles::REVOKED_CLIENT, Source::Crl);
         // intermediate.crl revokes it at the fixture's now - 2h.
         assert_eq!(
             leaf.revoked_at,
@@ -1167,21 +761,17 @@ fn crl_revoked_and_ocsp_good_is_revoked() {
 #[test]
 fn crl_good_and_ocsp_good_is_good() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let v = verifier(fx, &[roles::ROOT_CRL, roles::INTERMEDIATE_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    let resp = respond(ask_good_client());
+    let v = verifier(fx, BOTH_CRLS, &[&resp]);
     // OCSP is consulted first and decides.
-    assert_eq!(verdict.revocation[0].source, Source::Ocsp);
+    assert_good_by_ocsp(&verify(&v, fx, roles::CLIENT, REQUIRE), "both");
 }
 
 // 13. malformed files.
 #[test]
 fn malformed_responses_are_rejected_at_load() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let resp = respond(ask_good_client());
     let mut v = verifier_without_ocsp(fx, &[roles::ROOT_CRL]);
     let truncated = &resp[..resp.len() / 2];
     let mut trailing = resp.clone();
@@ -1196,20 +786,14 @@ fn malformed_responses_are_rejected_at_load() {
         );
     }
     // Nothing was loaded.
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataMissing,
-    );
+    assert_verdict(&verify(&v, fx, roles::CLIENT, REQUIRE), MISSING);
 }
 
 #[test]
 fn openssl_index_helper_writes_the_documented_format() {
     let fx = fixture();
     let client = fx.cert(roles::CLIENT);
-    let text = index_text(&[Entry::Revoked(client, fx.revoked_at)]);
+    let text = pki_fixtures::openssl::index_text(&[fx.revoked(roles::CLIENT)]).unwrap();
     let fields: Vec<&str> = text.trim_end().split('\t').collect();
     assert_eq!(fields.len(), 6);
     assert_eq!(fields[0], "R");
@@ -1223,127 +807,62 @@ fn openssl_index_helper_writes_the_documented_format() {
 
 #[test]
 fn expired_delegated_responder_is_not_authorized() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp =
-        w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(EXPIRED_RESPONDER));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
-        let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-        assert_leaf_unknown(
-            &verdict,
-            fx,
-            roles::CLIENT,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
-    }
+    let resp = respond(ask_good_client().signed_by(cert(EXPIRED_RESPONDER)));
+    assert_refused_under_both_policies(&resp, ReasonCode::OcspResponderNotAuthorized);
 }
 
 #[test]
 fn ocsp_signing_responder_of_another_ca_is_not_authorized() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp =
-        w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(OTHER_RESPONDER));
+    let resp = respond(ask_good_client().signed_by(cert(OTHER_RESPONDER)));
     let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    for policy in [REQUIRE, PREFER] {
+    for policy in BOTH {
         let verdict = verify(&v, fx, roles::CLIENT, policy);
-        assert_verdict(
-            &verdict,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::OcspResponderNotAuthorized,
-        );
+        assert_verdict(&verdict, invalid(ReasonCode::OcspResponderNotAuthorized));
     }
 }
 
 #[test]
 fn root_answering_for_a_leaf_of_the_intermediate_is_not_authorized() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(roles::ROOT));
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, PREFER);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::OcspResponderNotAuthorized,
-    );
+    let resp = respond(ask_good_client().signed_by(cert(roles::ROOT)));
+    let verdict = verify_client(&[&resp], PREFER);
+    assert_verdict(&verdict, invalid(ReasonCode::OcspResponderNotAuthorized));
 }
 
 #[test]
 fn impostor_by_key_id_is_not_authorized() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(
-        &Ask::new(roles::CLIENT, vec![good(roles::CLIENT)])
-            .signer(IMPOSTOR)
-            .responder_arg("-resp_key_id"),
-    );
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, PREFER);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::OcspResponderNotAuthorized,
-    );
+    let query = ask_good_client()
+        .signed_by(cert(IMPOSTOR))
+        .responder_arg("-resp_key_id");
+    let verdict = verify_client(&[&respond(query)], PREFER);
+    assert_verdict(&verdict, invalid(ReasonCode::OcspResponderNotAuthorized));
 }
 
 #[test]
 fn issuer_response_without_certificates_is_accepted() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(
-        &Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).responder_arg("-resp_no_certs"),
-    );
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_eq!(verdict.revocation[0].source, Source::Ocsp);
+    let resp = respond(ask_good_client().responder_arg("-resp_no_certs"));
+    assert_good_by_ocsp(&verify_client(&[&resp], REQUIRE), "-resp_no_certs");
 }
 
 #[test]
 fn response_with_nonce_is_accepted() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).nonce());
-    let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_eq!(verdict.revocation[0].source, Source::Ocsp);
+    let resp = respond(ask_good_client().with_nonce());
+    assert_good_by_ocsp(&verify_client(&[&resp], REQUIRE), "nonce");
 }
 
 #[test]
 fn one_response_for_two_certificates() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(
-        &Ask::new(
-            roles::CLIENT,
-            vec![good(roles::CLIENT), revoked(roles::SERVER)],
-        )
-        .and(roles::SERVER),
-    );
+    let query = ask(
+        roles::CLIENT,
+        vec![good(roles::CLIENT), revoked(roles::SERVER)],
+    )
+    .about(&cert(roles::SERVER).pem);
     let mut v = verifier_without_ocsp(fx, &[roles::ROOT_CRL]);
-    assert_eq!(v.add_ocsp_response(&resp), Ok(2));
-    let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_eq!(verdict.revocation[0].source, Source::Ocsp);
+    assert_eq!(v.add_ocsp_response(&respond(query)), Ok(2));
+    assert_good_by_ocsp(&verify(&v, fx, roles::CLIENT, REQUIRE), "client");
     let verdict = verify(&v, fx, roles::SERVER, REQUIRE);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    assert_verdict(&verdict, REVOKED);
     assert_eq!(
         verdict.revocation[0].reason.as_deref(),
         Some("keyCompromise")
@@ -1353,19 +872,10 @@ fn one_response_for_two_certificates() {
 #[test]
 fn serial_with_top_bit_set_is_matched() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(
-        HIGH_SERIAL_CLIENT,
-        vec![revoked(HIGH_SERIAL_CLIENT)],
-    ));
+    let resp = respond(ask(HIGH_SERIAL_CLIENT, vec![revoked(HIGH_SERIAL_CLIENT)]));
     let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
     let verdict = verify(&v, fx, HIGH_SERIAL_CLIENT, REQUIRE);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    assert_verdict(&verdict, REVOKED);
     let leaf = leaf_result(&verdict, fx, HIGH_SERIAL_CLIENT);
     assert_eq!(leaf.serial, "008011223344556677");
     assert_eq!(leaf.source, Source::Ocsp);
@@ -1374,17 +884,11 @@ fn serial_with_top_bit_set_is_matched() {
 #[test]
 fn this_update_in_the_future_is_not_yet_valid() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let resp = respond(ask_good_client());
     let v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
     let earlier = SystemTime::from(fx.pki.options.now - Duration::hours(1));
     let verdict = verify_at(&v, fx, roles::CLIENT, REQUIRE, earlier);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataNotYetValid,
-    );
+    assert_verdict(&verdict, NOT_YET_VALID);
     assert_leaf_unknown(
         &verdict,
         fx,
@@ -1392,48 +896,37 @@ fn this_update_in_the_future_is_not_yet_valid() {
         ReasonCode::RevocationDataNotYetValid,
     );
     let verdict = verify_at(&v, fx, roles::CLIENT, PREFER, earlier);
-    assert_verdict(
-        &verdict,
-        Decision::Accepted,
-        Status::Unknown,
-        ReasonCode::RevocationUnknownSoftFail,
-    );
+    assert_verdict(&verdict, SOFT_FAIL);
 }
 
 /// The whole chain by OCSP, no CRL: the root answers for the intermediate.
 #[test]
 fn whole_chain_by_ocsp() {
     let fx = fixture();
-    let w = Workdir::new();
-    let leaf = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let inter = w.respond(
-        &Ask::new(roles::INTERMEDIATE, vec![good(roles::INTERMEDIATE)]).issuer(roles::ROOT),
-    );
+    let leaf = respond(ask_good_client());
+    let root = &fx.pki.root.cert;
+    let intermediate = |entry| {
+        respond(
+            OcspQuery::from_issuer(root)
+                .about(&fx.pki.intermediate.cert.pem)
+                .entry(entry),
+        )
+    };
+    let inter = intermediate(good(roles::INTERMEDIATE));
     let v = verifier(fx, &[], &[&leaf, &inter]);
     let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    assert_verdict(&verdict, GOOD);
     for r in &verdict.revocation {
         assert_eq!((r.source, r.status), (Source::Ocsp, CertStatus::Good));
         assert_openssl_times(fx, r);
     }
 
-    let inter = w.respond(
-        &Ask::new(roles::INTERMEDIATE, vec![revoked(roles::INTERMEDIATE)]).issuer(roles::ROOT),
-    );
+    let inter = intermediate(revoked(roles::INTERMEDIATE));
     let v = verifier(fx, &[], &[&leaf, &inter]);
     let verdict = verify(&v, fx, roles::CLIENT, PREFER);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    assert_verdict(&verdict, REVOKED);
     assert_eq!(
-        (
-            verdict.revocation[1].source,
-            verdict.revocation[1].status,
-            verdict.revocation[1].reason.as_deref()
-        ),
+        summary(&verdict.revocation[1]),
         (Source::Ocsp, CertStatus::Revoked, Some("keyCompromise"))
     );
 }
@@ -1441,58 +934,33 @@ fn whole_chain_by_ocsp() {
 /// A cached accepted verdict holds only within the OCSP answer's window.
 #[test]
 fn cached_verdict_follows_the_ocsp_window() {
-    let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
     // No CRL: the leaf only, so the OCSP answer alone sets the window.
-    let v = verifier(fx, &[], &[&resp]);
-    let chain = fx.chain(roles::CLIENT);
-    let opts = VerifyOptions {
-        depth: Depth::Leaf,
-        ..options(REQUIRE)
-    };
+    let (v, chain, opts) = leaf_only_by_ocsp();
     let now = SystemTime::now();
     let day = std::time::Duration::from_secs(86_400);
-    let first = v.verify(&chain, &opts, now);
-    assert_verdict(&first, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    let later = v.verify(&chain, &opts, now + day * 8);
-    assert_verdict(
-        &later,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataStale,
-    );
-    let earlier = v.verify(&chain, &opts, now - day / 24);
-    assert_verdict(
-        &earlier,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataNotYetValid,
-    );
-    let again = v.verify(&chain, &opts, now + day * 6);
-    assert_verdict(&again, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    for (at, expected) in [
+        (now, GOOD),
+        (now + day * 8, STALE),
+        (now - day / 24, NOT_YET_VALID),
+        (now + day * 6, GOOD),
+    ] {
+        assert_verdict(&v.verify(&chain, &opts, at), expected);
+    }
 }
 
 /// Loading a response after a verdict was cached changes the verdict.
 #[test]
 fn response_loaded_later_invalidates_a_cached_verdict() {
     let fx = fixture();
-    let w = Workdir::new();
-    let good_resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let revoked_resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]));
+    let good_resp = respond(ask_good_client());
+    let revoked_resp = respond(ask(roles::CLIENT, vec![revoked(roles::CLIENT)]));
     let mut v = verifier(fx, &[roles::ROOT_CRL], &[&good_resp]);
     let chain = fx.chain(roles::CLIENT);
     let opts = options(REQUIRE);
     let now = SystemTime::now();
     assert!(v.verify(&chain, &opts, now).is_accepted());
     assert_eq!(v.add_ocsp_response(&revoked_resp), Ok(1));
-    let verdict = v.verify(&chain, &opts, now);
-    assert_verdict(
-        &verdict,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    assert_verdict(&v.verify(&chain, &opts, now), REVOKED);
 }
 
 // RFC 6960 §4.2.2.2.1: a delegated responder that the issuer's own CRL
@@ -1500,40 +968,35 @@ fn response_loaded_later_invalidates_a_cached_verdict() {
 #[test]
 fn revoked_delegated_responder_is_not_trusted() {
     let fx = fixture();
-    let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(RESPONDER));
-    let crl_revoking = |revoke_responder: bool| {
+    let resp = respond(ask_good_client().signed_by(cert(RESPONDER)));
+    // The verdict for the leaf (root CRL, the response, and an intermediate
+    // CRL revoking the responder or not) and where the leaf's status came from.
+    let leaf_only = |revoke_responder: bool| {
         let mut spec = pki_fixtures::CrlSpec::new(&fx.pki.options);
         spec.number = 10;
         if revoke_responder {
             spec = spec.revoke(
                 &fx.responder,
                 fx.pki.options.now - Duration::hours(1),
-                pki_fixtures::Reason::KeyCompromise,
+                Reason::KeyCompromise,
             );
         }
-        fx.pki.intermediate.crl(&spec).unwrap()
+        let mut v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
+        v.add_crl(&fx.pki.intermediate.crl(&spec).unwrap().der)
+            .unwrap();
+        let verdict = verify(&v, fx, roles::CLIENT, REQUIRE);
+        let source = leaf_result(&verdict, fx, roles::CLIENT).source;
+        (verdict, source)
     };
     // Only OCSP for the leaf: the revoked responder's "good" is refused.
-    let leaf_only = |v: &Verifier| {
-        let verdict = verify(v, fx, roles::CLIENT, REQUIRE);
-        (
-            verdict.clone(),
-            leaf_result(&verdict, fx, roles::CLIENT).source,
-        )
-    };
-    let mut v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    v.add_crl(&crl_revoking(true).der).unwrap();
-    let (verdict, source) = leaf_only(&v);
     // The intermediate's CRL still answers "good" for the leaf, so the
     // verdict stands on the CRL, never on the refused OCSP answer.
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    let (verdict, source) = leaf_only(true);
+    assert_verdict(&verdict, GOOD);
     assert_eq!(source, Source::Crl);
 
     // The same CRL without the responder on it: the OCSP answer is used.
-    let mut v = verifier(fx, &[roles::ROOT_CRL], &[&resp]);
-    v.add_crl(&crl_revoking(false).der).unwrap();
-    let (verdict, source) = leaf_only(&v);
-    assert_verdict(&verdict, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    let (verdict, source) = leaf_only(false);
+    assert_verdict(&verdict, GOOD);
     assert_eq!(source, Source::Ocsp);
 }

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use pki_fixtures::{roles, KeyAlg, Pki, PkiOptions};
@@ -24,24 +23,14 @@ const NOW: OffsetDateTime = datetime!(2026-01-15 12:00:00 UTC);
 
 /// The fixture PKI for `alg`, generated once per process.
 fn pki_for(alg: KeyAlg) -> &'static Pki {
-    static P256: OnceLock<Pki> = OnceLock::new();
-    static RSA: OnceLock<Pki> = OnceLock::new();
-    static ED25519: OnceLock<Pki> = OnceLock::new();
-    let cell = match alg {
-        KeyAlg::EcdsaP256 => &P256,
-        KeyAlg::Rsa2048 => &RSA,
-        KeyAlg::Ed25519 => &ED25519,
+    let opts = PkiOptions {
+        alg,
+        now: NOW,
+        ..PkiOptions::default()
     };
-    cell.get_or_init(|| {
-        let pki = pki_fixtures::generate(&PkiOptions {
-            alg,
-            now: NOW,
-            ..PkiOptions::default()
-        })
-        .unwrap();
-        assert_eq!(pki.options.now, NOW);
-        pki
-    })
+    let pki = pki_fixtures::generate_shared(&opts).unwrap();
+    assert_eq!(pki.options.now, NOW);
+    pki
 }
 
 /// The default (P-256) fixture PKI.
@@ -99,6 +88,11 @@ fn verifier(pki: &Pki, anchors: &[&str], cas: &[&str], crls: &[&str]) -> Verifie
     v
 }
 
+/// The root as the only anchor, the intermediate known, the main CRLs.
+fn main_verifier() -> Verifier {
+    verifier(pki(), &[roles::ROOT], &[roles::INTERMEDIATE], MAIN_CRLS)
+}
+
 /// Verifies through `verify_uncached` and twice through `verify`, checks
 /// all three agree, and returns the verdict.
 fn verify_all_paths(
@@ -121,12 +115,24 @@ fn verify_all_paths(
     uncached
 }
 
+/// [`verify_all_paths`] for the client usage under require at [`NOW`], the
+/// chain given by fixture roles.
+fn verify_client_at_now(v: &Verifier, presented: &[&str]) -> Verdict {
+    let options = client(RevocationPolicy::Require);
+    verify_all_paths(v, &chain(pki(), presented), &options, at(NOW))
+}
+
 /// The usual set-up: the main root as the only anchor, every presented
 /// certificate after the leaf known as a CA certificate (as `vigil verify`
 /// does), these CRLs, verified at [`NOW`].
 fn run(pki: &Pki, presented: &[&str], crls: &[&str], options: &VerifyOptions) -> Verdict {
     let v = verifier(pki, &[roles::ROOT], &presented[1..], crls);
     verify_all_paths(&v, &chain(pki, presented), options, at(NOW))
+}
+
+/// [`run`] on the default fixture for the client usage under `policy`.
+fn run_client(presented: &[&str], crls: &[&str], policy: RevocationPolicy) -> Verdict {
+    run(pki(), presented, crls, &client(policy))
 }
 
 fn opts(usage: Usage, policy: RevocationPolicy) -> VerifyOptions {
@@ -141,7 +147,12 @@ fn client(policy: RevocationPolicy) -> VerifyOptions {
     opts(Usage::Client, policy)
 }
 
+const REQUIRE: RevocationPolicy = RevocationPolicy::Require;
+const PREFER: RevocationPolicy = RevocationPolicy::Prefer;
+
 const CLIENT_CHAIN: &[&str] = &[roles::CLIENT, roles::INTERMEDIATE];
+const REVOKED_CHAIN: &[&str] = &[roles::REVOKED_CLIENT, roles::INTERMEDIATE];
+const SERVER_CHAIN: &[&str] = &[roles::SERVER, roles::INTERMEDIATE];
 const MAIN_CRLS: &[&str] = &[roles::ROOT_CRL, roles::INTERMEDIATE_CRL];
 
 #[track_caller]
@@ -155,6 +166,23 @@ fn assert_outcome(v: &Verdict, verdict: Decision, status: Status, reason: Reason
 }
 
 #[track_caller]
+fn assert_accepted(v: &Verdict, status: Status, reason: ReasonCode) {
+    assert_outcome(v, Decision::Accepted, status, reason);
+}
+
+#[track_caller]
+fn assert_rejected(v: &Verdict, status: Status, reason: ReasonCode) {
+    assert_outcome(v, Decision::Rejected, status, reason);
+}
+
+/// Rejected as invalid because of `reason`, the detail mentioning `named`.
+#[track_caller]
+fn assert_invalid_naming(v: &Verdict, reason: ReasonCode, named: &str) {
+    assert_rejected(v, Status::Invalid, reason);
+    assert!(v.detail.contains(named), "detail: {}", v.detail);
+}
+
+#[track_caller]
 fn assert_chain_roles(pki: &Pki, v: &Verdict, roles: &[&str]) {
     let serials: Vec<&str> = v.chain.iter().map(|c| c.serial.as_str()).collect();
     let expected: Vec<String> = roles
@@ -164,16 +192,20 @@ fn assert_chain_roles(pki: &Pki, v: &Verdict, roles: &[&str]) {
     assert_eq!(serials, expected, "chain: {}", v.to_json());
 }
 
+/// The keys of a JSON object.
+fn keys(json: &serde_json::Value) -> BTreeSet<&str> {
+    json.as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
 #[test]
 fn good_client_chain_is_accepted_with_full_report() {
     let pki = pki();
-    let v = run(
-        pki,
-        CLIENT_CHAIN,
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(&v, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    let v = run_client(CLIENT_CHAIN, MAIN_CRLS, REQUIRE);
+    assert_accepted(&v, Status::Good, ReasonCode::Ok);
     assert!(v.is_accepted());
 
     // The path: leaf, intermediate, root, each fully described.
@@ -196,21 +228,13 @@ fn good_client_chain_is_accepted_with_full_report() {
         ),
     ];
     for (summary, (cert, subject_cn, issuer_cn)) in v.chain.iter().zip(expected) {
-        assert!(
-            summary.subject.contains(subject_cn),
-            "subject {}",
-            summary.subject
-        );
-        assert!(
-            summary.subject.contains("O=Vigil Test PKI"),
-            "subject {}",
-            summary.subject
-        );
-        assert!(
-            summary.issuer.contains(issuer_cn),
-            "issuer {}",
-            summary.issuer
-        );
+        for (field, part) in [
+            (&summary.subject, subject_cn),
+            (&summary.subject, "O=Vigil Test PKI"),
+            (&summary.issuer, issuer_cn),
+        ] {
+            assert!(field.contains(part), "{part} not in {field}");
+        }
         assert_eq!(summary.serial, cert.serial_hex());
         assert_eq!(summary.sha256, sha256_hex(&cert.der));
         assert_eq!(summary.not_before, rfc3339(cert.not_before));
@@ -226,18 +250,10 @@ fn good_client_chain_is_accepted_with_full_report() {
         (&pki.intermediate.cert, &pki.root_crl),
     ]) {
         assert_eq!(r.serial, cert.serial_hex());
-        assert_eq!(r.source, Source::Crl);
-        assert_eq!(r.status, CertStatus::Good);
-        assert_eq!(
-            r.this_update.as_deref(),
-            Some(rfc3339(crl.this_update).as_str())
-        );
-        assert_eq!(
-            r.next_update.as_deref(),
-            Some(rfc3339(crl.next_update).as_str())
-        );
-        assert_eq!(r.reason, None);
-        assert_eq!(r.revoked_at, None);
+        assert_eq!((r.source, r.status), (Source::Crl, CertStatus::Good));
+        assert_eq!(r.this_update, Some(rfc3339(crl.this_update)));
+        assert_eq!(r.next_update, Some(rfc3339(crl.next_update)));
+        assert_eq!((&r.reason, &r.revoked_at), (&None, &None));
     }
 
     // valid_until: the earliest certificate notAfter or CRL nextUpdate.
@@ -252,24 +268,14 @@ fn good_client_chain_is_accepted_with_full_report() {
     .min()
     .unwrap();
     assert_eq!(earliest, NOW + Duration::days(7));
-    assert_eq!(v.valid_until.as_deref(), Some(rfc3339(earliest).as_str()));
+    assert_eq!(v.valid_until, Some(rfc3339(earliest)));
 }
 
 #[test]
 fn verdict_json_has_exactly_the_contract_keys() {
-    let pki = pki();
-    let accepted = run(
-        pki,
-        CLIENT_CHAIN,
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    let unknown_issuer = run(
-        pki,
-        &[roles::OTHER_CLIENT, roles::OTHER_INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
+    let accepted = run_client(CLIENT_CHAIN, MAIN_CRLS, REQUIRE);
+    let other_chain = [roles::OTHER_CLIENT, roles::OTHER_INTERMEDIATE];
+    let unknown_issuer = run_client(&other_chain, MAIN_CRLS, REQUIRE);
     let contract: BTreeSet<&str> = [
         "verdict",
         "status",
@@ -280,30 +286,18 @@ fn verdict_json_has_exactly_the_contract_keys() {
         "valid_until",
     ]
     .into();
+    let json = |v: &Verdict| -> serde_json::Value { serde_json::from_str(&v.to_json()).unwrap() };
     for v in [&accepted, &unknown_issuer] {
-        let json: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
-        let keys: BTreeSet<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(keys, contract);
+        assert_eq!(keys(&json(v)), contract);
     }
-    let json: serde_json::Value = serde_json::from_str(&accepted.to_json()).unwrap();
-    assert_eq!(json["verdict"], "accepted");
-    assert_eq!(json["status"], "good");
-    assert_eq!(json["reason"], "ok");
-    assert_eq!(json["revocation"][0]["source"], "crl");
-    assert_eq!(json["revocation"][0]["status"], "good");
-    let cert_keys: BTreeSet<&str> = json["chain"][0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let json_accepted = json(&accepted);
+    assert_eq!(json_accepted["verdict"], "accepted");
+    assert_eq!(json_accepted["status"], "good");
+    assert_eq!(json_accepted["reason"], "ok");
+    assert_eq!(json_accepted["revocation"][0]["source"], "crl");
+    assert_eq!(json_accepted["revocation"][0]["status"], "good");
     assert_eq!(
-        cert_keys,
+        keys(&json_accepted["chain"][0]),
         [
             "subject",
             "issuer",
@@ -314,85 +308,56 @@ fn verdict_json_has_exactly_the_contract_keys() {
         ]
         .into()
     );
-    let json: serde_json::Value = serde_json::from_str(&unknown_issuer.to_json()).unwrap();
-    assert_eq!(json["verdict"], "rejected");
-    assert_eq!(json["reason"], "unknown_issuer");
+    let json_rejected = json(&unknown_issuer);
+    assert_eq!(json_rejected["verdict"], "rejected");
+    assert_eq!(json_rejected["reason"], "unknown_issuer");
+}
+
+/// The server chain for the server usage under require, the name to check
+/// being `name`.
+fn server_named(name: &str) -> Verdict {
+    let options = VerifyOptions {
+        name: Some(name.into()),
+        ..opts(Usage::Server, REQUIRE)
+    };
+    run(pki(), SERVER_CHAIN, MAIN_CRLS, &options)
 }
 
 #[test]
 fn server_chain_with_matching_dns_name_is_accepted() {
-    let pki = pki();
-    let options = VerifyOptions {
-        name: Some("server.vigil.test".into()),
-        ..opts(Usage::Server, RevocationPolicy::Require)
-    };
-    let v = run(
-        pki,
-        &[roles::SERVER, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &options,
+    let v = server_named("server.vigil.test");
+    assert_accepted(&v, Status::Good, ReasonCode::Ok);
+    assert_chain_roles(
+        pki(),
+        &v,
+        &[roles::SERVER, roles::INTERMEDIATE, roles::ROOT],
     );
-    assert_outcome(&v, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_chain_roles(pki, &v, &[roles::SERVER, roles::INTERMEDIATE, roles::ROOT]);
 }
 
 #[test]
 fn server_chain_with_matching_ip_address_is_accepted() {
-    let pki = pki();
-    let options = VerifyOptions {
-        name: Some("127.0.0.1".into()),
-        ..opts(Usage::Server, RevocationPolicy::Require)
-    };
-    let v = run(
-        pki,
-        &[roles::SERVER, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &options,
-    );
-    assert_outcome(&v, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    assert_accepted(&server_named("127.0.0.1"), Status::Good, ReasonCode::Ok);
 }
 
 #[test]
 fn server_chain_with_other_name_is_name_mismatch() {
-    let pki = pki();
-    let options = VerifyOptions {
-        name: Some("other.example".into()),
-        ..opts(Usage::Server, RevocationPolicy::Require)
-    };
-    let v = run(
-        pki,
-        &[roles::SERVER, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &options,
-    );
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::NameMismatch,
-    );
-    assert!(v.detail.contains("other.example"), "detail: {}", v.detail);
+    let v = server_named("other.example");
+    assert_invalid_naming(&v, ReasonCode::NameMismatch, "other.example");
 }
 
 #[test]
 fn leaf_revoked_by_crl_is_rejected() {
     let pki = pki();
-    let v = run(
-        pki,
-        &[roles::REVOKED_CLIENT, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(&v, Decision::Rejected, Status::Revoked, ReasonCode::Revoked);
+    let v = run_client(REVOKED_CHAIN, MAIN_CRLS, REQUIRE);
+    assert_rejected(&v, Status::Revoked, ReasonCode::Revoked);
     let leaf = &v.revocation[0];
     assert_eq!(leaf.serial, pki.revoked_client.serial_hex());
-    assert_eq!(leaf.source, Source::Crl);
-    assert_eq!(leaf.status, CertStatus::Revoked);
-    assert_eq!(leaf.reason.as_deref(), Some("keyCompromise"));
     assert_eq!(
-        leaf.revoked_at.as_deref(),
-        Some(rfc3339(NOW - Duration::hours(2)).as_str())
+        (leaf.source, leaf.status),
+        (Source::Crl, CertStatus::Revoked)
     );
+    assert_eq!(leaf.reason.as_deref(), Some("keyCompromise"));
+    assert_eq!(leaf.revoked_at, Some(rfc3339(NOW - Duration::hours(2))));
     assert!(
         v.detail.contains(&pki.revoked_client.serial_hex()),
         "detail: {}",
@@ -402,14 +367,8 @@ fn leaf_revoked_by_crl_is_rejected() {
 
 #[test]
 fn revoked_leaf_is_rejected_under_prefer_too() {
-    let pki = pki();
-    let v = run(
-        pki,
-        &[roles::REVOKED_CLIENT, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Prefer),
-    );
-    assert_outcome(&v, Decision::Rejected, Status::Revoked, ReasonCode::Revoked);
+    let v = run_client(REVOKED_CHAIN, MAIN_CRLS, PREFER);
+    assert_rejected(&v, Status::Revoked, ReasonCode::Revoked);
 }
 
 const REVOKED_INTERMEDIATE_CHAIN: &[&str] = &[
@@ -418,146 +377,99 @@ const REVOKED_INTERMEDIATE_CHAIN: &[&str] = &[
 ];
 const REVOKED_INTERMEDIATE_CRLS: &[&str] = &[roles::ROOT_CRL, roles::REVOKED_INTERMEDIATE_CRL];
 
-#[test]
-fn intermediate_revoked_by_root_crl_is_rejected_at_chain_depth() {
-    let pki = pki();
+/// The chain through the revoked intermediate, revocation checked to `depth`.
+fn revoked_intermediate_at(depth: Depth) -> Verdict {
     let options = VerifyOptions {
-        depth: Depth::Chain,
-        ..client(RevocationPolicy::Require)
+        depth,
+        ..client(REQUIRE)
     };
-    let v = run(
-        pki,
+    run(
+        pki(),
         REVOKED_INTERMEDIATE_CHAIN,
         REVOKED_INTERMEDIATE_CRLS,
         &options,
-    );
-    assert_outcome(&v, Decision::Rejected, Status::Revoked, ReasonCode::Revoked);
+    )
+}
+
+#[test]
+fn intermediate_revoked_by_root_crl_is_rejected_at_chain_depth() {
+    let v = revoked_intermediate_at(Depth::Chain);
+    assert_rejected(&v, Status::Revoked, ReasonCode::Revoked);
     assert_eq!(v.revocation.len(), 2, "{}", v.to_json());
     assert_eq!(v.revocation[0].status, CertStatus::Good);
     let ca = &v.revocation[1];
-    assert_eq!(ca.serial, pki.revoked_intermediate.cert.serial_hex());
+    assert_eq!(ca.serial, pki().revoked_intermediate.cert.serial_hex());
     assert_eq!(ca.status, CertStatus::Revoked);
     assert_eq!(ca.reason.as_deref(), Some("cACompromise"));
 }
 
 #[test]
 fn intermediate_revoked_by_root_crl_is_accepted_at_leaf_depth() {
-    let pki = pki();
-    let options = VerifyOptions {
-        depth: Depth::Leaf,
-        ..client(RevocationPolicy::Require)
-    };
-    let v = run(
-        pki,
-        REVOKED_INTERMEDIATE_CHAIN,
-        REVOKED_INTERMEDIATE_CRLS,
-        &options,
-    );
-    assert_outcome(&v, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    let v = revoked_intermediate_at(Depth::Leaf);
+    assert_accepted(&v, Status::Good, ReasonCode::Ok);
     assert_eq!(v.revocation.len(), 1, "{}", v.to_json());
-    assert_eq!(
-        v.revocation[0].serial,
-        pki.leaf_of_revoked_intermediate.serial_hex()
-    );
-    assert_eq!(v.revocation[0].status, CertStatus::Good);
+    let leaf = &v.revocation[0];
+    assert_eq!(leaf.serial, pki().leaf_of_revoked_intermediate.serial_hex());
+    assert_eq!(leaf.status, CertStatus::Good);
     assert_eq!(v.chain.len(), 3);
 }
 
 #[test]
 fn expired_leaf_is_rejected() {
-    let pki = pki();
-    let v = run(
-        pki,
+    let v = run_client(
         &[roles::EXPIRED_CLIENT, roles::INTERMEDIATE],
         MAIN_CRLS,
-        &client(RevocationPolicy::Require),
+        REQUIRE,
     );
-    assert_outcome(&v, Decision::Rejected, Status::Invalid, ReasonCode::Expired);
-    assert!(
-        v.detail.contains("expired-client.vigil.test"),
-        "detail: {}",
-        v.detail
-    );
+    assert_invalid_naming(&v, ReasonCode::Expired, "expired-client.vigil.test");
 }
 
 #[test]
 fn not_yet_valid_leaf_is_rejected() {
-    let pki = pki();
-    let v = run(
-        pki,
-        &[roles::NOT_YET_VALID_CLIENT, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(
+    let presented = [roles::NOT_YET_VALID_CLIENT, roles::INTERMEDIATE];
+    let v = run_client(&presented, MAIN_CRLS, REQUIRE);
+    assert_invalid_naming(
         &v,
-        Decision::Rejected,
-        Status::Invalid,
         ReasonCode::NotYetValid,
-    );
-    assert!(
-        v.detail.contains("not-yet-valid-client.vigil.test"),
-        "detail: {}",
-        v.detail
+        "not-yet-valid-client.vigil.test",
     );
 }
 
 #[test]
 fn expired_intermediate_is_rejected_and_named() {
-    let pki = pki();
-    let v = run(
-        pki,
+    let v = run_client(
         &[
             roles::LEAF_OF_EXPIRED_INTERMEDIATE,
             roles::EXPIRED_INTERMEDIATE,
         ],
         &[roles::ROOT_CRL, roles::EXPIRED_INTERMEDIATE_CRL],
-        &client(RevocationPolicy::Require),
+        REQUIRE,
     );
-    assert_outcome(&v, Decision::Rejected, Status::Invalid, ReasonCode::Expired);
-    assert!(
-        v.detail.contains("Vigil Test Expired Intermediate CA"),
-        "detail does not name the intermediate: {}",
-        v.detail
+    assert_invalid_naming(
+        &v,
+        ReasonCode::Expired,
+        "Vigil Test Expired Intermediate CA",
     );
 }
 
 #[test]
 fn server_certificate_used_as_client_is_wrong_usage() {
-    let pki = pki();
-    let v = run(
-        pki,
-        &[roles::SERVER, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::WrongUsage,
-    );
+    let v = run_client(SERVER_CHAIN, MAIN_CRLS, REQUIRE);
+    assert_rejected(&v, Status::Invalid, ReasonCode::WrongUsage);
 }
 
 #[test]
 fn chain_to_other_root_is_unknown_issuer() {
-    let pki = pki();
-    let v = run(
-        pki,
+    let v = run_client(
         &[roles::OTHER_CLIENT, roles::OTHER_INTERMEDIATE],
         &[
             roles::ROOT_CRL,
             roles::INTERMEDIATE_CRL,
             roles::OTHER_INTERMEDIATE_CRL,
         ],
-        &client(RevocationPolicy::Require),
+        REQUIRE,
     );
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::UnknownIssuer,
-    );
+    assert_rejected(&v, Status::Invalid, ReasonCode::UnknownIssuer);
     assert!(v.chain.is_empty());
     assert!(v.revocation.is_empty());
     assert_eq!(v.valid_until, None);
@@ -565,19 +477,9 @@ fn chain_to_other_root_is_unknown_issuer() {
 
 #[test]
 fn leaf_with_bad_signature_is_rejected() {
-    let pki = pki();
-    let v = run(
-        pki,
-        &[roles::BAD_SIGNATURE_CLIENT, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::BadSignature,
-    );
+    let presented = [roles::BAD_SIGNATURE_CLIENT, roles::INTERMEDIATE];
+    let v = run_client(&presented, MAIN_CRLS, REQUIRE);
+    assert_rejected(&v, Status::Invalid, ReasonCode::BadSignature);
 }
 
 const WRONG_KEY_CRLS: &[&str] = &[roles::ROOT_CRL, roles::INTERMEDIATE_WRONG_KEY_CRL];
@@ -594,37 +496,15 @@ fn crl_signed_by_wrong_key_is_refused_at_load() {
 
 #[test]
 fn crl_signed_by_wrong_key_is_rejected_under_require() {
-    let pki = pki();
-    let v = run(
-        pki,
-        CLIENT_CHAIN,
-        WRONG_KEY_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::CrlSignatureInvalid,
-    );
+    let v = run_client(CLIENT_CHAIN, WRONG_KEY_CRLS, REQUIRE);
+    assert_rejected(&v, Status::Invalid, ReasonCode::CrlSignatureInvalid);
     assert_ne!(v.revocation[0].status, CertStatus::Good);
 }
 
 #[test]
 fn crl_signed_by_wrong_key_is_rejected_under_prefer() {
-    let pki = pki();
-    let v = run(
-        pki,
-        CLIENT_CHAIN,
-        WRONG_KEY_CRLS,
-        &client(RevocationPolicy::Prefer),
-    );
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::CrlSignatureInvalid,
-    );
+    let v = run_client(CLIENT_CHAIN, WRONG_KEY_CRLS, PREFER);
+    assert_rejected(&v, Status::Invalid, ReasonCode::CrlSignatureInvalid);
 }
 
 #[test]
@@ -635,25 +515,15 @@ fn crl_signed_by_wrong_key_is_rejected_when_its_issuer_is_only_in_the_chain() {
     let pki = pki();
     let mut v = verifier(pki, &[roles::ROOT], &[], WRONG_KEY_CRLS);
     let presented = chain(pki, CLIENT_CHAIN);
-    for policy in [RevocationPolicy::Require, RevocationPolicy::Prefer] {
-        let got = verify_all_paths(&v, &presented, &client(policy), at(NOW));
-        assert_outcome(
-            &got,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::CrlSignatureInvalid,
-        );
-    }
-    v.add_ca_certificate(&der(pki, roles::INTERMEDIATE))
-        .unwrap();
-    for policy in [RevocationPolicy::Require, RevocationPolicy::Prefer] {
-        let got = verify_all_paths(&v, &presented, &client(policy), at(NOW));
-        assert_outcome(
-            &got,
-            Decision::Rejected,
-            Status::Invalid,
-            ReasonCode::CrlSignatureInvalid,
-        );
+    for issuer_registered in [false, true] {
+        if issuer_registered {
+            v.add_ca_certificate(&der(pki, roles::INTERMEDIATE))
+                .unwrap();
+        }
+        for policy in [REQUIRE, PREFER] {
+            let got = verify_all_paths(&v, &presented, &client(policy), at(NOW));
+            assert_rejected(&got, Status::Invalid, ReasonCode::CrlSignatureInvalid);
+        }
     }
 }
 
@@ -661,15 +531,9 @@ fn crl_signed_by_wrong_key_is_rejected_when_its_issuer_is_only_in_the_chain() {
 fn revoked_intermediate_outranks_missing_leaf_crl() {
     // Only the root's CRL: the leaf's status is unknown, but the revoked
     // intermediate decides, under require and prefer alike.
-    let pki = pki();
-    for policy in [RevocationPolicy::Require, RevocationPolicy::Prefer] {
-        let v = run(
-            pki,
-            REVOKED_INTERMEDIATE_CHAIN,
-            &[roles::ROOT_CRL],
-            &client(policy),
-        );
-        assert_outcome(&v, Decision::Rejected, Status::Revoked, ReasonCode::Revoked);
+    for policy in [REQUIRE, PREFER] {
+        let v = run_client(REVOKED_INTERMEDIATE_CHAIN, &[roles::ROOT_CRL], policy);
+        assert_rejected(&v, Status::Revoked, ReasonCode::Revoked);
         assert_eq!(v.revocation[0].status, CertStatus::Unknown);
         assert_eq!(v.revocation[1].status, CertStatus::Revoked);
     }
@@ -677,21 +541,19 @@ fn revoked_intermediate_outranks_missing_leaf_crl() {
 
 #[test]
 fn fresh_crl_wins_over_a_stale_one() {
-    let pki = pki();
-    let v = run(
-        pki,
+    let v = run_client(
         CLIENT_CHAIN,
         &[
             roles::ROOT_CRL,
             roles::INTERMEDIATE_STALE_CRL,
             roles::INTERMEDIATE_CRL,
         ],
-        &client(RevocationPolicy::Require),
+        REQUIRE,
     );
-    assert_outcome(&v, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    assert_accepted(&v, Status::Good, ReasonCode::Ok);
     assert_eq!(
-        v.revocation[0].this_update.as_deref(),
-        Some(rfc3339(pki.intermediate_crl.this_update).as_str())
+        v.revocation[0].this_update,
+        Some(rfc3339(pki().intermediate_crl.this_update))
     );
 }
 
@@ -699,19 +561,8 @@ const STALE_CRLS: &[&str] = &[roles::ROOT_CRL, roles::INTERMEDIATE_STALE_CRL];
 
 #[test]
 fn stale_crl_is_rejected_under_require() {
-    let pki = pki();
-    let v = run(
-        pki,
-        CLIENT_CHAIN,
-        STALE_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataStale,
-    );
+    let v = run_client(CLIENT_CHAIN, STALE_CRLS, REQUIRE);
+    assert_rejected(&v, Status::Unknown, ReasonCode::RevocationDataStale);
     let leaf = &v.revocation[0];
     assert_eq!(leaf.status, CertStatus::Unknown);
     assert_eq!(leaf.reason.as_deref(), Some("revocation_data_stale"));
@@ -720,127 +571,72 @@ fn stale_crl_is_rejected_under_require() {
 
 #[test]
 fn stale_crl_is_soft_failed_under_prefer() {
-    let pki = pki();
-    let v = run(
-        pki,
-        CLIENT_CHAIN,
-        STALE_CRLS,
-        &client(RevocationPolicy::Prefer),
-    );
-    assert_outcome(
-        &v,
-        Decision::Accepted,
-        Status::Unknown,
-        ReasonCode::RevocationUnknownSoftFail,
-    );
-    assert_eq!(v.revocation[0].status, CertStatus::Unknown);
-    assert_eq!(
-        v.revocation[0].reason.as_deref(),
-        Some("revocation_data_stale")
-    );
+    let v = run_client(CLIENT_CHAIN, STALE_CRLS, PREFER);
+    assert_accepted(&v, Status::Unknown, ReasonCode::RevocationUnknownSoftFail);
+    let leaf = &v.revocation[0];
+    assert_eq!(leaf.status, CertStatus::Unknown);
+    assert_eq!(leaf.reason.as_deref(), Some("revocation_data_stale"));
 }
 
 #[test]
 fn no_crl_is_missing_under_require() {
-    let pki = pki();
-    let v = run(pki, CLIENT_CHAIN, &[], &client(RevocationPolicy::Require));
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataMissing,
-    );
+    let v = run_client(CLIENT_CHAIN, &[], REQUIRE);
+    assert_rejected(&v, Status::Unknown, ReasonCode::RevocationDataMissing);
     assert_eq!(v.revocation.len(), 2);
     for r in &v.revocation {
-        assert_eq!(r.source, Source::None);
-        assert_eq!(r.status, CertStatus::Unknown);
-        assert_eq!(r.reason.as_deref(), Some("revocation_data_missing"));
+        assert_eq!(
+            (r.source, r.status, r.reason.as_deref()),
+            (
+                Source::None,
+                CertStatus::Unknown,
+                Some("revocation_data_missing")
+            )
+        );
     }
 }
 
 #[test]
 fn no_crl_is_soft_failed_under_prefer() {
-    let pki = pki();
-    let v = run(pki, CLIENT_CHAIN, &[], &client(RevocationPolicy::Prefer));
-    assert_outcome(
-        &v,
-        Decision::Accepted,
-        Status::Unknown,
-        ReasonCode::RevocationUnknownSoftFail,
-    );
+    let v = run_client(CLIENT_CHAIN, &[], PREFER);
+    assert_accepted(&v, Status::Unknown, ReasonCode::RevocationUnknownSoftFail);
 }
 
 #[test]
 fn no_crl_is_not_checked_under_off() {
-    let pki = pki();
-    let v = run(pki, CLIENT_CHAIN, &[], &client(RevocationPolicy::Off));
-    assert_outcome(
-        &v,
-        Decision::Accepted,
-        Status::Unknown,
-        ReasonCode::RevocationNotChecked,
-    );
+    let v = run_client(CLIENT_CHAIN, &[], RevocationPolicy::Off);
+    assert_accepted(&v, Status::Unknown, ReasonCode::RevocationNotChecked);
     assert!(v.revocation.is_empty());
     assert_eq!(v.chain.len(), 3);
-    assert_eq!(
-        v.valid_until.as_deref(),
-        Some(rfc3339(pki.client.not_after).as_str())
-    );
+    assert_eq!(v.valid_until, Some(rfc3339(pki().client.not_after)));
 }
 
 #[test]
 fn off_does_not_notice_a_revoked_leaf() {
     // `off` means no checking at all: documented, explicit opt-out.
-    let pki = pki();
-    let v = run(
-        pki,
-        &[roles::REVOKED_CLIENT, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Off),
-    );
-    assert_outcome(
-        &v,
-        Decision::Accepted,
-        Status::Unknown,
-        ReasonCode::RevocationNotChecked,
-    );
+    let v = run_client(REVOKED_CHAIN, MAIN_CRLS, RevocationPolicy::Off);
+    assert_accepted(&v, Status::Unknown, ReasonCode::RevocationNotChecked);
 }
 
 #[test]
 fn crl_of_another_issuer_only_is_missing_under_require() {
-    let pki = pki();
-    let v = run(
-        pki,
-        CLIENT_CHAIN,
-        &[roles::OTHER_INTERMEDIATE_CRL],
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(
-        &v,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataMissing,
-    );
+    let v = run_client(CLIENT_CHAIN, &[roles::OTHER_INTERMEDIATE_CRL], REQUIRE);
+    assert_rejected(&v, Status::Unknown, ReasonCode::RevocationDataMissing);
 }
+
+/// The path every accepted client chain must take.
+const CLIENT_PATH: &[&str] = &[roles::CLIENT, roles::INTERMEDIATE, roles::ROOT];
 
 #[test]
 fn chain_out_of_order_is_accepted() {
-    let pki = pki();
-    let v = run(
-        pki,
-        &[roles::CLIENT, roles::ROOT, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(&v, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_chain_roles(pki, &v, &[roles::CLIENT, roles::INTERMEDIATE, roles::ROOT]);
+    let presented = [roles::CLIENT, roles::ROOT, roles::INTERMEDIATE];
+    let v = run_client(&presented, MAIN_CRLS, REQUIRE);
+    assert_accepted(&v, Status::Good, ReasonCode::Ok);
+    assert_chain_roles(pki(), &v, CLIENT_PATH);
 }
 
 #[test]
 fn chain_with_unrelated_extra_certificates_is_accepted() {
-    let pki = pki();
-    let v = run(
-        pki,
+    let v = run_client(
         &[
             roles::CLIENT,
             roles::OTHER_ROOT,
@@ -849,10 +645,10 @@ fn chain_with_unrelated_extra_certificates_is_accepted() {
             roles::INTERMEDIATE,
         ],
         MAIN_CRLS,
-        &client(RevocationPolicy::Require),
+        REQUIRE,
     );
-    assert_outcome(&v, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_chain_roles(pki, &v, &[roles::CLIENT, roles::INTERMEDIATE, roles::ROOT]);
+    assert_accepted(&v, Status::Good, ReasonCode::Ok);
+    assert_chain_roles(pki(), &v, CLIENT_PATH);
     assert_eq!(v.revocation.len(), 2);
 }
 
@@ -863,64 +659,32 @@ fn crls_loaded_before_their_issuer_certificate_are_used() {
     let mut v = verifier(pki, &[roles::ROOT], &[], MAIN_CRLS);
     v.add_ca_certificate(&der(pki, roles::INTERMEDIATE))
         .unwrap();
-    let good = verify_all_paths(
-        &v,
-        &chain(pki, CLIENT_CHAIN),
-        &client(RevocationPolicy::Require),
-        at(NOW),
-    );
-    assert_outcome(&good, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    let revoked = verify_all_paths(
-        &v,
-        &chain(pki, &[roles::REVOKED_CLIENT, roles::INTERMEDIATE]),
-        &client(RevocationPolicy::Require),
-        at(NOW),
-    );
-    assert_outcome(
-        &revoked,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    let good = verify_client_at_now(&v, CLIENT_CHAIN);
+    assert_accepted(&good, Status::Good, ReasonCode::Ok);
+    let revoked = verify_client_at_now(&v, REVOKED_CHAIN);
+    assert_rejected(&revoked, Status::Revoked, ReasonCode::Revoked);
 }
 
 #[test]
 fn crl_whose_issuer_is_only_in_the_presented_chain_is_used() {
     // The intermediate is never registered with the verifier; it only
     // arrives in the chain, so its CRL stays pending until then.
-    let pki = pki();
-    let v = verifier(pki, &[roles::ROOT], &[], MAIN_CRLS);
-    let revoked = verify_all_paths(
-        &v,
-        &chain(pki, &[roles::REVOKED_CLIENT, roles::INTERMEDIATE]),
-        &client(RevocationPolicy::Require),
-        at(NOW),
-    );
-    assert_outcome(
-        &revoked,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
-    let good = verify_all_paths(
-        &v,
-        &chain(pki, CLIENT_CHAIN),
-        &client(RevocationPolicy::Require),
-        at(NOW),
-    );
-    assert_outcome(&good, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    let v = verifier(pki(), &[roles::ROOT], &[], MAIN_CRLS);
+    let revoked = verify_client_at_now(&v, REVOKED_CHAIN);
+    assert_rejected(&revoked, Status::Revoked, ReasonCode::Revoked);
+    let good = verify_client_at_now(&v, CLIENT_CHAIN);
+    assert_accepted(&good, Status::Good, ReasonCode::Ok);
 }
 
 #[test]
 fn repeated_accepted_verification_is_served_from_cache() {
     // Accepted verdicts are cached: a repeat with unchanged data, inside the
     // verdict's window, returns the very same verdict.
-    let pki = pki();
-    let v = verifier(pki, &[roles::ROOT], &[roles::INTERMEDIATE], MAIN_CRLS);
-    let presented = chain(pki, CLIENT_CHAIN);
-    let options = client(RevocationPolicy::Require);
+    let v = main_verifier();
+    let presented = chain(pki(), CLIENT_CHAIN);
+    let options = client(REQUIRE);
     let first = v.verify(&presented, &options, at(NOW));
-    assert_outcome(&first, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    assert_accepted(&first, Status::Good, ReasonCode::Ok);
     let later = at(NOW + Duration::hours(1));
     let again = v.verify(&presented, &options, later);
     assert!(
@@ -929,38 +693,23 @@ fn repeated_accepted_verification_is_served_from_cache() {
     );
     assert_eq!(*again, v.verify_uncached(&presented, &options, later));
     // Other options are another cache entry.
-    let server = v.verify(
-        &presented,
-        &opts(Usage::Server, RevocationPolicy::Require),
-        later,
-    );
-    assert_outcome(
-        &server,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::WrongUsage,
-    );
+    let server = v.verify(&presented, &opts(Usage::Server, REQUIRE), later);
+    assert_rejected(&server, Status::Invalid, ReasonCode::WrongUsage);
 }
 
 #[test]
 fn cached_verdict_does_not_outlive_valid_until() {
-    let pki = pki();
-    let v = verifier(pki, &[roles::ROOT], &[roles::INTERMEDIATE], MAIN_CRLS);
-    let presented = chain(pki, CLIENT_CHAIN);
-    let options = client(RevocationPolicy::Require);
+    let v = main_verifier();
+    let presented = chain(pki(), CLIENT_CHAIN);
+    let options = client(REQUIRE);
     let now = v.verify(&presented, &options, at(NOW));
-    assert_outcome(&now, Decision::Accepted, Status::Good, ReasonCode::Ok);
+    assert_accepted(&now, Status::Good, ReasonCode::Ok);
     // Eight days on, both CRLs are past nextUpdate: the cached "good" must
     // not be served.
     let later = at(NOW + Duration::days(8));
     let cached = v.verify(&presented, &options, later);
     assert_eq!(*cached, v.verify_uncached(&presented, &options, later));
-    assert_outcome(
-        &cached,
-        Decision::Rejected,
-        Status::Unknown,
-        ReasonCode::RevocationDataStale,
-    );
+    assert_rejected(&cached, Status::Unknown, ReasonCode::RevocationDataStale);
 }
 
 #[test]
@@ -972,65 +721,33 @@ fn cached_verdict_is_dropped_when_a_revoking_crl_arrives() {
         &[roles::INTERMEDIATE],
         &[roles::ROOT_CRL],
     );
-    let presented = chain(pki, &[roles::REVOKED_CLIENT, roles::INTERMEDIATE]);
-    let options = client(RevocationPolicy::Prefer);
+    let presented = chain(pki, REVOKED_CHAIN);
+    let options = client(PREFER);
     let before = v.verify(&presented, &options, at(NOW));
-    assert_outcome(
+    assert_accepted(
         &before,
-        Decision::Accepted,
         Status::Unknown,
         ReasonCode::RevocationUnknownSoftFail,
     );
     v.add_crl(&pki.intermediate_crl.der).unwrap();
     let after = v.verify(&presented, &options, at(NOW));
-    assert_outcome(
-        &after,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    assert_rejected(&after, Status::Revoked, ReasonCode::Revoked);
 }
 
 fn good_and_revoked_for(alg: KeyAlg) {
     let pki = pki_for(alg);
     assert_eq!(pki.client.alg, alg);
-    let good = run(
-        pki,
-        CLIENT_CHAIN,
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(&good, Decision::Accepted, Status::Good, ReasonCode::Ok);
-    assert_eq!(good.chain.len(), 3);
-    assert_eq!(good.revocation.len(), 2);
-    let revoked = run(
-        pki,
-        &[roles::REVOKED_CLIENT, roles::INTERMEDIATE],
-        MAIN_CRLS,
-        &client(RevocationPolicy::Require),
-    );
-    assert_outcome(
-        &revoked,
-        Decision::Rejected,
-        Status::Revoked,
-        ReasonCode::Revoked,
-    );
+    let good = run(pki, CLIENT_CHAIN, MAIN_CRLS, &client(REQUIRE));
+    assert_accepted(&good, Status::Good, ReasonCode::Ok);
+    assert_eq!((good.chain.len(), good.revocation.len()), (3, 2));
+    let revoked = run(pki, REVOKED_CHAIN, MAIN_CRLS, &client(REQUIRE));
+    assert_rejected(&revoked, Status::Revoked, ReasonCode::Revoked);
     assert_eq!(
         revoked.revocation[0].reason.as_deref(),
         Some("keyCompromise")
     );
-    let wrong_key = run(
-        pki,
-        CLIENT_CHAIN,
-        WRONG_KEY_CRLS,
-        &client(RevocationPolicy::Prefer),
-    );
-    assert_outcome(
-        &wrong_key,
-        Decision::Rejected,
-        Status::Invalid,
-        ReasonCode::CrlSignatureInvalid,
-    );
+    let wrong_key = run(pki, CLIENT_CHAIN, WRONG_KEY_CRLS, &client(PREFER));
+    assert_rejected(&wrong_key, Status::Invalid, ReasonCode::CrlSignatureInvalid);
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub(crate) fn aia_ocsp_value(uri: &str) -> Vec<u8> {
 
 /// Reads the header of the TLV at the start of `input`.
 /// Returns `(tag, header_len, content_len)`.
-fn read_header(input: &[u8]) -> Option<(u8, usize, usize)> {
+pub(crate) fn read_header(input: &[u8]) -> Option<(u8, usize, usize)> {
     let tag = *input.first()?;
     let first = *input.get(1)?;
     if first < 0x80 {
@@ -138,8 +138,9 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-/// RFC 7468 PEM with 64-column lines and LF line endings.
-pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+/// `der` (any bytes) as RFC 7468 PEM with the label `label`: base64 in 64-column lines,
+/// LF line endings, `-----BEGIN {label}-----` and `-----END {label}-----` lines.
+pub fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {

@@ -21,6 +21,9 @@ pub enum FixtureError {
     },
     /// Serialising `manifest.json` or formatting a timestamp failed.
     Serialize(String),
+    /// An external program driven by [`crate::openssl`] (the `openssl` command) could not
+    /// be run, failed, or did not produce what it was asked for.
+    Tool(String),
 }
 
 impl FixtureError {
@@ -40,6 +43,7 @@ impl fmt::Display for FixtureError {
             Self::Generation(msg) => write!(f, "fixture generation failed: {msg}"),
             Self::Io { path, source } => write!(f, "cannot write {}: {source}", path.display()),
             Self::Serialize(msg) => write!(f, "serialisation failed: {msg}"),
+            Self::Tool(msg) => write!(f, "external tool failed: {msg}"),
         }
     }
 }

@@ -28,19 +28,29 @@
 //! assert!(pki.chain_pem("client").starts_with(&client.pem));
 //! # Ok::<(), pki_fixtures::FixtureError>(())
 //! ```
+//!
+//! For tests: [`generate_shared`] generates a [`Pki`] once per process and set of
+//! options, [`PkiDir`] writes one to a temporary directory, and [`openssl`] drives the
+//! `openssl` command-line tool as an OCSP responder (index file, request, DER response).
 
 mod ca;
 mod der;
 mod error;
 mod keys;
+pub mod openssl;
 mod pki;
+mod pki_dir;
 mod pkits;
+mod shared;
 
 pub use ca::{
     crl_url, ocsp_url, Ca, Cert, CertSpec, Crl, CrlSpec, LeafUsage, PkiOptions, Reason,
     RevokedEntry, ORGANIZATION,
 };
+pub use der::pem;
 pub use error::FixtureError;
 pub use keys::{KeyAlg, RSA_POOL_SIZE};
 pub use pki::{generate, rfc3339, roles, FileFormat, FileKind, Manifest, ManifestEntry, Pki};
+pub use pki_dir::PkiDir;
 pub use pkits::{pkits_cases, pkits_dir, PkitsCase, PKITS_ANCHOR, PKITS_TIME};
+pub use shared::generate_shared;

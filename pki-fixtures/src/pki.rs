@@ -442,7 +442,12 @@ pub fn rfc3339(t: OffsetDateTime) -> Result<String, FixtureError> {
         .map_err(|e| FixtureError::Serialize(format!("formatting {t}: {e}")))
 }
 
-fn write_file(dir: &Path, name: &str, data: &[u8], private: bool) -> Result<(), FixtureError> {
+pub(crate) fn write_file(
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    private: bool,
+) -> Result<(), FixtureError> {
     let path = dir.join(name);
     let io = |source| FixtureError::Io {
         path: path.clone(),

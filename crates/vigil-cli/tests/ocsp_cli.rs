@@ -15,15 +15,14 @@
 
 use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use pki_fixtures::{roles, Ca, Cert, CertSpec, KeyAlg, LeafUsage, Pki, PkiOptions};
+use pki_fixtures::openssl::{corrupt_response_signature, CertIdHash, IndexEntry, OcspQuery};
+use pki_fixtures::{roles, Ca, Cert, CertSpec, KeyAlg, LeafUsage, Pki, PkiDir, PkiOptions, Reason};
 use serde_json::Value;
-use tempfile::TempDir;
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
 
 /// Role (file stem) of the delegated responder: a leaf of `intermediate`
@@ -49,13 +48,9 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let pki = pki_fixtures::generate(&PkiOptions::default()).unwrap();
-        let responder = pki
-            .intermediate
-            .issue_leaf(
-                &CertSpec::leaf(RESPONDER, "ocsp.vigil.test", &pki.options)
-                    .with_usage(LeafUsage::OcspSigning),
-            )
-            .unwrap();
+        let responder = CertSpec::leaf(RESPONDER, "ocsp.vigil.test", &pki.options)
+            .with_usage(LeafUsage::OcspSigning);
+        let responder = pki.intermediate.issue_leaf(&responder).unwrap();
         let impostor = Ca::new_root(
             IMPOSTOR,
             "Vigil Test Intermediate CA",
@@ -73,17 +68,17 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-impl Fixture {
-    fn cert(&self, role: &str) -> &Cert {
-        self.pki
-            .cert(role)
-            .or_else(|| {
-                [&self.responder, &self.impostor.cert]
-                    .into_iter()
-                    .find(|c| c.name == role)
-            })
-            .unwrap_or_else(|| panic!("no role {role}"))
-    }
+/// A certificate of the fixture or one of those added here.
+fn cert(role: &str) -> &'static Cert {
+    let fx = fixture();
+    fx.pki
+        .cert(role)
+        .or_else(|| {
+            [&fx.responder, &fx.impostor.cert]
+                .into_iter()
+                .find(|c| c.name == role)
+        })
+        .unwrap_or_else(|| panic!("no role {role}"))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -101,195 +96,63 @@ fn eight_days_later_text() -> String {
     rfc3339(OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::days(8))
 }
 
-/// The `openssl` command, after checking once that it runs. Panics (so the
-/// test fails, never skips) when it does not.
-fn openssl() -> &'static str {
-    static VERSION: OnceLock<String> = OnceLock::new();
-    VERSION.get_or_init(|| match Command::new("openssl").arg("version").output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        Ok(out) => panic!(
-            "`openssl version` failed ({}): {}. These OCSP interoperability tests need the \
-             OpenSSL 3 command-line tool as the OCSP responder.",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "cannot run `openssl` ({e}). These OCSP interoperability tests need the OpenSSL 3 \
-             command-line tool on PATH as the OCSP responder (e.g. `apt-get install openssl`); \
-             they fail rather than skip without it."
-        ),
-    });
-    "openssl"
+/// An index line: `role` is good.
+fn good(role: &str) -> IndexEntry {
+    IndexEntry::good(cert(role))
 }
 
-fn run_openssl(args: &[PathBuf]) {
-    let out = Command::new(openssl()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {:?} failed ({}):\nstdout: {}\nstderr: {}",
-        args,
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// An index line: `role` was revoked (keyCompromise) at `revoked_at`.
+fn revoked(role: &str) -> IndexEntry {
+    IndexEntry::revoked(
+        cert(role),
+        fixture().revoked_at,
+        Some(Reason::KeyCompromise),
+    )
 }
 
-/// One line of an OpenSSL CA index (`index.txt`).
-enum Entry {
-    /// `V`: good.
-    Good(&'static Cert),
-    /// `R`, keyCompromise at this time: revoked.
-    Revoked(&'static Cert, OffsetDateTime),
+/// A request about `role` (issued by `intermediate`), answered by the
+/// intermediate from `index`.
+fn ask(role: &str, index: Vec<IndexEntry>) -> OcspQuery {
+    OcspQuery::from_issuer(&fixture().pki.intermediate.cert)
+        .about(&cert(role).pem)
+        .entries(index)
 }
 
-fn good(role: &str) -> Entry {
-    Entry::Good(fixture().cert(role))
+/// The usual request: about the client, which the index says is good.
+fn ask_good_client() -> OcspQuery {
+    ask(roles::CLIENT, vec![good(roles::CLIENT)])
 }
 
-fn revoked(role: &str) -> Entry {
-    let fx = fixture();
-    Entry::Revoked(fx.cert(role), fx.revoked_at)
-}
-
-/// `YYMMDDHHMMSSZ`, the index file's time format.
-fn index_time(t: OffsetDateTime) -> String {
-    t.format(format_description!(
-        "[year repr:last_two][month][day][hour][minute][second]Z"
-    ))
-    .unwrap()
-}
-
-fn index_text(entries: &[Entry]) -> String {
-    entries
-        .iter()
-        .map(|e| match e {
-            Entry::Good(cert) => format!(
-                "V\t{}\t\t{}\tunknown\t/CN={}\n",
-                index_time(cert.not_after),
-                cert.serial_hex().to_uppercase(),
-                cert.name
-            ),
-            Entry::Revoked(cert, at) => format!(
-                "R\t{}\t{},keyCompromise\t{}\tunknown\t/CN={}\n",
-                index_time(cert.not_after),
-                index_time(*at),
-                cert.serial_hex().to_uppercase(),
-                cert.name
-            ),
-        })
-        .collect()
-}
-
-/// What to ask the openssl responder.
-struct Ask {
-    cert: &'static str,
-    signer: &'static str,
-    index: Vec<Entry>,
-    sha256: bool,
-}
-
-impl Ask {
-    /// A request about `cert` (issued by `intermediate`), answered by the
-    /// intermediate from `index`.
-    fn new(cert: &'static str, index: Vec<Entry>) -> Self {
-        Self {
-            cert,
-            signer: roles::INTERMEDIATE,
-            index,
-            sha256: false,
-        }
-    }
-
-    fn signer(mut self, role: &'static str) -> Self {
-        self.signer = role;
-        self
-    }
-
-    fn sha256(mut self) -> Self {
-        self.sha256 = true;
-        self
-    }
-}
-
-/// A temporary directory with the fixture's files (`Pki::write_to`), the
-/// added certificates and keys, and openssl's requests and responses.
+/// A temporary directory with the fixture's files (`Pki::write_to`) and
+/// the DER responses of openssl.
 struct Workdir {
-    dir: TempDir,
+    files: PkiDir,
     next: Cell<usize>,
 }
 
 impl Workdir {
     fn new() -> Self {
-        let fx = fixture();
-        let dir = tempfile::tempdir().unwrap();
-        fx.pki.write_to(dir.path()).unwrap();
-        for cert in [&fx.responder, &fx.impostor.cert] {
-            std::fs::write(dir.path().join(format!("{}.pem", cert.name)), &cert.pem).unwrap();
-            std::fs::write(
-                dir.path().join(format!("{}.key.pem", cert.name)),
-                &cert.key_pem,
-            )
-            .unwrap();
-        }
         Self {
-            dir,
+            files: PkiDir::new(&fixture().pki).unwrap(),
             next: Cell::new(0),
         }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.files.file(name)
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
+        self.files.write(name, bytes).unwrap()
     }
 
-    /// Asks openssl (`openssl ocsp -issuer -cert -reqout -no_nonce`, then
-    /// `openssl ocsp -index -rsigner -rkey -CA -reqin -respout -ndays 7`)
-    /// and returns the path of the DER response.
-    fn respond(&self, ask: &Ask) -> PathBuf {
+    /// Asks openssl (see `pki_fixtures::openssl`) and returns the path of
+    /// the DER response.
+    fn respond(&self, query: OcspQuery) -> PathBuf {
+        let der = query.respond().unwrap_or_else(|e| panic!("{e}"));
         let n = self.next.get();
         self.next.set(n + 1);
-        let index = self.write(&format!("index-{n}.txt"), index_text(&ask.index).as_bytes());
-        let request = self.path(&format!("request-{n}.der"));
-        let response = self.path(&format!("response-{n}.der"));
-        let pem = |role: &str| self.path(&format!("{role}.pem"));
-        let issuer = pem(roles::INTERMEDIATE);
-
-        let mut req: Vec<PathBuf> = vec!["ocsp".into(), "-issuer".into(), issuer.clone()];
-        if ask.sha256 {
-            // The digest applies to the -cert options after it.
-            req.push("-sha256".into());
-        }
-        req.extend([
-            "-cert".into(),
-            pem(ask.cert),
-            "-reqout".into(),
-            request.clone(),
-            "-no_nonce".into(),
-        ]);
-        run_openssl(&req);
-        run_openssl(&[
-            "ocsp".into(),
-            "-index".into(),
-            index,
-            "-rsigner".into(),
-            pem(ask.signer),
-            "-rkey".into(),
-            self.path(&format!("{}.key.pem", ask.signer)),
-            "-CA".into(),
-            issuer,
-            "-reqin".into(),
-            request,
-            "-respout".into(),
-            response.clone(),
-            "-ndays".into(),
-            "7".into(),
-        ]);
-        response
+        self.write(&format!("response-{n}.der"), &der)
     }
 
     /// `vigil verify <role>.chain.pem --anchor root.pem --crl root.crl`.
@@ -301,6 +164,14 @@ impl Workdir {
             .arg(self.path("root.pem"))
             .arg("--crl")
             .arg(self.path(roles::ROOT_CRL))
+    }
+
+    /// [`Workdir::verify`] with these responses, `--at` now.
+    fn verify_now(&self, role: &str, responses: &[&Path]) -> Run {
+        responses
+            .iter()
+            .fold(self.verify(role), |run, r| run.ocsp(r))
+            .at(&now_text())
     }
 }
 
@@ -326,7 +197,7 @@ impl Run {
         self
     }
 
-    fn ocsp(self, response: &PathBuf) -> Self {
+    fn ocsp(self, response: &Path) -> Self {
         self.arg("--ocsp-response").arg(response)
     }
 
@@ -416,7 +287,7 @@ fn leaf_result<'v>(got: &'v (i32, Value, String), role: &str) -> &'v Value {
     assert_eq!(list.len(), 2, "{v}");
     assert_eq!(
         list[0]["serial"].as_str(),
-        Some(fx.cert(role).serial_hex().as_str())
+        Some(cert(role).serial_hex().as_str())
     );
     assert_eq!(
         (
@@ -478,50 +349,29 @@ fn assert_usage_error(out: &Output, needles: &[&str]) {
     }
 }
 
-/// (tag, start of content, end of content) of the DER element at `pos`.
-fn element(der: &[u8], pos: usize) -> (u8, usize, usize) {
-    let first = der[pos + 1];
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        let len = der[pos + 2..pos + 2 + n]
-            .iter()
-            .fold(0usize, |acc, b| acc << 8 | usize::from(*b));
-        (len, 2 + n)
-    };
-    assert!(pos + header + len <= der.len(), "DER runs past its end");
-    (der[pos], pos + header, pos + header + len)
-}
+/// `(source, status, reason)` of a leaf answered by OCSP.
+type Summary = (
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
 
-/// Where the signature value (the BIT STRING's bits) of a DER
-/// OCSPResponse is.
-fn signature_range(der: &[u8]) -> std::ops::Range<usize> {
-    let (_, response, _) = element(der, 0); // OCSPResponse
-    let (_, _, status_end) = element(der, response); // responseStatus
-    let (_, bytes, _) = element(der, status_end); // [0] responseBytes
-    let (_, rb, _) = element(der, bytes); // ResponseBytes
-    let (_, _, type_end) = element(der, rb); // responseType
-    let (tag, octets, _) = element(der, type_end); // response
-    assert_eq!(tag, 0x04);
-    let (_, basic, _) = element(der, octets); // BasicOCSPResponse
-    let (_, _, tbs_end) = element(der, basic); // tbsResponseData
-    let (_, _, alg_end) = element(der, tbs_end); // signatureAlgorithm
-    let (tag, start, end) = element(der, alg_end); // signature
-    assert_eq!(tag, 0x03);
-    assert_eq!(der[start], 0, "unused bits");
-    start + 1..end
-}
+const OCSP_GOOD: Summary = (Some("ocsp"), Some("good"), None);
+const NO_ANSWER: Summary = (
+    Some("none"),
+    Some("unknown"),
+    Some("revocation_data_missing"),
+);
 
 // 1. good, signed by the issuing intermediate.
 #[test]
 fn good_leaf_signed_by_issuer_is_accepted() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let got = w.verify(roles::CLIENT).ocsp(&resp).at(&now_text()).json();
+    let resp = w.respond(ask_good_client());
+    let got = w.verify_now(roles::CLIENT, &[&resp]).json();
     accepted(&got, "good", "ok");
     let leaf = leaf_result(&got, roles::CLIENT);
-    assert_eq!(summary(leaf), (Some("ocsp"), Some("good"), None));
+    assert_eq!(summary(leaf), OCSP_GOOD);
     assert_eq!(leaf["revoked_at"], Value::Null);
     assert_openssl_times(leaf);
     assert!(got.2.is_empty(), "stderr: {}", got.2);
@@ -530,7 +380,7 @@ fn good_leaf_signed_by_issuer_is_accepted() {
 #[test]
 fn good_leaf_text_output_names_ocsp() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let resp = w.respond(ask_good_client());
     let out = w.verify(roles::CLIENT).ocsp(&resp).output();
     assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
     assert!(
@@ -547,28 +397,30 @@ fn good_leaf_text_output_names_ocsp() {
     );
 }
 
+/// The leaf's result says it was revoked (keyCompromise), by `source`, at
+/// `revoked_at`.
+#[track_caller]
+fn assert_leaf_revoked(leaf: &Value, source: &str, revoked_at: OffsetDateTime) {
+    assert_eq!(
+        summary(leaf),
+        (Some(source), Some("revoked"), Some("keyCompromise"))
+    );
+    assert_eq!(
+        leaf["revoked_at"].as_str(),
+        Some(rfc3339(revoked_at).as_str())
+    );
+}
+
 // 2. revoked leaf.
 #[test]
 fn revoked_leaf_is_rejected_with_reason_and_time() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]));
+    let resp = w.respond(ask(roles::CLIENT, vec![revoked(roles::CLIENT)]));
     for policy in ["require", "prefer"] {
-        let got = w
-            .verify(roles::CLIENT)
-            .ocsp(&resp)
-            .at(&now_text())
-            .policy(policy)
-            .json();
+        let got = w.verify_now(roles::CLIENT, &[&resp]).policy(policy).json();
         rejected(&got, "revoked", "revoked");
         let leaf = leaf_result(&got, roles::CLIENT);
-        assert_eq!(
-            summary(leaf),
-            (Some("ocsp"), Some("revoked"), Some("keyCompromise"))
-        );
-        assert_eq!(
-            leaf["revoked_at"].as_str(),
-            Some(rfc3339(fixture().revoked_at).as_str())
-        );
+        assert_leaf_revoked(leaf, "ocsp", fixture().revoked_at);
         assert_openssl_times(leaf);
     }
 }
@@ -577,51 +429,35 @@ fn revoked_leaf_is_rejected_with_reason_and_time() {
 #[test]
 fn unknown_serial_require_and_prefer() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::SERVER)]));
-    let run = |policy| {
-        w.verify(roles::CLIENT)
-            .ocsp(&resp)
-            .at(&now_text())
-            .policy(policy)
-            .json()
-    };
+    let resp = w.respond(ask(roles::CLIENT, vec![good(roles::SERVER)]));
+    let run = |policy| w.verify_now(roles::CLIENT, &[&resp]).policy(policy).json();
+    let unknown = (Some("ocsp"), Some("unknown"), Some("ocsp_unknown"));
     let got = run("require");
     rejected(&got, "unknown", "ocsp_unknown");
-    assert_eq!(
-        summary(leaf_result(&got, roles::CLIENT)),
-        (Some("ocsp"), Some("unknown"), Some("ocsp_unknown"))
-    );
+    assert_eq!(summary(leaf_result(&got, roles::CLIENT)), unknown);
     let got = run("prefer");
     accepted(&got, "unknown", "revocation_unknown_soft_fail");
-    assert_eq!(
-        summary(leaf_result(&got, roles::CLIENT)),
-        (Some("ocsp"), Some("unknown"), Some("ocsp_unknown"))
-    );
+    assert_eq!(summary(leaf_result(&got, roles::CLIENT)), unknown);
 }
 
 // 4. delegated responder.
 #[test]
 fn delegated_responder_is_accepted() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(RESPONDER));
-    let got = w.verify(roles::CLIENT).ocsp(&resp).at(&now_text()).json();
+    let resp = w.respond(ask_good_client().signed_by(cert(RESPONDER)));
+    let got = w.verify_now(roles::CLIENT, &[&resp]).json();
     accepted(&got, "good", "ok");
     let leaf = leaf_result(&got, roles::CLIENT);
-    assert_eq!(summary(leaf), (Some("ocsp"), Some("good"), None));
+    assert_eq!(summary(leaf), OCSP_GOOD);
     assert_openssl_times(leaf);
 }
 
-/// A response signed by `signer` for a good client leaf is refused as
-/// `reason` under both policies.
+/// A response for a good client leaf is refused as `reason` under both
+/// policies.
 #[track_caller]
-fn refused_under_both_policies(w: &Workdir, resp: &PathBuf, status: &str, reason: &str) {
+fn refused_under_both_policies(w: &Workdir, resp: &Path, status: &str, reason: &str) {
     for policy in ["require", "prefer"] {
-        let got = w
-            .verify(roles::CLIENT)
-            .ocsp(resp)
-            .at(&now_text())
-            .policy(policy)
-            .json();
+        let got = w.verify_now(roles::CLIENT, &[resp]).policy(policy).json();
         rejected(&got, status, reason);
         assert_eq!(
             summary(leaf_result(&got, roles::CLIENT)),
@@ -635,7 +471,7 @@ fn refused_under_both_policies(w: &Workdir, resp: &PathBuf, status: &str, reason
 #[test]
 fn responder_without_ocsp_signing_is_not_authorized() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(roles::CLIENT));
+    let resp = w.respond(ask_good_client().signed_by(cert(roles::CLIENT)));
     refused_under_both_policies(&w, &resp, "invalid", "ocsp_responder_not_authorized");
 }
 
@@ -643,9 +479,7 @@ fn responder_without_ocsp_signing_is_not_authorized() {
 #[test]
 fn responder_from_other_hierarchy_is_not_authorized() {
     let w = Workdir::new();
-    let resp = w.respond(
-        &Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(roles::OTHER_INTERMEDIATE),
-    );
+    let resp = w.respond(ask_good_client().signed_by(cert(roles::OTHER_INTERMEDIATE)));
     refused_under_both_policies(&w, &resp, "invalid", "ocsp_responder_not_authorized");
 }
 
@@ -653,46 +487,36 @@ fn responder_from_other_hierarchy_is_not_authorized() {
 #[test]
 fn stale_answer_require_and_prefer() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let resp = w.respond(ask_good_client());
     let later = eight_days_later_text();
-    let got = w
-        .verify(roles::CLIENT)
-        .ocsp(&resp)
-        .at(&later)
-        .policy("require")
-        .json();
+    let stale = (Some("ocsp"), Some("unknown"), Some("revocation_data_stale"));
+    let run = |policy| {
+        w.verify(roles::CLIENT)
+            .ocsp(&resp)
+            .at(&later)
+            .policy(policy)
+            .json()
+    };
+
+    let got = run("require");
     rejected(&got, "unknown", "revocation_data_stale");
     let leaf = &got.1["revocation"][0];
-    assert_eq!(
-        summary(leaf),
-        (Some("ocsp"), Some("unknown"), Some("revocation_data_stale"))
-    );
+    assert_eq!(summary(leaf), stale);
     assert_openssl_times(leaf);
 
-    let got = w
-        .verify(roles::CLIENT)
-        .ocsp(&resp)
-        .at(&later)
-        .policy("prefer")
-        .json();
+    let got = run("prefer");
     accepted(&got, "unknown", "revocation_unknown_soft_fail");
-    assert_eq!(
-        summary(&got.1["revocation"][0]),
-        (Some("ocsp"), Some("unknown"), Some("revocation_data_stale"))
-    );
+    assert_eq!(summary(&got.1["revocation"][0]), stale);
 }
 
 // 8. SHA-256 CertID.
 #[test]
 fn sha256_cert_id_is_accepted() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).sha256());
-    let got = w.verify(roles::CLIENT).ocsp(&resp).at(&now_text()).json();
+    let resp = w.respond(ask_good_client().hash(CertIdHash::Sha256));
+    let got = w.verify_now(roles::CLIENT, &[&resp]).json();
     accepted(&got, "good", "ok");
-    assert_eq!(
-        summary(leaf_result(&got, roles::CLIENT)),
-        (Some("ocsp"), Some("good"), None)
-    );
+    assert_eq!(summary(leaf_result(&got, roles::CLIENT)), OCSP_GOOD);
 }
 
 // 9. corrupted signature: the last octet of the signature value flipped,
@@ -700,10 +524,8 @@ fn sha256_cert_id_is_accepted() {
 #[test]
 fn corrupted_signature_is_rejected_under_both_policies() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let mut der = std::fs::read(&resp).unwrap();
-    let sig = signature_range(&der);
-    der[sig.end - 1] ^= 0x01;
+    let resp = w.respond(ask_good_client());
+    let der = corrupt_response_signature(&std::fs::read(&resp).unwrap()).unwrap();
     let bad = w.write("corrupted.der", &der);
     refused_under_both_policies(&w, &bad, "invalid", "ocsp_signature_invalid");
 }
@@ -712,7 +534,7 @@ fn corrupted_signature_is_rejected_under_both_policies() {
 #[test]
 fn signature_by_another_key_under_the_issuers_name_is_invalid() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]).signer(IMPOSTOR));
+    let resp = w.respond(ask_good_client().signed_by(cert(IMPOSTOR)));
     refused_under_both_policies(&w, &resp, "invalid", "ocsp_signature_invalid");
 }
 
@@ -721,29 +543,17 @@ fn signature_by_another_key_under_the_issuers_name_is_invalid() {
 fn try_later_warns_and_is_ignored() {
     let w = Workdir::new();
     let later = w.write("try-later.der", &TRY_LATER);
-    let got = w.verify(roles::CLIENT).ocsp(&later).at(&now_text()).json();
+    let got = w.verify_now(roles::CLIENT, &[&later]).json();
     rejected(&got, "unknown", "revocation_data_missing");
-    assert_eq!(
-        summary(leaf_result(&got, roles::CLIENT)),
-        (
-            Some("none"),
-            Some("unknown"),
-            Some("revocation_data_missing")
-        )
-    );
+    assert_eq!(summary(leaf_result(&got, roles::CLIENT)), NO_ANSWER);
     let stderr = &got.2;
     assert!(stderr.contains("warning"), "{stderr}");
     assert!(stderr.contains("tryLater"), "{stderr}");
     assert!(stderr.contains(&*later.to_string_lossy()), "{stderr}");
 
     // Next to a good response, it does not get in the way.
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let got = w
-        .verify(roles::CLIENT)
-        .ocsp(&later)
-        .ocsp(&resp)
-        .at(&now_text())
-        .json();
+    let resp = w.respond(ask_good_client());
+    let got = w.verify_now(roles::CLIENT, &[&later, &resp]).json();
     accepted(&got, "good", "ok");
     assert!(got.2.contains("tryLater"), "{}", got.2);
 }
@@ -752,17 +562,10 @@ fn try_later_warns_and_is_ignored() {
 #[test]
 fn response_for_other_certificate_is_ignored() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::SERVER, vec![good(roles::SERVER)]));
-    let got = w.verify(roles::CLIENT).ocsp(&resp).at(&now_text()).json();
+    let resp = w.respond(ask(roles::SERVER, vec![good(roles::SERVER)]));
+    let got = w.verify_now(roles::CLIENT, &[&resp]).json();
     rejected(&got, "unknown", "revocation_data_missing");
-    assert_eq!(
-        summary(leaf_result(&got, roles::CLIENT)),
-        (
-            Some("none"),
-            Some("unknown"),
-            Some("revocation_data_missing")
-        )
-    );
+    assert_eq!(summary(leaf_result(&got, roles::CLIENT)), NO_ANSWER);
     assert!(got.2.is_empty(), "stderr: {}", got.2);
 }
 
@@ -770,26 +573,18 @@ fn response_for_other_certificate_is_ignored() {
 #[test]
 fn repeated_flag_uses_the_matching_response() {
     let w = Workdir::new();
-    let other = w.respond(&Ask::new(roles::SERVER, vec![revoked(roles::SERVER)]));
-    let mine = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
-    let got = w
-        .verify(roles::CLIENT)
-        .ocsp(&other)
-        .ocsp(&mine)
-        .at(&now_text())
-        .json();
+    let other = w.respond(ask(roles::SERVER, vec![revoked(roles::SERVER)]));
+    let mine = w.respond(ask_good_client());
+    let got = w.verify_now(roles::CLIENT, &[&other, &mine]).json();
     accepted(&got, "good", "ok");
-    assert_eq!(
-        summary(leaf_result(&got, roles::CLIENT)),
-        (Some("ocsp"), Some("good"), None)
-    );
+    assert_eq!(summary(leaf_result(&got, roles::CLIENT)), OCSP_GOOD);
 }
 
 // 12. both sources.
 #[test]
 fn crl_good_and_ocsp_revoked_is_revoked() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![revoked(roles::CLIENT)]));
+    let resp = w.respond(ask(roles::CLIENT, vec![revoked(roles::CLIENT)]));
     let got = w
         .verify(roles::CLIENT)
         .crl(&w, roles::INTERMEDIATE_CRL)
@@ -798,20 +593,13 @@ fn crl_good_and_ocsp_revoked_is_revoked() {
         .json();
     rejected(&got, "revoked", "revoked");
     let leaf = leaf_result(&got, roles::CLIENT);
-    assert_eq!(
-        summary(leaf),
-        (Some("ocsp"), Some("revoked"), Some("keyCompromise"))
-    );
-    assert_eq!(
-        leaf["revoked_at"].as_str(),
-        Some(rfc3339(fixture().revoked_at).as_str())
-    );
+    assert_leaf_revoked(leaf, "ocsp", fixture().revoked_at);
 }
 
 #[test]
 fn crl_revoked_and_ocsp_good_is_revoked() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(
+    let resp = w.respond(ask(
         roles::REVOKED_CLIENT,
         vec![good(roles::REVOKED_CLIENT)],
     ));
@@ -825,14 +613,8 @@ fn crl_revoked_and_ocsp_good_is_revoked() {
             .json();
         rejected(&got, "revoked", "revoked");
         let leaf = leaf_result(&got, roles::REVOKED_CLIENT);
-        assert_eq!(
-            summary(leaf),
-            (Some("crl"), Some("revoked"), Some("keyCompromise"))
-        );
-        assert_eq!(
-            leaf["revoked_at"].as_str(),
-            Some(rfc3339(fixture().pki.options.now - Duration::hours(2)).as_str())
-        );
+        let revoked_at = fixture().pki.options.now - Duration::hours(2);
+        assert_leaf_revoked(leaf, "crl", revoked_at);
     }
 }
 
@@ -840,7 +622,7 @@ fn crl_revoked_and_ocsp_good_is_revoked() {
 #[test]
 fn malformed_response_files_exit_2_naming_the_file() {
     let w = Workdir::new();
-    let resp = w.respond(&Ask::new(roles::CLIENT, vec![good(roles::CLIENT)]));
+    let resp = w.respond(ask_good_client());
     let der = std::fs::read(&resp).unwrap();
     let cases = [
         ("garbage.der", b"this is not an OCSP response\n".to_vec()),
@@ -850,10 +632,7 @@ fn malformed_response_files_exit_2_naming_the_file() {
     for (name, bytes) in cases {
         let bad = w.write(name, &bytes);
         let out = w
-            .verify(roles::CLIENT)
-            .ocsp(&resp)
-            .ocsp(&bad)
-            .at(&now_text())
+            .verify_now(roles::CLIENT, &[&resp, &bad])
             .arg("--format")
             .arg("json")
             .output();
@@ -865,10 +644,6 @@ fn malformed_response_files_exit_2_naming_the_file() {
 fn missing_response_file_exits_2_naming_the_file() {
     let w = Workdir::new();
     let missing = w.path("no-such-response.der");
-    let out = w
-        .verify(roles::CLIENT)
-        .ocsp(&missing)
-        .at(&now_text())
-        .output();
+    let out = w.verify_now(roles::CLIENT, &[&missing]).output();
     assert_usage_error(&out, &["no-such-response.der"]);
 }

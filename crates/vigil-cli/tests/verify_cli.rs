@@ -9,11 +9,9 @@ use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
-use pki_fixtures::{roles, KeyAlg, Pki, PkiOptions};
+use pki_fixtures::{roles, KeyAlg, Pki, PkiDir, PkiOptions};
 use serde_json::Value;
-use tempfile::TempDir;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -31,23 +29,14 @@ const CONTRACT_KEYS: [&str; 7] = [
     "valid_until",
 ];
 
+/// The fixture PKI for `alg`, generated once per process.
 fn pki_for(alg: KeyAlg) -> &'static Pki {
-    static P256: OnceLock<Pki> = OnceLock::new();
-    static RSA: OnceLock<Pki> = OnceLock::new();
-    static ED25519: OnceLock<Pki> = OnceLock::new();
-    let cell = match alg {
-        KeyAlg::EcdsaP256 => &P256,
-        KeyAlg::Rsa2048 => &RSA,
-        KeyAlg::Ed25519 => &ED25519,
+    let opts = PkiOptions {
+        alg,
+        now: NOW,
+        ..PkiOptions::default()
     };
-    cell.get_or_init(|| {
-        pki_fixtures::generate(&PkiOptions {
-            alg,
-            now: NOW,
-            ..PkiOptions::default()
-        })
-        .unwrap()
-    })
+    pki_fixtures::generate_shared(&opts).unwrap()
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -64,7 +53,7 @@ fn sha256_hex(data: &[u8]) -> String {
 
 /// A fixture PKI written to its own temporary directory.
 struct Fixture {
-    dir: TempDir,
+    dir: PkiDir,
     pki: &'static Pki,
 }
 
@@ -75,19 +64,16 @@ impl Fixture {
 
     fn with_alg(alg: KeyAlg) -> Self {
         let pki = pki_for(alg);
-        let dir = tempfile::tempdir().unwrap();
-        pki.write_to(dir.path()).unwrap();
+        let dir = PkiDir::new(pki).unwrap();
         Self { dir, pki }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.file(name)
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
+        self.dir.write(name, bytes).unwrap()
     }
 
     /// Concatenated PEM of these certificate roles, as a new file.
@@ -99,13 +85,17 @@ impl Fixture {
         self.write(name, pem.as_bytes())
     }
 
-    /// `vigil verify <leaf> --at NOW --anchor root.pem`.
-    fn verify(&self, leaf: &str) -> Run {
+    /// `vigil verify <leaf> --at NOW`, no anchor.
+    fn verify_without_anchor(&self, leaf: &str) -> Run {
         Run::new()
             .arg("verify")
             .arg(self.path(leaf))
-            .arg("--at")
-            .arg(NOW_TEXT)
+            .args(&["--at", NOW_TEXT])
+    }
+
+    /// `vigil verify <leaf> --at NOW --anchor root.pem`.
+    fn verify(&self, leaf: &str) -> Run {
+        self.verify_without_anchor(leaf)
             .file("--anchor", self, "root.pem")
     }
 }
@@ -204,6 +194,12 @@ impl Run {
         let out = self.output();
         (out.code.unwrap(), out.stdout)
     }
+
+    /// Runs and checks for a usage error mentioning every `needle`.
+    #[track_caller]
+    fn usage_error(&self, needles: &[&str]) {
+        assert_usage_error(&self.output(), needles);
+    }
 }
 
 #[track_caller]
@@ -277,11 +273,32 @@ fn serials_of(pki: &Pki, roles: &[&str]) -> Vec<String> {
 
 const MAIN_CRLS: &[&str] = &[roles::ROOT_CRL, roles::INTERMEDIATE_CRL];
 
-fn client_chain(fx: &Fixture, crls: &[&str]) -> Run {
-    fx.verify("client.chain.pem")
+/// `vigil verify <role>.chain.pem --anchor root.pem --usage client` with
+/// these CRLs.
+fn client_leaf(fx: &Fixture, role: &str, crls: &[&str]) -> Run {
+    fx.verify(&format!("{role}.chain.pem"))
         .args(&["--usage", "client"])
         .crls(fx, crls)
 }
+
+fn client_chain(fx: &Fixture, crls: &[&str]) -> Run {
+    client_leaf(fx, roles::CLIENT, crls)
+}
+
+/// [`client_leaf`] over a fresh default fixture, as JSON.
+fn client_json(role: &str, crls: &[&str]) -> (i32, Value) {
+    client_leaf(&Fixture::new(), role, crls).json()
+}
+
+/// The client chain with these CRLs under `--revocation policy`, as JSON.
+fn client_under(policy: &str, crls: &[&str]) -> (i32, Value) {
+    client_chain(&Fixture::new(), crls)
+        .args(&["--revocation", policy])
+        .json()
+}
+
+/// The path every accepted client chain must take.
+const CLIENT_PATH: &[&str] = &[roles::CLIENT, roles::INTERMEDIATE, roles::ROOT];
 
 #[test]
 fn help_exits_zero() {
@@ -334,12 +351,16 @@ fn good_client_chain_json() {
         ),
     ];
     for (entry, (cert, subject, issuer)) in chain.iter().zip(expected) {
-        assert_eq!(entry["subject"], subject);
-        assert_eq!(entry["issuer"], issuer);
-        assert_eq!(entry["serial"], cert.serial_hex().as_str());
-        assert_eq!(entry["sha256"], sha256_hex(&cert.der).as_str());
-        assert_eq!(entry["not_before"], rfc3339(cert.not_before).as_str());
-        assert_eq!(entry["not_after"], rfc3339(cert.not_after).as_str());
+        for (key, value) in [
+            ("subject", subject.to_owned()),
+            ("issuer", issuer.to_owned()),
+            ("serial", cert.serial_hex()),
+            ("sha256", sha256_hex(&cert.der)),
+            ("not_before", rfc3339(cert.not_before)),
+            ("not_after", rfc3339(cert.not_after)),
+        ] {
+            assert_eq!(entry[key], value.as_str(), "{key}");
+        }
     }
 
     let revocation = v["revocation"].as_array().unwrap();
@@ -348,11 +369,15 @@ fn good_client_chain_json() {
         (&pki.client, &pki.intermediate_crl),
         (&pki.intermediate.cert, &pki.root_crl),
     ]) {
-        assert_eq!(entry["serial"], cert.serial_hex().as_str());
-        assert_eq!(entry["source"], "crl");
-        assert_eq!(entry["status"], "good");
-        assert_eq!(entry["this_update"], rfc3339(crl.this_update).as_str());
-        assert_eq!(entry["next_update"], rfc3339(crl.next_update).as_str());
+        for (key, value) in [
+            ("serial", cert.serial_hex()),
+            ("source", "crl".to_owned()),
+            ("status", "good".to_owned()),
+            ("this_update", rfc3339(crl.this_update)),
+            ("next_update", rfc3339(crl.next_update)),
+        ] {
+            assert_eq!(entry[key], value.as_str(), "{key}");
+        }
     }
 
     let earliest = [
@@ -374,14 +399,17 @@ fn good_client_chain_text() {
     let fx = Fixture::new();
     let (code, out) = client_chain(&fx, MAIN_CRLS).text();
     assert_eq!(code, 0, "{out}");
-    let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("ACCEPTED: good (ok)"), "{out}");
-    assert!(out.contains("client.vigil.test"), "{out}");
-    assert!(out.contains("Vigil Test Intermediate CA"), "{out}");
-    assert!(out.contains("Vigil Test Root CA"), "{out}");
-    assert!(out.contains(&fx.pki.client.serial_hex()), "{out}");
-    let until = rfc3339(NOW + Duration::days(7));
-    assert!(out.contains(&format!("valid until: {until}")), "{out}");
+    assert_eq!(out.lines().next(), Some("ACCEPTED: good (ok)"), "{out}");
+    let until = format!("valid until: {}", rfc3339(NOW + Duration::days(7)));
+    for part in [
+        "client.vigil.test",
+        "Vigil Test Intermediate CA",
+        "Vigil Test Root CA",
+        &fx.pki.client.serial_hex(),
+        &until,
+    ] {
+        assert!(out.contains(part), "{part} not in {out}");
+    }
 }
 
 #[test]
@@ -447,15 +475,16 @@ fn server_chain_with_other_name_is_name_mismatch() {
 
 #[test]
 fn revoked_leaf_json() {
-    let fx = Fixture::new();
-    let got = fx
-        .verify("revoked-client.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(&fx, MAIN_CRLS)
-        .json();
+    let got = client_json(roles::REVOKED_CLIENT, MAIN_CRLS);
     rejected(&got, "revoked", "revoked");
     let leaf = &got.1["revocation"][0];
-    assert_eq!(leaf["serial"], fx.pki.revoked_client.serial_hex().as_str());
+    assert_eq!(
+        leaf["serial"],
+        pki_for(KeyAlg::EcdsaP256)
+            .revoked_client
+            .serial_hex()
+            .as_str()
+    );
     assert_eq!(leaf["source"], "crl");
     assert_eq!(leaf["status"], "revoked");
     assert_eq!(leaf["reason"], "keyCompromise");
@@ -464,11 +493,7 @@ fn revoked_leaf_json() {
 #[test]
 fn revoked_leaf_text() {
     let fx = Fixture::new();
-    let (code, out) = fx
-        .verify("revoked-client.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(&fx, MAIN_CRLS)
-        .text();
+    let (code, out) = client_leaf(&fx, roles::REVOKED_CLIENT, MAIN_CRLS).text();
     assert_eq!(code, 1, "{out}");
     assert_eq!(
         out.lines().next(),
@@ -482,10 +507,8 @@ fn revoked_leaf_text() {
 #[test]
 fn revoked_leaf_rejected_under_prefer() {
     let fx = Fixture::new();
-    let got = fx
-        .verify("revoked-client.chain.pem")
-        .args(&["--usage", "client", "--revocation", "prefer"])
-        .crls(&fx, MAIN_CRLS)
+    let got = client_leaf(&fx, roles::REVOKED_CLIENT, MAIN_CRLS)
+        .args(&["--revocation", "prefer"])
         .json();
     rejected(&got, "revoked", "revoked");
 }
@@ -528,11 +551,7 @@ fn revoked_intermediate_accepted_at_leaf_depth() {
 #[test]
 fn expired_leaf_is_rejected() {
     let fx = Fixture::new();
-    let got = fx
-        .verify("expired-client.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(&fx, MAIN_CRLS)
-        .json();
+    let got = client_leaf(&fx, roles::EXPIRED_CLIENT, MAIN_CRLS).json();
     rejected(&got, "invalid", "expired");
     // At a time inside its validity it is fine: the time comes from --at.
     let earlier = fx
@@ -545,23 +564,16 @@ fn expired_leaf_is_rejected() {
 
 #[test]
 fn not_yet_valid_leaf_is_rejected() {
-    let fx = Fixture::new();
-    let got = fx
-        .verify("not-yet-valid-client.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(&fx, MAIN_CRLS)
-        .json();
+    let got = client_json(roles::NOT_YET_VALID_CLIENT, MAIN_CRLS);
     rejected(&got, "invalid", "not_yet_valid");
 }
 
 #[test]
 fn expired_intermediate_is_rejected_and_named() {
-    let fx = Fixture::new();
-    let got = fx
-        .verify("leaf-of-expired-intermediate.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(&fx, &[roles::ROOT_CRL, roles::EXPIRED_INTERMEDIATE_CRL])
-        .json();
+    let got = client_json(
+        roles::LEAF_OF_EXPIRED_INTERMEDIATE,
+        &[roles::ROOT_CRL, roles::EXPIRED_INTERMEDIATE_CRL],
+    );
     rejected(&got, "invalid", "expired");
     let detail = got.1["detail"].as_str().unwrap();
     assert!(
@@ -572,30 +584,20 @@ fn expired_intermediate_is_rejected_and_named() {
 
 #[test]
 fn server_certificate_as_client_is_wrong_usage() {
-    let fx = Fixture::new();
-    let got = fx
-        .verify("server.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(&fx, MAIN_CRLS)
-        .json();
+    let got = client_json(roles::SERVER, MAIN_CRLS);
     rejected(&got, "invalid", "wrong_usage");
 }
 
 #[test]
 fn other_root_chain_is_unknown_issuer() {
-    let fx = Fixture::new();
-    let got = fx
-        .verify("other-client.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(
-            &fx,
-            &[
-                roles::ROOT_CRL,
-                roles::INTERMEDIATE_CRL,
-                roles::OTHER_INTERMEDIATE_CRL,
-            ],
-        )
-        .json();
+    let got = client_json(
+        roles::OTHER_CLIENT,
+        &[
+            roles::ROOT_CRL,
+            roles::INTERMEDIATE_CRL,
+            roles::OTHER_INTERMEDIATE_CRL,
+        ],
+    );
     rejected(&got, "invalid", "unknown_issuer");
     assert_eq!(got.1["chain"], Value::Array(Vec::new()));
     assert_eq!(got.1["valid_until"], Value::Null);
@@ -603,86 +605,70 @@ fn other_root_chain_is_unknown_issuer() {
 
 #[test]
 fn bad_signature_leaf_is_rejected() {
-    let fx = Fixture::new();
-    let got = fx
-        .verify("bad-signature-client.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(&fx, MAIN_CRLS)
-        .json();
+    let got = client_json(roles::BAD_SIGNATURE_CLIENT, MAIN_CRLS);
     rejected(&got, "invalid", "bad_signature");
 }
 
-fn wrong_key_crl(policy: &str) -> (i32, Value) {
-    let fx = Fixture::new();
-    client_chain(&fx, &[roles::ROOT_CRL, roles::INTERMEDIATE_WRONG_KEY_CRL])
-        .args(&["--revocation", policy])
-        .json()
-}
+const WRONG_KEY_CRLS: &[&str] = &[roles::ROOT_CRL, roles::INTERMEDIATE_WRONG_KEY_CRL];
 
 #[test]
 fn wrong_key_crl_rejected_under_require() {
-    rejected(
-        &wrong_key_crl("require"),
-        "invalid",
-        "crl_signature_invalid",
-    );
+    let got = client_under("require", WRONG_KEY_CRLS);
+    rejected(&got, "invalid", "crl_signature_invalid");
 }
 
 #[test]
 fn wrong_key_crl_rejected_under_prefer() {
-    rejected(&wrong_key_crl("prefer"), "invalid", "crl_signature_invalid");
+    let got = client_under("prefer", WRONG_KEY_CRLS);
+    rejected(&got, "invalid", "crl_signature_invalid");
 }
 
-fn stale_crl(policy: &str) -> (i32, Value) {
-    let fx = Fixture::new();
-    client_chain(&fx, &[roles::ROOT_CRL, roles::INTERMEDIATE_STALE_CRL])
-        .args(&["--revocation", policy])
-        .json()
-}
+const STALE_CRLS: &[&str] = &[roles::ROOT_CRL, roles::INTERMEDIATE_STALE_CRL];
 
 #[test]
 fn stale_crl_rejected_under_require() {
-    let got = stale_crl("require");
+    let got = client_under("require", STALE_CRLS);
     rejected(&got, "unknown", "revocation_data_stale");
     assert_eq!(got.1["revocation"][0]["status"], "unknown");
 }
 
 #[test]
 fn stale_crl_soft_fails_under_prefer() {
-    let got = stale_crl("prefer");
+    let got = client_under("prefer", STALE_CRLS);
     accepted(&got, "unknown", "revocation_unknown_soft_fail");
     assert_eq!(got.1["revocation"][0]["status"], "unknown");
 }
 
-fn no_crl(policy: &str) -> (i32, Value) {
-    let fx = Fixture::new();
-    client_chain(&fx, &[])
-        .args(&["--revocation", policy])
-        .json()
-}
-
 #[test]
 fn no_crl_missing_under_require() {
-    rejected(&no_crl("require"), "unknown", "revocation_data_missing");
+    let got = client_under("require", &[]);
+    rejected(&got, "unknown", "revocation_data_missing");
 }
 
 #[test]
 fn no_crl_soft_fails_under_prefer() {
-    accepted(&no_crl("prefer"), "unknown", "revocation_unknown_soft_fail");
+    let got = client_under("prefer", &[]);
+    accepted(&got, "unknown", "revocation_unknown_soft_fail");
 }
 
 #[test]
 fn no_crl_not_checked_under_off() {
-    let got = no_crl("off");
+    let got = client_under("off", &[]);
     accepted(&got, "unknown", "revocation_not_checked");
     assert_eq!(got.1["revocation"], Value::Array(Vec::new()));
 }
 
 #[test]
 fn crl_of_other_issuer_only_is_missing() {
-    let fx = Fixture::new();
-    let got = client_chain(&fx, &[roles::OTHER_INTERMEDIATE_CRL]).json();
+    let got = client_json(roles::CLIENT, &[roles::OTHER_INTERMEDIATE_CRL]);
     rejected(&got, "unknown", "revocation_data_missing");
+}
+
+/// Accepted as good along [`CLIENT_PATH`].
+#[track_caller]
+fn assert_client_path(fx: &Fixture, got: &(i32, Value)) {
+    accepted(got, "good", "ok");
+    assert_eq!(serials(&got.1, "chain"), serials_of(fx.pki, CLIENT_PATH));
 }
 
 #[test]
@@ -697,11 +683,7 @@ fn chain_out_of_order_in_leaf_file_is_accepted() {
         .args(&["--usage", "client"])
         .crls(&fx, MAIN_CRLS)
         .json();
-    accepted(&got, "good", "ok");
-    assert_eq!(
-        serials(&got.1, "chain"),
-        serials_of(fx.pki, &[roles::CLIENT, roles::INTERMEDIATE, roles::ROOT])
-    );
+    assert_client_path(&fx, &got);
 }
 
 #[test]
@@ -714,11 +696,7 @@ fn chain_out_of_order_via_intermediate_flags_is_accepted() {
         .file("--intermediate", &fx, "intermediate.pem")
         .crls(&fx, MAIN_CRLS)
         .json();
-    accepted(&got, "good", "ok");
-    assert_eq!(
-        serials(&got.1, "chain"),
-        serials_of(fx.pki, &[roles::CLIENT, roles::INTERMEDIATE, roles::ROOT])
-    );
+    assert_client_path(&fx, &got);
 }
 
 #[test]
@@ -747,11 +725,7 @@ fn chain_with_unrelated_certificates_is_accepted() {
             ],
         )
         .json();
-    accepted(&got, "good", "ok");
-    assert_eq!(
-        serials(&got.1, "chain"),
-        serials_of(fx.pki, &[roles::CLIENT, roles::INTERMEDIATE, roles::ROOT])
-    );
+    assert_client_path(&fx, &got);
 }
 
 fn good_and_revoked_for(alg: KeyAlg) {
@@ -763,11 +737,7 @@ fn good_and_revoked_for(alg: KeyAlg) {
         serials(&good.1, "revocation"),
         serials_of(fx.pki, &[roles::CLIENT, roles::INTERMEDIATE])
     );
-    let revoked = fx
-        .verify("revoked-client.chain.pem")
-        .args(&["--usage", "client"])
-        .crls(&fx, MAIN_CRLS)
-        .json();
+    let revoked = client_leaf(&fx, roles::REVOKED_CLIENT, MAIN_CRLS).json();
     rejected(&revoked, "revoked", "revoked");
     assert_eq!(revoked.1["revocation"][0]["reason"], "keyCompromise");
 }
@@ -789,10 +759,13 @@ fn ed25519_good_and_revoked() {
 
 // ---- bad input: exit 2, a message naming the file or flag, no panic ----
 
-/// `vigil verify <leaf file> --anchor root.pem ...` with `leaf` as written.
-fn bad_leaf(fx: &Fixture, name: &str, bytes: &[u8]) -> Output {
+/// `vigil verify <name> --anchor root.pem --crl …`, `name` holding `bytes`:
+/// a usage error mentioning every `needle`.
+#[track_caller]
+fn bad_leaf(name: &str, bytes: &[u8], needles: &[&str]) {
+    let fx = Fixture::new();
     fx.write(name, bytes);
-    fx.verify(name).crls(fx, MAIN_CRLS).output()
+    fx.verify(name).crls(&fx, MAIN_CRLS).usage_error(needles);
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*).
@@ -811,40 +784,40 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 #[test]
 fn empty_leaf_file() {
-    let fx = Fixture::new();
-    let out = bad_leaf(&fx, "empty.pem", b"");
-    assert_usage_error(&out, &["empty.pem", "empty"]);
+    bad_leaf("empty.pem", b"", &["empty.pem", "empty"]);
 }
 
 #[test]
 fn garbage_leaf_file() {
-    let fx = Fixture::new();
-    let out = bad_leaf(&fx, "garbage.bin", &noise(4096, 7));
-    assert_usage_error(&out, &["garbage.bin"]);
+    bad_leaf("garbage.bin", &noise(4096, 7), &["garbage.bin"]);
 }
 
 #[test]
 fn truncated_der_leaf() {
-    let fx = Fixture::new();
-    let der = &fx.pki.client.der;
-    let out = bad_leaf(&fx, "truncated.der", &der[..der.len() / 2]);
-    assert_usage_error(&out, &["truncated.der"]);
+    let der = &pki_for(KeyAlg::EcdsaP256).client.der;
+    bad_leaf("truncated.der", &der[..der.len() / 2], &["truncated.der"]);
 }
 
 #[test]
 fn private_key_pem_as_leaf() {
     let fx = Fixture::new();
-    let out = fx.verify("client.key.pem").crls(&fx, MAIN_CRLS).output();
-    assert_usage_error(&out, &["client.key.pem", "CERTIFICATE"]);
+    fx.verify("client.key.pem")
+        .crls(&fx, MAIN_CRLS)
+        .usage_error(&["client.key.pem", "CERTIFICATE"]);
 }
 
 #[test]
 fn unknown_pem_label_as_leaf() {
-    let fx = Fixture::new();
-    let body = fx.pki.client.pem.replace("CERTIFICATE", "FOO");
+    let body = pki_for(KeyAlg::EcdsaP256)
+        .client
+        .pem
+        .replace("CERTIFICATE", "FOO");
     assert!(body.starts_with("-----BEGIN FOO-----"));
-    let out = bad_leaf(&fx, "foo.pem", body.as_bytes());
-    assert_usage_error(&out, &["foo.pem", "CERTIFICATE", "FOO"]);
+    bad_leaf(
+        "foo.pem",
+        body.as_bytes(),
+        &["foo.pem", "CERTIFICATE", "FOO"],
+    );
 }
 
 #[test]
@@ -852,42 +825,41 @@ fn fifty_megabyte_random_file() {
     let fx = Fixture::new();
     let big = fx.write("big.bin", &noise(50 * 1024 * 1024, 0x5eed));
     assert_eq!(std::fs::metadata(&big).unwrap().len(), 50 * 1024 * 1024);
-    let out = fx.verify("big.bin").crls(&fx, MAIN_CRLS).output();
-    assert_usage_error(&out, &["big.bin"]);
-    let out = client_chain(&fx, MAIN_CRLS).arg("--crl").arg(&big).output();
-    assert_usage_error(&out, &["big.bin"]);
+    fx.verify("big.bin")
+        .crls(&fx, MAIN_CRLS)
+        .usage_error(&["big.bin"]);
+    client_chain(&fx, MAIN_CRLS)
+        .arg("--crl")
+        .arg(&big)
+        .usage_error(&["big.bin"]);
 }
 
 #[test]
 fn missing_leaf_file() {
     let fx = Fixture::new();
-    let out = fx
-        .verify("does-not-exist.pem")
+    fx.verify("does-not-exist.pem")
         .crls(&fx, MAIN_CRLS)
-        .output();
-    assert_usage_error(&out, &["does-not-exist.pem"]);
+        .usage_error(&["does-not-exist.pem"]);
 }
 
 #[test]
 fn missing_crl_and_anchor_files() {
     let fx = Fixture::new();
-    let out = client_chain(&fx, &["no-such.crl"]).output();
-    assert_usage_error(&out, &["no-such.crl"]);
-    let out = client_chain(&fx, MAIN_CRLS)
+    client_chain(&fx, &["no-such.crl"]).usage_error(&["no-such.crl"]);
+    client_chain(&fx, MAIN_CRLS)
         .file("--anchor", &fx, "no-such-root.pem")
-        .output();
-    assert_usage_error(&out, &["no-such-root.pem"]);
+        .usage_error(&["no-such-root.pem"]);
 }
 
 #[test]
 fn unparsable_at() {
     let fx = Fixture::new();
-    let out = client_chain(&fx, MAIN_CRLS).at("yesterday").output();
-    assert_usage_error(&out, &["--at", "yesterday"]);
-    let out = client_chain(&fx, MAIN_CRLS)
+    client_chain(&fx, MAIN_CRLS)
+        .at("yesterday")
+        .usage_error(&["--at", "yesterday"]);
+    client_chain(&fx, MAIN_CRLS)
         .at("2026-01-15 12:00:00")
-        .output();
-    assert_usage_error(&out, &["--at"]);
+        .usage_error(&["--at"]);
 }
 
 #[test]
@@ -904,92 +876,70 @@ fn at_with_an_offset_is_the_same_instant() {
 #[test]
 fn invalid_usage_value() {
     let fx = Fixture::new();
-    let out = fx
-        .verify("client.chain.pem")
+    fx.verify("client.chain.pem")
         .args(&["--usage", "admin"])
         .crls(&fx, MAIN_CRLS)
-        .output();
-    assert_usage_error(&out, &["--usage", "admin"]);
+        .usage_error(&["--usage", "admin"]);
 }
 
 #[test]
 fn invalid_revocation_and_depth_values() {
     let fx = Fixture::new();
-    let out = client_chain(&fx, MAIN_CRLS)
-        .args(&["--revocation", "maybe"])
-        .output();
-    assert_usage_error(&out, &["--revocation", "maybe"]);
-    let out = client_chain(&fx, MAIN_CRLS)
-        .args(&["--depth", "deep"])
-        .output();
-    assert_usage_error(&out, &["--depth", "deep"]);
+    for (flag, value) in [("--revocation", "maybe"), ("--depth", "deep")] {
+        client_chain(&fx, MAIN_CRLS)
+            .args(&[flag, value])
+            .usage_error(&[flag, value]);
+    }
 }
 
 #[test]
 fn invalid_name_value() {
     let fx = Fixture::new();
-    let out = fx
-        .verify("server.chain.pem")
+    fx.verify("server.chain.pem")
         .args(&["--usage", "server", "--name", "not a name!"])
         .crls(&fx, MAIN_CRLS)
-        .output();
-    assert_usage_error(&out, &["--name", "not a name!"]);
+        .usage_error(&["--name", "not a name!"]);
 }
 
 #[test]
 fn missing_anchor_flag() {
     let fx = Fixture::new();
-    let out = Run::new()
-        .arg("verify")
-        .arg(fx.path("client.chain.pem"))
-        .args(&["--at", NOW_TEXT])
-        .output();
-    assert_usage_error(&out, &["--anchor"]);
+    fx.verify_without_anchor("client.chain.pem")
+        .usage_error(&["--anchor"]);
 }
 
 #[test]
 fn garbage_crl_file() {
     let fx = Fixture::new();
     fx.write("garbage.crl", &noise(2048, 11));
-    let out = client_chain(&fx, &[roles::ROOT_CRL, "garbage.crl"]).output();
-    assert_usage_error(&out, &["garbage.crl"]);
+    client_chain(&fx, &[roles::ROOT_CRL, "garbage.crl"]).usage_error(&["garbage.crl"]);
 }
 
 #[test]
 fn certificate_given_as_crl() {
     let fx = Fixture::new();
-    let out = client_chain(&fx, &["intermediate.der"]).output();
-    assert_usage_error(&out, &["intermediate.der"]);
-    let out = client_chain(&fx, &["intermediate.pem"]).output();
-    assert_usage_error(&out, &["intermediate.pem", "X509 CRL"]);
+    client_chain(&fx, &["intermediate.der"]).usage_error(&["intermediate.der"]);
+    client_chain(&fx, &["intermediate.pem"]).usage_error(&["intermediate.pem", "X509 CRL"]);
 }
 
 #[test]
 fn garbage_anchor_file() {
     let fx = Fixture::new();
     let path = fx.write("garbage-anchor.pem", &noise(1024, 13));
-    let out = Run::new()
-        .arg("verify")
-        .arg(fx.path("client.chain.pem"))
-        .args(&["--at", NOW_TEXT, "--anchor"])
+    fx.verify_without_anchor("client.chain.pem")
+        .arg("--anchor")
         .arg(&path)
         .crls(&fx, MAIN_CRLS)
-        .output();
-    assert_usage_error(&out, &["garbage-anchor.pem"]);
+        .usage_error(&["garbage-anchor.pem"]);
 }
 
 #[test]
 fn empty_anchor_and_crl_files() {
     let fx = Fixture::new();
     fx.write("empty-anchor.pem", b"");
-    let out = Run::new()
-        .arg("verify")
-        .arg(fx.path("client.chain.pem"))
-        .args(&["--at", NOW_TEXT])
+    fx.verify_without_anchor("client.chain.pem")
         .file("--anchor", &fx, "empty-anchor.pem")
-        .output();
-    assert_usage_error(&out, &["empty-anchor.pem"]);
+        .usage_error(&["empty-anchor.pem"]);
     fx.write("empty.crl", b"\n");
-    let out = client_chain(&fx, &["empty.crl"]).output();
-    assert_usage_error(&out, &["empty.crl"]);
+    client_chain(&fx, &["empty.crl"]).usage_error(&["empty.crl"]);
 }
