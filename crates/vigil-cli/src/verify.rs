@@ -106,7 +106,12 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
         let source = path.display().to_string();
         for der in input::parse_crls(&bytes, &source)? {
             match verifier.add_crl(&der) {
-                Ok(CrlLoad::Verified { .. } | CrlLoad::Pending | CrlLoad::Rejected(_)) => {}
+                Ok(CrlLoad::Rollback { stored, offered }) => eprintln!(
+                    "vigil: warning: {source}: CRL number {} is older than the loaded {} of the same CRL; ignored",
+                    offered.as_deref().map_or("(none)".into(), hex),
+                    stored.as_deref().map_or("(none)".into(), hex),
+                ),
+                Ok(_) => {}
                 Err(e) => return Err(UsageError(format!("{source}: {e}"))),
             }
         }
@@ -158,6 +163,10 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// RFC 3339 to a time.

@@ -30,13 +30,13 @@ mod verify;
 
 pub use input::InputError;
 pub use path::Usage;
-pub use revocation::{CrlError, Depth, Reason, RevocationPolicy, VerifiedCrl};
+pub use revocation::{CrlError, Depth, Reason, RevocationFact, RevocationPolicy, VerifiedCrl};
 pub use trust::TrustStore;
 pub use verdict::{
     rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
     Verdict,
 };
-pub use verify::{CrlLoad, Verifier, VerifyOptions};
+pub use verify::{CrlLoad, Methods, Verifier, VerifierConfig, VerifyOptions};
 
 /// Certificate DER, re-exported from rustls-pki-types.
 pub use rustls_pki_types::CertificateDer;

@@ -9,13 +9,16 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use crate::cache::{cache_key, VerdictCache};
 use crate::cert::{hex, CertInfo};
 use crate::path::{self, Usage, ValidatedPath};
-use crate::revocation::status::{CaCert, CrlSlot, OcspSlot, Outcome, CLOCK_SKEW_SECS};
+use crate::revocation::memory::Memory;
+use crate::revocation::status::{CaCert, CrlSlot, OcspSlot, Outcome};
 use crate::revocation::{
-    CrlError, CrlSigner, Depth, OcspError, ParsedCrl, ParsedOcsp, RevocationPolicy, VerifiedCrl,
+    CrlError, CrlSigner, Depth, OcspError, ParsedCrl, ParsedOcsp, RevocationFact, RevocationPolicy,
+    VerifiedCrl,
 };
 use crate::trust::TrustStore;
 use crate::verdict::{
-    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Status, Verdict,
+    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
+    Verdict,
 };
 use crate::InputError;
 
@@ -47,6 +50,57 @@ pub struct Verifier {
     cache: Mutex<VerdictCache>,
     /// Seed of the cache-key hash: random per verifier, fixed for its life.
     seed: hashbrown::DefaultHashBuilder,
+    pub(crate) memory: Memory,
+    pub(crate) config: VerifierConfig,
+}
+
+/// Which revocation methods are used, in which order of preference for a
+/// "good" answer. A verified "revoked" from any enabled method always wins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Methods {
+    /// OCSP first, then CRLs (the default).
+    #[default]
+    OcspThenCrl,
+    /// CRLs first, then OCSP.
+    CrlThenOcsp,
+    /// OCSP only.
+    OcspOnly,
+    /// CRLs only.
+    CrlOnly,
+}
+
+impl Methods {
+    pub(crate) fn uses_ocsp(self) -> bool {
+        !matches!(self, Self::CrlOnly)
+    }
+
+    pub(crate) fn uses_crl(self) -> bool {
+        !matches!(self, Self::OcspOnly)
+    }
+}
+
+/// Tunables of a [`Verifier`]; the defaults are the strict choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifierConfig {
+    /// Tolerated clock difference, seconds: data whose thisUpdate lies up to
+    /// this far in the future is used, and OCSP answers are used this long
+    /// past their nextUpdate. Default 300.
+    pub clock_skew_secs: i64,
+    /// How long an OCSP answer without nextUpdate is used (RFC 5019 §4
+    /// leaves it to the client). Default 24 hours.
+    pub ocsp_max_age_secs: i64,
+    /// Methods and their order.
+    pub methods: Methods,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self {
+            clock_skew_secs: 300,
+            ocsp_max_age_secs: 24 * 3600,
+            methods: Methods::OcspThenCrl,
+        }
+    }
 }
 
 /// What loading a CRL did.
@@ -63,12 +117,29 @@ pub enum CrlLoad {
     /// Every candidate signer rejected it (the last error is given). The CRL
     /// is kept so verdicts can report it.
     Rejected(CrlError),
+    /// Older than the CRL of the same series already loaded (a replay or a
+    /// rollback); refused, the newer one stays.
+    Rollback {
+        /// cRLNumber of the CRL kept.
+        stored: Option<Vec<u8>>,
+        /// cRLNumber of the CRL refused.
+        offered: Option<Vec<u8>>,
+    },
+    /// The same issue as the CRL already loaded; nothing changed.
+    Unchanged,
 }
 
 impl Verifier {
     /// A verifier with these anchors and nothing else.
     pub fn new(trust: TrustStore) -> Self {
+        Self::with_config(trust, VerifierConfig::default())
+    }
+
+    /// A verifier with these anchors and tunables.
+    pub fn with_config(trust: TrustStore, config: VerifierConfig) -> Self {
         Self {
+            memory: Memory::default(),
+            config,
             trust,
             cas: Vec::new(),
             crls: Vec::new(),
@@ -128,8 +199,42 @@ impl Verifier {
         for signer in &signers {
             slot.try_parsed(&parsed, signer);
         }
-        let load = if let Some(v) = slot.verified.first() {
-            CrlLoad::Verified { entries: v.len() }
+        let load = if let Some(new) = slot.verified.first().cloned() {
+            // RFC 5280 §5.2.3: within one CRL series the number only grows.
+            // An older issue is refused (a replay); a newer one replaces the
+            // old, whose revocations are remembered.
+            let previous = self
+                .crls
+                .iter()
+                .position(|s| s.verified.iter().any(|old| old.same_series(&new)));
+            if let Some(at) = previous {
+                let old = self.crls[at]
+                    .verified
+                    .iter()
+                    .find(|old| old.same_series(&new))
+                    .cloned();
+                if let Some(old) = old {
+                    match new.series_order(&old) {
+                        std::cmp::Ordering::Less => {
+                            return Ok(CrlLoad::Rollback {
+                                stored: old.number().map(<[u8]>::to_vec),
+                                offered: new.number().map(<[u8]>::to_vec),
+                            })
+                        }
+                        std::cmp::Ordering::Equal => return Ok(CrlLoad::Unchanged),
+                        std::cmp::Ordering::Greater => {
+                            for (issuer, serial, entry) in old.entries() {
+                                if new.lookup_cert(issuer, serial).is_none() {
+                                    self.memory
+                                        .remember(issuer, serial, entry, Source::Crl, None);
+                                }
+                            }
+                            self.crls.remove(at);
+                        }
+                    }
+                }
+            }
+            CrlLoad::Verified { entries: new.len() }
         } else if let Some((_, e)) = slot.failures.last() {
             CrlLoad::Rejected(e.clone())
         } else {
@@ -154,6 +259,28 @@ impl Verifier {
         });
         self.bump();
         Ok(n)
+    }
+
+    /// Every remembered revocation (see [`RevocationFact`]), for persistence.
+    pub fn revocation_facts(&self) -> Vec<RevocationFact> {
+        self.memory.export()
+    }
+
+    /// Restores a remembered revocation (e.g. from a store at start-up).
+    pub fn remember(&mut self, fact: RevocationFact) {
+        self.memory.import(fact);
+        self.bump();
+    }
+
+    /// Forgets revocations of certificates that expired before `at`;
+    /// returns how many.
+    pub fn forget_expired(&mut self, at: SystemTime) -> usize {
+        self.memory.prune(unix_secs(at))
+    }
+
+    /// The tunables.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
     }
 
     /// Adds an already verified CRL.
@@ -353,7 +480,7 @@ impl Verifier {
                         valid_until = valid_until.min(next);
                     }
                     if let Some(this) = this_update {
-                        valid_from = valid_from.max(this - CLOCK_SKEW_SECS);
+                        valid_from = valid_from.max(this - self.config.clock_skew_secs);
                     }
                     continue;
                 }

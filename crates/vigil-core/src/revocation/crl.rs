@@ -443,6 +443,13 @@ type IndirectIndex = HashMap<(Vec<u8>, Vec<u8>), RevokedEntry>;
 /// nameRelativeToCRLIssuer RDN (as a DER SET).
 pub(crate) type DistributionPointName = (Vec<Vec<u8>>, Option<Vec<u8>>);
 
+/// Orders non-negative INTEGER content octets numerically.
+pub(crate) fn cmp_unsigned(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let trim = |n: &[u8]| -> usize { n.iter().take_while(|b| **b == 0).count() };
+    let (a, b) = (&a[trim(a)..], &b[trim(b)..]);
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 /// The name key of the first directoryName in GeneralNames (DER).
 pub(crate) fn directory_name_key(general_names: &[u8]) -> Option<Vec<u8>> {
     let mut r = Reader::new(der::single(general_names, tag::SEQUENCE).ok()?);
@@ -553,6 +560,39 @@ impl VerifiedCrl {
             Index::Direct(i) if issuer_key == self.issuer_key.as_slice() => i.get(serial),
             Index::Direct(_) => None,
             Index::Indirect(m) => m.get(&(issuer_key.to_vec(), serial.to_vec())).copied(),
+        }
+    }
+
+    /// Every entry as (certificate issuer's name key, serial, entry).
+    pub(crate) fn entries(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8], RevokedEntry)> + '_> {
+        match &self.index {
+            Index::Direct(i) => Box::new(
+                i.iter()
+                    .map(move |(serial, e)| (self.issuer_key.as_slice(), serial, e)),
+            ),
+            Index::Indirect(m) => Box::new(
+                m.iter()
+                    .map(|((issuer, serial), e)| (issuer.as_slice(), serial.as_slice(), *e)),
+            ),
+        }
+    }
+
+    /// Whether `other` is another issue of the same CRL: same issuer, same
+    /// signing key, same scope, both complete or both delta (RFC 5280
+    /// §5.2.3: cRLNumber increases within such a series).
+    pub(crate) fn same_series(&self, other: &VerifiedCrl) -> bool {
+        self.issuer_key == other.issuer_key
+            && self.signer_fingerprint == other.signer_fingerprint
+            && self.idp == other.idp
+            && self.delta_base.is_some() == other.delta_base.is_some()
+    }
+
+    /// Orders two issues of one series: by cRLNumber when both have one,
+    /// else by thisUpdate.
+    pub(crate) fn series_order(&self, other: &VerifiedCrl) -> std::cmp::Ordering {
+        match (self.number(), other.number()) {
+            (Some(a), Some(b)) => cmp_unsigned(a, b),
+            _ => self.this_update.cmp(&other.this_update),
         }
     }
 

@@ -82,6 +82,22 @@ impl SerialIndex {
         });
     }
 
+    /// Every (serial, entry).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], RevokedEntry)> + '_ {
+        self.slots
+            .iter()
+            .map(|slot| {
+                (
+                    slot_serial(slot),
+                    RevokedEntry {
+                        revoked_at: slot.revoked_at,
+                        reason: Reason::from_code(slot.reason),
+                    },
+                )
+            })
+            .chain(self.long.iter().map(|(k, v)| (&k[..], *v)))
+    }
+
     /// The entry for `serial` (raw INTEGER content octets), if listed.
     pub(crate) fn get(&self, serial: &[u8]) -> Option<RevokedEntry> {
         if serial.len() > INLINE || !self.long.is_empty() {

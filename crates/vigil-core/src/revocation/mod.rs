@@ -3,12 +3,14 @@
 
 pub(crate) mod crl;
 mod index;
+pub(crate) mod memory;
 pub(crate) mod ocsp;
 pub(crate) mod policy;
 pub(crate) mod status;
 
 pub use crl::{CrlError, CrlSigner, ParsedCrl, VerifiedCrl};
 pub use index::RevokedEntry;
+pub use memory::RevocationFact;
 pub use ocsp::{CertIdHash, OcspCertStatus, OcspError, ParsedOcsp, SingleResponse};
 pub use policy::{Depth, RevocationPolicy};
 

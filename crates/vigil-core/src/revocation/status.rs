@@ -11,10 +11,7 @@ use crate::revocation::{
     VerifiedCrl,
 };
 use crate::verdict::{rfc3339, ReasonCode, Source};
-use crate::verify::Verifier;
-
-/// Tolerated clock difference for a CRL's thisUpdate lying in the future.
-pub(crate) const CLOCK_SKEW_SECS: i64 = 300;
+use crate::verify::{Methods, Verifier};
 
 pub(crate) struct CaCert {
     pub(crate) info: Arc<CertInfo>,
@@ -43,9 +40,47 @@ impl Verifier {
         now: i64,
         depth: u8,
     ) -> Check {
-        // Every verified source is consulted: "revoked" from either wins;
-        // otherwise a good answer from either decides (OCSP first).
-        let ocsp = self.check_ocsp(cert, path, issuer_at, now, depth);
+        let check = self.check_sources(cert, is_ca, path, issuer_at, now, depth);
+        if let Outcome::Revoked(entry) = &check.outcome {
+            self.memory.remember(
+                &cert.issuer_key,
+                &cert.serial,
+                *entry,
+                check.source(),
+                Some(cert.not_after),
+            );
+            return check;
+        }
+        // The sources no longer say so (stale, gone, or a later issue left
+        // it out), but a verified source once did.
+        match self.memory.recall(&cert.issuer_key, &cert.serial, now) {
+            Some((entry, source)) => Check {
+                outcome: Outcome::Revoked(entry),
+                crl: None,
+                ocsp: None,
+                remembered: Some(source),
+            },
+            None => check,
+        }
+    }
+
+    /// Every enabled source is consulted: "revoked" from any wins; otherwise
+    /// a good answer decides, the first method in the configured order
+    /// first; otherwise the most specific failure.
+    fn check_sources(
+        &self,
+        cert: &CertInfo,
+        is_ca: bool,
+        path: &[Arc<CertInfo>],
+        issuer_at: usize,
+        now: i64,
+        depth: u8,
+    ) -> Check {
+        let methods = self.config.methods;
+        let ocsp = methods
+            .uses_ocsp()
+            .then(|| self.check_ocsp(cert, path, issuer_at, now, depth))
+            .flatten();
         if let Some(
             check @ Check {
                 outcome: Outcome::Revoked(_),
@@ -55,19 +90,39 @@ impl Verifier {
         {
             return check;
         }
-        let crl = self.check_crls(cert, is_ca, path, issuer_at, now, depth);
-        match (ocsp, &crl.outcome) {
-            (_, Outcome::Revoked(_)) | (None, _) => crl,
-            (Some(o), _) if matches!(o.outcome, Outcome::Good) => o,
-            (Some(_), Outcome::Good) => crl,
-            (Some(o), Outcome::Failed(..)) => {
-                if o.rank() > crl.rank() {
-                    o
-                } else {
-                    crl
+        let crl = methods
+            .uses_crl()
+            .then(|| self.check_crls(cert, is_ca, path, issuer_at, now, depth));
+        let (first, second) = match methods {
+            Methods::CrlThenOcsp => (crl, ocsp),
+            _ => (ocsp, crl),
+        };
+        let candidates = [first, second].into_iter().flatten();
+        let mut best: Option<Check> = None;
+        for c in candidates {
+            let better = match (&best, &c.outcome) {
+                (None, _) => true,
+                (Some(_), Outcome::Revoked(_)) => true,
+                (Some(b), Outcome::Good) => {
+                    !matches!(b.outcome, Outcome::Good | Outcome::Revoked(_))
                 }
+                (Some(b), Outcome::Failed(..)) => {
+                    matches!(b.outcome, Outcome::Failed(..)) && c.rank() > b.rank()
+                }
+            };
+            if better {
+                best = Some(c);
             }
         }
+        best.unwrap_or(Check {
+            outcome: Outcome::Failed(
+                ReasonCode::RevocationDataMissing,
+                "no revocation method is enabled".into(),
+            ),
+            crl: None,
+            ocsp: None,
+            remembered: None,
+        })
     }
 
     fn check_crls(
@@ -151,6 +206,7 @@ impl Verifier {
                             outcome: Outcome::Revoked(entry),
                             crl: Some(crl),
                             ocsp: None,
+                            remembered: None,
                         };
                     }
                 }
@@ -166,6 +222,7 @@ impl Verifier {
                             outcome: Outcome::Revoked(entry),
                             crl: Some(crl),
                             ocsp: None,
+                            remembered: None,
                         };
                     }
                 }
@@ -191,12 +248,13 @@ impl Verifier {
                         outcome: Outcome::Revoked(entry),
                         crl: Some(crl),
                         ocsp: None,
+                        remembered: None,
                     };
                 }
                 held = Some((entry, crl.clone()));
             }
             // §6.3.3 (a)(2) / §5.1.2.4-5: freshness.
-            if crl.this_update() > now + CLOCK_SKEW_SECS {
+            if crl.this_update() > now + self.config.clock_skew_secs {
                 fail(
                     ReasonCode::RevocationDataNotYetValid,
                     format!(
@@ -239,7 +297,7 @@ impl Verifier {
                 cmp_numbers(complete.number(), delta.delta_base()) != std::cmp::Ordering::Less
             });
             let stale = delta.next_update().is_some_and(|next| next < now)
-                || delta.this_update() > now + CLOCK_SKEW_SECS;
+                || delta.this_update() > now + self.config.clock_skew_secs;
             if !based || stale {
                 let (code, detail) = if stale {
                     (
@@ -256,6 +314,7 @@ impl Verifier {
                     outcome: Outcome::Failed(code, detail),
                     crl: Some(delta.clone()),
                     ocsp: None,
+                    remembered: None,
                 };
             }
             if held.is_some()
@@ -272,6 +331,7 @@ impl Verifier {
                 outcome: Outcome::Revoked(entry),
                 crl: Some(crl),
                 ocsp: None,
+                remembered: None,
             };
         }
         if mask & reasons::ALL == reasons::ALL {
@@ -279,6 +339,7 @@ impl Verifier {
                 outcome: Outcome::Good,
                 crl: source,
                 ocsp: None,
+                remembered: None,
             };
         }
         if let Some(crl) = best_good {
@@ -290,6 +351,7 @@ impl Verifier {
                     ),
                     crl: Some(crl),
                     ocsp: None,
+                    remembered: None,
                 };
             }
         }
@@ -298,6 +360,7 @@ impl Verifier {
                 outcome: Outcome::Failed(code, detail),
                 crl,
                 ocsp: None,
+                remembered: None,
             };
         }
         Check {
@@ -307,6 +370,7 @@ impl Verifier {
             ),
             crl: None,
             ocsp: None,
+            remembered: None,
         }
     }
 }
@@ -316,12 +380,16 @@ pub(crate) struct Check {
     pub(crate) crl: Option<Arc<VerifiedCrl>>,
     /// thisUpdate and nextUpdate of the OCSP answer that decided, if one did.
     pub(crate) ocsp: Option<(i64, Option<i64>)>,
+    /// A remembered revocation decided, first said by this kind of source.
+    pub(crate) remembered: Option<Source>,
 }
 
 impl Check {
     /// Where the answer came from.
     pub(crate) fn source(&self) -> Source {
-        if self.ocsp.is_some() {
+        if let Some(source) = self.remembered {
+            source
+        } else if self.ocsp.is_some() {
             Source::Ocsp
         } else if self.crl.is_some() {
             Source::Crl
@@ -347,10 +415,6 @@ impl Check {
         }
     }
 }
-
-/// Maximum age of an OCSP answer without nextUpdate (RFC 5019 §4 leaves
-/// it to the client).
-pub(crate) const OCSP_MAX_AGE_SECS: i64 = 24 * 3600;
 
 /// An OCSP response given to the verifier, parsed at load time.
 pub(crate) struct OcspSlot {
@@ -391,6 +455,7 @@ impl Verifier {
                     outcome: Outcome::Failed(code, detail),
                     crl: None,
                     ocsp: times,
+                    remembered: None,
                 };
                 let verified = crate::revocation::ParsedOcsp::from_der(&slot.der)
                     .and_then(|parsed| parsed.verify(issuer, now))
@@ -437,6 +502,7 @@ impl Verifier {
                             }),
                             crl: None,
                             ocsp: times,
+                            remembered: None,
                         })
                     }
                     OcspCertStatus::Unknown => consider(failed(
@@ -447,8 +513,8 @@ impl Verifier {
                         // RFC 6960 §3.2 (4)-(5) and RFC 5019 §4: current answers only.
                         let expires = single
                             .next_update
-                            .unwrap_or(single.this_update + OCSP_MAX_AGE_SECS);
-                        if single.this_update > now + CLOCK_SKEW_SECS {
+                            .unwrap_or(single.this_update + self.config.ocsp_max_age_secs);
+                        if single.this_update > now + self.config.clock_skew_secs {
                             consider(failed(
                                 ReasonCode::RevocationDataNotYetValid,
                                 format!(
@@ -456,7 +522,7 @@ impl Verifier {
                                     rfc3339(single.this_update)
                                 ),
                             ));
-                        } else if expires + CLOCK_SKEW_SECS < now {
+                        } else if expires + self.config.clock_skew_secs < now {
                             consider(failed(
                                 ReasonCode::RevocationDataStale,
                                 format!("the OCSP answer expired at {}", rfc3339(expires)),
@@ -466,6 +532,7 @@ impl Verifier {
                                 outcome: Outcome::Good,
                                 crl: None,
                                 ocsp: Some((single.this_update, Some(expires))),
+                                remembered: None,
                             });
                         }
                     }
@@ -748,14 +815,10 @@ impl Verifier {
 /// Orders cRLNumbers (non-negative INTEGER content octets); an absent
 /// number sorts lowest.
 fn cmp_numbers(a: Option<&[u8]>, b: Option<&[u8]>) -> std::cmp::Ordering {
-    let trim = |n: &[u8]| -> Vec<u8> { n.iter().copied().skip_while(|b| *b == 0).collect() };
     match (a, b) {
         (None, None) => std::cmp::Ordering::Equal,
         (None, Some(_)) => std::cmp::Ordering::Less,
         (Some(_), None) => std::cmp::Ordering::Greater,
-        (Some(a), Some(b)) => {
-            let (a, b) = (trim(a), trim(b));
-            a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
-        }
+        (Some(a), Some(b)) => crate::revocation::crl::cmp_unsigned(a, b),
     }
 }
