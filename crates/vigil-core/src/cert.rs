@@ -125,7 +125,7 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 /// CRLDistributionPoints ::= SEQUENCE OF DistributionPoint (RFC 5280 §4.2.1.13).
-fn parse_crl_dps(value: &[u8]) -> Option<Vec<DistributionPoint>> {
+pub(crate) fn parse_crl_dps(value: &[u8]) -> Option<Vec<DistributionPoint>> {
     let mut out = Vec::new();
     let mut r = Reader::new(der::single(value, tag::SEQUENCE).ok()?);
     while !r.is_empty() {

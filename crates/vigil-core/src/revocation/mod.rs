@@ -6,13 +6,15 @@ mod index;
 pub(crate) mod memory;
 pub(crate) mod ocsp;
 pub(crate) mod policy;
+mod sources;
 pub(crate) mod status;
 
 pub use crl::{CrlError, CrlSigner, ParsedCrl, VerifiedCrl};
 pub use index::RevokedEntry;
 pub use memory::RevocationFact;
-pub use ocsp::{CertIdHash, OcspCertStatus, OcspError, ParsedOcsp, SingleResponse};
+pub use ocsp::{build_request, CertIdHash, OcspCertStatus, OcspError, ParsedOcsp, SingleResponse};
 pub use policy::{Depth, RevocationPolicy};
+pub use sources::{revocation_sources, Sources};
 
 use serde::Serialize;
 

@@ -168,6 +168,7 @@ pub struct ParsedOcsp<'a> {
     produced_at: i64,
     responses: Vec<SingleResponse>,
     certs: Vec<&'a [u8]>,
+    nonce: Option<Vec<u8>>,
 }
 
 enum Responder<'a> {
@@ -280,13 +281,28 @@ impl<'a> ParsedOcsp<'a> {
         };
         let produced_at = read_generalized(&mut data).map_err(malformed("producedAt"))?;
         let list = data.read(tag::SEQUENCE).map_err(malformed("responses"))?;
+        let mut nonce = None;
         if let Some(exts) = data
             .read_optional(0xa1)
             .map_err(malformed("responseExtensions"))?
         {
-            check_extensions(
-                der::single(exts, tag::SEQUENCE).map_err(malformed("responseExtensions"))?,
-            )?;
+            let list = der::single(exts, tag::SEQUENCE).map_err(malformed("responseExtensions"))?;
+            check_extensions(list)?;
+            for_each_extension(list, |id, _, value| {
+                if id == oid::OCSP_NONCE {
+                    // RFC 8954: an OCTET STRING inside extnValue; some
+                    // responders put the raw bytes there instead.
+                    nonce = Some(
+                        der::single(value, tag::OCTET_STRING)
+                            .unwrap_or(value)
+                            .to_vec(),
+                    );
+                }
+                Ok(())
+            })
+            .map_err(|e| OcspError::Malformed {
+                detail: e.to_string(),
+            })?;
         }
         data.finish().map_err(malformed("ResponseData"))?;
 
@@ -305,12 +321,18 @@ impl<'a> ParsedOcsp<'a> {
             produced_at,
             responses,
             certs,
+            nonce,
         })
     }
 
     /// producedAt, Unix seconds.
     pub fn produced_at(&self) -> i64 {
         self.produced_at
+    }
+
+    /// The nonce the responder echoed (RFC 6960 §4.4.1), if any.
+    pub fn nonce(&self) -> Option<&[u8]> {
+        self.nonce.as_deref()
     }
 
     /// Every SingleResponse.
@@ -482,4 +504,95 @@ fn check_extensions(list: &[u8]) -> Result<(), OcspError> {
 fn read_generalized(r: &mut Reader<'_>) -> Result<i64, DerError> {
     let value = r.read(tag::GENERALIZED_TIME)?;
     der::time(tag::GENERALIZED_TIME, value)
+}
+
+/// Builds a DER OCSPRequest (RFC 6960 §4.1.1, profiled by RFC 5019 §2.1:
+/// one request, unsigned) for `cert` issued by `issuer`, with the CertID
+/// hashed by `hash` and, when given, a nonce extension (RFC 8954: the
+/// value is an OCTET STRING of 1 to 32 octets).
+pub fn build_request(
+    cert_der: &[u8],
+    issuer_der: &[u8],
+    hash: CertIdHash,
+    nonce: Option<&[u8]>,
+) -> Result<Vec<u8>, crate::InputError> {
+    let cert = CertInfo::parse(cert_der)?;
+    let issuer = CertInfo::parse(issuer_der)?;
+    let key = crate::cert::public_key_bits(&issuer.spki_der).ok_or_else(|| {
+        crate::InputError::Malformed {
+            source: "issuer certificate".into(),
+            detail: "unreadable subjectPublicKey".into(),
+        }
+    })?;
+    let alg_oid = match hash {
+        CertIdHash::Sha1 => oid::SHA1,
+        CertIdHash::Sha256 => oid::SHA256,
+        CertIdHash::Sha384 => oid::SHA384,
+        CertIdHash::Sha512 => oid::SHA512,
+    };
+    let mut alg = der::encode(tag::OID, alg_oid);
+    alg.extend_from_slice(&[0x05, 0x00]);
+    let mut cert_id = der::encode(tag::SEQUENCE, &alg);
+    cert_id.extend(der::encode(
+        tag::OCTET_STRING,
+        &hash.digest(&issuer.subject_der),
+    ));
+    cert_id.extend(der::encode(tag::OCTET_STRING, &hash.digest(key)));
+    cert_id.extend(der::encode(tag::INTEGER, &cert.serial));
+    let request = der::encode(tag::SEQUENCE, &der::encode(tag::SEQUENCE, &cert_id));
+    let mut tbs = der::encode(tag::SEQUENCE, &request);
+    if let Some(nonce) = nonce {
+        let mut ext = der::encode(tag::OID, oid::OCSP_NONCE);
+        ext.extend(der::encode(
+            tag::OCTET_STRING,
+            &der::encode(tag::OCTET_STRING, nonce),
+        ));
+        let exts = der::encode(tag::SEQUENCE, &der::encode(tag::SEQUENCE, &ext));
+        tbs.extend(der::encode(0xa2, &exts));
+    }
+    Ok(der::encode(
+        tag::SEQUENCE,
+        &der::encode(tag::SEQUENCE, &tbs),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_back_with_the_expected_cert_id() {
+        let pki = pki_fixtures::generate(&pki_fixtures::PkiOptions::default()).unwrap();
+        let (leaf, issuer) = (&pki.client.der, &pki.intermediate.cert.der);
+        for (hash, nonce) in [
+            (CertIdHash::Sha1, None),
+            (CertIdHash::Sha256, Some(&[7u8; 16][..])),
+        ] {
+            let req = build_request(leaf, issuer, hash, nonce).unwrap();
+            // OCSPRequest > TBSRequest > requestList > Request > CertID
+            let tbs = der::single(&req, tag::SEQUENCE).unwrap();
+            let mut t = Reader::new(der::single(tbs, tag::SEQUENCE).unwrap());
+            let list = t.read(tag::SEQUENCE).unwrap();
+            let exts = t.read_optional(0xa2).unwrap();
+            assert_eq!(exts.is_some(), nonce.is_some());
+            let request = der::single(list, tag::SEQUENCE).unwrap();
+            let mut id = Reader::new(der::single(request, tag::SEQUENCE).unwrap());
+            assert_eq!(
+                CertIdHash::from_alg(id.read(tag::SEQUENCE).unwrap()),
+                Some(hash)
+            );
+            let cert = CertInfo::parse(leaf).unwrap();
+            let issuer = CertInfo::parse(issuer).unwrap();
+            let single = SingleResponse {
+                hash: Some(hash),
+                name_hash: id.read(tag::OCTET_STRING).unwrap().to_vec(),
+                key_hash: id.read(tag::OCTET_STRING).unwrap().to_vec(),
+                serial: id.read(tag::INTEGER).unwrap().to_vec(),
+                status: OcspCertStatus::Good,
+                this_update: 0,
+                next_update: None,
+            };
+            assert!(single.is_for(&cert, &issuer));
+        }
+    }
 }
