@@ -1,0 +1,20 @@
+//! The I/O around Vigil's core: fetching CRLs and OCSP responses over HTTP
+//! ([`Fetcher`]) and keeping them, with the "revoked stays revoked" facts,
+//! across restarts ([`Store`], [`SledStore`]).
+//!
+//! Data flows one way: the runtime fetches and persists raw bytes, the core
+//! (`vigil-core`) verifies and decides. Nothing here trusts what it fetched
+//! or read back from disk.
+
+#![forbid(unsafe_code)]
+
+mod fetch;
+mod store;
+
+pub use fetch::{
+    FetchConfig, FetchError, FetchOutcome, Fetcher, OcspMethod, OcspOutcome, Validators,
+};
+pub use store::{
+    MemoryStore, PutOutcome, RevocationFact, RevocationKey, SledStore, SourceKind, SourceMeta,
+    SourceRecord, SourceStatus, Store, StoreError,
+};
