@@ -242,6 +242,23 @@ impl Reason {
         self.to_rcgen() as u8
     }
 
+    /// The reason with this numeric CRLReason code (7 is unused in RFC 5280).
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Reason::Unspecified,
+            1 => Reason::KeyCompromise,
+            2 => Reason::CaCompromise,
+            3 => Reason::AffiliationChanged,
+            4 => Reason::Superseded,
+            5 => Reason::CessationOfOperation,
+            6 => Reason::CertificateHold,
+            8 => Reason::RemoveFromCrl,
+            9 => Reason::PrivilegeWithdrawn,
+            10 => Reason::AaCompromise,
+            _ => return None,
+        })
+    }
+
     fn to_rcgen(self) -> RevocationReason {
         match self {
             Reason::Unspecified => RevocationReason::Unspecified,
@@ -674,7 +691,7 @@ impl Ca {
     }
 }
 
-fn sign_crl(
+pub(crate) fn sign_crl(
     issuer: &Issuer<'_, KeyPair>,
     key_id: &[u8],
     issuer_role: &str,

@@ -116,9 +116,164 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// A cursor over a sequence of DER TLVs, for the little parsing the responder does
+/// (OCSP requests, certificate names and keys, CRL entries). Every method returns `None`
+/// on malformed or unexpected input instead of panicking.
+pub(crate) struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Self { data }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The tag of the next TLV, without consuming it.
+    pub(crate) fn peek_tag(&self) -> Option<u8> {
+        self.data.first().copied()
+    }
+
+    /// Consumes the next TLV: `(tag, content, whole encoding)`.
+    pub(crate) fn read_any(&mut self) -> Option<(u8, &'a [u8], &'a [u8])> {
+        let (tag, hdr, len) = read_header(self.data)?;
+        let end = hdr.checked_add(len)?;
+        let whole = self.data.get(..end)?;
+        self.data = &self.data[end..];
+        Some((tag, &whole[hdr..], whole))
+    }
+
+    /// Consumes the next TLV, which must have tag `tag`, and returns its content.
+    pub(crate) fn read(&mut self, tag: u8) -> Option<&'a [u8]> {
+        match self.read_any()? {
+            (t, content, _) if t == tag => Some(content),
+            _ => None,
+        }
+    }
+
+    /// Like [`Reader::read`] but returns the whole encoding, header included.
+    pub(crate) fn read_element(&mut self, tag: u8) -> Option<&'a [u8]> {
+        match self.read_any()? {
+            (t, _, whole) if t == tag => Some(whole),
+            _ => None,
+        }
+    }
+
+    /// Consumes the next TLV only if it has tag `tag`. `Some(None)`: absent.
+    pub(crate) fn read_optional(&mut self, tag: u8) -> Option<Option<&'a [u8]>> {
+        if self.peek_tag() == Some(tag) {
+            self.read(tag).map(Some)
+        } else {
+            Some(None)
+        }
+    }
+}
+
+/// The content of `der` if it is exactly one TLV with tag `tag`.
+pub(crate) fn single(der: &[u8], tag: u8) -> Option<&[u8]> {
+    let mut r = Reader::new(der);
+    let content = r.read(tag)?;
+    r.is_empty().then_some(content)
+}
+
+/// Subject name (whole `Name` encoding) and subjectPublicKey (the BIT STRING value
+/// without its unused-bits octet) of a DER certificate.
+pub(crate) fn cert_subject_and_key(cert: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut tbs = Reader::new(single(cert, TAG_SEQUENCE)?);
+    let mut r = Reader::new(tbs.read(TAG_SEQUENCE)?);
+    r.read_optional(0xa0)?; // version
+    r.read(0x02)?; // serialNumber
+    r.read(TAG_SEQUENCE)?; // signature
+    r.read(TAG_SEQUENCE)?; // issuer
+    r.read(TAG_SEQUENCE)?; // validity
+    let subject = r.read_element(TAG_SEQUENCE)?;
+    let mut spki = Reader::new(r.read(TAG_SEQUENCE)?);
+    spki.read(TAG_SEQUENCE)?;
+    match spki.read(TAG_BIT_STRING)?.split_first() {
+        Some((0, key)) => Some((subject, key)),
+        _ => None,
+    }
+}
+
+/// UTCTime (`0x17`) or GeneralizedTime (`0x18`) content, as written by this crate and
+/// rcgen: `YYMMDDHHMMSSZ` / `YYYYMMDDHHMMSSZ`.
+pub(crate) fn parse_time(tag: u8, value: &[u8]) -> Option<time::OffsetDateTime> {
+    let text = std::str::from_utf8(value).ok()?.strip_suffix('Z')?;
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i32>().ok();
+    let (year, rest) = match (tag, text.len()) {
+        // RFC 5280 section 4.1.2.5.1: two-digit years 50-99 are 19xx, 00-49 are 20xx.
+        (0x17, 12) => {
+            let yy = num(0..2)?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, 2)
+        }
+        (0x18, 14) => (num(0..4)?, 4),
+        _ => return None,
+    };
+    let field = |i: usize| num(rest + 2 * i..rest + 2 * i + 2);
+    let month = time::Month::try_from(u8::try_from(field(0)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, u8::try_from(field(1)?).ok()?).ok()?;
+    let t = time::Time::from_hms(
+        u8::try_from(field(2)?).ok()?,
+        u8::try_from(field(3)?).ok()?,
+        u8::try_from(field(4)?).ok()?,
+    )
+    .ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+/// A GeneralizedTime TLV `YYYYMMDDHHMMSSZ` (RFC 5280 section 4.1.2.5.2: UTC, whole
+/// seconds), as OCSP uses for every time. Years outside 0000-9999 are clamped.
+pub(crate) fn generalized_time(t: time::OffsetDateTime) -> Vec<u8> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let text = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year().clamp(0, 9999),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(0x18, text.as_bytes())
+}
+
+/// Decodes base64 (standard or URL-safe alphabet, padding optional, no whitespace).
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            // Masked to one octet.
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // A lone trailing sextet cannot encode a whole octet.
+    (bits < 6).then_some(out)
+}
+
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64(data: &[u8]) -> String {
+pub(crate) fn base64(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [
@@ -203,6 +358,53 @@ mod tests {
         assert_eq!(minimal_unsigned(&[0, 0, 5, 0]), vec![5, 0]);
         assert_eq!(minimal_unsigned(&[0, 0]), vec![0]);
         assert_eq!(hex(&[0x0a, 0xff]), "0aff");
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        for len in 0..20u8 {
+            let data: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+            let text = base64(&data);
+            assert_eq!(base64_decode(&text), Some(data.clone()));
+            let url: String = text
+                .trim_end_matches('=')
+                .replace('+', "-")
+                .replace('/', "_");
+            assert_eq!(base64_decode(&url), Some(data));
+        }
+        assert_eq!(base64_decode("Zg="), Some(b"f".to_vec()));
+        assert!(base64_decode("Z").is_none());
+        assert!(base64_decode("Zm9v YmFy").is_none());
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let t = time::macros::datetime!(2031-02-03 04:05:06 UTC);
+        let g = generalized_time(t);
+        assert_eq!(&g[..2], &[0x18, 15]);
+        assert_eq!(parse_time(0x18, &g[2..]), Some(t));
+        assert_eq!(parse_time(0x17, b"310203040506Z"), Some(t));
+        assert_eq!(
+            parse_time(0x17, b"990203040506Z").map(|t| t.year()),
+            Some(1999)
+        );
+        assert!(parse_time(0x17, b"3102030405Z").is_none());
+        assert!(parse_time(0x18, b"20311303040506Z").is_none());
+    }
+
+    #[test]
+    fn reader_walks_and_rejects() {
+        let seq = tlv(0x30, &[tlv(0x02, &[1]), tlv(0x04, &[2, 3])].concat());
+        let mut r = Reader::new(single(&seq, 0x30).expect("sequence"));
+        assert_eq!(r.read_optional(0xa0), Some(None));
+        assert_eq!(r.read(0x02), Some(&[1u8][..]));
+        assert_eq!(r.read_element(0x04), Some(&[0x04, 2, 2, 3][..]));
+        assert!(r.is_empty());
+        assert!(single(&seq[..seq.len() - 1], 0x30).is_none());
+        assert!(single(&[seq.clone(), vec![0]].concat(), 0x30).is_none());
+        assert!(Reader::new(&[0x02, 0x85, 1, 1, 1, 1, 1])
+            .read_any()
+            .is_none());
     }
 
     #[test]

@@ -21,6 +21,13 @@ pub enum FixtureError {
     },
     /// Serialising `manifest.json` or formatting a timestamp failed.
     Serialize(String),
+    /// The test responder ([`crate::responder`]) could not bind, re-bind or serve.
+    Net {
+        /// What was being done, e.g. `binding 127.0.0.1:0`.
+        what: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
     /// An external program driven by [`crate::openssl`] (the `openssl` command) could not
     /// be run, failed, or did not produce what it was asked for.
     Tool(String),
@@ -43,6 +50,7 @@ impl fmt::Display for FixtureError {
             Self::Generation(msg) => write!(f, "fixture generation failed: {msg}"),
             Self::Io { path, source } => write!(f, "cannot write {}: {source}", path.display()),
             Self::Serialize(msg) => write!(f, "serialisation failed: {msg}"),
+            Self::Net { what, source } => write!(f, "responder: {what}: {source}"),
             Self::Tool(msg) => write!(f, "external tool failed: {msg}"),
         }
     }
@@ -51,7 +59,7 @@ impl fmt::Display for FixtureError {
 impl std::error::Error for FixtureError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io { source, .. } => Some(source),
+            Self::Io { source, .. } | Self::Net { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -32,6 +32,9 @@
 //! For tests: [`generate_shared`] generates a [`Pki`] once per process and set of
 //! options, [`PkiDir`] writes one to a temporary directory, and [`openssl`] drives the
 //! `openssl` command-line tool as an OCSP responder (index file, request, DER response).
+//!
+//! [`responder`] serves a [`Pki`]'s CRLs and answers OCSP for it over HTTP on
+//! 127.0.0.1, with revocations added at run time and misbehaviour on demand.
 
 mod ca;
 mod der;
@@ -41,6 +44,7 @@ pub mod openssl;
 mod pki;
 mod pki_dir;
 mod pkits;
+pub mod responder;
 mod shared;
 
 pub use ca::{
