@@ -24,6 +24,7 @@ pub mod input;
 mod name;
 mod path;
 pub mod revocation;
+pub mod schedule;
 mod trust;
 mod verdict;
 mod verify;
@@ -46,4 +47,14 @@ pub fn check_peer_name(name: &str) -> Result<(), String> {
     rustls_pki_types::ServerName::try_from(name)
         .map(|_| ())
         .map_err(|e| format!("'{name}' is not a valid DNS name or IP address: {e}"))
+}
+
+/// Whether `issuer` issued `cert`: its subject is the certificate's issuer
+/// name (RFC 5280 §7.1) and its key verifies the certificate's signature.
+/// For choosing the issuer of an OCSP request; says nothing about trust.
+pub fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
+    match (cert::CertInfo::parse(cert), cert::CertInfo::parse(issuer)) {
+        (Ok(c), Ok(i)) => c.issuer_key == i.subject_key && cert::signed_by(cert, &i.spki_der),
+        _ => false,
+    }
 }

@@ -254,6 +254,7 @@ impl Verifier {
         let responses = parsed.responses().to_vec();
         let n = responses.len();
         self.ocsp.push(OcspSlot {
+            key: None,
             der: der.to_vec(),
             responses,
         });
@@ -281,6 +282,23 @@ impl Verifier {
     /// The tunables.
     pub fn config(&self) -> &VerifierConfig {
         &self.config
+    }
+
+    /// Loads or replaces the OCSP response kept under `key` (e.g. the
+    /// responder URL and the certificate's serial), so that refreshed
+    /// answers replace older ones instead of piling up.
+    pub fn set_ocsp_response(&mut self, key: &str, der: &[u8]) -> Result<usize, OcspError> {
+        let parsed = ParsedOcsp::from_der(der)?;
+        let responses = parsed.responses().to_vec();
+        let n = responses.len();
+        self.ocsp.retain(|slot| slot.key.as_deref() != Some(key));
+        self.ocsp.push(OcspSlot {
+            key: Some(key.to_owned()),
+            der: der.to_vec(),
+            responses,
+        });
+        self.bump();
+        Ok(n)
     }
 
     /// Adds an already verified CRL.

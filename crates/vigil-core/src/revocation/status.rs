@@ -418,6 +418,8 @@ impl Check {
 
 /// An OCSP response given to the verifier, parsed at load time.
 pub(crate) struct OcspSlot {
+    /// Replacement key given by [`Verifier::set_ocsp_response`].
+    pub(crate) key: Option<String>,
     pub(crate) der: Vec<u8>,
     pub(crate) responses: Vec<crate::revocation::SingleResponse>,
 }
