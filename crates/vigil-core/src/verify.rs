@@ -70,11 +70,13 @@ pub enum Methods {
 }
 
 impl Methods {
-    pub(crate) fn uses_ocsp(self) -> bool {
+    /// Whether OCSP is consulted.
+    pub fn uses_ocsp(self) -> bool {
         !matches!(self, Self::CrlOnly)
     }
 
-    pub(crate) fn uses_crl(self) -> bool {
+    /// Whether CRLs are consulted.
+    pub fn uses_crl(self) -> bool {
         !matches!(self, Self::OcspOnly)
     }
 }

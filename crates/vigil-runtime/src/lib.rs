@@ -8,9 +8,11 @@
 
 #![forbid(unsafe_code)]
 
+mod engine;
 mod fetch;
 mod store;
 
+pub use engine::{Clock, Engine, EngineConfig, EngineError, Refreshed, SourceState, SystemClock};
 pub use fetch::{
     FetchConfig, FetchError, FetchOutcome, Fetcher, OcspMethod, OcspOutcome, Validators,
 };

@@ -282,6 +282,12 @@ impl<'a> ParsedCrl<'a> {
         self.this_update
     }
 
+    /// cRLNumber content octets, when present (unverified until
+    /// [`ParsedCrl::verify`]).
+    pub fn number(&self) -> Option<&[u8]> {
+        self.number.as_deref()
+    }
+
     /// nextUpdate, Unix seconds.
     pub fn next_update(&self) -> Option<i64> {
         self.next_update

@@ -1,0 +1,767 @@
+//! The one cloneable [`Engine`] handle: trust anchors, revocation data
+//! fetched from the endpoints certificates name, verified by the core,
+//! persisted in a [`Store`] and refreshed before it goes stale.
+//!
+//! Data flows one way: the engine fetches, the core verifies and decides,
+//! the engine persists what verified and schedules the next fetch.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use vigil_core::revocation::{
+    build_request, revocation_sources, CertIdHash, OcspError, ParsedCrl, ParsedOcsp,
+};
+use vigil_core::schedule::{next_refresh, RefreshPolicy, SourceTiming};
+use vigil_core::{
+    CertificateDer, CrlLoad, Reason, RevocationFact as CoreFact, Source, TrustStore, Verdict,
+    Verifier, VerifierConfig, VerifyOptions,
+};
+
+use crate::{
+    FetchConfig, FetchError, FetchOutcome, Fetcher, PutOutcome, RevocationFact, RevocationKey,
+    SourceKind, SourceRecord, SourceStatus, Store, StoreError, Validators,
+};
+
+/// The time source; injected so tests and drills can move time.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Engine settings; the defaults are the strict choices.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    /// Fetch limits and timeouts.
+    pub fetch: FetchConfig,
+    /// Verification tunables (clock skew, OCSP max age, method order).
+    pub verifier: VerifierConfig,
+    /// Refresh timing.
+    pub refresh: RefreshPolicy,
+    /// Hash of OCSP CertIDs (SHA-1 by default, as RFC 5019 asks).
+    pub ocsp_sha256: bool,
+    /// Send an OCSP nonce.
+    pub ocsp_nonce: bool,
+    /// Never fetch: use only what is loaded and stored.
+    pub offline: bool,
+}
+
+/// Why the engine could not start or act.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The store failed.
+    Store(StoreError),
+    /// The fetcher could not be built.
+    Fetch(FetchError),
+    /// A certificate or anchor was unusable.
+    Input(vigil_core::InputError),
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store(e) => write!(f, "store: {e}"),
+            Self::Fetch(e) => write!(f, "fetcher: {e}"),
+            Self::Input(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// The state of one revocation source, as the sidecar and CLI show it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SourceState {
+    /// The URL (for OCSP: the responder URL and `#` and the serial).
+    pub url: String,
+    /// `crl` or `ocsp`.
+    pub kind: &'static str,
+    /// thisUpdate of the data held, RFC 3339.
+    pub this_update: Option<String>,
+    /// nextUpdate of the data held, RFC 3339.
+    pub next_update: Option<String>,
+    /// Last fetch attempt, RFC 3339.
+    pub last_fetch: Option<String>,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// Next scheduled attempt, RFC 3339.
+    pub next_attempt: Option<String>,
+    /// Revoked entries (CRLs).
+    pub entries: Option<usize>,
+    /// cRLNumber, hex (CRLs).
+    pub crl_number: Option<String>,
+}
+
+#[derive(Clone, Default)]
+struct Tracked {
+    kind: Option<SourceKind>,
+    timing: SourceTiming,
+    validators: Validators,
+    last_error: Option<String>,
+    entries: Option<usize>,
+    crl_number: Option<Vec<u8>>,
+    /// For OCSP: the responder URL, the certificate and its issuer.
+    ocsp: Option<(String, Vec<u8>, Vec<u8>)>,
+}
+
+struct Inner {
+    verifier: RwLock<Verifier>,
+    anchors: Vec<CertificateDer<'static>>,
+    store: Arc<dyn Store>,
+    fetcher: Fetcher,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    sources: Mutex<BTreeMap<String, Tracked>>,
+    changes: watch::Sender<u64>,
+}
+
+/// What a refresh did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refreshed {
+    /// New data was fetched, verified (or kept pending its issuer) and stored.
+    Updated,
+    /// 304 Not Modified: nothing re-parsed.
+    NotModified,
+    /// The fetch or the data failed; the previous data stays.
+    Failed(String),
+}
+
+/// The engine handle: cheap to clone, shared by the verifier hooks, the
+/// sidecar and the CLI.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Opens an engine over these anchors and this store: everything the
+    /// store holds is loaded and verified again before use (CRLs whose
+    /// issuer is not known yet are verified when a chain brings it).
+    pub fn open(
+        anchors: Vec<CertificateDer<'static>>,
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, EngineError> {
+        let mut trust = TrustStore::new();
+        for anchor in &anchors {
+            trust.add(anchor.clone()).map_err(EngineError::Input)?;
+        }
+        let mut verifier = Verifier::with_config(trust, config.verifier);
+        let mut sources = BTreeMap::new();
+        for meta in store.list().map_err(EngineError::Store)? {
+            let Ok(meta) = meta else {
+                // A record that no longer decodes is never used.
+                continue;
+            };
+            let Some(record) = store.get(&meta.url).map_err(EngineError::Store)? else {
+                continue;
+            };
+            let mut tracked = Tracked {
+                kind: Some(record.kind),
+                timing: SourceTiming {
+                    this_update: record.this_update,
+                    next_update: record.next_update,
+                    last_success: Some(record.fetched_at),
+                    last_attempt: record.last_attempt.or(Some(record.fetched_at)),
+                    failures: 0,
+                },
+                validators: record.validators(),
+                last_error: record.last_error.clone(),
+                crl_number: record.crl_number.clone(),
+                ..Tracked::default()
+            };
+            let usable = match record.kind {
+                SourceKind::Crl => match verifier.add_crl(&record.body) {
+                    Ok(CrlLoad::Verified { entries }) => {
+                        tracked.entries = Some(entries);
+                        true
+                    }
+                    Ok(CrlLoad::Pending | CrlLoad::Unchanged) => true,
+                    Ok(_) | Err(_) => false,
+                },
+                SourceKind::Ocsp => verifier
+                    .set_ocsp_response(&record.url, &record.body)
+                    .is_ok(),
+            };
+            if !usable {
+                tracked.validators = Validators::default();
+                tracked.last_error = Some("stored data failed verification; refetching".into());
+            }
+            sources.insert(record.url.clone(), tracked);
+        }
+        for fact in store
+            .revocations()
+            .map_err(EngineError::Store)?
+            .into_iter()
+            .flatten()
+        {
+            let (key, fact) = fact;
+            verifier.remember(CoreFact {
+                issuer_key: key.issuer_key,
+                serial: key.serial,
+                revoked_at: fact.revoked_at,
+                reason: fact.reason.and_then(Reason::from_code),
+                source: if fact.source == "ocsp" {
+                    Source::Ocsp
+                } else {
+                    Source::Crl
+                },
+                expires_at: (fact.expires_at != i64::MAX).then_some(fact.expires_at),
+            });
+        }
+        let fetcher = Fetcher::new(config.fetch.clone()).map_err(EngineError::Fetch)?;
+        let (changes, _) = watch::channel(0);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                verifier: RwLock::new(verifier),
+                anchors,
+                store,
+                fetcher,
+                clock,
+                config,
+                sources: Mutex::new(sources),
+                changes,
+            }),
+        })
+    }
+
+    /// Now, by the engine's clock.
+    pub fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    /// A receiver that changes whenever revocation data changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Verifies a chain (leaf first) now: first fetching what the chain's
+    /// certificates name and the engine lacks or holds stale (unless
+    /// offline), then deciding with the core.
+    pub async fn verify(
+        &self,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+    ) -> Arc<Verdict> {
+        if !self.inner.config.offline && options.policy != vigil_core::RevocationPolicy::Off {
+            self.prefetch(chain).await;
+        }
+        let verdict = self.verify_cached(chain, options);
+        self.persist_facts().await;
+        verdict
+    }
+
+    /// Verifies with what is loaded, without fetching.
+    pub fn verify_cached(
+        &self,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+    ) -> Arc<Verdict> {
+        let at = self.now();
+        self.read().verify(chain, options, at)
+    }
+
+    /// Fetches what the chain's certificates name and the engine lacks or
+    /// holds past its refresh time.
+    pub async fn prefetch(&self, chain: &[CertificateDer<'_>]) {
+        let now = unix(self.now());
+        let mut crls = Vec::new();
+        let mut ocsp = Vec::new();
+        for (i, cert) in chain.iter().enumerate() {
+            let Ok(sources) = revocation_sources(cert) else {
+                continue;
+            };
+            for url in sources.crl_urls {
+                if self.due(&url, now) && !crls.contains(&url) {
+                    crls.push(url);
+                }
+            }
+            if !self.inner.config.verifier.methods.uses_ocsp() {
+                continue;
+            }
+            let issuer = chain[i + 1..]
+                .iter()
+                .chain(self.inner.anchors.iter())
+                .find(|c| vigil_core::is_issued_by(cert, c));
+            if let (Some(issuer), Some(serial)) = (issuer, serial_hex(cert)) {
+                for url in sources.ocsp_urls {
+                    let key = format!("{url}#{serial}");
+                    if self.due(&key, now) {
+                        ocsp.push((key, url, cert.to_vec(), issuer.to_vec()));
+                    }
+                }
+            }
+        }
+        // Fetch everything at once; single-flight in the fetcher merges
+        // concurrent requests for one URL.
+        let mut jobs = tokio::task::JoinSet::new();
+        for url in crls {
+            let engine = self.clone();
+            jobs.spawn(async move { engine.refresh_crl(&url).await });
+        }
+        for (key, url, cert, issuer) in ocsp {
+            let engine = self.clone();
+            jobs.spawn(async move { engine.refresh_ocsp(&key, &url, &cert, &issuer).await });
+        }
+        while jobs.join_next().await.is_some() {}
+    }
+
+    fn due(&self, key: &str, now: i64) -> bool {
+        let sources = self
+            .inner
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match sources.get(key) {
+            None => true,
+            Some(t) => next_refresh(&t.timing, &self.inner.config.refresh) <= now,
+        }
+    }
+
+    /// Fetches one CRL now (conditionally when data is held), verifies,
+    /// loads and stores it.
+    pub async fn refresh_crl(&self, url: &str) -> Refreshed {
+        let validators = self.tracked(url).map(|t| t.validators).unwrap_or_default();
+        let started = unix(self.now());
+        let outcome = self.inner.fetcher.fetch_crl(url, &validators).await;
+        let now = unix(self.now());
+        match outcome {
+            Ok(FetchOutcome::NotModified { .. }) => {
+                self.update(url, SourceKind::Crl, |t| {
+                    t.timing.last_success = Some(now);
+                    t.timing.last_attempt = Some(started);
+                    t.timing.failures = 0;
+                    t.last_error = None;
+                });
+                Refreshed::NotModified
+            }
+            Ok(FetchOutcome::Body {
+                bytes,
+                etag,
+                last_modified,
+                ..
+            }) => {
+                let body = bytes.to_vec();
+                let (this_update, next_update) = match ParsedCrl::from_der(&body) {
+                    Ok(p) => (Some(p.this_update()), p.next_update()),
+                    Err(e) => return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}")),
+                };
+                let engine = self.clone();
+                let load_body = body.clone();
+                let loaded =
+                    tokio::task::spawn_blocking(move || engine.write().add_crl(&load_body)).await;
+                let (entries, number) = match loaded {
+                    Ok(Ok(CrlLoad::Verified { entries })) => {
+                        (Some(entries), ParsedCrlNumber::of(&body))
+                    }
+                    Ok(Ok(CrlLoad::Pending | CrlLoad::Unchanged)) => {
+                        (None, ParsedCrlNumber::of(&body))
+                    }
+                    Ok(Ok(CrlLoad::Rollback { stored, offered })) => {
+                        return self.fail(
+                            url,
+                            SourceKind::Crl,
+                            started,
+                            format!(
+                                "refused an older CRL (number {} after {})",
+                                hex(offered.as_deref().unwrap_or_default()),
+                                hex(stored.as_deref().unwrap_or_default())
+                            ),
+                        )
+                    }
+                    Ok(Ok(CrlLoad::Rejected(e))) => {
+                        return self.fail(
+                            url,
+                            SourceKind::Crl,
+                            started,
+                            format!("CRL rejected: {e}"),
+                        )
+                    }
+                    Ok(Err(e)) => {
+                        return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}"))
+                    }
+                    Err(e) => {
+                        return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
+                    }
+                };
+                let mut record = SourceRecord::new(url, SourceKind::Crl, body, now);
+                record.etag = etag.clone();
+                record.last_modified = last_modified.clone();
+                record.this_update = Some(this_update.unwrap_or(now));
+                record.next_update = next_update;
+                record.crl_number = number.clone();
+                record.last_attempt = Some(started);
+                match self.put(record).await {
+                    Ok(PutOutcome::Stored) | Err(_) => {}
+                    Ok(PutOutcome::RefusedOlder { .. }) => {
+                        return self.fail(
+                            url,
+                            SourceKind::Crl,
+                            started,
+                            "the store holds a newer CRL".into(),
+                        )
+                    }
+                }
+                self.update(url, SourceKind::Crl, |t| {
+                    t.timing = SourceTiming {
+                        this_update,
+                        next_update,
+                        last_success: Some(now),
+                        last_attempt: Some(started),
+                        failures: 0,
+                    };
+                    t.validators = Validators {
+                        etag,
+                        last_modified,
+                    };
+                    t.last_error = None;
+                    t.entries = entries;
+                    t.crl_number = number;
+                });
+                self.changed();
+                Refreshed::Updated
+            }
+            Err(e) => self.fail(url, SourceKind::Crl, started, format!("{}: {e}", e.code())),
+        }
+    }
+
+    /// Asks one OCSP responder about `cert` (issued by `issuer`) now and
+    /// loads and stores the answer under `key`.
+    pub async fn refresh_ocsp(
+        &self,
+        key: &str,
+        url: &str,
+        cert: &[u8],
+        issuer: &[u8],
+    ) -> Refreshed {
+        let started = unix(self.now());
+        self.update(key, SourceKind::Ocsp, |t| {
+            t.ocsp = Some((url.to_owned(), cert.to_vec(), issuer.to_vec()));
+        });
+        let hash = if self.inner.config.ocsp_sha256 {
+            CertIdHash::Sha256
+        } else {
+            CertIdHash::Sha1
+        };
+        let nonce = self.inner.config.ocsp_nonce.then(rand::random::<[u8; 16]>);
+        let request = match build_request(cert, issuer, hash, nonce.as_ref().map(|n| &n[..])) {
+            Ok(r) => r,
+            Err(e) => {
+                return self.fail(key, SourceKind::Ocsp, started, format!("OCSP request: {e}"))
+            }
+        };
+        let body = match self.inner.fetcher.fetch_ocsp(url, &request).await {
+            Ok(outcome) => outcome.body.to_vec(),
+            Err(e) => {
+                return self.fail(key, SourceKind::Ocsp, started, format!("{}: {e}", e.code()))
+            }
+        };
+        let now = unix(self.now());
+        let parsed = match ParsedOcsp::from_der(&body) {
+            Ok(p) => p,
+            Err(e) => return self.fail(key, SourceKind::Ocsp, started, e.to_string()),
+        };
+        if let Some(sent) = nonce {
+            // RFC 8954 §2.1: a response echoing another nonce is a replay;
+            // one without a nonce is accepted (most responders omit it).
+            if parsed.nonce().is_some_and(|got| got != sent) {
+                return self.fail(key, SourceKind::Ocsp, started, "OCSP nonce mismatch".into());
+            }
+        }
+        let (this_update, next_update) = parsed
+            .responses()
+            .first()
+            .map_or((None, None), |r| (Some(r.this_update), r.next_update));
+        let loaded = self.write().set_ocsp_response(key, &body);
+        if let Err(e @ (OcspError::NotSuccessful { .. } | OcspError::UnsupportedResponseType)) =
+            &loaded
+        {
+            return self.fail(key, SourceKind::Ocsp, started, e.to_string());
+        }
+        let mut record = SourceRecord::new(key, SourceKind::Ocsp, body, now);
+        record.this_update = this_update;
+        record.next_update = next_update;
+        record.last_attempt = Some(started);
+        let _ = self.put(record).await;
+        self.update(key, SourceKind::Ocsp, |t| {
+            t.timing = SourceTiming {
+                this_update,
+                next_update,
+                last_success: Some(now),
+                last_attempt: Some(started),
+                failures: 0,
+            };
+            t.last_error = None;
+        });
+        self.changed();
+        Refreshed::Updated
+    }
+
+    /// Refreshes every known source now; returns (url, outcome) pairs.
+    pub async fn refresh_all(&self) -> Vec<(String, Refreshed)> {
+        let targets: Vec<(String, Tracked)> = self
+            .inner
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut jobs = tokio::task::JoinSet::new();
+        for (key, t) in targets {
+            let engine = self.clone();
+            jobs.spawn(async move {
+                let outcome = engine.refresh_tracked(&key, &t).await;
+                (key, outcome)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = jobs.join_next().await {
+            if let Ok(pair) = done {
+                out.push(pair);
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Refreshes one known source (CRL URL or OCSP key) now.
+    pub async fn refresh(&self, key: &str) -> Option<Refreshed> {
+        let tracked = self.tracked(key)?;
+        Some(self.refresh_tracked(key, &tracked).await)
+    }
+
+    async fn refresh_tracked(&self, key: &str, t: &Tracked) -> Refreshed {
+        match (&t.kind, &t.ocsp) {
+            (Some(SourceKind::Ocsp), Some((url, cert, issuer))) => {
+                self.refresh_ocsp(key, url, cert, issuer).await
+            }
+            (Some(SourceKind::Ocsp), None) => {
+                Refreshed::Failed("no certificate known for this OCSP source".into())
+            }
+            _ => self.refresh_crl(key).await,
+        }
+    }
+
+    /// Runs the refresh scheduler until the handle is dropped or aborted:
+    /// every source is refreshed at its refresh time (see
+    /// [`vigil_core::schedule`]), failures are retried with backoff and
+    /// jitter.
+    pub fn spawn_scheduler(&self) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = unix(engine.now());
+                let due: Vec<(String, Tracked, i64)> = {
+                    let sources = engine
+                        .inner
+                        .sources
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    sources
+                        .iter()
+                        .map(|(k, t)| {
+                            (
+                                k.clone(),
+                                t.clone(),
+                                next_refresh(&t.timing, &engine.inner.config.refresh),
+                            )
+                        })
+                        .collect()
+                };
+                let next = due
+                    .iter()
+                    .map(|(_, _, at)| *at)
+                    .filter(|at| *at > now)
+                    .min();
+                for (key, t, at) in &due {
+                    if *at <= now {
+                        engine.refresh_tracked(key, t).await;
+                    }
+                }
+                if due.iter().any(|(_, _, at)| *at <= now) {
+                    continue;
+                }
+                let wait = next.map_or(60, |at| (at - now).clamp(1, 60));
+                let jitter = rand::random::<u64>() % 250;
+                tokio::time::sleep(Duration::from_millis(wait as u64 * 1000 + jitter)).await;
+            }
+        })
+    }
+
+    /// Every source's state.
+    pub fn sources(&self) -> Vec<SourceState> {
+        let sources = self
+            .inner
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sources
+            .iter()
+            .map(|(url, t)| SourceState {
+                url: url.clone(),
+                kind: match t.kind {
+                    Some(SourceKind::Ocsp) => "ocsp",
+                    _ => "crl",
+                },
+                this_update: t.timing.this_update.map(vigil_core::rfc3339),
+                next_update: t.timing.next_update.map(vigil_core::rfc3339),
+                last_fetch: t.timing.last_attempt.map(vigil_core::rfc3339),
+                last_error: t.last_error.clone(),
+                next_attempt: Some(next_refresh(&t.timing, &self.inner.config.refresh))
+                    .filter(|at| *at != i64::MIN)
+                    .map(vigil_core::rfc3339),
+                entries: t.entries,
+                crl_number: t.crl_number.as_deref().map(hex),
+            })
+            .collect()
+    }
+
+    /// Persists every remembered revocation (few; written when they change).
+    async fn persist_facts(&self) {
+        let facts = self.read().revocation_facts();
+        if facts.is_empty() {
+            return;
+        }
+        let store = Arc::clone(&self.inner.store);
+        let _ = tokio::task::spawn_blocking(move || {
+            let known: Vec<RevocationKey> = store
+                .revocations()
+                .map(|all| all.into_iter().flatten().map(|(k, _)| k).collect())
+                .unwrap_or_default();
+            for fact in facts {
+                let key = RevocationKey {
+                    issuer_key: fact.issuer_key,
+                    serial: fact.serial,
+                };
+                if known.contains(&key) {
+                    continue;
+                }
+                let _ = store.put_revocation(
+                    &key,
+                    &RevocationFact {
+                        revoked_at: fact.revoked_at,
+                        reason: fact.reason.map(|r| r as u8),
+                        source: match fact.source {
+                            Source::Ocsp => "ocsp".into(),
+                            _ => "crl".into(),
+                        },
+                        expires_at: fact.expires_at.unwrap_or(i64::MAX),
+                    },
+                );
+            }
+        })
+        .await;
+    }
+
+    async fn put(&self, record: SourceRecord) -> Result<PutOutcome, StoreError> {
+        let store = Arc::clone(&self.inner.store);
+        tokio::task::spawn_blocking(move || store.put(&record))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Invalid {
+                    detail: e.to_string(),
+                })
+            })
+    }
+
+    fn fail(&self, key: &str, kind: SourceKind, started: i64, error: String) -> Refreshed {
+        tracing::warn!(url = key, error = %error, "revocation source refresh failed");
+        let status = self.update(key, kind, |t| {
+            t.timing.failures = t.timing.failures.saturating_add(1);
+            t.timing.last_attempt = Some(started);
+            t.last_error = Some(error.clone());
+        });
+        let store = Arc::clone(&self.inner.store);
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || store.put_status(&key, &status));
+        Refreshed::Failed(error)
+    }
+
+    fn update(&self, key: &str, kind: SourceKind, f: impl FnOnce(&mut Tracked)) -> SourceStatus {
+        let mut sources = self
+            .inner
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let t = sources.entry(key.to_owned()).or_default();
+        t.kind = Some(kind);
+        f(t);
+        SourceStatus {
+            last_error: t.last_error.clone(),
+            last_attempt: t.timing.last_attempt,
+            next_attempt: Some(next_refresh(&t.timing, &self.inner.config.refresh))
+                .filter(|at| *at != i64::MIN),
+        }
+    }
+
+    fn tracked(&self, key: &str) -> Option<Tracked> {
+        self.inner
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn changed(&self) {
+        self.inner.changes.send_modify(|n| *n += 1);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Verifier> {
+        self.inner
+            .verifier
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Verifier> {
+        self.inner
+            .verifier
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct ParsedCrlNumber;
+
+impl ParsedCrlNumber {
+    fn of(der: &[u8]) -> Option<Vec<u8>> {
+        vigil_core::revocation::ParsedCrl::from_der(der)
+            .ok()
+            .and_then(|p| p.number().map(<[u8]>::to_vec))
+    }
+}
+
+fn unix(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn serial_hex(cert: &[u8]) -> Option<String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    X509Certificate::from_der(cert)
+        .ok()
+        .map(|(_, c)| hex(c.raw_serial()))
+}
