@@ -186,6 +186,7 @@ impl Verifier {
         let parsed = ParsedCrl::from_der(der)?;
         let issuer_key = crate::name::name_key(parsed.issuer());
         let mut slot = CrlSlot {
+            lazy: Default::default(),
             issuer_key,
             verified: Vec::new(),
             pending: None,
@@ -307,6 +308,7 @@ impl Verifier {
     pub fn add_verified_crl(&mut self, crl: Arc<VerifiedCrl>) {
         let issuer_key = crate::name::name_key(crl.issuer());
         self.crls.push(CrlSlot {
+            lazy: Default::default(),
             issuer_key,
             verified: vec![crl],
             pending: None,

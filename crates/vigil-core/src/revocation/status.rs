@@ -21,6 +21,8 @@ pub(crate) struct CaCert {
 /// One loaded CRL: verified against each candidate signer known so far, or
 /// kept raw until a signer turns up.
 pub(crate) struct CrlSlot {
+    /// Verifications of a pending CRL by issuers that chains brought.
+    pub(crate) lazy: std::sync::Mutex<LazyVerifications>,
     pub(crate) issuer_key: Vec<u8>,
     pub(crate) verified: Vec<Arc<VerifiedCrl>>,
     pub(crate) pending: Option<Arc<[u8]>>,
@@ -672,6 +674,9 @@ enum SlotError {
     Crl(CrlError),
 }
 
+/// (issuer certificate digest, outcome) of verifying a pending CRL.
+pub(crate) type LazyVerifications = Vec<([u8; 32], Result<Arc<VerifiedCrl>, CrlError>)>;
+
 impl CrlSlot {
     pub(crate) fn try_parsed(&mut self, parsed: &ParsedCrl<'_>, signer: &CrlSigner) {
         if self
@@ -713,13 +718,23 @@ impl CrlSlot {
             return Err(SlotError::Crl(e.clone()));
         }
         if let Some(der) = &self.pending {
-            // Issuer first seen in this chain: verify now (not memoised, as
-            // the chain's certificates are not retained).
-            let parsed = ParsedCrl::from_der(der).map_err(SlotError::Crl)?;
-            return parsed
-                .verify(&CrlSigner::from_info(issuer))
-                .map(Arc::new)
-                .map_err(SlotError::Crl);
+            // Issuer first seen in a chain: verify now, once per issuer key
+            // (a signature check is a pure function of the CRL and the key).
+            let mut lazy = self
+                .lazy
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, done)) = lazy.iter().find(|(f, _)| f == &issuer.sha256) {
+                return done.clone().map_err(SlotError::Crl);
+            }
+            let done = ParsedCrl::from_der(der)
+                .and_then(|parsed| parsed.verify(&CrlSigner::from_info(issuer)))
+                .map(Arc::new);
+            if lazy.len() >= 8 {
+                drop(lazy.remove(0));
+            }
+            lazy.push((issuer.sha256, done.clone()));
+            return done.map_err(SlotError::Crl);
         }
         if !self.verified.is_empty() {
             return Err(SlotError::OtherSigner);
