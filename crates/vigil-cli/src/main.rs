@@ -1,9 +1,11 @@
-//! `vigil`: verify certificate chains against CA chains and revocation data.
+//! `vigil`: verify certificate chains against CA chains and revocation data,
+//! and check certificates' revocation status live.
 //!
 //! Exit status: 0 accepted, 1 rejected, 2 usage or unreadable/malformed input.
 
 #![forbid(unsafe_code)]
 
+mod check;
 mod verify;
 
 use std::process::ExitCode;
@@ -22,6 +24,9 @@ struct Cli {
 enum Command {
     /// Verify a certificate chain against trust anchors and revocation data.
     Verify(verify::VerifyArgs),
+    /// Check one certificate's revocation status live, at the CRL
+    /// distribution points and OCSP responders it names.
+    Check(check::CheckArgs),
 }
 
 /// A failure that is the input's or the caller's fault: exit status 2.
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,

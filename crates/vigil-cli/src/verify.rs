@@ -61,11 +61,23 @@ enum UsageArg {
     Any,
 }
 
+/// `--revocation`: the revocation policy.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum PolicyArg {
+pub(crate) enum PolicyArg {
     Off,
     Prefer,
     Require,
+}
+
+impl PolicyArg {
+    /// The core's policy.
+    pub(crate) fn policy(self) -> RevocationPolicy {
+        match self {
+            Self::Off => RevocationPolicy::Off,
+            Self::Prefer => RevocationPolicy::Prefer,
+            Self::Require => RevocationPolicy::Require,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -136,11 +148,7 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
             UsageArg::Any => Usage::Any,
         },
         name: args.name.clone(),
-        policy: match args.revocation {
-            PolicyArg::Off => RevocationPolicy::Off,
-            PolicyArg::Prefer => RevocationPolicy::Prefer,
-            PolicyArg::Require => RevocationPolicy::Require,
-        },
+        policy: args.revocation.policy(),
         depth: match args.depth {
             DepthArg::Leaf => Depth::Leaf,
             DepthArg::Chain => Depth::Chain,

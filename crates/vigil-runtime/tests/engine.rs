@@ -228,9 +228,7 @@ async fn misbehaving_responders_fail_closed_under_require() {
         (Behaviour::WrongSigner, false),
         (Behaviour::TryLater, true),
     ] {
-        responder
-            .set_behaviour(Target::All, behaviour)
-            .unwrap();
+        responder.set_behaviour(Target::All, behaviour).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let engine = open(&pki, dir.path(), &TestClock::new());
         let require = engine

@@ -330,6 +330,31 @@ impl<'a> ParsedOcsp<'a> {
         self.produced_at
     }
 
+    /// The signed bytes, the signature algorithm and the signature, for
+    /// measuring the signature check alone.
+    pub fn signed_parts(&self) -> (&[u8], &[u8], &[u8]) {
+        (self.tbs, self.sig_alg, self.signature)
+    }
+
+    /// Verifies the response for certificates issued by `issuer_der` at
+    /// `at` (RFC 6960 §3.2, §4.2.2.2: issuer or delegated responder) and
+    /// returns its answers. Freshness and CertID matching are the caller's
+    /// (the verifier does both).
+    pub fn verify_for_issuer(
+        &self,
+        issuer_der: &[u8],
+        at: std::time::SystemTime,
+    ) -> Result<&[SingleResponse], OcspError> {
+        let issuer = CertInfo::parse(issuer_der).map_err(|e| OcspError::Malformed {
+            detail: format!("issuer: {e}"),
+        })?;
+        let now = at
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.verify(&issuer, now)?;
+        Ok(&self.responses)
+    }
+
     /// The nonce the responder echoed (RFC 6960 §4.4.1), if any.
     pub fn nonce(&self) -> Option<&[u8]> {
         self.nonce.as_deref()
