@@ -12,7 +12,7 @@ rm -rf "$out"
 "$bin/pki-fixtures" generate --out "$out" --quiet
 
 verify() {
-  "$bin/vigil" verify --anchor "$out/root.pem" --crl "$out/root.crl" --crl "$out/intermediate.crl" \
+  "$bin/vigil" verify --offline --anchor "$out/root.pem" --crl "$out/root.crl" --crl "$out/intermediate.crl" \
     --usage client "$@"
 }
 

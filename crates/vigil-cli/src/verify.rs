@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Args, ValueEnum};
+use std::sync::Arc;
+use std::time::Duration;
+
 use vigil_core::revocation::OcspError;
-use vigil_core::{
-    input, CrlLoad, Depth, RevocationPolicy, Usage, Verdict, Verifier, VerifyOptions,
-};
+use vigil_core::{input, CrlLoad, Depth, RevocationPolicy, Usage, Verdict, VerifyOptions};
+use vigil_runtime::{Clock, Engine, EngineConfig, FetchConfig, MemoryStore};
 
 use crate::UsageError;
 
@@ -98,26 +100,41 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
         Some(text) => parse_time(text)?,
         None => SystemTime::now(),
     };
-    // --offline: this build never fetches, so both modes use only the files.
-    let _ = args.offline;
-
-    let mut trust = vigil_core::TrustStore::new();
+    let mut anchors = Vec::new();
     for path in &args.anchor {
-        trust.add_path(path)?;
+        anchors.extend(input::load_certificates(path)?);
     }
     let mut chain = input::load_certificates(&args.leaf)?;
     for path in &args.intermediate {
         chain.extend(input::load_certificates(path)?);
     }
-    let mut verifier = Verifier::new(trust);
+    // Without --offline, what the chain's certificates name (CRL
+    // distribution points, OCSP responders) is fetched when the given files
+    // do not already answer; --offline uses only the files.
+    let engine = Engine::open(
+        anchors,
+        Arc::new(MemoryStore::new()),
+        EngineConfig {
+            offline: args.offline,
+            fetch: FetchConfig {
+                connect_timeout: Duration::from_secs(5),
+                total_timeout: Duration::from_secs(10),
+                retries: 1,
+                ..FetchConfig::default()
+            },
+            ..EngineConfig::default()
+        },
+        Arc::new(FixedClock(at)),
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
     for ca in chain.iter().skip(1) {
-        verifier.add_ca_certificate(ca)?;
+        engine.add_ca_certificate(ca)?;
     }
     for path in &args.crl {
         let bytes = input::read_file(path)?;
         let source = path.display().to_string();
         for der in input::parse_crls(&bytes, &source)? {
-            match verifier.add_crl(&der) {
+            match engine.add_crl(&der) {
                 Ok(CrlLoad::Rollback { stored, offered }) => eprintln!(
                     "vigil: warning: {source}: CRL number {} is older than the loaded {} of the same CRL; ignored",
                     offered.as_deref().map_or("(none)".into(), hex),
@@ -131,7 +148,7 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
     for path in &args.ocsp_response {
         let bytes = input::read_file(path)?;
         let source = path.display().to_string();
-        match verifier.add_ocsp_response(&bytes) {
+        match engine.add_ocsp_response(&bytes) {
             Ok(_) => {}
             // A well-formed answer that carries no status (tryLater, ...)
             // is no revocation data; the verdict says what is missing.
@@ -161,7 +178,11 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
             )));
         }
     }
-    let verdict = verifier.verify_uncached(&chain, &options, at);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the I/O runtime: {e}")))?;
+    let verdict = runtime.block_on(engine.verify(&chain, &options));
     match args.format {
         Format::Json => println!("{}", verdict.to_json()),
         Format::Text => print!("{}", render_text(&verdict)),
@@ -171,6 +192,15 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The validation time as the engine's clock.
+struct FixedClock(SystemTime);
+
+impl Clock for FixedClock {
+    fn now(&self) -> SystemTime {
+        self.0
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

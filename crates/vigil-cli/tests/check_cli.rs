@@ -565,3 +565,45 @@ fn checking_a_ca_certificate_is_refused_with_a_note() {
         out.stderr
     );
 }
+
+/// `vigil verify` without `--offline` fetches what the chain names.
+#[test]
+fn online_verify_fetches_the_chains_sources() {
+    let live = Live::start();
+    let verify = |leaf: &str, offline: bool| {
+        let mut run = Run::new()
+            .arg("verify")
+            .args(["--format", "json", "--usage", "client", "--anchor"])
+            .arg(live.file("root.pem"))
+            .arg(live.file(leaf));
+        if offline {
+            run = run.arg("--offline");
+        }
+        let out = run.output();
+        let json: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        (out.code, json)
+    };
+    // Offline with no files: nothing fetched, fails closed.
+    let (code, v) = verify("client.chain.pem", true);
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (1, Some("revocation_data_missing")),
+        "{v}"
+    );
+    assert_eq!(
+        live.responder.counts().ocsp() + live.responder.counts().crl,
+        0
+    );
+    // Online: the leaf's and the intermediate's sources are fetched.
+    let (code, v) = verify("client.chain.pem", false);
+    assert_eq!((code, v["reason"].as_str()), (0, Some("ok")), "{v}");
+    assert_eq!(v["revocation"][0]["source"], "ocsp");
+    assert!(live.responder.counts_for("intermediate").ocsp() >= 1);
+    assert!(live.responder.counts_for("root").crl + live.responder.counts_for("root").ocsp() >= 1);
+    live.responder
+        .revoke(&live.pki.client, Reason::KeyCompromise)
+        .unwrap();
+    let (code, v) = verify("client.chain.pem", false);
+    assert_eq!((code, v["reason"].as_str()), (1, Some("revoked")), "{v}");
+    assert_eq!(v["revocation"][0]["reason"], "keyCompromise");
+}

@@ -155,10 +155,12 @@ impl Workdir {
         self.write(&format!("response-{n}.der"), &der)
     }
 
-    /// `vigil verify <role>.chain.pem --anchor root.pem --crl root.crl`.
+    /// `vigil verify <role>.chain.pem --offline --anchor root.pem --crl
+    /// root.crl`: only the given responses count.
     fn verify(&self, role: &str) -> Run {
         Run::new()
             .arg("verify")
+            .arg("--offline")
             .arg(self.path(&format!("{role}.chain.pem")))
             .arg("--anchor")
             .arg(self.path("root.pem"))

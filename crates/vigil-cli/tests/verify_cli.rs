@@ -85,12 +85,13 @@ impl Fixture {
         self.write(name, pem.as_bytes())
     }
 
-    /// `vigil verify <leaf> --at NOW`, no anchor.
+    /// `vigil verify <leaf> --at NOW --offline`, no anchor. These cases are
+    /// about the given files only (the fixture URLs point at no server).
     fn verify_without_anchor(&self, leaf: &str) -> Run {
         Run::new()
             .arg("verify")
             .arg(self.path(leaf))
-            .args(&["--at", NOW_TEXT])
+            .args(&["--at", NOW_TEXT, "--offline"])
     }
 
     /// `vigil verify <leaf> --at NOW --anchor root.pem`.

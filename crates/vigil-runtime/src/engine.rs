@@ -240,6 +240,28 @@ impl Engine {
         })
     }
 
+    /// Loads a CRL given directly (a file, a cache outside the store).
+    pub fn add_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::CrlError> {
+        let load = self.write().add_crl(der);
+        self.changed();
+        load
+    }
+
+    /// Loads an OCSP response given directly (stapled, a file).
+    pub fn add_ocsp_response(&self, der: &[u8]) -> Result<usize, OcspError> {
+        let loaded = self.write().add_ocsp_response(der);
+        self.changed();
+        loaded
+    }
+
+    /// Remembers an untrusted CA certificate as a possible CRL signer.
+    pub fn add_ca_certificate(
+        &self,
+        der: &CertificateDer<'_>,
+    ) -> Result<(), vigil_core::InputError> {
+        self.write().add_ca_certificate(der)
+    }
+
     /// Now, by the engine's clock.
     pub fn now(&self) -> SystemTime {
         self.inner.clock.now()
