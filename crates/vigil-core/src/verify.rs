@@ -93,6 +93,9 @@ pub struct VerifierConfig {
     pub ocsp_max_age_secs: i64,
     /// Methods and their order.
     pub methods: Methods,
+    /// How long past nextUpdate CRLs and OCSP answers are still used when
+    /// nothing newer can be had. Default 0: stale is stale.
+    pub stale_grace_secs: i64,
 }
 
 impl Default for VerifierConfig {
@@ -101,6 +104,7 @@ impl Default for VerifierConfig {
             clock_skew_secs: 300,
             ocsp_max_age_secs: 24 * 3600,
             methods: Methods::OcspThenCrl,
+            stale_grace_secs: 0,
         }
     }
 }
@@ -302,6 +306,30 @@ impl Verifier {
         });
         self.bump();
         Ok(n)
+    }
+
+    /// Checks a CRL's signature against the certificates of its issuer's
+    /// name known so far, without loading it: `None` when no such
+    /// certificate is known, else whether one of them signed it.
+    pub fn precheck_crl(&self, der: &[u8]) -> Option<Result<(), CrlError>> {
+        let parsed = match ParsedCrl::from_der(der) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let issuer_key = crate::name::name_key(parsed.issuer());
+        let mut last = None;
+        for info in self
+            .trust
+            .anchor_infos()
+            .chain(self.cas.iter().map(|c| c.info.as_ref()))
+            .filter(|i| i.subject_key == issuer_key)
+        {
+            match parsed.check_signature(&CrlSigner::from_info(info)) {
+                Ok(()) => return Some(Ok(())),
+                Err(e) => last = Some(Err(e)),
+            }
+        }
+        last
     }
 
     /// Adds an already verified CRL.

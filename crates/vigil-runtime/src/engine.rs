@@ -378,22 +378,54 @@ impl Engine {
                 last_modified,
                 ..
             }) => {
-                let body = bytes.to_vec();
-                let (this_update, next_update) = match ParsedCrl::from_der(&body) {
-                    Ok(p) => (Some(p.this_update()), p.next_update()),
+                let (this_update, next_update, number) = match ParsedCrl::from_der(&bytes) {
+                    Ok(p) => (
+                        Some(p.this_update()),
+                        p.next_update(),
+                        p.number().map(<[u8]>::to_vec),
+                    ),
                     Err(e) => return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}")),
                 };
+                let mut record = SourceRecord::new(url, SourceKind::Crl, bytes.to_vec(), now);
+                record.etag = etag.clone();
+                record.last_modified = last_modified.clone();
+                record.this_update = Some(this_update.unwrap_or(now));
+                record.next_update = next_update;
+                record.crl_number = number.clone();
+                record.last_attempt = Some(started);
+
+                // When a known certificate verifies the signature (a quick
+                // check: one hash and one signature), the CRL is indexed and
+                // persisted at the same time; otherwise persisted only once
+                // the verifier took it, so nothing forged replaces good data
+                // in the store.
                 let engine = self.clone();
-                let load_body = body.clone();
-                let loaded =
-                    tokio::task::spawn_blocking(move || engine.write().add_crl(&load_body)).await;
-                let (entries, number) = match loaded {
-                    Ok(Ok(CrlLoad::Verified { entries })) => {
-                        (Some(entries), ParsedCrlNumber::of(&body))
+                let body = bytes.clone();
+                let precheck =
+                    tokio::task::spawn_blocking(move || engine.read().precheck_crl(&body))
+                        .await
+                        .ok()
+                        .flatten();
+                if let Some(Err(e)) = precheck {
+                    return self.fail(url, SourceKind::Crl, started, format!("CRL rejected: {e}"));
+                }
+                let engine = self.clone();
+                let body = bytes.clone();
+                let load = tokio::task::spawn_blocking(move || engine.write().add_crl(&body));
+                let mut pending_record = Some(record);
+                let (loaded, early_put) = match (precheck.is_some(), pending_record.take()) {
+                    (true, Some(record)) => {
+                        let (loaded, put) = tokio::join!(load, self.put(record));
+                        (loaded, Some(put))
                     }
-                    Ok(Ok(CrlLoad::Pending | CrlLoad::Unchanged)) => {
-                        (None, ParsedCrlNumber::of(&body))
+                    (_, record) => {
+                        pending_record = record;
+                        (load.await, None)
                     }
+                };
+                let entries = match loaded {
+                    Ok(Ok(CrlLoad::Verified { entries })) => Some(entries),
+                    Ok(Ok(CrlLoad::Pending | CrlLoad::Unchanged)) => None,
                     Ok(Ok(CrlLoad::Rollback { stored, offered })) => {
                         return self.fail(
                             url,
@@ -421,23 +453,18 @@ impl Engine {
                         return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
                     }
                 };
-                let mut record = SourceRecord::new(url, SourceKind::Crl, body, now);
-                record.etag = etag.clone();
-                record.last_modified = last_modified.clone();
-                record.this_update = Some(this_update.unwrap_or(now));
-                record.next_update = next_update;
-                record.crl_number = number.clone();
-                record.last_attempt = Some(started);
-                match self.put(record).await {
-                    Ok(PutOutcome::Stored) | Err(_) => {}
-                    Ok(PutOutcome::RefusedOlder { .. }) => {
-                        return self.fail(
-                            url,
-                            SourceKind::Crl,
-                            started,
-                            "the store holds a newer CRL".into(),
-                        )
-                    }
+                let put = match (early_put, pending_record) {
+                    (Some(put), _) => put,
+                    (None, Some(record)) => self.put(record).await,
+                    (None, None) => Ok(PutOutcome::Stored),
+                };
+                if let Ok(PutOutcome::RefusedOlder { .. }) = put {
+                    return self.fail(
+                        url,
+                        SourceKind::Crl,
+                        started,
+                        "the store holds a newer CRL".into(),
+                    );
                 }
                 self.update(url, SourceKind::Crl, |t| {
                     t.timing = SourceTiming {
@@ -757,16 +784,6 @@ impl Engine {
             .verifier
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-struct ParsedCrlNumber;
-
-impl ParsedCrlNumber {
-    fn of(der: &[u8]) -> Option<Vec<u8>> {
-        vigil_core::revocation::ParsedCrl::from_der(der)
-            .ok()
-            .and_then(|p| p.number().map(<[u8]>::to_vec))
     }
 }
 

@@ -293,9 +293,10 @@ impl<'a> ParsedCrl<'a> {
         self.next_update
     }
 
-    /// Verifies the CRL against `signer` (RFC 5280 §6.3.3 (f), (g)) and
-    /// indexes its entries (§5.1.2.6, §5.3).
-    pub fn verify(&self, signer: &CrlSigner) -> Result<VerifiedCrl, CrlError> {
+    /// The signer checks of [`ParsedCrl::verify`] without indexing: issuer
+    /// name, cRLSign, and the signature over tbsCertList (RFC 5280 §6.3.3
+    /// (f), (g)).
+    pub fn check_signature(&self, signer: &CrlSigner) -> Result<(), CrlError> {
         if !crate::name::names_match(self.issuer, &signer.subject) {
             return Err(CrlError::IssuerMismatch);
         }
@@ -305,7 +306,13 @@ impl<'a> ParsedCrl<'a> {
         if !self.signature_well_formed {
             return Err(CrlError::BadSignature);
         }
-        verify_signature(&signer.spki, self.sig_alg, self.tbs, self.signature)?;
+        verify_signature(&signer.spki, self.sig_alg, self.tbs, self.signature)
+    }
+
+    /// Verifies the CRL against `signer` (RFC 5280 §6.3.3 (f), (g)) and
+    /// indexes its entries (§5.1.2.6, §5.3).
+    pub fn verify(&self, signer: &CrlSigner) -> Result<VerifiedCrl, CrlError> {
+        self.check_signature(signer)?;
         let mut unsupported = self.unsupported.clone();
         let index = self.index_entries(&mut unsupported)?;
         let issuer_key = crate::name::name_key(self.issuer);

@@ -267,7 +267,7 @@ impl Verifier {
                 );
                 continue;
             }
-            if crl.next_update().is_some_and(|next| next < now) {
+            if crl.next_update().is_some_and(|next| next + self.config.stale_grace_secs < now) {
                 fail(
                     ReasonCode::RevocationDataStale,
                     format!(
@@ -298,7 +298,7 @@ impl Verifier {
             let based = best_good.as_ref().is_some_and(|complete| {
                 cmp_numbers(complete.number(), delta.delta_base()) != std::cmp::Ordering::Less
             });
-            let stale = delta.next_update().is_some_and(|next| next < now)
+            let stale = delta.next_update().is_some_and(|next| next + self.config.stale_grace_secs < now)
                 || delta.this_update() > now + self.config.clock_skew_secs;
             if !based || stale {
                 let (code, detail) = if stale {
@@ -526,7 +526,7 @@ impl Verifier {
                                     rfc3339(single.this_update)
                                 ),
                             ));
-                        } else if expires + self.config.clock_skew_secs < now {
+                        } else if expires + self.config.clock_skew_secs + self.config.stale_grace_secs < now {
                             consider(failed(
                                 ReasonCode::RevocationDataStale,
                                 format!("the OCSP answer expired at {}", rfc3339(expires)),
