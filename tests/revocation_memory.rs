@@ -80,7 +80,10 @@ fn an_older_crl_of_the_same_series_is_refused() {
         }
         other => panic!("expected a rollback, got {other:?}"),
     }
-    assert_eq!(v.add_crl(&crl(pki, 5, &[])).unwrap(), CrlLoad::Unchanged);
+    assert_eq!(
+        v.add_crl(&crl(pki, 5, &[])).unwrap(),
+        CrlLoad::Unchanged { entries: 0 }
+    );
     // ... so number 5 still decides.
     let verdict = client_verdict(&v, pki, now(pki));
     assert_eq!(verdict.reason, ReasonCode::Ok);

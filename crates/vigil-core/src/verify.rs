@@ -132,7 +132,10 @@ pub enum CrlLoad {
         offered: Option<Vec<u8>>,
     },
     /// The same issue as the CRL already loaded; nothing changed.
-    Unchanged,
+    Unchanged {
+        /// Revoked entries in the loaded CRL.
+        entries: usize,
+    },
 }
 
 impl Verifier {
@@ -228,7 +231,9 @@ impl Verifier {
                                 offered: new.number().map(<[u8]>::to_vec),
                             })
                         }
-                        std::cmp::Ordering::Equal => return Ok(CrlLoad::Unchanged),
+                        std::cmp::Ordering::Equal => {
+                            return Ok(CrlLoad::Unchanged { entries: old.len() })
+                        }
                         std::cmp::Ordering::Greater => {
                             for (issuer, serial, entry) in old.entries() {
                                 if new.lookup_cert(issuer, serial).is_none() {
@@ -243,6 +248,11 @@ impl Verifier {
             }
             CrlLoad::Verified { entries: new.len() }
         } else if let Some((_, e)) = slot.failures.last() {
+            // Only the latest CRL that failed verification is kept (for the
+            // verdict to report), so repeated bad data cannot pile up.
+            let key = slot.issuer_key.clone();
+            self.crls
+                .retain(|s| !(s.issuer_key == key && s.verified.is_empty() && s.pending.is_none()));
             CrlLoad::Rejected(e.clone())
         } else {
             slot.pending = Some(Arc::from(der));

@@ -191,7 +191,11 @@ impl Engine {
                         tracked.entries = Some(entries);
                         true
                     }
-                    Ok(CrlLoad::Pending | CrlLoad::Unchanged) => true,
+                    Ok(CrlLoad::Unchanged { entries }) => {
+                        tracked.entries = Some(entries);
+                        true
+                    }
+                    Ok(CrlLoad::Pending) => true,
                     Ok(_) | Err(_) => false,
                 },
                 SourceKind::Ocsp => verifier
@@ -302,15 +306,25 @@ impl Engine {
     /// holds past its refresh time.
     pub async fn prefetch(&self, chain: &[CertificateDer<'_>]) {
         let now = unix(self.now());
+        // The chain's CA certificates let fetched CRLs be verified as they
+        // arrive (trust in them is still decided by path validation).
+        {
+            let mut verifier = self.write();
+            for ca in chain.iter().skip(1) {
+                let _ = verifier.add_ca_certificate(ca);
+            }
+        }
         let mut crls = Vec::new();
         let mut ocsp = Vec::new();
         for (i, cert) in chain.iter().enumerate() {
             let Ok(sources) = revocation_sources(cert) else {
                 continue;
             };
-            for url in sources.crl_urls {
-                if self.due(&url, now) && !crls.contains(&url) {
-                    crls.push(url);
+            if self.inner.config.verifier.methods.uses_crl() {
+                for url in sources.crl_urls {
+                    if self.due(&url, now) && !crls.contains(&url) {
+                        crls.push(url);
+                    }
                 }
             }
             if !self.inner.config.verifier.methods.uses_ocsp() {
@@ -386,6 +400,27 @@ impl Engine {
                     ),
                     Err(e) => return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}")),
                 };
+                // Stale, future-dated or forged data is no refresh: it is
+                // never stored, and the verifier only learns from it what it
+                // can (its series rules keep a newer CRL; a CRL that fails
+                // verification sits beside the good one and is used only to
+                // report why, when nothing better is held).
+                let cfg = &self.inner.config.verifier;
+                let unusable =
+                    if let Some(next) = next_update.filter(|n| n + cfg.stale_grace_secs < now) {
+                        Some(format!(
+                            "stale CRL served (nextUpdate {})",
+                            vigil_core::rfc3339(next)
+                        ))
+                    } else if this_update.is_some_and(|t| t > now + cfg.clock_skew_secs) {
+                        Some("CRL from the future".to_owned())
+                    } else {
+                        None
+                    };
+                if let Some(why) = unusable {
+                    let _ = self.write().add_crl(&bytes);
+                    return self.fail(url, SourceKind::Crl, started, why);
+                }
                 let mut record = SourceRecord::new(url, SourceKind::Crl, bytes.to_vec(), now);
                 record.etag = etag.clone();
                 record.last_modified = last_modified.clone();
@@ -407,6 +442,7 @@ impl Engine {
                         .ok()
                         .flatten();
                 if let Some(Err(e)) = precheck {
+                    let _ = self.write().add_crl(&bytes);
                     return self.fail(url, SourceKind::Crl, started, format!("CRL rejected: {e}"));
                 }
                 let engine = self.clone();
@@ -424,8 +460,10 @@ impl Engine {
                     }
                 };
                 let entries = match loaded {
-                    Ok(Ok(CrlLoad::Verified { entries })) => Some(entries),
-                    Ok(Ok(CrlLoad::Pending | CrlLoad::Unchanged)) => None,
+                    Ok(Ok(CrlLoad::Verified { entries } | CrlLoad::Unchanged { entries })) => {
+                        Some(entries)
+                    }
+                    Ok(Ok(CrlLoad::Pending)) => None,
                     Ok(Ok(CrlLoad::Rollback { stored, offered })) => {
                         return self.fail(
                             url,
@@ -532,10 +570,63 @@ impl Engine {
                 return self.fail(key, SourceKind::Ocsp, started, "OCSP nonce mismatch".into());
             }
         }
-        let (this_update, next_update) = parsed
-            .responses()
-            .first()
-            .map_or((None, None), |r| (Some(r.this_update), r.next_update));
+        // Verified here, against the issuer this request was about, so that
+        // nothing forged, stale or beside the point replaces what is held
+        // (RFC 6960 §3.2).
+        // What fails here never replaces an answer held; with none held it
+        // is loaded so that the verdict can say why (e.g. a bad signature,
+        // which no policy soft-fails). It is never stored.
+        let held = self
+            .tracked(key)
+            .is_some_and(|t| t.timing.last_success.is_some());
+        let keep_for_verdict = |engine: &Self| {
+            if !held {
+                let _ = engine.write().set_ocsp_response(key, &body);
+            }
+        };
+        if let Err(e) = parsed.verify_for_issuer(issuer, self.now()) {
+            keep_for_verdict(self);
+            return self.fail(
+                key,
+                SourceKind::Ocsp,
+                started,
+                format!("OCSP response rejected: {e}"),
+            );
+        }
+        let Some(single) = parsed.status_for(cert, issuer) else {
+            return self.fail(
+                key,
+                SourceKind::Ocsp,
+                started,
+                "the OCSP response does not answer for this certificate".into(),
+            );
+        };
+        let (this_update, next_update) = (Some(single.this_update), single.next_update);
+        let cfg = &self.inner.config.verifier;
+        let expires = single
+            .next_update
+            .unwrap_or(single.this_update + cfg.ocsp_max_age_secs);
+        if expires + cfg.clock_skew_secs + cfg.stale_grace_secs < now {
+            keep_for_verdict(self);
+            return self.fail(
+                key,
+                SourceKind::Ocsp,
+                started,
+                format!(
+                    "stale OCSP answer served (expired {})",
+                    vigil_core::rfc3339(expires)
+                ),
+            );
+        }
+        if single.this_update > now + cfg.clock_skew_secs {
+            keep_for_verdict(self);
+            return self.fail(
+                key,
+                SourceKind::Ocsp,
+                started,
+                "OCSP answer from the future".into(),
+            );
+        }
         let loaded = self.write().set_ocsp_response(key, &body);
         if let Err(e @ (OcspError::NotSuccessful { .. } | OcspError::UnsupportedResponseType)) =
             &loaded

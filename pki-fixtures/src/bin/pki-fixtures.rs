@@ -18,6 +18,20 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Generate a PKI whose CRL/OCSP URLs point at a responder on
+    /// 127.0.0.1, write it to DIR and serve its CRLs and OCSP until
+    /// interrupted. Revocations can't be added from here (use the library).
+    Serve {
+        /// Output directory for the PKI files.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Where to listen (loopback only).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Key algorithm for every certificate.
+        #[arg(long, value_enum, default_value_t = AlgArg::P256)]
+        alg: AlgArg,
+    },
     /// Write the standard PKI and manifest.json into a directory.
     Generate {
         /// Output directory (created if missing; existing files are overwritten).
@@ -77,6 +91,7 @@ fn parse_base_url(s: &str) -> Result<String, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { out, listen, alg } => serve(out, listen, alg.into()),
         Command::Generate {
             out,
             alg,
@@ -124,6 +139,54 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `pki-fixtures serve`: bind, generate with the bound URL, write, serve.
+fn serve(out: PathBuf, listen: std::net::SocketAddr, alg: KeyAlg) -> ExitCode {
+    use pki_fixtures::responder::{Responder, ResponderOptions};
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pki-fixtures: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let binding = Responder::bind(ResponderOptions {
+            addr: listen,
+            ..ResponderOptions::default()
+        })
+        .await?;
+        let opts = PkiOptions {
+            alg,
+            base_url: binding.base_url().to_owned(),
+            ..PkiOptions::default()
+        };
+        let pki = tokio::task::spawn_blocking(move || pki_fixtures::generate(&opts))
+            .await
+            .map_err(|e| pki_fixtures::FixtureError::InvalidInput(e.to_string()))??;
+        pki.write_to(&out)?;
+        let responder = binding.serve(&pki).await?;
+        println!(
+            "serving CRLs and OCSP for the PKI in {} at {} (Ctrl-C to stop)",
+            out.display(),
+            responder.base_url()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        responder.shutdown().await;
+        Ok::<(), pki_fixtures::FixtureError>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pki-fixtures: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -355,6 +355,15 @@ impl<'a> ParsedOcsp<'a> {
         Ok(&self.responses)
     }
 
+    /// The answer about `cert_der` issued by `issuer_der` (CertID match),
+    /// if the response has one. Unverified until
+    /// [`ParsedOcsp::verify_for_issuer`] succeeds.
+    pub fn status_for(&self, cert_der: &[u8], issuer_der: &[u8]) -> Option<&SingleResponse> {
+        let cert = CertInfo::parse(cert_der).ok()?;
+        let issuer = CertInfo::parse(issuer_der).ok()?;
+        self.responses.iter().find(|r| r.is_for(&cert, &issuer))
+    }
+
     /// The nonce the responder echoed (RFC 6960 §4.4.1), if any.
     pub fn nonce(&self) -> Option<&[u8]> {
         self.nonce.as_deref()

@@ -83,14 +83,16 @@ impl Verifier {
             .uses_ocsp()
             .then(|| self.check_ocsp(cert, path, issuer_at, now, depth))
             .flatten();
-        if let Some(
-            check @ Check {
-                outcome: Outcome::Revoked(_),
-                ..
-            },
-        ) = ocsp
-        {
-            return check;
+        if methods != Methods::CrlThenOcsp {
+            if let Some(
+                check @ Check {
+                    outcome: Outcome::Revoked(_),
+                    ..
+                },
+            ) = ocsp
+            {
+                return check;
+            }
         }
         let crl = methods
             .uses_crl()
@@ -104,7 +106,8 @@ impl Verifier {
         for c in candidates {
             let better = match (&best, &c.outcome) {
                 (None, _) => true,
-                (Some(_), Outcome::Revoked(_)) => true,
+                // The first revoked answer in method order is reported.
+                (Some(b), Outcome::Revoked(_)) => !matches!(b.outcome, Outcome::Revoked(_)),
                 (Some(b), Outcome::Good) => {
                     !matches!(b.outcome, Outcome::Good | Outcome::Revoked(_))
                 }
@@ -267,7 +270,10 @@ impl Verifier {
                 );
                 continue;
             }
-            if crl.next_update().is_some_and(|next| next + self.config.stale_grace_secs < now) {
+            if crl
+                .next_update()
+                .is_some_and(|next| next + self.config.stale_grace_secs < now)
+            {
                 fail(
                     ReasonCode::RevocationDataStale,
                     format!(
@@ -298,7 +304,9 @@ impl Verifier {
             let based = best_good.as_ref().is_some_and(|complete| {
                 cmp_numbers(complete.number(), delta.delta_base()) != std::cmp::Ordering::Less
             });
-            let stale = delta.next_update().is_some_and(|next| next + self.config.stale_grace_secs < now)
+            let stale = delta
+                .next_update()
+                .is_some_and(|next| next + self.config.stale_grace_secs < now)
                 || delta.this_update() > now + self.config.clock_skew_secs;
             if !based || stale {
                 let (code, detail) = if stale {
@@ -526,7 +534,11 @@ impl Verifier {
                                     rfc3339(single.this_update)
                                 ),
                             ));
-                        } else if expires + self.config.clock_skew_secs + self.config.stale_grace_secs < now {
+                        } else if expires
+                            + self.config.clock_skew_secs
+                            + self.config.stale_grace_secs
+                            < now
+                        {
                             consider(failed(
                                 ReasonCode::RevocationDataStale,
                                 format!("the OCSP answer expired at {}", rfc3339(expires)),
