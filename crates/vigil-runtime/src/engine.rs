@@ -421,7 +421,7 @@ impl Engine {
                     let _ = self.write().add_crl(&bytes);
                     return self.fail(url, SourceKind::Crl, started, why);
                 }
-                let mut record = SourceRecord::new(url, SourceKind::Crl, bytes.to_vec(), now);
+                let mut record = SourceRecord::new(url, SourceKind::Crl, bytes.clone(), now);
                 record.etag = etag.clone();
                 record.last_modified = last_modified.clone();
                 record.this_update = Some(this_update.unwrap_or(now));

@@ -112,7 +112,10 @@ fn refuses_older_crl(store: &dyn Store) {
             offered: Some(vec![4]),
         }
     );
-    assert_eq!(store.get(url).expect("get").expect("present").body, b"five");
+    assert_eq!(
+        &store.get(url).expect("get").expect("present").body[..],
+        b"five"
+    );
 
     // Same number, non-minimal encoding: allowed (a metadata rewrite).
     let mut same = crl(url, 5, b"five".to_vec());
@@ -140,7 +143,10 @@ fn refuses_older_crl(store: &dyn Store) {
         store.put(&crl(url, 0xff, b"255".to_vec())).expect("put"),
         PutOutcome::RefusedOlder { .. }
     ));
-    assert_eq!(store.get(url).expect("get").expect("present").body, b"256");
+    assert_eq!(
+        &store.get(url).expect("get").expect("present").body[..],
+        b"256"
+    );
 
     // OCSP answers carry no CRL number and are not constrained.
     let ocsp = "http://ocsp.test/";

@@ -92,8 +92,9 @@ pub struct SourceRecord {
     pub url: String,
     /// CRL or OCSP.
     pub kind: SourceKind,
-    /// Raw DER (a CertificateList or an OCSPResponse).
-    pub body: Vec<u8>,
+    /// Raw DER (a CertificateList or an OCSPResponse). Shared, not copied,
+    /// with the fetch buffer it came from.
+    pub body: bytes::Bytes,
     /// When `body` was fetched.
     pub fetched_at: i64,
     /// The ETag the server sent with `body`.
@@ -116,11 +117,16 @@ pub struct SourceRecord {
 
 impl SourceRecord {
     /// A record for a freshly fetched body, with no status yet.
-    pub fn new(url: impl Into<String>, kind: SourceKind, body: Vec<u8>, fetched_at: i64) -> Self {
+    pub fn new(
+        url: impl Into<String>,
+        kind: SourceKind,
+        body: impl Into<bytes::Bytes>,
+        fetched_at: i64,
+    ) -> Self {
         Self {
             url: url.into(),
             kind,
-            body,
+            body: body.into(),
             fetched_at,
             etag: None,
             last_modified: None,
