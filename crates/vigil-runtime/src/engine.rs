@@ -266,6 +266,18 @@ impl Engine {
         self.write().add_ca_certificate(der)
     }
 
+    /// The DER subject Name (outer SEQUENCE included) of each trust anchor,
+    /// e.g. for a TLS CertificateRequest's certificate_authorities.
+    pub fn anchor_subjects(&self) -> Vec<Vec<u8>> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        self.inner
+            .anchors
+            .iter()
+            .filter_map(|a| X509Certificate::from_der(a).ok())
+            .map(|(_, c)| c.tbs_certificate.subject.as_raw().to_vec())
+            .collect()
+    }
+
     /// Now, by the engine's clock.
     pub fn now(&self) -> SystemTime {
         self.inner.clock.now()

@@ -1,0 +1,58 @@
+//! rustls certificate verifiers backed by Vigil's [`Engine`]: path
+//! validation, live CRL/OCSP revocation and policy decided by Vigil, inside
+//! the TLS handshake.
+//!
+//! * [`VigilClientVerifier`]: a [`rustls::server::danger::ClientCertVerifier`]
+//!   for servers that require client certificates (mTLS).
+//! * [`VigilServerVerifier`]: a [`rustls::client::danger::ServerCertVerifier`]
+//!   that also uses the OCSP response the server staples.
+//!
+//! A rejected [`Verdict`](vigil_core::Verdict) becomes
+//! [`rustls::Error::InvalidCertificate`] with the closest
+//! [`rustls::CertificateError`] (see [`verdict_error`]), so the peer gets the
+//! matching TLS alert: `certificate_revoked` for a revoked certificate,
+//! `unknown_ca` (rustls's choice for
+//! [`CertificateError::UnknownRevocationStatus`](rustls::CertificateError::UnknownRevocationStatus))
+//! when revocation status cannot be determined under `require`.
+//!
+//! # Fetching inside a handshake
+//!
+//! rustls calls verifiers synchronously. A verifier first decides with the
+//! data the engine holds ([`Engine::verify_cached`]); only when that verdict
+//! depends on revocation data the engine lacks (unknown status, or data that
+//! failed verification) does it fetch:
+//!
+//! * on a **multi-threaded tokio runtime**, it blocks the handshake's task in
+//!   place ([`tokio::task::block_in_place`]) while the engine fetches
+//!   ([`Engine::verify`], bounded by the fetcher's timeouts and its retry
+//!   backoff), then decides with the fresh data. Other futures polled by the
+//!   same task wait meanwhile;
+//! * on a **current-thread runtime** it cannot block: it decides with what is
+//!   cached and starts the fetch in the background ([`tokio::spawn`]), so a
+//!   later handshake finds the data. Under `require` the first handshake of
+//!   a chain whose data is not yet held is therefore refused;
+//! * **outside any tokio runtime** it decides with what is cached only.
+//!
+//! Keep the engine's refresh scheduler ([`Engine::spawn_scheduler`]) running
+//! so that handshakes rarely have to fetch at all.
+//!
+//! # Time and resumption
+//!
+//! Decisions use the engine's clock, not the `now` rustls passes, so tests
+//! and drills that move the engine's time move the verifiers too. rustls 0.23
+//! does not call the client-certificate verifier when a session is resumed:
+//! re-check resumed connections separately (the connection registry does).
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod decide;
+mod error;
+mod server;
+
+pub use client::VigilClientVerifier;
+pub use error::{verdict_error, Rejected};
+pub use server::VigilServerVerifier;
+
+#[cfg(doc)]
+use vigil_runtime::Engine;
