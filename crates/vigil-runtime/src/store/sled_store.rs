@@ -37,11 +37,25 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`. Fails if another process has
     /// it open.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir.as_ref())
-            .cache_capacity(CACHE_CAPACITY)
-            .open()
-            .map_err(backend("open"))?;
+        // sled's background flusher may hold the directory lock for a
+        // moment after the previous handle of this process was dropped;
+        // a lock held by a live store still fails after the retries.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new()
+                .path(dir.as_ref())
+                .cache_capacity(CACHE_CAPACITY)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e)) if attempts < 20 => {
+                    tracing::debug!(error = %e, "store locked; retrying");
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(backend("open")(e)),
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(backend("open"));
         Ok(Self {
             sources: tree("sources")?,
