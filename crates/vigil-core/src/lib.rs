@@ -23,6 +23,7 @@ mod der;
 pub mod input;
 mod name;
 mod path;
+mod registry;
 pub mod revocation;
 pub mod schedule;
 mod trust;
@@ -31,6 +32,9 @@ mod verify;
 
 pub use input::InputError;
 pub use path::Usage;
+pub use registry::{
+    ConnectionId, Registry, RegistryStats, TeardownEvent, TeardownReason, TeardownSignal,
+};
 pub use revocation::{CrlError, Depth, Reason, RevocationFact, RevocationPolicy, VerifiedCrl};
 pub use trust::TrustStore;
 pub use verdict::{

@@ -94,6 +94,14 @@ impl TrustStore {
         self.anchors.get(index).map(|a| &a.info)
     }
 
+    /// The anchor whose certificate has this SHA-256, if still trusted.
+    pub(crate) fn anchor_by_sha256(&self, sha256: &[u8; 32]) -> Option<&Arc<CertInfo>> {
+        self.anchors
+            .iter()
+            .find(|a| &a.info.sha256 == sha256)
+            .map(|a| &a.info)
+    }
+
     /// Whether some anchor's subject matches this name (RFC 5280 §7.1).
     pub(crate) fn has_subject(&self, name: &[u8]) -> bool {
         let key = crate::name::name_key(name);

@@ -368,6 +368,60 @@ impl Verifier {
         }
     }
 
+    /// Re-checks only the revocation status of an already validated path
+    /// (leaf first, anchor last) against the data loaded now, under the
+    /// policy and depth of `options` (RFC 5280 §6.3.3 per certificate).
+    /// Returns the position of the certificate that fails, the reason and a
+    /// sentence; `None` when the path still passes. Path validation itself
+    /// is not repeated: the registry uses this when only revocation data
+    /// changed, so a new CRL costs lookups, not signature checks.
+    pub(crate) fn revocation_failure(
+        &self,
+        path: &[Arc<CertInfo>],
+        options: &VerifyOptions,
+        at: SystemTime,
+    ) -> Option<(usize, ReasonCode, String)> {
+        if options.policy == RevocationPolicy::Off || path.len() < 2 {
+            return None;
+        }
+        let now = unix_secs(at);
+        let in_scope = match options.depth {
+            Depth::Leaf => 1,
+            Depth::Chain => path.len() - 1,
+        };
+        let mut worst: Option<(usize, ReasonCode, String)> = None;
+        for i in 0..in_scope {
+            let cert = &path[i];
+            let check = self.check_cert(cert, i > 0, path, i + 1, now, 0);
+            let (code, detail) = match check.outcome {
+                Outcome::Good => continue,
+                Outcome::Revoked(e) => (
+                    ReasonCode::Revoked,
+                    format!(
+                        "certificate {} (serial {}) was revoked at {} ({})",
+                        cert.subject,
+                        hex(&cert.serial),
+                        rfc3339(e.revoked_at),
+                        e.reason.map_or("unspecified", |r| r.as_str())
+                    ),
+                ),
+                Outcome::Failed(code, _)
+                    if code.is_unknown_status() && options.policy == RevocationPolicy::Prefer =>
+                {
+                    continue
+                }
+                Outcome::Failed(code, detail) => (code, format!("{}: {detail}", cert.subject)),
+            };
+            if worst
+                .as_ref()
+                .is_none_or(|(_, w, _)| code.rank() > w.rank())
+            {
+                worst = Some((i, code, detail));
+            }
+        }
+        worst
+    }
+
     /// Verifies `chain` (leaf first, then any intermediates in any order) at
     /// time `at`.
     pub fn verify(
@@ -629,7 +683,7 @@ fn rejected(status: Status, reason: ReasonCode, detail: String) -> Verdict {
     }
 }
 
-fn unix_secs(at: SystemTime) -> i64 {
+pub(crate) fn unix_secs(at: SystemTime) -> i64 {
     match at.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),

@@ -1,0 +1,979 @@
+//! The live-connection index: which connections rest on which certificates,
+//! and, when data changes, which of them must go and why.
+//!
+//! Sans-IO like the rest of the core: nothing here sleeps, spawns or reads
+//! the clock. The runtime calls an entry point when something changed (a
+//! CRL or OCSP answer was loaded, an anchor removed, a deadline reached);
+//! the entry point returns the teardown events and fires the signals of the
+//! connections concerned, and of no other.
+//!
+//! Indexes (each a hash look-up, never a scan of all connections):
+//! - (issuer name key, serial) of every non-anchor certificate of the
+//!   validated path -> connection ids: one revocation (RFC 5280 §5.3, RFC
+//!   6960 §2.2) finds its connections directly;
+//! - issuer name key -> serials: a new CRL of that issuer (RFC 5280 §5.1)
+//!   re-checks only the connections with a certificate it may cover;
+//! - SHA-256 of every CA certificate of the path (anchor included) -> ids;
+//! - (valid_until, id), ordered: the connections whose verdict lapses first.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use rustls_pki_types::CertificateDer;
+use serde::Serialize;
+
+use crate::cert::{hex, sha256, CertInfo};
+use crate::revocation::{ParsedCrl, Reason};
+use crate::verdict::{rfc3339, ReasonCode, Verdict};
+use crate::verify::{unix_secs, Verifier, VerifyOptions};
+
+/// Identifies one tracked connection for the life of its [`Registry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ConnectionId(pub u64);
+
+impl std::fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a connection must go. The strings are the contract of the
+/// `teardown` event (`revoked|expired|unverifiable|untrusted|denied`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeardownReason {
+    /// A certificate of the path is revoked.
+    Revoked,
+    /// A certificate of the path is past its notAfter (or before notBefore).
+    Expired,
+    /// The revocation status can no longer be determined, under `require`.
+    Unverifiable,
+    /// The path no longer ends at a trusted anchor, or no longer validates.
+    Untrusted,
+    /// Closed by a decision outside certificate validation (e.g. policy).
+    Denied,
+}
+
+impl TeardownReason {
+    /// The contract string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Unverifiable => "unverifiable",
+            Self::Untrusted => "untrusted",
+            Self::Denied => "denied",
+        }
+    }
+
+    /// The teardown reason for a verdict's reason code.
+    pub fn from_code(code: ReasonCode) -> Self {
+        match code {
+            ReasonCode::Revoked => Self::Revoked,
+            ReasonCode::Expired | ReasonCode::NotYetValid => Self::Expired,
+            c if c.is_unknown_status() => Self::Unverifiable,
+            _ => Self::Untrusted,
+        }
+    }
+}
+
+impl std::fmt::Display for TeardownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One connection torn down: the `teardown` event of the SSE stream, plus
+/// the subject of the certificate concerned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TeardownEvent {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// Why.
+    pub reason: TeardownReason,
+    /// Serial of the certificate concerned, lowercase hex.
+    pub serial: String,
+    /// Subject DN of the certificate concerned.
+    pub subject: String,
+    /// One human-readable sentence.
+    pub detail: String,
+    /// When the registry decided, RFC 3339.
+    pub at: String,
+}
+
+/// Position in the path, reason and sentence of a failed re-check.
+type Failure = (usize, ReasonCode, String);
+
+type Callback = Box<dyn FnOnce(&TeardownEvent) + Send>;
+
+#[derive(Default)]
+struct SignalState {
+    event: Option<TeardownEvent>,
+    callbacks: Vec<Callback>,
+}
+
+/// The teardown signal of one connection: fired at most once, with the
+/// event that explains it. Clones share the state. The core never blocks
+/// on it; the runtime bridges it with [`TeardownSignal::on_fire`] (e.g. to a
+/// tokio oneshot) or polls [`TeardownSignal::is_fired`].
+#[derive(Clone, Default)]
+pub struct TeardownSignal {
+    state: Arc<Mutex<SignalState>>,
+}
+
+impl TeardownSignal {
+    fn lock(&self) -> MutexGuard<'_, SignalState> {
+        // A callback that panicked must not stop the teardown of others.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the connection must go.
+    pub fn is_fired(&self) -> bool {
+        self.lock().event.is_some()
+    }
+
+    /// The event, once fired.
+    pub fn event(&self) -> Option<TeardownEvent> {
+        self.lock().event.clone()
+    }
+
+    /// Runs `callback` once when the signal fires; at once (on this thread)
+    /// if it already has.
+    pub fn on_fire(&self, callback: Box<dyn FnOnce(&TeardownEvent) + Send>) {
+        let mut state = self.lock();
+        match state.event.clone() {
+            Some(event) => {
+                drop(state);
+                callback(&event);
+            }
+            None => state.callbacks.push(callback),
+        }
+    }
+
+    /// Fires with `event` unless already fired; runs the callbacks outside
+    /// the lock. Returns whether this call fired it.
+    fn fire(&self, event: &TeardownEvent) -> bool {
+        let callbacks = {
+            let mut state = self.lock();
+            if state.event.is_some() {
+                return false;
+            }
+            state.event = Some(event.clone());
+            std::mem::take(&mut state.callbacks)
+        };
+        for callback in callbacks {
+            callback(event);
+        }
+        true
+    }
+}
+
+impl std::fmt::Debug for TeardownSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeardownSignal")
+            .field("event", &self.event())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sizes of the registry's maps, to check that closed connections leave
+/// nothing behind and to estimate memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// Tracked connections.
+    pub connections: usize,
+    /// Issuer names in the (issuer, serial) index.
+    pub issuers: usize,
+    /// (issuer, serial) pairs indexed.
+    pub certificates: usize,
+    /// CA certificates indexed.
+    pub cas: usize,
+    /// Deadlines queued.
+    pub deadlines: usize,
+    /// Parsed certificates shared between connections.
+    pub parsed: usize,
+    /// Estimated heap bytes of the index structures (maps, sets, per
+    /// connection records; parsed certificates and DER excluded).
+    pub index_bytes: usize,
+}
+
+/// The live-connection index. `Sync`: one registry serves every connection.
+pub struct Registry {
+    options: VerifyOptions,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next: u64,
+    conns: HashMap<u64, Conn>,
+    /// issuer name key -> serial -> ids.
+    by_cert: HashMap<Vec<u8>, HashMap<Vec<u8>, HashSet<u64>>>,
+    by_ca: HashMap<[u8; 32], HashSet<u64>>,
+    deadlines: BTreeSet<(i64, u64)>,
+    /// Parsed certificates by SHA-256, shared by the connections using them.
+    parsed: HashMap<[u8; 32], Arc<CertInfo>>,
+}
+
+struct Conn {
+    chain: Vec<CertificateDer<'static>>,
+    /// Kept for the runtime's events and metrics (see [`Registry::labels`]).
+    labels: BTreeMap<String, String>,
+    /// The validated path without its anchor, leaf first.
+    path: Vec<Arc<CertInfo>>,
+    anchor: [u8; 32],
+    anchor_subject: String,
+    anchor_serial: String,
+    valid_until: i64,
+    signal: TeardownSignal,
+}
+
+/// A connection picked for re-checking, copied out of the lock.
+struct Candidate {
+    id: u64,
+    chain: Vec<CertificateDer<'static>>,
+    path: Vec<Arc<CertInfo>>,
+    anchor: [u8; 32],
+}
+
+impl Registry {
+    /// An empty registry; connections are re-verified with `options` (the
+    /// options they were first verified with).
+    pub fn new(options: VerifyOptions) -> Self {
+        Self {
+            options,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tracks a connection authenticated by `chain` (as presented, leaf
+    /// first) whose verification gave `verdict`. A verdict that is not
+    /// accepted, or whose path does not match the chain, is never tracked:
+    /// the signal comes back already fired, so a caller cannot keep such a
+    /// connection open by mistake.
+    pub fn track(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        labels: BTreeMap<String, String>,
+        verdict: &Verdict,
+        at: SystemTime,
+    ) -> (ConnectionId, TeardownSignal) {
+        let signal = TeardownSignal::default();
+        let mut inner = self.lock();
+        inner.next += 1;
+        let id = inner.next;
+        let refuse = |reason: TeardownReason, detail: String| {
+            let (serial, subject) = verdict
+                .chain
+                .first()
+                .map(|c| (c.serial.clone(), c.subject.clone()))
+                .unwrap_or_default();
+            TeardownEvent {
+                connection_id: ConnectionId(id),
+                reason,
+                serial,
+                subject,
+                detail,
+                at: rfc3339(unix_secs(at)),
+            }
+        };
+        if !verdict.is_accepted() {
+            drop(inner);
+            signal.fire(&refuse(
+                TeardownReason::from_code(verdict.reason),
+                verdict.detail.clone(),
+            ));
+            return (ConnectionId(id), signal);
+        }
+        let Some((path, anchor)) = inner.resolve_path(&chain, verdict) else {
+            drop(inner);
+            signal.fire(&refuse(
+                TeardownReason::Untrusted,
+                "the verdict's path does not match the presented chain".into(),
+            ));
+            return (ConnectionId(id), signal);
+        };
+        let valid_until = verdict
+            .valid_until
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .or_else(|| path.iter().map(|c| c.not_after).min())
+            .unwrap_or(i64::MAX);
+        for cert in &path {
+            inner
+                .by_cert
+                .entry(cert.issuer_key.clone())
+                .or_default()
+                .entry(cert.serial.clone())
+                .or_default()
+                .insert(id);
+        }
+        for ca in path.iter().skip(1).map(|c| c.sha256).chain([anchor.0]) {
+            inner.by_ca.entry(ca).or_default().insert(id);
+        }
+        inner.deadlines.insert((valid_until, id));
+        inner.conns.insert(
+            id,
+            Conn {
+                chain,
+                labels,
+                path,
+                anchor: anchor.0,
+                anchor_subject: anchor.1,
+                anchor_serial: anchor.2,
+                valid_until,
+                signal: signal.clone(),
+            },
+        );
+        (ConnectionId(id), signal)
+    }
+
+    /// Forgets a connection closed normally; no trace of it remains.
+    /// Returns whether it was tracked.
+    pub fn untrack(&self, id: ConnectionId) -> bool {
+        self.lock().remove(id.0).is_some()
+    }
+
+    /// Whether the connection is tracked (open and not torn down).
+    pub fn contains(&self, id: ConnectionId) -> bool {
+        self.lock().conns.contains_key(&id.0)
+    }
+
+    /// The labels the connection was tracked with.
+    pub fn labels(&self, id: ConnectionId) -> Option<BTreeMap<String, String>> {
+        self.lock().conns.get(&id.0).map(|c| c.labels.clone())
+    }
+
+    /// When the connection must next be re-verified (earliest notAfter or
+    /// revocation nextUpdate of its verdict).
+    pub fn valid_until(&self, id: ConnectionId) -> Option<SystemTime> {
+        self.lock()
+            .conns
+            .get(&id.0)
+            .map(|c| system_time(c.valid_until))
+    }
+
+    /// The earliest deadline of all tracked connections: when the runtime
+    /// should call [`Registry::expire_due`] next.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        self.lock()
+            .deadlines
+            .first()
+            .map(|(secs, _)| system_time(*secs))
+    }
+
+    /// Number of tracked connections.
+    pub fn len(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Whether no connection is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sizes of the internal maps.
+    pub fn stats(&self) -> RegistryStats {
+        self.lock().stats()
+    }
+
+    /// A verified revocation of the certificate (`issuer` name DER,
+    /// `serial` minimal INTEGER content octets) — e.g. from a stapled OCSP
+    /// answer or a remembered fact. One index look-up; the caller vouches
+    /// that the revocation was verified.
+    pub fn on_revoked(
+        &self,
+        issuer: &[u8],
+        serial: &[u8],
+        reason: Option<Reason>,
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        self.on_revoked_key(&crate::name::name_key(issuer), serial, reason, at)
+    }
+
+    /// [`Registry::on_revoked`] for a remembered [`crate::RevocationFact`].
+    pub fn on_revocation_fact(
+        &self,
+        fact: &crate::RevocationFact,
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        self.on_revoked_key(&fact.issuer_key, &fact.serial, fact.reason, at)
+    }
+
+    fn on_revoked_key(
+        &self,
+        issuer_key: &[u8],
+        serial: &[u8],
+        reason: Option<Reason>,
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        let when = rfc3339(unix_secs(at));
+        let mut inner = self.lock();
+        let ids: Vec<u64> = inner
+            .by_cert
+            .get(issuer_key)
+            .and_then(|serials| serials.get(serial))
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default();
+        let mut fired = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(conn) = inner.remove(id) else {
+                continue;
+            };
+            let Some(cert) = conn
+                .path
+                .iter()
+                .find(|c| c.issuer_key == issuer_key && c.serial == serial)
+            else {
+                continue;
+            };
+            let event = TeardownEvent {
+                connection_id: ConnectionId(id),
+                reason: TeardownReason::Revoked,
+                serial: hex(&cert.serial),
+                subject: cert.subject.clone(),
+                detail: format!(
+                    "certificate {} (serial {}) was revoked ({})",
+                    cert.subject,
+                    hex(&cert.serial),
+                    reason.map_or("unspecified", Reason::as_str)
+                ),
+                at: when.clone(),
+            };
+            fired.push((conn.signal, event));
+        }
+        drop(inner);
+        fire_all(fired)
+    }
+
+    /// A CRL was loaded into `verifier`: re-checks the revocation status of
+    /// the connections with a certificate issued under the CRL issuer's
+    /// name, and only those. The paths are not validated again (nothing
+    /// about them changed); each certificate's status is looked up in the
+    /// verifier's data (RFC 5280 §6.3.3).
+    pub fn on_crl(
+        &self,
+        verifier: &Verifier,
+        crl_der: &[u8],
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        match ParsedCrl::from_der(crl_der) {
+            Ok(crl) => self.on_revocation_data(verifier, crl.issuer(), None, at),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Revocation data about certificates of `issuer` (name DER) changed in
+    /// `verifier` — a CRL (`serial` None: every certificate of the issuer)
+    /// or an OCSP answer (`serial` given). Re-checks the connections
+    /// concerned; the others are not touched.
+    pub fn on_revocation_data(
+        &self,
+        verifier: &Verifier,
+        issuer: &[u8],
+        serial: Option<&[u8]>,
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        let key = crate::name::name_key(issuer);
+        let candidates = {
+            let inner = self.lock();
+            let mut ids: Vec<u64> = match (inner.by_cert.get(&key), serial) {
+                (None, _) => Vec::new(),
+                (Some(serials), Some(serial)) => serials
+                    .get(serial)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default(),
+                (Some(serials), None) => serials.values().flatten().copied().collect(),
+            };
+            ids.sort_unstable();
+            ids.dedup();
+            inner.candidates(ids)
+        };
+        let mut verdicts = Vec::new();
+        for c in candidates {
+            let Some(anchor) = verifier.trust().anchor_by_sha256(&c.anchor) else {
+                verdicts.push((c.id, None));
+                continue;
+            };
+            let mut path = c.path;
+            path.push(anchor.clone());
+            if let Some(failure) = verifier.revocation_failure(&path, &self.options, at) {
+                verdicts.push((c.id, Some(failure)));
+            }
+        }
+        self.tear_down(verdicts, at)
+    }
+
+    /// Re-verifies the given connections fully (path and revocation, as at
+    /// the handshake) with `verifier` at `at`. Those still accepted stay,
+    /// with their new deadline; the others go.
+    pub fn reverify(
+        &self,
+        verifier: &Verifier,
+        ids: &[ConnectionId],
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        let candidates = self.lock().candidates(ids.iter().map(|id| id.0).collect());
+        self.reverify_candidates(verifier, candidates, at)
+    }
+
+    /// Re-verifies every tracked connection (e.g. after a trust-store
+    /// reload). Costs a full verification per connection.
+    pub fn reverify_all(&self, verifier: &Verifier, at: SystemTime) -> Vec<TeardownEvent> {
+        let candidates = {
+            let inner = self.lock();
+            let ids = inner.conns.keys().copied().collect();
+            inner.candidates(ids)
+        };
+        self.reverify_candidates(verifier, candidates, at)
+    }
+
+    /// Re-verifies the connections whose deadline (`valid_until`: a
+    /// notAfter or a nextUpdate) has passed at `at`: an expired certificate
+    /// ends the connection as `expired`; stale revocation data that nothing
+    /// refreshed ends it as `unverifiable` under `require`.
+    pub fn expire_due(&self, verifier: &Verifier, at: SystemTime) -> Vec<TeardownEvent> {
+        let now = unix_secs(at);
+        let candidates = {
+            let inner = self.lock();
+            let ids = inner
+                .deadlines
+                .range(..(now, u64::MAX))
+                .map(|(_, id)| *id)
+                .collect();
+            inner.candidates(ids)
+        };
+        self.reverify_candidates(verifier, candidates, at)
+    }
+
+    /// A trust anchor (SHA-256 of its certificate) was removed: every
+    /// connection whose path ends at it goes as `untrusted`.
+    pub fn on_anchor_removed(
+        &self,
+        anchor_sha256: &[u8; 32],
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        let ids: Vec<u64> = self
+            .lock()
+            .by_ca
+            .get(anchor_sha256)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        self.tear_down(ids.into_iter().map(|id| (id, None)).collect(), at)
+    }
+
+    /// Tears one connection down for a reason decided elsewhere (e.g.
+    /// `denied` by policy). Returns the event, if it was tracked.
+    pub fn tear_down_one(
+        &self,
+        id: ConnectionId,
+        reason: TeardownReason,
+        detail: &str,
+        at: SystemTime,
+    ) -> Option<TeardownEvent> {
+        let conn = self.lock().remove(id.0)?;
+        let (serial, subject) = conn
+            .path
+            .first()
+            .map(|c| (hex(&c.serial), c.subject.clone()))
+            .unwrap_or_default();
+        let event = TeardownEvent {
+            connection_id: id,
+            reason,
+            serial,
+            subject,
+            detail: detail.to_owned(),
+            at: rfc3339(unix_secs(at)),
+        };
+        conn.signal.fire(&event);
+        Some(event)
+    }
+
+    fn reverify_candidates(
+        &self,
+        verifier: &Verifier,
+        candidates: Vec<Candidate>,
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        let mut failures = Vec::new();
+        let mut renewed = Vec::new();
+        for c in candidates {
+            let verdict = verifier.verify(&c.chain, &self.options, at);
+            if verdict.is_accepted() {
+                let until = verdict.valid_until.as_deref().and_then(parse_rfc3339);
+                renewed.push((c.id, until.unwrap_or(i64::MAX)));
+                continue;
+            }
+            let position = concerned(&verdict, &c.path, unix_secs(at));
+            failures.push((
+                c.id,
+                Some((position, verdict.reason, verdict.detail.clone())),
+            ));
+        }
+        {
+            let mut inner = self.lock();
+            for (id, until) in renewed {
+                inner.renew(id, until);
+            }
+        }
+        self.tear_down(failures, at)
+    }
+
+    /// Removes and signals the connections; `None` as the failure means the
+    /// anchor is gone.
+    fn tear_down(
+        &self,
+        failures: Vec<(u64, Option<Failure>)>,
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        let when = rfc3339(unix_secs(at));
+        let mut inner = self.lock();
+        let mut fired = Vec::with_capacity(failures.len());
+        for (id, failure) in failures {
+            let Some(conn) = inner.remove(id) else {
+                continue;
+            };
+            let event = match failure {
+                Some((position, code, detail)) => {
+                    let (serial, subject) = conn
+                        .path
+                        .get(position)
+                        .map(|c| (hex(&c.serial), c.subject.clone()))
+                        .unwrap_or_else(|| {
+                            (conn.anchor_serial.clone(), conn.anchor_subject.clone())
+                        });
+                    TeardownEvent {
+                        connection_id: ConnectionId(id),
+                        reason: TeardownReason::from_code(code),
+                        serial,
+                        subject,
+                        detail,
+                        at: when.clone(),
+                    }
+                }
+                None => TeardownEvent {
+                    connection_id: ConnectionId(id),
+                    reason: TeardownReason::Untrusted,
+                    serial: conn.anchor_serial.clone(),
+                    subject: conn.anchor_subject.clone(),
+                    detail: format!("trust anchor {} is no longer trusted", conn.anchor_subject),
+                    at: when.clone(),
+                },
+            };
+            fired.push((conn.signal, event));
+        }
+        drop(inner);
+        fire_all(fired)
+    }
+}
+
+impl Default for Registry {
+    /// A registry re-verifying with the default (strict) options.
+    fn default() -> Self {
+        Self::new(VerifyOptions::default())
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("options", &self.options)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Fires the signals outside the registry lock, so a callback may call back
+/// into the registry.
+fn fire_all(fired: Vec<(TeardownSignal, TeardownEvent)>) -> Vec<TeardownEvent> {
+    fired
+        .into_iter()
+        .filter_map(|(signal, event)| signal.fire(&event).then_some(event))
+        .collect()
+}
+
+impl Inner {
+    /// The validated path (minus anchor) as parsed certificates, and the
+    /// anchor's digest, subject and serial.
+    #[allow(clippy::type_complexity)]
+    fn resolve_path(
+        &mut self,
+        chain: &[CertificateDer<'static>],
+        verdict: &Verdict,
+    ) -> Option<(Vec<Arc<CertInfo>>, ([u8; 32], String, String))> {
+        let (anchor, below) = verdict.chain.split_last()?;
+        let anchor_sha = unhex32(&anchor.sha256)?;
+        let presented: Vec<([u8; 32], &CertificateDer<'static>)> =
+            chain.iter().map(|c| (sha256(c), c)).collect();
+        let mut path = Vec::with_capacity(below.len());
+        for summary in below {
+            let digest = unhex32(&summary.sha256)?;
+            let info = match self.parsed.get(&digest) {
+                Some(info) => info.clone(),
+                None => {
+                    let (_, der) = presented.iter().find(|(d, _)| *d == digest)?;
+                    let info = Arc::new(CertInfo::parse(der).ok()?);
+                    self.parsed.insert(digest, info.clone());
+                    info
+                }
+            };
+            path.push(info);
+        }
+        if path.is_empty() {
+            return None;
+        }
+        Some((
+            path,
+            (anchor_sha, anchor.subject.clone(), anchor.serial.clone()),
+        ))
+    }
+
+    fn candidates(&self, ids: Vec<u64>) -> Vec<Candidate> {
+        ids.into_iter()
+            .filter_map(|id| {
+                let conn = self.conns.get(&id)?;
+                Some(Candidate {
+                    id,
+                    chain: conn.chain.clone(),
+                    path: conn.path.clone(),
+                    anchor: conn.anchor,
+                })
+            })
+            .collect()
+    }
+
+    fn renew(&mut self, id: u64, until: i64) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            self.deadlines.remove(&(conn.valid_until, id));
+            conn.valid_until = until;
+            self.deadlines.insert((until, id));
+        }
+    }
+
+    /// Removes every trace of the connection.
+    fn remove(&mut self, id: u64) -> Option<Conn> {
+        let conn = self.conns.remove(&id)?;
+        self.deadlines.remove(&(conn.valid_until, id));
+        for cert in &conn.path {
+            if let Some(serials) = self.by_cert.get_mut(&cert.issuer_key) {
+                if let Some(ids) = serials.get_mut(&cert.serial) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        serials.remove(&cert.serial);
+                    }
+                }
+                if serials.is_empty() {
+                    self.by_cert.remove(&cert.issuer_key);
+                }
+            }
+        }
+        for ca in conn
+            .path
+            .iter()
+            .skip(1)
+            .map(|c| c.sha256)
+            .chain([conn.anchor])
+        {
+            if let Some(ids) = self.by_ca.get_mut(&ca) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.by_ca.remove(&ca);
+                }
+            }
+        }
+        for cert in &conn.path {
+            // Only the shared map and this connection still hold it.
+            if Arc::strong_count(cert) <= 2 {
+                self.parsed.remove(&cert.sha256);
+            }
+        }
+        Some(conn)
+    }
+
+    fn stats(&self) -> RegistryStats {
+        use std::mem::size_of;
+        let set = |s: &HashSet<u64>| s.capacity() * (size_of::<u64>() + 1);
+        let mut bytes = self.conns.capacity() * (size_of::<(u64, Conn)>() + 1);
+        for conn in self.conns.values() {
+            bytes += conn.chain.capacity() * size_of::<CertificateDer<'static>>()
+                + conn.path.capacity() * size_of::<Arc<CertInfo>>()
+                + conn.anchor_subject.capacity()
+                + conn.anchor_serial.capacity()
+                + conn
+                    .labels
+                    .iter()
+                    .map(|(k, v)| k.capacity() + v.capacity() + 2 * size_of::<String>())
+                    .sum::<usize>()
+                + size_of::<Mutex<SignalState>>()
+                + 2 * size_of::<usize>();
+        }
+        bytes +=
+            self.by_cert.capacity() * (size_of::<(Vec<u8>, HashMap<Vec<u8>, HashSet<u64>>)>() + 1);
+        let mut certificates = 0;
+        for (issuer, serials) in &self.by_cert {
+            certificates += serials.len();
+            bytes +=
+                issuer.capacity() + serials.capacity() * (size_of::<(Vec<u8>, HashSet<u64>)>() + 1);
+            for (serial, ids) in serials {
+                bytes += serial.capacity() + set(ids);
+            }
+        }
+        bytes += self.by_ca.capacity() * (size_of::<([u8; 32], HashSet<u64>)>() + 1);
+        bytes += self.by_ca.values().map(set).sum::<usize>();
+        // A B-tree node holds up to 11 keys; count ~1.5x per key for slack.
+        bytes += self.deadlines.len() * size_of::<(i64, u64)>() * 3 / 2;
+        bytes += self.parsed.capacity() * (size_of::<([u8; 32], Arc<CertInfo>)>() + 1);
+        RegistryStats {
+            connections: self.conns.len(),
+            issuers: self.by_cert.len(),
+            certificates,
+            cas: self.by_ca.len(),
+            deadlines: self.deadlines.len(),
+            parsed: self.parsed.len(),
+            index_bytes: bytes,
+        }
+    }
+}
+
+/// Which certificate of the path a rejected verdict is about: the one its
+/// revocation results single out, else an expired one, else the leaf.
+fn concerned(verdict: &Verdict, path: &[Arc<CertInfo>], now: i64) -> usize {
+    use crate::verdict::CertStatus;
+    let by_serial = |serial: &str| path.iter().position(|c| hex(&c.serial) == serial);
+    if let Some(i) = verdict
+        .revocation
+        .iter()
+        .find(|r| r.status == CertStatus::Revoked)
+        .or_else(|| {
+            verdict
+                .revocation
+                .iter()
+                .find(|r| r.status == CertStatus::Unknown)
+        })
+        .and_then(|r| by_serial(&r.serial))
+    {
+        return i;
+    }
+    match verdict.reason {
+        ReasonCode::Expired => path.iter().position(|c| c.not_after < now).unwrap_or(0),
+        ReasonCode::NotYetValid => path.iter().position(|c| c.not_before > now).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+fn system_time(secs: i64) -> SystemTime {
+    let d = std::time::Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH
+            .checked_add(d)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    } else {
+        SystemTime::UNIX_EPOCH
+            .checked_sub(d)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn event(id: u64) -> TeardownEvent {
+        TeardownEvent {
+            connection_id: ConnectionId(id),
+            reason: TeardownReason::Revoked,
+            serial: "01".into(),
+            subject: "CN=x".into(),
+            detail: "d".into(),
+            at: rfc3339(0),
+        }
+    }
+
+    #[test]
+    fn a_signal_fires_once_and_runs_each_callback_once() {
+        let signal = TeardownSignal::default();
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        signal.on_fire(Box::new(move |e| {
+            assert_eq!(e.connection_id, ConnectionId(7));
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert!(!signal.is_fired());
+        assert!(signal.clone().fire(&event(7)));
+        assert!(!signal.fire(&event(8)));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            signal.event().map(|e| e.connection_id),
+            Some(ConnectionId(7))
+        );
+        // Registered after firing: runs at once.
+        let c = count.clone();
+        signal.on_fire(Box::new(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn reasons_serialize_as_the_contract_strings() {
+        let json = serde_json::to_value(event(3)).unwrap();
+        assert_eq!(json["connection_id"], 3);
+        assert_eq!(json["reason"], "revoked");
+        for (r, s) in [
+            (TeardownReason::Revoked, "revoked"),
+            (TeardownReason::Expired, "expired"),
+            (TeardownReason::Unverifiable, "unverifiable"),
+            (TeardownReason::Untrusted, "untrusted"),
+            (TeardownReason::Denied, "denied"),
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), s);
+            assert_eq!(r.as_str(), s);
+        }
+        assert_eq!(
+            TeardownReason::from_code(ReasonCode::RevocationDataStale),
+            TeardownReason::Unverifiable
+        );
+        assert_eq!(
+            TeardownReason::from_code(ReasonCode::NotYetValid),
+            TeardownReason::Expired
+        );
+        assert_eq!(
+            TeardownReason::from_code(ReasonCode::UnknownIssuer),
+            TeardownReason::Untrusted
+        );
+    }
+
+    #[test]
+    fn unhex_round_trips() {
+        let d = sha256(b"x");
+        assert_eq!(unhex32(&hex(&d)), Some(d));
+        assert_eq!(unhex32("zz"), None);
+    }
+}

@@ -1,0 +1,363 @@
+//! The live-connection registry (issue 4, item 1) over the fixture PKI:
+//! each kind of data change tears down exactly the connections it concerns.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use pki_fixtures::{generate_shared, Ca, Cert, CertSpec, CrlSpec, Pki, PkiOptions, Reason};
+use time::{macros::datetime, Duration, OffsetDateTime};
+use vigil_core::{
+    CertificateDer, ConnectionId, CrlLoad, Registry, TeardownReason, TeardownSignal, TrustStore,
+    Usage, Verifier, VerifyOptions,
+};
+
+fn pki() -> &'static Pki {
+    generate_shared(&PkiOptions {
+        now: datetime!(2026-03-01 12:00:00 UTC),
+        ..PkiOptions::default()
+    })
+    .unwrap()
+}
+
+fn der(cert: &Cert) -> CertificateDer<'static> {
+    CertificateDer::from(cert.der.clone())
+}
+
+fn options() -> VerifyOptions {
+    VerifyOptions {
+        usage: Usage::Client,
+        ..VerifyOptions::default()
+    }
+}
+
+fn at(t: OffsetDateTime) -> SystemTime {
+    t.into()
+}
+
+/// Verifier trusting both fixture roots, with fresh empty CRLs of its own
+/// for the root (number 1) and intermediate (number 1), and the other PKI's.
+fn verifier(pki: &Pki) -> Verifier {
+    let mut trust = TrustStore::new();
+    trust.add(der(&pki.root.cert)).unwrap();
+    trust.add(der(&pki.other_root.cert)).unwrap();
+    let mut v = Verifier::new(trust);
+    for ca in [&pki.intermediate, &pki.other_intermediate] {
+        v.add_ca_certificate(&der(&ca.cert)).unwrap();
+    }
+    let fresh = CrlSpec::new(&pki.options);
+    for crl in [
+        pki.root.crl(&fresh).unwrap().der,
+        pki.intermediate.crl(&fresh).unwrap().der,
+        pki.other_root_crl.der.clone(),
+        pki.other_intermediate_crl.der.clone(),
+    ] {
+        assert!(matches!(v.add_crl(&crl).unwrap(), CrlLoad::Verified { .. }));
+    }
+    v
+}
+
+fn leaf(ca: &Ca, name: &str, pki: &Pki) -> Cert {
+    ca.issue_leaf(&CertSpec::leaf(name, name, &pki.options))
+        .unwrap()
+}
+
+struct Tracked {
+    id: ConnectionId,
+    signal: TeardownSignal,
+    serial: String,
+}
+
+fn track(reg: &Registry, v: &Verifier, leaf: &Cert, ca: &Ca, now: SystemTime) -> Tracked {
+    let chain = vec![der(leaf), der(&ca.cert)];
+    let verdict = v.verify(&chain, &options(), now);
+    assert!(verdict.is_accepted(), "{}", verdict.to_json());
+    let mut labels = BTreeMap::new();
+    labels.insert("client".to_owned(), leaf.name.clone());
+    let (id, signal) = reg.track(chain, labels, &verdict, now);
+    assert!(!signal.is_fired());
+    Tracked {
+        id,
+        signal,
+        serial: leaf.serial_hex(),
+    }
+}
+
+/// Intermediate CRL `number` revoking `certs`.
+fn crl(ca: &Ca, pki: &Pki, number: u64, certs: &[&Cert]) -> Vec<u8> {
+    let mut spec = CrlSpec::new(&pki.options);
+    spec.number = number;
+    spec.this_update += Duration::minutes(number as i64);
+    for cert in certs {
+        spec = spec.revoke(
+            cert,
+            pki.options.now - Duration::minutes(30),
+            Reason::KeyCompromise,
+        );
+    }
+    ca.crl(&spec).unwrap().der
+}
+
+#[test]
+fn a_new_crl_tears_down_exactly_the_revoked_client() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let mut v = verifier(pki);
+    let reg = Registry::new(options());
+    let leaves: Vec<Cert> = (0..4)
+        .map(|i| leaf(&pki.intermediate, &format!("reg-client-{i}"), pki))
+        .collect();
+    let conns: Vec<Tracked> = leaves
+        .iter()
+        .map(|l| track(&reg, &v, l, &pki.intermediate, now))
+        .collect();
+    let other = track(&reg, &v, &pki.other_client, &pki.other_intermediate, now);
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    conns[2].signal.on_fire(Box::new(move |e| {
+        assert_eq!(e.reason, TeardownReason::Revoked);
+        f.fetch_add(1, Ordering::SeqCst);
+    }));
+
+    let new_crl = crl(&pki.intermediate, pki, 2, &[&leaves[2]]);
+    assert!(matches!(
+        v.add_crl(&new_crl).unwrap(),
+        CrlLoad::Verified { .. }
+    ));
+    let events = reg.on_crl(&v, &new_crl, now);
+
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e.connection_id, conns[2].id);
+    assert_eq!(e.reason, TeardownReason::Revoked);
+    assert_eq!(e.serial, conns[2].serial);
+    assert!(e.subject.contains("reg-client-2"), "{}", e.subject);
+    assert_eq!(e.at, "2026-03-01T12:00:00Z");
+    assert_eq!(conns[2].signal.event().as_ref(), Some(e));
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    for (i, c) in conns.iter().enumerate() {
+        assert_eq!(c.signal.is_fired(), i == 2);
+        assert_eq!(reg.contains(c.id), i != 2);
+    }
+    assert!(!other.signal.is_fired());
+    assert_eq!(reg.len(), 4);
+
+    // Loading the same data again changes nothing and fires nothing twice.
+    assert!(reg.on_crl(&v, &new_crl, now).is_empty());
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    // The torn-down connection is already gone; untracking it is harmless.
+    assert!(!reg.untrack(conns[2].id));
+
+    let json = serde_json::to_value(e).unwrap();
+    assert_eq!(json["reason"], "revoked");
+    assert_eq!(json["serial"], conns[2].serial.as_str());
+}
+
+#[test]
+fn a_revoked_intermediate_takes_all_and_only_its_leaves() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let mut v = verifier(pki);
+    let second = pki
+        .root
+        .issue_ca(&CertSpec::ca(
+            "reg-second-intermediate",
+            "Registry Second Intermediate",
+            &pki.options,
+        ))
+        .unwrap();
+    v.add_ca_certificate(&der(&second.cert)).unwrap();
+    v.add_crl(&second.crl(&CrlSpec::new(&pki.options)).unwrap().der)
+        .unwrap();
+    let reg = Registry::new(options());
+    let kept: Vec<Tracked> = (0..3)
+        .map(|i| {
+            let l = leaf(&pki.intermediate, &format!("reg-kept-{i}"), pki);
+            track(&reg, &v, &l, &pki.intermediate, now)
+        })
+        .collect();
+    let gone: Vec<Tracked> = (0..3)
+        .map(|i| {
+            let l = leaf(&second, &format!("reg-gone-{i}"), pki);
+            track(&reg, &v, &l, &second, now)
+        })
+        .collect();
+
+    let root_crl = crl(&pki.root, pki, 2, &[&second.cert]);
+    assert!(matches!(
+        v.add_crl(&root_crl).unwrap(),
+        CrlLoad::Verified { .. }
+    ));
+    let events = reg.on_crl(&v, &root_crl, now);
+
+    let mut ids: Vec<ConnectionId> = events.iter().map(|e| e.connection_id).collect();
+    ids.sort();
+    assert_eq!(ids, gone.iter().map(|t| t.id).collect::<Vec<_>>());
+    for e in &events {
+        assert_eq!(e.reason, TeardownReason::Revoked);
+        assert_eq!(e.serial, second.cert.serial_hex());
+    }
+    assert!(gone.iter().all(|t| t.signal.is_fired()));
+    assert!(kept
+        .iter()
+        .all(|t| !t.signal.is_fired() && reg.contains(t.id)));
+}
+
+#[test]
+fn on_revoked_is_one_lookup_for_one_certificate() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let v = verifier(pki);
+    let reg = Registry::new(options());
+    let a = track(&reg, &v, &pki.client, &pki.intermediate, now);
+    let b = track(&reg, &v, &pki.client, &pki.intermediate, now);
+    let c = track(&reg, &v, &pki.other_client, &pki.other_intermediate, now);
+    let issuer = x509_parser::parse_x509_certificate(&pki.client.der)
+        .unwrap()
+        .1
+        .issuer()
+        .as_raw()
+        .to_vec();
+    let events = reg.on_revoked(
+        &issuer,
+        &pki.client.serial,
+        Some(vigil_core::Reason::KeyCompromise),
+        now,
+    );
+    assert_eq!(events.len(), 2);
+    assert!(a.signal.is_fired() && b.signal.is_fired() && !c.signal.is_fired());
+    assert!(events[0].detail.contains("keyCompromise"));
+}
+
+#[test]
+fn expire_due_ends_a_connection_when_its_certificate_expires() {
+    let pki = pki();
+    let now = pki.options.now;
+    let v = verifier(pki);
+    let reg = Registry::new(options());
+    let short = pki
+        .intermediate
+        .issue_leaf(
+            &CertSpec::leaf("reg-short", "reg-short", &pki.options)
+                .with_validity(now - Duration::days(1), now + Duration::hours(1)),
+        )
+        .unwrap();
+    let s = track(&reg, &v, &short, &pki.intermediate, at(now));
+    let long = track(&reg, &v, &pki.client, &pki.intermediate, at(now));
+    assert_eq!(reg.next_deadline(), Some(at(short.not_after)));
+
+    assert!(reg
+        .expire_due(&v, at(now + Duration::minutes(30)))
+        .is_empty());
+    let events = reg.expire_due(&v, at(now + Duration::hours(2)));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].connection_id, s.id);
+    assert_eq!(events[0].reason, TeardownReason::Expired);
+    assert_eq!(events[0].serial, s.serial);
+    assert!(!long.signal.is_fired());
+
+    // A week on, the CRLs are past nextUpdate and nothing refreshed them:
+    // under `require` the remaining connection is unverifiable.
+    let events = reg.expire_due(&v, at(now + Duration::days(8)));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].reason, TeardownReason::Unverifiable);
+    assert!(long.signal.is_fired());
+    assert!(reg.is_empty());
+}
+
+#[test]
+fn removing_an_anchor_untrusts_its_connections_only() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let v = verifier(pki);
+    let reg = Registry::new(options());
+    let a = track(&reg, &v, &pki.client, &pki.intermediate, now);
+    let o = track(&reg, &v, &pki.other_client, &pki.other_intermediate, now);
+    let root_sha: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &pki.root.cert.der)
+        .as_ref()
+        .try_into()
+        .unwrap();
+    let events = reg.on_anchor_removed(&root_sha, now);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].connection_id, a.id);
+    assert_eq!(events[0].reason, TeardownReason::Untrusted);
+    assert_eq!(events[0].serial, pki.root.cert.serial_hex());
+    assert!(!o.signal.is_fired());
+
+    // A verifier without that anchor: a CRL re-check also says untrusted.
+    let b = track(&reg, &v, &pki.client, &pki.intermediate, now);
+    let mut trust = TrustStore::new();
+    trust.add(der(&pki.other_root.cert)).unwrap();
+    let without = Verifier::new(trust);
+    let events = reg.reverify(&without, &[b.id, o.id], now);
+    assert_eq!(events.len(), 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.reason == TeardownReason::Untrusted
+                || e.reason == TeardownReason::Unverifiable)
+    );
+}
+
+#[test]
+fn a_rejected_verdict_is_never_tracked() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let v = verifier(pki);
+    let reg = Registry::new(options());
+    let chain = vec![der(&pki.expired_client), der(&pki.intermediate.cert)];
+    let verdict = v.verify(&chain, &options(), now);
+    assert!(!verdict.is_accepted());
+    let (_, signal) = reg.track(chain, BTreeMap::new(), &verdict, now);
+    assert_eq!(
+        signal.event().map(|e| e.reason),
+        Some(TeardownReason::Expired)
+    );
+    assert!(reg.is_empty());
+}
+
+#[test]
+fn closed_connections_leave_no_trace() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let v = verifier(pki);
+    let reg = Registry::new(options());
+    let empty = reg.stats();
+    assert_eq!(empty.connections + empty.certificates + empty.parsed, 0);
+    // One long-lived connection on the same chain keeps its parsed
+    // certificates shared, as in a server with many clients of one CA.
+    let keep = track(&reg, &v, &pki.client, &pki.intermediate, now);
+    let baseline = reg.stats();
+    let chain = vec![der(&pki.client), der(&pki.intermediate.cert)];
+    let verdict = v.verify(&chain, &options(), now);
+    let mut labels = BTreeMap::new();
+    labels.insert("peer".to_owned(), "127.0.0.1:1".to_owned());
+    for i in 0..200_000u32 {
+        let (id, signal) = reg.track(chain.clone(), labels.clone(), &verdict, now);
+        if i % 2 == 0 {
+            signal.on_fire(Box::new(|_| {}));
+        }
+        assert!(reg.untrack(id));
+    }
+    let after = reg.stats();
+    assert_eq!(after.connections, baseline.connections);
+    assert_eq!(after.certificates, baseline.certificates);
+    assert_eq!(after.issuers, baseline.issuers);
+    assert_eq!(after.cas, baseline.cas);
+    assert_eq!(after.deadlines, baseline.deadlines);
+    assert_eq!(after.parsed, baseline.parsed);
+    assert!(reg.untrack(keep.id));
+    let s = reg.stats();
+    assert_eq!(
+        (
+            s.connections,
+            s.issuers,
+            s.certificates,
+            s.cas,
+            s.deadlines,
+            s.parsed
+        ),
+        (0, 0, 0, 0, 0, 0)
+    );
+}
