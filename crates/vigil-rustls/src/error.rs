@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use rustls::{CertificateError, OtherError};
-use vigil_core::{ReasonCode, Status, Verdict};
+use vigil_core::{ReasonCode, Verdict};
 
 /// A rejected verdict, carried in [`CertificateError::Other`] when no more
 /// specific rustls error fits; downcast the [`OtherError`] to read it.
@@ -24,7 +24,7 @@ impl std::error::Error for Rejected {}
 /// | reason | error | alert (rustls) |
 /// |---|---|---|
 /// | `revoked` | `Revoked` | `certificate_revoked` |
-/// | unknown status (`revocation_data_missing`, `_stale`, `ocsp_unknown`, unsupported CRLs...) | `UnknownRevocationStatus` | `unknown_ca` |
+/// | unknown status (`revocation_data_missing`, `_stale`, `ocsp_unknown`, unsupported CRLs...) | `Other(Rejected)` | `certificate_unknown` (the alert the issue contract names; rustls would send `unknown_ca` for `UnknownRevocationStatus`) |
 /// | `ocsp_signature_invalid`, `ocsp_responder_not_authorized` | `InvalidOcspResponse` | `bad_certificate_status_response` |
 /// | `expired` / `not_yet_valid` | `Expired` / `NotValidYet` | `certificate_expired` |
 /// | `unknown_issuer`, `unsupported_name_matching`, `distrusted` | `UnknownIssuer` | `unknown_ca` |
@@ -58,7 +58,6 @@ pub fn verdict_error(verdict: &Arc<Verdict>) -> rustls::Error {
             CertificateError::BadEncoding
         }
         ReasonCode::UnsupportedCriticalExtension => CertificateError::UnhandledCriticalExtension,
-        _ if verdict.status == Status::Unknown => CertificateError::UnknownRevocationStatus,
         _ => CertificateError::Other(OtherError(Arc::new(Rejected(Arc::clone(verdict))))),
     };
     rustls::Error::InvalidCertificate(error)
@@ -69,7 +68,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rustls::AlertDescription;
-    use vigil_core::Decision;
+    use vigil_core::{Decision, Status};
 
     fn rejected(reason: ReasonCode, status: Status) -> Arc<Verdict> {
         Arc::new(Verdict {
@@ -98,14 +97,18 @@ mod tests {
             (
                 ReasonCode::RevocationDataMissing,
                 Status::Unknown,
-                A::UnknownCA,
+                A::CertificateUnknown,
             ),
             (
                 ReasonCode::RevocationDataStale,
                 Status::Unknown,
-                A::UnknownCA,
+                A::CertificateUnknown,
             ),
-            (ReasonCode::OcspUnknown, Status::Unknown, A::UnknownCA),
+            (
+                ReasonCode::OcspUnknown,
+                Status::Unknown,
+                A::CertificateUnknown,
+            ),
             (
                 ReasonCode::OcspSignatureInvalid,
                 Status::Invalid,
@@ -146,7 +149,7 @@ mod tests {
         );
         assert!(matches!(
             verdict_error(&rejected(ReasonCode::UnsupportedCrlScope, Status::Unknown)),
-            rustls::Error::InvalidCertificate(CertificateError::UnknownRevocationStatus)
+            rustls::Error::InvalidCertificate(CertificateError::Other(_))
         ));
     }
 

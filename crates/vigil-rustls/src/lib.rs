@@ -11,9 +11,10 @@
 //! [`rustls::Error::InvalidCertificate`] with the closest
 //! [`rustls::CertificateError`] (see [`verdict_error`]), so the peer gets the
 //! matching TLS alert: `certificate_revoked` for a revoked certificate,
-//! `unknown_ca` (rustls's choice for
-//! [`CertificateError::UnknownRevocationStatus`](rustls::CertificateError::UnknownRevocationStatus))
-//! when revocation status cannot be determined under `require`.
+//! `certificate_unknown` (an `Other` error carrying the verdict) when
+//! revocation status cannot be determined under `require`, as the issue's
+//! contract asks (rustls itself sends `unknown_ca` for
+//! [`CertificateError::UnknownRevocationStatus`](rustls::CertificateError::UnknownRevocationStatus)).
 //!
 //! # Fetching inside a handshake
 //!
