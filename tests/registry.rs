@@ -361,3 +361,119 @@ fn closed_connections_leave_no_trace() {
         (0, 0, 0, 0, 0, 0)
     );
 }
+
+#[test]
+fn a_crl_touches_only_listed_serials_and_nothing_for_untracked_ones() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let mut v = verifier(pki);
+    let reg = Registry::new(options());
+    let leaves: Vec<Cert> = (0..3)
+        .map(|i| leaf(&pki.intermediate, &format!("reg-listed-{i}"), pki))
+        .collect();
+    let conns: Vec<Tracked> = leaves
+        .iter()
+        .map(|l| track(&reg, &v, l, &pki.intermediate, now))
+        .collect();
+    let fired = Arc::new(AtomicUsize::new(0));
+    for c in &conns {
+        let f = fired.clone();
+        c.signal.on_fire(Box::new(move |_| {
+            f.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    let deadlines: Vec<_> = conns.iter().map(|c| reg.valid_until(c.id)).collect();
+
+    // A CRL of the same issuer revoking only certificates no connection
+    // uses: nothing fires, nothing changes.
+    let untracked: Vec<Cert> = (0..2)
+        .map(|i| leaf(&pki.intermediate, &format!("reg-untracked-{i}"), pki))
+        .collect();
+    let first = crl(&pki.intermediate, pki, 2, &[&untracked[0], &untracked[1]]);
+    assert!(matches!(
+        v.add_crl(&first).unwrap(),
+        CrlLoad::Verified { entries: 2 }
+    ));
+    assert!(reg.on_crl(&v, &first, now).is_empty());
+    assert_eq!(fired.load(Ordering::SeqCst), 0);
+    assert_eq!(reg.len(), 3);
+
+    // The next issue also lists conns[1]: only it goes; its siblings under
+    // the same issuer are untouched (same signal state, same deadline).
+    let second = crl(
+        &pki.intermediate,
+        pki,
+        3,
+        &[&untracked[0], &untracked[1], &leaves[1]],
+    );
+    assert!(matches!(
+        v.add_crl(&second).unwrap(),
+        CrlLoad::Verified { entries: 3 }
+    ));
+    let events = reg.on_crl(&v, &second, now);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].connection_id, conns[1].id);
+    assert_eq!(events[0].reason, TeardownReason::Revoked);
+    assert_eq!(events[0].serial, conns[1].serial);
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    for (i, c) in conns.iter().enumerate() {
+        assert_eq!(c.signal.is_fired(), i == 1);
+        assert_eq!(reg.contains(c.id), i != 1);
+        if i != 1 {
+            assert_eq!(reg.valid_until(c.id), deadlines[i]);
+        }
+    }
+
+    // One revocation of an untracked serial, delivered as a fact: nothing.
+    let issuer = x509_parser::parse_x509_certificate(&pki.intermediate.cert.der)
+        .unwrap()
+        .1
+        .subject()
+        .as_raw()
+        .to_vec();
+    assert!(reg
+        .on_revoked(&issuer, &untracked[0].serial, None, now)
+        .is_empty());
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    assert_eq!(reg.len(), 2);
+    // The tracked ones still go by that path, once.
+    let events = reg.on_revoked(&issuer, &leaves[0].serial, None, now);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].connection_id, conns[0].id);
+    assert!(reg
+        .on_revoked(&issuer, &leaves[0].serial, None, now)
+        .is_empty());
+    assert_eq!(fired.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_stale_crl_still_rechecks_every_connection_of_its_issuer() {
+    // Not current at delivery: the unlisted connections' status changed
+    // (good -> stale), so they are all re-checked, as before.
+    let pki = pki();
+    let now = pki.options.now;
+    let mut v = verifier(pki);
+    let reg = Registry::new(options());
+    let leaves: Vec<Cert> = (0..2)
+        .map(|i| leaf(&pki.intermediate, &format!("reg-stale-{i}"), pki))
+        .collect();
+    let conns: Vec<Tracked> = leaves
+        .iter()
+        .map(|l| track(&reg, &v, l, &pki.intermediate, at(now)))
+        .collect();
+    let mut spec = CrlSpec::new(&pki.options);
+    spec.number = 2;
+    spec.this_update = now - Duration::days(10);
+    spec.next_update = now - Duration::days(3);
+    let stale = pki.intermediate.crl(&spec).unwrap().der;
+    assert!(matches!(
+        v.add_crl(&stale).unwrap(),
+        CrlLoad::Verified { .. }
+    ));
+    let events = reg.on_crl(&v, &stale, at(now));
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events
+        .iter()
+        .all(|e| e.reason == TeardownReason::Unverifiable));
+    assert!(conns.iter().all(|c| c.signal.is_fired()));
+}

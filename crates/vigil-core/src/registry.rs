@@ -11,8 +11,12 @@
 //! - (issuer name key, serial) of every non-anchor certificate of the
 //!   validated path -> connection ids: one revocation (RFC 5280 §5.3, RFC
 //!   6960 §2.2) finds its connections directly;
-//! - issuer name key -> serials: a new CRL of that issuer (RFC 5280 §5.1)
-//!   re-checks only the connections with a certificate it may cover;
+//! - issuer name key -> serials: a new CRL (RFC 5280 §5.1) is matched
+//!   against it, iterating whichever side is smaller (the CRL's entries or
+//!   the issuer's tracked serials, looked up in the CRL's hash index), and
+//!   only the connections with a listed certificate are re-checked;
+//! - issuer name DER -> name key, for the issuers of tracked certificates:
+//!   [`Registry::on_revoked`] does not parse a known issuer name again;
 //! - SHA-256 of every CA certificate of the path (anchor included) -> ids;
 //! - (valid_until, id), ordered: the connections whose verdict lapses first.
 
@@ -24,7 +28,7 @@ use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
 use crate::cert::{hex, sha256, CertInfo};
-use crate::revocation::{ParsedCrl, Reason};
+use crate::revocation::{ParsedCrl, Reason, VerifiedCrl};
 use crate::verdict::{rfc3339, ReasonCode, Verdict};
 use crate::verify::{unix_secs, Verifier, VerifyOptions};
 
@@ -211,6 +215,9 @@ struct Inner {
     conns: HashMap<u64, Conn>,
     /// issuer name key -> serial -> ids.
     by_cert: HashMap<Vec<u8>, HashMap<Vec<u8>, HashSet<u64>>>,
+    /// issuer name DER (as the certificates encode it) -> name key, for the
+    /// issuers present in `by_cert`.
+    issuer_keys: HashMap<Vec<u8>, Vec<u8>>,
     by_ca: HashMap<[u8; 32], HashSet<u64>>,
     deadlines: BTreeSet<(i64, u64)>,
     /// Parsed certificates by SHA-256, shared by the connections using them.
@@ -230,12 +237,15 @@ struct Conn {
     signal: TeardownSignal,
 }
 
+/// A connection whose revocation status is re-checked: id, validated path
+/// (without anchor) and anchor digest, copied out of the lock.
+type PathCandidate = (u64, Vec<Arc<CertInfo>>, [u8; 32]);
+
 /// A connection picked for re-checking, copied out of the lock.
 struct Candidate {
     id: u64,
     chain: Vec<CertificateDer<'static>>,
     path: Vec<Arc<CertInfo>>,
-    anchor: [u8; 32],
 }
 
 impl Registry {
@@ -306,6 +316,11 @@ impl Registry {
             .or_else(|| path.iter().map(|c| c.not_after).min())
             .unwrap_or(i64::MAX);
         for cert in &path {
+            if !inner.issuer_keys.contains_key(&cert.issuer_der) {
+                inner
+                    .issuer_keys
+                    .insert(cert.issuer_der.clone(), cert.issuer_key.clone());
+            }
             inner
                 .by_cert
                 .entry(cert.issuer_key.clone())
@@ -386,7 +401,8 @@ impl Registry {
     /// A verified revocation of the certificate (`issuer` name DER,
     /// `serial` minimal INTEGER content octets) — e.g. from a stapled OCSP
     /// answer or a remembered fact. One index look-up; the caller vouches
-    /// that the revocation was verified.
+    /// that the revocation was verified. The issuer name is parsed only
+    /// when no tracked certificate names its issuer with these exact bytes.
     pub fn on_revoked(
         &self,
         issuer: &[u8],
@@ -394,6 +410,14 @@ impl Registry {
         reason: Option<Reason>,
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
+        {
+            let inner = self.lock();
+            if let Some(key) = inner.issuer_keys.get(issuer).cloned() {
+                return Self::revoke_locked(inner, &key, serial, reason, at);
+            }
+        }
+        // Not as tracked certificates encode it; it may still be the same
+        // name under RFC 5280 §7.1 comparison.
         self.on_revoked_key(&crate::name::name_key(issuer), serial, reason, at)
     }
 
@@ -413,23 +437,38 @@ impl Registry {
         reason: Option<Reason>,
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
-        let when = rfc3339(unix_secs(at));
-        let mut inner = self.lock();
-        let ids: Vec<u64> = inner
+        Self::revoke_locked(self.lock(), issuer_key, serial, reason, at)
+    }
+
+    /// [`Registry::on_revoked_key`] under the lock, which it releases before
+    /// firing the signals.
+    fn revoke_locked(
+        mut inner: MutexGuard<'_, Inner>,
+        issuer_key: &[u8],
+        serial: &[u8],
+        reason: Option<Reason>,
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        let ids: Vec<u64> = match inner
             .by_cert
             .get(issuer_key)
             .and_then(|serials| serials.get(serial))
-            .map(|ids| ids.iter().copied().collect())
-            .unwrap_or_default();
+        {
+            Some(ids) => ids.iter().copied().collect(),
+            None => return Vec::new(),
+        };
+        let when = rfc3339(unix_secs(at));
         let mut fired = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(conn) = inner.remove(id) else {
                 continue;
             };
+            // The index says the path has it; the leaf is a fallback only.
             let Some(cert) = conn
                 .path
                 .iter()
                 .find(|c| c.issuer_key == issuer_key && c.serial == serial)
+                .or_else(|| conn.path.first())
             else {
                 continue;
             };
@@ -453,20 +492,52 @@ impl Registry {
     }
 
     /// A CRL was loaded into `verifier`: re-checks the revocation status of
-    /// the connections with a certificate issued under the CRL issuer's
-    /// name, and only those. The paths are not validated again (nothing
-    /// about them changed); each certificate's status is looked up in the
-    /// verifier's data (RFC 5280 §6.3.3).
+    /// the connections with a certificate the CRL lists, and only those.
+    /// The paths are not validated again (nothing about them changed); each
+    /// certificate's status is looked up in the verifier's data (RFC 5280
+    /// §6.3.3).
+    ///
+    /// The CRL's entries are matched against the (issuer, serial) index,
+    /// iterating the smaller side: its entries, or the tracked serials of
+    /// its issuer looked up in its hash index. A certificate it does not
+    /// list keeps its status when the CRL is complete, supported and current
+    /// and lists no CA or OCSP responder certificate the verifier knows (it
+    /// then replaces an issue of the same scope or adds coverage). Otherwise
+    /// — a delta CRL, unsupported content, not current, a listed CA or
+    /// responder, or a CRL the verifier did not load — every connection
+    /// with a certificate issued under the CRL issuer's name is re-checked,
+    /// as [`Registry::on_revocation_data`] does. A connection whose status
+    /// lapses from good to unknown with time (data past nextUpdate) is
+    /// [`Registry::expire_due`]'s: its deadline is that nextUpdate.
     pub fn on_crl(
         &self,
         verifier: &Verifier,
         crl_der: &[u8],
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
-        match ParsedCrl::from_der(crl_der) {
-            Ok(crl) => self.on_revocation_data(verifier, crl.issuer(), None, at),
-            Err(_) => Vec::new(),
+        let Ok(parsed) = ParsedCrl::from_der(crl_der) else {
+            return Vec::new();
+        };
+        let issues = verifier.loaded_issues(&parsed);
+        let now = unix_secs(at);
+        if issues.is_empty()
+            || issues
+                .iter()
+                .any(|crl| verifier.crl_reaches_unlisted(crl, now))
+        {
+            return self.on_revocation_data(verifier, parsed.issuer(), None, at);
         }
+        let candidates = {
+            let inner = self.lock();
+            let mut ids = Vec::new();
+            for crl in &issues {
+                inner.listed_in(crl, &mut ids);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            inner.path_candidates(ids)
+        };
+        self.recheck_revocation(verifier, candidates, at)
     }
 
     /// Revocation data about certificates of `issuer` (name DER) changed in
@@ -493,18 +564,28 @@ impl Registry {
             };
             ids.sort_unstable();
             ids.dedup();
-            inner.candidates(ids)
+            inner.path_candidates(ids)
         };
+        self.recheck_revocation(verifier, candidates, at)
+    }
+
+    /// Re-checks the revocation status of the candidates' paths; those that
+    /// fail (or whose anchor is gone) are torn down.
+    fn recheck_revocation(
+        &self,
+        verifier: &Verifier,
+        candidates: Vec<PathCandidate>,
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
         let mut verdicts = Vec::new();
-        for c in candidates {
-            let Some(anchor) = verifier.trust().anchor_by_sha256(&c.anchor) else {
-                verdicts.push((c.id, None));
+        for (id, mut path, anchor) in candidates {
+            let Some(anchor) = verifier.trust().anchor_by_sha256(&anchor) else {
+                verdicts.push((id, None));
                 continue;
             };
-            let mut path = c.path;
             path.push(anchor.clone());
             if let Some(failure) = verifier.revocation_failure(&path, &self.options, at) {
-                verdicts.push((c.id, Some(failure)));
+                verdicts.push((id, Some(failure)));
             }
         }
         self.tear_down(verdicts, at)
@@ -742,10 +823,62 @@ impl Inner {
                     id,
                     chain: conn.chain.clone(),
                     path: conn.path.clone(),
-                    anchor: conn.anchor,
                 })
             })
             .collect()
+    }
+
+    /// The paths of the given connections, for a revocation re-check (the
+    /// chains are not needed, so not copied).
+    fn path_candidates(&self, ids: Vec<u64>) -> Vec<PathCandidate> {
+        ids.into_iter()
+            .filter_map(|id| {
+                let conn = self.conns.get(&id)?;
+                Some((id, conn.path.clone(), conn.anchor))
+            })
+            .collect()
+    }
+
+    /// Appends to `ids` the connections with a certificate `crl` lists,
+    /// iterating the smaller side: the CRL's entries, looked up in the
+    /// index, or the tracked serials, looked up in the CRL's hash index.
+    fn listed_in(&self, crl: &VerifiedCrl, ids: &mut Vec<u64>) {
+        if crl.is_indirect() {
+            // Entries of several certificate issuers.
+            let tracked: usize = self.by_cert.values().map(HashMap::len).sum();
+            if crl.len() <= tracked {
+                for (issuer, serial, _) in crl.entries() {
+                    if let Some(set) = self.by_cert.get(issuer).and_then(|s| s.get(serial)) {
+                        ids.extend(set);
+                    }
+                }
+            } else {
+                for (issuer, serials) in &self.by_cert {
+                    for (serial, set) in serials {
+                        if crl.lookup_cert(issuer, serial).is_some() {
+                            ids.extend(set);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        let Some(serials) = self.by_cert.get(crl.issuer_key()) else {
+            return;
+        };
+        if crl.len() <= serials.len() {
+            for (_, serial, _) in crl.entries() {
+                if let Some(set) = serials.get(serial) {
+                    ids.extend(set);
+                }
+            }
+        } else {
+            for (serial, set) in serials {
+                if crl.lookup(serial).is_some() {
+                    ids.extend(set);
+                }
+            }
+        }
     }
 
     fn renew(&mut self, id: u64, until: i64) {
@@ -770,6 +903,7 @@ impl Inner {
                 }
                 if serials.is_empty() {
                     self.by_cert.remove(&cert.issuer_key);
+                    self.issuer_keys.retain(|_, key| *key != cert.issuer_key);
                 }
             }
         }
@@ -824,6 +958,12 @@ impl Inner {
                 bytes += serial.capacity() + set(ids);
             }
         }
+        bytes += self.issuer_keys.capacity() * (size_of::<(Vec<u8>, Vec<u8>)>() + 1);
+        bytes += self
+            .issuer_keys
+            .iter()
+            .map(|(der, key)| der.capacity() + key.capacity())
+            .sum::<usize>();
         bytes += self.by_ca.capacity() * (size_of::<([u8; 32], HashSet<u64>)>() + 1);
         bytes += self.by_ca.values().map(set).sum::<usize>();
         // A B-tree node holds up to 11 keys; count ~1.5x per key for slack.

@@ -368,6 +368,52 @@ impl Verifier {
         }
     }
 
+    /// The verified issues of `parsed` now loaded (see
+    /// [`VerifiedCrl::is_issue_of`]); empty when it was not loaded (refused,
+    /// pending a signer, or superseded).
+    pub(crate) fn loaded_issues(&self, parsed: &ParsedCrl<'_>) -> Vec<Arc<VerifiedCrl>> {
+        self.crls
+            .iter()
+            .flat_map(|slot| slot.verified.iter())
+            .filter(|crl| crl.is_issue_of(parsed))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether loading `crl` may have changed, at `now`, the status of a
+    /// certificate it does not list. A complete, supported, current CRL
+    /// cannot: it replaces an issue of the same scope and signer (which said
+    /// "good" for such a certificate, and so does it) or adds coverage
+    /// beside the others. It can when it is a delta CRL (a base mismatch
+    /// fails every certificate), has unsupported content or is not current
+    /// (a replaced good issue becomes an unusable one), or lists a CA
+    /// certificate or OCSP responder certificate the verifier knows (their
+    /// revocation withdraws the CRLs or OCSP answers they signed).
+    pub(crate) fn crl_reaches_unlisted(&self, crl: &VerifiedCrl, now: i64) -> bool {
+        if crl.delta_base().is_some()
+            || crl.unsupported().is_some()
+            || crl.this_update() > now + self.config.clock_skew_secs
+            || crl
+                .next_update()
+                .is_some_and(|next| next + self.config.stale_grace_secs < now)
+        {
+            return true;
+        }
+        let lists = |info: &CertInfo| crl.lookup_cert(&info.issuer_key, &info.serial).is_some();
+        if self.cas.iter().any(|ca| lists(&ca.info)) {
+            return true;
+        }
+        self.config.methods.uses_ocsp()
+            && self.ocsp.iter().any(|slot| {
+                ParsedOcsp::from_der(&slot.der).is_ok_and(|parsed| {
+                    parsed
+                        .certs()
+                        .iter()
+                        .any(|der| CertInfo::parse(der).is_ok_and(|info| lists(&info)))
+                })
+            })
+    }
+
     /// Re-checks only the revocation status of an already validated path
     /// (leaf first, anchor last) against the data loaded now, under the
     /// policy and depth of `options` (RFC 5280 §6.3.3 per certificate).

@@ -590,6 +590,18 @@ impl VerifiedCrl {
         }
     }
 
+    /// Whether this is `parsed` as loaded: same issuer Name, thisUpdate,
+    /// nextUpdate, cRLNumber, delta base and scope. Two CRLs alike in all of
+    /// these are the same issue of one series (a verifier keeps one of them).
+    pub(crate) fn is_issue_of(&self, parsed: &ParsedCrl<'_>) -> bool {
+        self.issuer == parsed.issuer
+            && self.this_update == parsed.this_update
+            && self.next_update == parsed.next_update
+            && self.number == parsed.number
+            && self.delta_base == parsed.delta_base
+            && self.idp == parsed.idp
+    }
+
     /// Whether `other` is another issue of the same CRL: same issuer, same
     /// signing key, same scope, both complete or both delta (RFC 5280
     /// §5.2.3: cRLNumber increases within such a series).

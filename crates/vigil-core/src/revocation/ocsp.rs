@@ -364,6 +364,12 @@ impl<'a> ParsedOcsp<'a> {
         self.responses.iter().find(|r| r.is_for(&cert, &issuer))
     }
 
+    /// The certificates the response carries (DER), e.g. a delegated
+    /// responder's.
+    pub(crate) fn certs(&self) -> &[&'a [u8]] {
+        &self.certs
+    }
+
     /// The nonce the responder echoed (RFC 6960 §4.4.1), if any.
     pub fn nonce(&self) -> Option<&[u8]> {
         self.nonce.as_deref()
