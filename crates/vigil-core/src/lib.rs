@@ -33,7 +33,8 @@ mod verify;
 pub use input::InputError;
 pub use path::Usage;
 pub use registry::{
-    ConnectionId, Registry, RegistryStats, TeardownEvent, TeardownReason, TeardownSignal,
+    ConnectionId, DegradedNotice, Registry, RegistryStats, TeardownEvent, TeardownReason,
+    TeardownSignal,
 };
 pub use revocation::{CrlError, Depth, Reason, RevocationFact, RevocationPolicy, VerifiedCrl};
 pub use trust::TrustStore;
@@ -61,4 +62,10 @@ pub fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
         (Ok(c), Ok(i)) => c.issuer_key == i.subject_key && cert::signed_by(cert, &i.spki_der),
         _ => false,
     }
+}
+
+/// SHA-256 of `data`: how anchors and certificates are identified (e.g.
+/// [`TrustStore::remove`]).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    cert::sha256(data)
 }

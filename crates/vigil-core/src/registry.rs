@@ -107,6 +107,29 @@ pub struct TeardownEvent {
     pub at: String,
 }
 
+/// A connection kept open although its revocation status could not be
+/// determined: the verdict soft-failed under `prefer`. Reported once when a
+/// connection becomes degraded (at tracking or at a re-check), so operators
+/// see what `require` would have closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DegradedNotice {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// Serial of the certificate whose status is unknown, lowercase hex.
+    pub serial: String,
+    /// Its subject DN.
+    pub subject: String,
+    /// The verdict's sentence.
+    pub detail: String,
+    /// When the registry decided, RFC 3339.
+    pub at: String,
+}
+
+/// How long a connection kept on a soft-failed verdict whose data is
+/// already past its nextUpdate waits before it is re-checked by time alone
+/// (new data re-checks it at once).
+const SOFT_FAIL_RECHECK_SECS: i64 = 10;
+
 /// Position in the path, reason and sentence of a failed re-check.
 type Failure = (usize, ReasonCode, String);
 
@@ -222,6 +245,9 @@ struct Inner {
     deadlines: BTreeSet<(i64, u64)>,
     /// Parsed certificates by SHA-256, shared by the connections using them.
     parsed: HashMap<[u8; 32], Arc<CertInfo>>,
+    /// Connections that became degraded since the last
+    /// [`Registry::take_notices`].
+    notices: Vec<DegradedNotice>,
 }
 
 struct Conn {
@@ -234,6 +260,8 @@ struct Conn {
     anchor_subject: String,
     anchor_serial: String,
     valid_until: i64,
+    /// Kept on a soft-failed (unknown status) verdict.
+    degraded: bool,
     signal: TeardownSignal,
 }
 
@@ -332,6 +360,17 @@ impl Registry {
         for ca in path.iter().skip(1).map(|c| c.sha256).chain([anchor.0]) {
             inner.by_ca.entry(ca).or_default().insert(id);
         }
+        let now = unix_secs(at);
+        let degraded = verdict.status == crate::verdict::Status::Unknown;
+        let valid_until = if valid_until <= now {
+            now + SOFT_FAIL_RECHECK_SECS
+        } else {
+            valid_until
+        };
+        if degraded {
+            let notice = degraded_notice(ConnectionId(id), verdict, &path, at);
+            inner.notices.push(notice);
+        }
         inner.deadlines.insert((valid_until, id));
         inner.conns.insert(
             id,
@@ -343,6 +382,7 @@ impl Registry {
                 anchor_subject: anchor.1,
                 anchor_serial: anchor.2,
                 valid_until,
+                degraded,
                 signal: signal.clone(),
             },
         );
@@ -396,6 +436,41 @@ impl Registry {
     /// Sizes of the internal maps.
     pub fn stats(&self) -> RegistryStats {
         self.lock().stats()
+    }
+
+    /// The connections that became degraded (kept on unknown revocation
+    /// status under `prefer`) since the last call, oldest first.
+    pub fn take_notices(&self) -> Vec<DegradedNotice> {
+        std::mem::take(&mut self.lock().notices)
+    }
+
+    /// The connections currently kept on unknown revocation status.
+    pub fn degraded(&self) -> Vec<ConnectionId> {
+        let mut ids: Vec<ConnectionId> = self
+            .lock()
+            .conns
+            .iter()
+            .filter(|(_, c)| c.degraded)
+            .map(|(id, _)| ConnectionId(*id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Revocation data about one certificate (DER) changed in `verifier`,
+    /// e.g. an OCSP answer about it was fetched or stapled: re-checks the
+    /// connections whose path holds a certificate with its issuer and
+    /// serial, and only those.
+    pub fn on_certificate_data(
+        &self,
+        verifier: &Verifier,
+        cert_der: &[u8],
+        at: SystemTime,
+    ) -> Vec<TeardownEvent> {
+        let Ok(info) = CertInfo::parse(cert_der) else {
+            return Vec::new();
+        };
+        self.on_revocation_data(verifier, &info.issuer_der, Some(&info.serial), at)
     }
 
     /// A verified revocation of the certificate (`issuer` name DER,
@@ -684,11 +759,27 @@ impl Registry {
     ) -> Vec<TeardownEvent> {
         let mut failures = Vec::new();
         let mut renewed = Vec::new();
+        let now = unix_secs(at);
         for c in candidates {
             let verdict = verifier.verify(&c.chain, &self.options, at);
             if verdict.is_accepted() {
-                let until = verdict.valid_until.as_deref().and_then(parse_rfc3339);
-                renewed.push((c.id, until.unwrap_or(i64::MAX)));
+                let until = verdict
+                    .valid_until
+                    .as_deref()
+                    .and_then(parse_rfc3339)
+                    .unwrap_or(i64::MAX);
+                let degraded = (verdict.status == crate::verdict::Status::Unknown)
+                    .then(|| degraded_notice(ConnectionId(c.id), &verdict, &c.path, at));
+                // A deadline already reached while still accepted: data past
+                // its nextUpdate but within the tolerated skew (look again
+                // in a second), or kept on a soft-fail (look again shortly
+                // rather than at once, forever).
+                let until = match (until <= now, degraded.is_some()) {
+                    (false, _) => until,
+                    (true, false) => now + 1,
+                    (true, true) => now + SOFT_FAIL_RECHECK_SECS,
+                };
+                renewed.push((c.id, until, degraded));
                 continue;
             }
             let position = concerned(&verdict, &c.path, unix_secs(at));
@@ -699,8 +790,15 @@ impl Registry {
         }
         {
             let mut inner = self.lock();
-            for (id, until) in renewed {
+            for (id, until, degraded) in renewed {
                 inner.renew(id, until);
+                let Some(conn) = inner.conns.get_mut(&id) else {
+                    continue;
+                };
+                let was = std::mem::replace(&mut conn.degraded, degraded.is_some());
+                if let (false, Some(notice)) = (was, degraded) {
+                    inner.notices.push(notice);
+                }
             }
         }
         self.tear_down(failures, at)
@@ -1004,6 +1102,36 @@ fn concerned(verdict: &Verdict, path: &[Arc<CertInfo>], now: i64) -> usize {
         ReasonCode::Expired => path.iter().position(|c| c.not_after < now).unwrap_or(0),
         ReasonCode::NotYetValid => path.iter().position(|c| c.not_before > now).unwrap_or(0),
         _ => 0,
+    }
+}
+
+/// The notice for a connection kept on `verdict` (unknown status).
+fn degraded_notice(
+    id: ConnectionId,
+    verdict: &Verdict,
+    path: &[Arc<CertInfo>],
+    at: SystemTime,
+) -> DegradedNotice {
+    let position = concerned(verdict, path, unix_secs(at));
+    let (serial, subject) = path
+        .get(position)
+        .map(|c| (hex(&c.serial), c.subject.clone()))
+        .unwrap_or_default();
+    let detail = verdict
+        .revocation
+        .iter()
+        .find(|r| r.status == crate::verdict::CertStatus::Unknown)
+        .and_then(|r| r.reason.clone())
+        .map_or_else(
+            || verdict.detail.clone(),
+            |reason| format!("{} ({reason})", verdict.detail),
+        );
+    DegradedNotice {
+        connection_id: id,
+        serial,
+        subject,
+        detail,
+        at: rfc3339(unix_secs(at)),
     }
 }
 

@@ -65,6 +65,28 @@ impl TrustStore {
         Ok(added)
     }
 
+    /// Removes the anchor whose certificate has this SHA-256; returns
+    /// whether it was present.
+    pub fn remove(&mut self, sha256: &[u8; 32]) -> bool {
+        let Some(i) = self.anchors.iter().position(|a| &a.info.sha256 == sha256) else {
+            return false;
+        };
+        // `webpki` and `anchors` are kept index-aligned (see `anchor_info`).
+        self.anchors.remove(i);
+        self.webpki.remove(i);
+        true
+    }
+
+    /// The SHA-256 of every anchor's certificate.
+    pub fn digests(&self) -> Vec<[u8; 32]> {
+        self.anchors.iter().map(|a| a.info.sha256).collect()
+    }
+
+    /// Whether the anchor with this certificate SHA-256 is present.
+    pub fn contains(&self, sha256: &[u8; 32]) -> bool {
+        self.anchors.iter().any(|a| &a.info.sha256 == sha256)
+    }
+
     /// Number of anchors.
     pub fn len(&self) -> usize {
         self.anchors.len()

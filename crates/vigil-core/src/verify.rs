@@ -138,6 +138,9 @@ pub enum CrlLoad {
     },
 }
 
+/// How many OCSP responses given without a key (stapled, files) are kept.
+const MAX_UNKEYED_OCSP: usize = 4096;
+
 impl Verifier {
     /// A verifier with these anchors and nothing else.
     pub fn new(trust: TrustStore) -> Self {
@@ -162,6 +165,27 @@ impl Verifier {
     /// The trust store.
     pub fn trust(&self) -> &TrustStore {
         &self.trust
+    }
+
+    /// Adds a trust anchor at run time; returns false when it was already
+    /// trusted. Cached verdicts are dropped.
+    pub fn add_anchor(&mut self, der: CertificateDer<'static>) -> Result<bool, InputError> {
+        let added = self.trust.add(der)?;
+        if added {
+            self.bump();
+        }
+        Ok(added)
+    }
+
+    /// Removes the trust anchor whose certificate has this SHA-256; returns
+    /// whether it was trusted. Cached verdicts are dropped, so no path to it
+    /// is accepted any more.
+    pub fn remove_anchor(&mut self, sha256: &[u8; 32]) -> bool {
+        let removed = self.trust.remove(sha256);
+        if removed {
+            self.bump();
+        }
+        removed
     }
 
     /// Remembers an (untrusted) CA certificate as a possible CRL signer.
@@ -270,6 +294,23 @@ impl Verifier {
         let parsed = ParsedOcsp::from_der(der)?;
         let responses = parsed.responses().to_vec();
         let n = responses.len();
+        // A server staples the same answer on every handshake: keep one copy
+        // and leave the verdict cache alone.
+        if self
+            .ocsp
+            .iter()
+            .any(|slot| slot.key.is_none() && slot.der == der)
+        {
+            return Ok(n);
+        }
+        // Bounded: the oldest unkeyed answers go first (their servers have
+        // stapled newer ones since).
+        let unkeyed = self.ocsp.iter().filter(|s| s.key.is_none()).count();
+        if unkeyed >= MAX_UNKEYED_OCSP {
+            if let Some(i) = self.ocsp.iter().position(|s| s.key.is_none()) {
+                self.ocsp.remove(i);
+            }
+        }
         self.ocsp.push(OcspSlot {
             key: None,
             der: der.to_vec(),

@@ -6,7 +6,7 @@
 //! the engine persists what verified and schedules the next fetch.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -117,9 +117,29 @@ struct Tracked {
     ocsp: Option<(String, Vec<u8>, Vec<u8>)>,
 }
 
+/// What changed in the engine's data, as told to observers (the connection
+/// trackers), so that they re-check exactly the connections concerned.
+pub(crate) enum Change<'a> {
+    /// A CRL (DER) was loaded or offered.
+    Crl(&'a [u8]),
+    /// Revocation data about this certificate (DER) changed, e.g. an OCSP
+    /// answer about it.
+    Certificate(&'a [u8]),
+    /// An OCSP response about certificates the engine cannot name changed.
+    Unscoped,
+    /// The trust anchor with this certificate SHA-256 was removed.
+    AnchorRemoved([u8; 32]),
+}
+
+/// Told of every data change, with the verifier that now holds it.
+pub(crate) trait Observer: Send + Sync {
+    fn on_change(&self, verifier: &Verifier, change: &Change<'_>, at: SystemTime);
+}
+
 struct Inner {
     verifier: RwLock<Verifier>,
-    anchors: Vec<CertificateDer<'static>>,
+    anchors: RwLock<Vec<CertificateDer<'static>>>,
+    observers: Mutex<Vec<Weak<dyn Observer>>>,
     store: Arc<dyn Store>,
     fetcher: Fetcher,
     clock: Arc<dyn Clock>,
@@ -233,7 +253,8 @@ impl Engine {
         Ok(Self {
             inner: Arc::new(Inner {
                 verifier: RwLock::new(verifier),
-                anchors,
+                anchors: RwLock::new(anchors),
+                observers: Mutex::new(Vec::new()),
                 store,
                 fetcher,
                 clock,
@@ -248,14 +269,102 @@ impl Engine {
     pub fn add_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::CrlError> {
         let load = self.write().add_crl(der);
         self.changed();
+        self.notify(&Change::Crl(der));
         load
     }
 
-    /// Loads an OCSP response given directly (stapled, a file).
+    /// Loads an OCSP response given directly (a file). Tracked connections
+    /// are all re-verified, since a response names certificates only by
+    /// hashes; prefer [`Engine::add_stapled_ocsp`] when the certificate is
+    /// known.
     pub fn add_ocsp_response(&self, der: &[u8]) -> Result<usize, OcspError> {
         let loaded = self.write().add_ocsp_response(der);
-        self.changed();
+        if loaded.is_ok() {
+            self.changed();
+            self.notify(&Change::Unscoped);
+        }
         loaded
+    }
+
+    /// Loads an OCSP response stapled by a peer whose certificate is `cert`
+    /// (DER): the connections resting on that certificate are re-checked
+    /// with it.
+    pub fn add_stapled_ocsp(&self, der: &[u8], cert: &[u8]) -> Result<usize, OcspError> {
+        let before = self.read().generation();
+        let loaded = self.write().add_ocsp_response(der);
+        // The same staple again changes nothing (the verifier keeps one copy).
+        if loaded.is_ok() && self.read().generation() != before {
+            self.changed();
+            self.notify(&Change::Certificate(cert));
+        }
+        loaded
+    }
+
+    /// Trusts one more anchor at run time; returns false when it already
+    /// was. Connections are not affected (adding trust never ends one).
+    pub fn add_anchor(&self, der: CertificateDer<'static>) -> Result<bool, vigil_core::InputError> {
+        let added = self.write().add_anchor(der.clone())?;
+        if added {
+            self.inner
+                .anchors
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(der);
+            self.changed();
+        }
+        Ok(added)
+    }
+
+    /// Stops trusting the anchor whose certificate has this SHA-256: every
+    /// tracked connection whose path ends at it is torn down as
+    /// `untrusted`, and no new path to it is accepted. Returns whether it
+    /// was trusted.
+    pub fn remove_anchor(&self, sha256: &[u8; 32]) -> bool {
+        let removed = self.write().remove_anchor(sha256);
+        if removed {
+            self.inner
+                .anchors
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|a| &vigil_core::sha256(a) != sha256);
+            self.changed();
+            self.notify(&Change::AnchorRemoved(*sha256));
+        }
+        removed
+    }
+
+    /// Replaces the trust anchors with `anchors` (a reloaded bundle): the
+    /// new ones are added first, then those no longer listed are removed,
+    /// tearing down their connections. Returns (added, removed).
+    pub fn set_anchors(
+        &self,
+        anchors: Vec<CertificateDer<'static>>,
+    ) -> Result<(usize, usize), vigil_core::InputError> {
+        // Validate the whole bundle before changing anything.
+        let mut check = TrustStore::new();
+        for anchor in &anchors {
+            check.add(anchor.clone())?;
+        }
+        let mut added = 0;
+        for anchor in anchors {
+            added += usize::from(self.add_anchor(anchor)?);
+        }
+        let keep = check.digests();
+        let current = self.read().trust().digests();
+        let mut removed = 0;
+        for digest in current.iter().filter(|d| !keep.contains(d)) {
+            removed += usize::from(self.remove_anchor(digest));
+        }
+        Ok((added, removed))
+    }
+
+    /// The trust anchors, as DER.
+    pub fn anchors(&self) -> Vec<CertificateDer<'static>> {
+        self.inner
+            .anchors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Remembers an untrusted CA certificate as a possible CRL signer.
@@ -270,8 +379,7 @@ impl Engine {
     /// e.g. for a TLS CertificateRequest's certificate_authorities.
     pub fn anchor_subjects(&self) -> Vec<Vec<u8>> {
         use x509_parser::prelude::{FromDer, X509Certificate};
-        self.inner
-            .anchors
+        self.anchors()
             .iter()
             .filter_map(|a| X509Certificate::from_der(a).ok())
             .map(|(_, c)| c.tbs_certificate.subject.as_raw().to_vec())
@@ -328,6 +436,7 @@ impl Engine {
         }
         let mut crls = Vec::new();
         let mut ocsp = Vec::new();
+        let anchors = self.anchors();
         for (i, cert) in chain.iter().enumerate() {
             let Ok(sources) = revocation_sources(cert) else {
                 continue;
@@ -344,7 +453,7 @@ impl Engine {
             }
             let issuer = chain[i + 1..]
                 .iter()
-                .chain(self.inner.anchors.iter())
+                .chain(anchors.iter())
                 .find(|c| vigil_core::is_issued_by(cert, c));
             if let (Some(issuer), Some(serial)) = (issuer, serial_hex(cert)) {
                 for url in sources.ocsp_urls {
@@ -533,6 +642,7 @@ impl Engine {
                     t.crl_number = number;
                 });
                 self.changed();
+                self.notify(&Change::Crl(&bytes));
                 Refreshed::Updated
             }
             Err(e) => self.fail(url, SourceKind::Crl, started, format!("{}: {e}", e.code())),
@@ -661,6 +771,7 @@ impl Engine {
             t.last_error = None;
         });
         self.changed();
+        self.notify(&Change::Certificate(cert));
         Refreshed::Updated
     }
 
@@ -873,6 +984,44 @@ impl Engine {
 
     fn changed(&self) {
         self.inner.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Registers an observer, told of every later change until dropped.
+    pub(crate) fn observe(&self, observer: Weak<dyn Observer>) {
+        let mut observers = self
+            .inner
+            .observers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        observers.retain(|o| o.strong_count() > 0);
+        observers.push(observer);
+    }
+
+    /// Tells every live observer of `change`, under the verifier's read
+    /// lock (observers only read; they never call back into the engine's
+    /// writers).
+    fn notify(&self, change: &Change<'_>) {
+        let observers: Vec<Arc<dyn Observer>> = self
+            .inner
+            .observers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        if observers.is_empty() {
+            return;
+        }
+        let at = self.now();
+        let verifier = self.read();
+        for observer in observers {
+            observer.on_change(&verifier, change, at);
+        }
+    }
+
+    /// Runs `f` with the verifier, read-locked.
+    pub(crate) fn with_verifier<R>(&self, f: impl FnOnce(&Verifier) -> R) -> R {
+        f(&self.read())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Verifier> {

@@ -11,6 +11,7 @@
 mod engine;
 mod fetch;
 mod store;
+mod tracker;
 
 pub use engine::{Clock, Engine, EngineConfig, EngineError, Refreshed, SourceState, SystemClock};
 pub use fetch::{
@@ -20,3 +21,4 @@ pub use store::{
     MemoryStore, PutOutcome, RevocationFact, RevocationKey, SledStore, SourceKind, SourceMeta,
     SourceRecord, SourceStatus, Store, StoreError,
 };
+pub use tracker::{ConnectionEvent, Enforcement, Tracked, Tracker, TrackerConfig, TrackerMetrics};

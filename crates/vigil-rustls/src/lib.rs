@@ -50,10 +50,12 @@ mod client;
 mod decide;
 mod error;
 mod server;
+mod stream;
 
 pub use client::VigilClientVerifier;
 pub use error::{verdict_error, Rejected};
 pub use server::VigilServerVerifier;
+pub use stream::{accept, connect, GuardedStream, TlsPeer, TornDown, CLOSE_GRACE};
 
 #[cfg(doc)]
 use vigil_runtime::Engine;

@@ -67,7 +67,8 @@ impl VigilServerVerifier {
         ocsp_response: &[u8],
     ) -> Arc<Verdict> {
         if !ocsp_response.is_empty() {
-            if let Err(e) = self.engine.add_ocsp_response(ocsp_response) {
+            let leaf = chain.first().map_or(&[][..], |c| c.as_ref());
+            if let Err(e) = self.engine.add_stapled_ocsp(ocsp_response, leaf) {
                 tracing::info!(error = %e, "stapled OCSP response not used");
             }
         }
