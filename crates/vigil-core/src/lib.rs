@@ -19,6 +19,7 @@
 
 mod cache;
 mod cert;
+mod deny;
 mod der;
 pub mod input;
 mod name;
@@ -30,6 +31,7 @@ mod trust;
 mod verdict;
 mod verify;
 
+pub use deny::{DenyKey, DenyRule};
 pub use input::InputError;
 pub use path::Usage;
 pub use registry::{

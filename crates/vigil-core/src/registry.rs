@@ -56,7 +56,7 @@ pub enum TeardownReason {
     Unverifiable,
     /// The path no longer ends at a trusted anchor, or no longer validates.
     Untrusted,
-    /// Closed by a decision outside certificate validation (e.g. policy).
+    /// A certificate of the path is on the operator's deny list.
     Denied,
 }
 
@@ -76,6 +76,7 @@ impl TeardownReason {
     pub fn from_code(code: ReasonCode) -> Self {
         match code {
             ReasonCode::Revoked => Self::Revoked,
+            ReasonCode::Denied => Self::Denied,
             ReasonCode::Expired | ReasonCode::NotYetValid => Self::Expired,
             c if c.is_unknown_status() => Self::Unverifiable,
             _ => Self::Untrusted,
@@ -451,6 +452,21 @@ impl Registry {
             .conns
             .iter()
             .filter(|(_, c)| c.degraded)
+            .map(|(id, _)| ConnectionId(*id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The connections with a certificate of their path (anchor excluded)
+    /// that `rule` matches: a scan of the tracked paths, for the rare
+    /// operator action.
+    pub fn matching(&self, rule: &crate::DenyKey) -> Vec<ConnectionId> {
+        let inner = self.lock();
+        let mut ids: Vec<ConnectionId> = inner
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.path.iter().any(|c| rule.matches(c)))
             .map(|(id, _)| ConnectionId(*id))
             .collect();
         ids.sort_unstable();

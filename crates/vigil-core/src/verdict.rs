@@ -37,6 +37,7 @@ pub enum Status {
 /// | `revocation_not_checked` | accepted | unknown | valid path, policy `off` |
 /// | `revocation_unknown_soft_fail` | accepted | unknown | valid path, status unknown, policy `prefer` |
 /// | `revoked` | rejected | revoked | a certificate in scope is revoked |
+/// | `denied` | rejected | revoked | a certificate of the path is on the operator's deny list (see [`crate::DenyRule`]) |
 /// | `revocation_data_missing` | rejected | unknown | no CRL covers a certificate in scope |
 /// | `revocation_data_stale` | rejected | unknown | the only covering CRL is past its nextUpdate |
 /// | `revocation_data_not_yet_valid` | rejected | unknown | the covering CRL's thisUpdate is in the future |
@@ -78,6 +79,7 @@ pub enum ReasonCode {
     RevocationNotChecked,
     RevocationUnknownSoftFail,
     Revoked,
+    Denied,
     RevocationDataMissing,
     RevocationDataStale,
     RevocationDataNotYetValid,
@@ -122,6 +124,7 @@ const CODES: &[(ReasonCode, &str)] = &[
         "revocation_unknown_soft_fail",
     ),
     (ReasonCode::Revoked, "revoked"),
+    (ReasonCode::Denied, "denied"),
     (ReasonCode::RevocationDataMissing, "revocation_data_missing"),
     (ReasonCode::RevocationDataStale, "revocation_data_stale"),
     (

@@ -46,6 +46,7 @@ pub struct Verifier {
     pub(crate) cas: Vec<CaCert>,
     pub(crate) crls: Vec<CrlSlot>,
     pub(crate) ocsp: Vec<OcspSlot>,
+    denials: Vec<crate::DenyRule>,
     generation: u64,
     cache: Mutex<VerdictCache>,
     /// Seed of the cache-key hash: random per verifier, fixed for its life.
@@ -156,6 +157,7 @@ impl Verifier {
             cas: Vec::new(),
             crls: Vec::new(),
             ocsp: Vec::new(),
+            denials: Vec::new(),
             generation: 0,
             cache: Mutex::new(VerdictCache::default()),
             seed: hashbrown::DefaultHashBuilder::default(),
@@ -186,6 +188,35 @@ impl Verifier {
             self.bump();
         }
         removed
+    }
+
+    /// Puts a certificate on the deny list (replacing a rule with the same
+    /// key): paths through it are rejected as `denied` from now on.
+    /// Returns false when an identical rule was already there.
+    pub fn deny(&mut self, rule: crate::DenyRule) -> bool {
+        if self.denials.contains(&rule) {
+            return false;
+        }
+        self.denials.retain(|r| r.key != rule.key);
+        self.denials.push(rule);
+        self.bump();
+        true
+    }
+
+    /// Lifts the deny rule with this key; returns whether there was one.
+    pub fn lift(&mut self, key: &crate::DenyKey) -> bool {
+        let before = self.denials.len();
+        self.denials.retain(|r| &r.key != key);
+        let lifted = self.denials.len() != before;
+        if lifted {
+            self.bump();
+        }
+        lifted
+    }
+
+    /// The deny list (expired rules included until lifted).
+    pub fn denials(&self) -> &[crate::DenyRule] {
+        &self.denials
     }
 
     /// Remembers an (untrusted) CA certificate as a possible CRL signer.
@@ -616,6 +647,29 @@ impl Verifier {
             Err(f) => return (rejected(Status::Invalid, f.code, f.detail), None),
         };
         let chain_summary = summarize(&path);
+        // The operator's deny list, before any revocation data.
+        if let Some((cert, rule)) = path.certs.iter().find_map(|c| {
+            self.denials
+                .iter()
+                .find(|r| r.is_active(now) && r.key.matches(c))
+                .map(|r| (c, r))
+        }) {
+            let verdict = Verdict {
+                verdict: Decision::Rejected,
+                status: Status::Revoked,
+                reason: ReasonCode::Denied,
+                detail: format!(
+                    "certificate {} (serial {}) is denied by the operator: {}",
+                    cert.subject,
+                    hex(&cert.serial),
+                    rule.reason
+                ),
+                chain: chain_summary,
+                revocation: Vec::new(),
+                valid_until: None,
+            };
+            return (verdict, None);
+        }
         let below_anchor = path.certs.len() - 1;
         let mut valid_until = path.certs[..below_anchor]
             .iter()

@@ -16,13 +16,13 @@ use vigil_core::revocation::{
 };
 use vigil_core::schedule::{next_refresh, RefreshPolicy, SourceTiming};
 use vigil_core::{
-    CertificateDer, CrlLoad, Reason, RevocationFact as CoreFact, Source, TrustStore, Verdict,
-    Verifier, VerifierConfig, VerifyOptions,
+    CertificateDer, CrlLoad, DenyRule, Reason, RevocationFact as CoreFact, Source, TrustStore,
+    Verdict, Verifier, VerifierConfig, VerifyOptions,
 };
 
 use crate::{
     FetchConfig, FetchError, FetchOutcome, Fetcher, PutOutcome, RevocationFact, RevocationKey,
-    SourceKind, SourceRecord, SourceStatus, Store, StoreError, Validators,
+    SourceKind, SourceRecord, SourceStatus, Store, StoreError, Table, Validators,
 };
 
 /// The time source; injected so tests and drills can move time.
@@ -129,6 +129,8 @@ pub(crate) enum Change<'a> {
     Unscoped,
     /// The trust anchor with this certificate SHA-256 was removed.
     AnchorRemoved([u8; 32]),
+    /// Certificates matching this key were put on the deny list.
+    Denied(&'a vigil_core::DenyKey),
 }
 
 /// Told of every data change, with the verifier that now holds it.
@@ -248,6 +250,20 @@ impl Engine {
                 expires_at: (fact.expires_at != i64::MAX).then_some(fact.expires_at),
             });
         }
+        for (key, value) in store.entries(Table::Denials).map_err(EngineError::Store)? {
+            match serde_json::from_slice::<DenyRule>(&value) {
+                Ok(rule) => {
+                    verifier.deny(rule);
+                }
+                // Failing closed would need the rule; a rule that cannot be
+                // read is reported loudly and kept on disk for inspection.
+                Err(e) => tracing::error!(
+                    key = %String::from_utf8_lossy(&key),
+                    error = %e,
+                    "stored deny rule cannot be decoded"
+                ),
+            }
+        }
         let fetcher = Fetcher::new(config.fetch.clone()).map_err(EngineError::Fetch)?;
         let (changes, _) = watch::channel(0);
         Ok(Self {
@@ -356,6 +372,43 @@ impl Engine {
             removed += usize::from(self.remove_anchor(digest));
         }
         Ok((added, removed))
+    }
+
+    /// Puts a certificate on the deny list, persisted in the store: every
+    /// tracked connection through it is torn down as `denied` and new
+    /// verifications are rejected. Returns whether the list changed; an
+    /// error (and no change) if the rule could not be persisted.
+    pub fn deny(&self, rule: DenyRule) -> Result<bool, StoreError> {
+        let value = serde_json::to_vec(&rule).map_err(|e| StoreError::Invalid {
+            detail: e.to_string(),
+        })?;
+        self.inner
+            .store
+            .put_entry(Table::Denials, &deny_key_bytes(&rule.key), &value)?;
+        let added = self.write().deny(rule.clone());
+        if added {
+            self.changed();
+            self.notify(&Change::Denied(&rule.key));
+        }
+        Ok(added)
+    }
+
+    /// Lifts a deny rule (and forgets it in the store); returns whether
+    /// there was one.
+    pub fn lift(&self, key: &vigil_core::DenyKey) -> Result<bool, StoreError> {
+        self.inner
+            .store
+            .delete_entry(Table::Denials, &deny_key_bytes(key))?;
+        let lifted = self.write().lift(key);
+        if lifted {
+            self.changed();
+        }
+        Ok(lifted)
+    }
+
+    /// The deny list.
+    pub fn denials(&self) -> Vec<DenyRule> {
+        self.read().denials().to_vec()
     }
 
     /// The trust anchors, as DER.
@@ -1048,6 +1101,11 @@ fn unix(t: SystemTime) -> i64 {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The store key of a deny rule: its key, as JSON.
+fn deny_key_bytes(key: &vigil_core::DenyKey) -> Vec<u8> {
+    serde_json::to_vec(key).unwrap_or_default()
 }
 
 fn serial_hex(cert: &[u8]) -> Option<String> {

@@ -19,6 +19,6 @@ pub use fetch::{
 };
 pub use store::{
     MemoryStore, PutOutcome, RevocationFact, RevocationKey, SledStore, SourceKind, SourceMeta,
-    SourceRecord, SourceStatus, Store, StoreError,
+    SourceRecord, SourceStatus, Store, StoreError, Table,
 };
 pub use tracker::{ConnectionEvent, Enforcement, Tracked, Tracker, TrackerConfig, TrackerMetrics};

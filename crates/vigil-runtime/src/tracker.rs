@@ -461,6 +461,10 @@ impl Observer for TrackerInner {
             Change::Certificate(der) => self.registry.on_certificate_data(verifier, der, at),
             Change::Unscoped => self.registry.reverify_all(verifier, at),
             Change::AnchorRemoved(digest) => self.registry.on_anchor_removed(digest, at),
+            Change::Denied(key) => {
+                let ids = self.registry.matching(key);
+                self.registry.reverify(verifier, &ids, at)
+            }
         };
         self.publish(events);
     }

@@ -741,3 +741,62 @@ async fn an_idle_connection_is_closed_by_the_watchdog_and_normal_closes_leave_no
     drop(idle);
     assert!(tracker.registry().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_deny_closes_at_once_and_refuses_until_lifted() {
+    let (responder, pki) = setup(ResponderOptions::default()).await;
+    let server = serve(
+        &pki,
+        engine(&pki, Methods::CrlOnly, 300),
+        RevocationPolicy::Require,
+        Enforcement::Enforce,
+    )
+    .await;
+    let other = second_client(&responder, &pki, "client-2");
+    let mut events = server.tracker.subscribe();
+    let mut doomed = Client::connect(
+        server.addr,
+        client_config(&pki, &pki.client, &pki.intermediate),
+    )
+    .await
+    .unwrap();
+    let mut kept = Client::connect(server.addr, client_config(&pki, &other, &pki.intermediate))
+        .await
+        .unwrap();
+    // Named as verdicts name it: the issuer DN and serial of the leaf.
+    let verdict = server.engine.verify_cached(
+        &[der(&pki.client), der(&pki.intermediate.cert)],
+        server.tracker.options(),
+    );
+    assert!(verdict.is_accepted(), "{verdict:?}");
+    let key = vigil_core::DenyKey::IssuerSerial {
+        issuer: verdict.chain[0].issuer.clone(),
+        serial: verdict.chain[0].serial.to_uppercase(),
+    }
+    .normalized()
+    .unwrap();
+    let started = Instant::now();
+    assert!(server
+        .engine
+        .deny(vigil_core::DenyRule {
+            key: key.clone(),
+            reason: "laptop stolen".into(),
+            expires: None,
+        })
+        .unwrap());
+    assert!(doomed.closed_within(Duration::from_secs(1)).await);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    let got = teardowns(&mut events, 1, Duration::from_secs(1)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0.reason, TeardownReason::Denied);
+    assert!(
+        got[0].0.detail.contains("laptop stolen"),
+        "{}",
+        got[0].0.detail
+    );
+    kept.echo("not denied").await.unwrap();
+    let config = client_config(&pki, &pki.client, &pki.intermediate);
+    assert!(Client::connect(server.addr, config.clone()).await.is_err());
+    assert!(server.engine.lift(&key).unwrap());
+    Client::connect(server.addr, config).await.unwrap();
+}

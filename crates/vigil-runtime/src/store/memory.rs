@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{
     check_order, PutOutcome, RevocationFact, RevocationKey, SourceMeta, SourceRecord, SourceStatus,
-    Store, StoreError,
+    Store, StoreError, Table,
 };
 
 /// A [`Store`] that keeps everything in memory and loses it on drop.
@@ -19,6 +19,7 @@ pub struct MemoryStore {
 struct Inner {
     sources: HashMap<String, SourceRecord>,
     revocations: BTreeMap<RevocationKey, RevocationFact>,
+    tables: BTreeMap<(Table, Vec<u8>), Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -97,5 +98,26 @@ impl Store for MemoryStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn put_entry(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.lock()?
+            .tables
+            .insert((table, key.to_vec()), value.to_vec());
+        Ok(())
+    }
+
+    fn delete_entry(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.lock()?.tables.remove(&(table, key.to_vec())).is_some())
+    }
+
+    fn entries(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        Ok(self
+            .lock()?
+            .tables
+            .range((table, Vec::new())..)
+            .take_while(|((t, _), _)| *t == table)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
     }
 }

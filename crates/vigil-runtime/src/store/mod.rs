@@ -72,6 +72,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes everything buffered to disk.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Stores `value` under `key` in `table`, replacing any value; durable
+    /// when it returns.
+    fn put_entry(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+
+    /// Removes `key` from `table`; `true` if it was there. Durable when it
+    /// returns.
+    fn delete_entry(&self, table: Table, key: &[u8]) -> Result<bool, StoreError>;
+
+    /// Every (key, value) of `table`, in key order.
+    #[allow(clippy::type_complexity)]
+    fn entries(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+}
+
+/// The small tables kept for the sidecar, values encoded by their users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Registered connections (chain, labels, lease), so they outlive a
+    /// restart.
+    Connections,
+    /// The operator's deny list.
+    Denials,
+}
+
+impl Table {
+    /// The table's name in a store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connections => "connections",
+            Self::Denials => "denials",
+        }
+    }
 }
 
 /// Which protocol a source speaks.

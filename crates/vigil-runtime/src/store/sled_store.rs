@@ -17,7 +17,7 @@ use std::path::Path;
 use super::codec;
 use super::{
     check_order, PutOutcome, RevocationFact, RevocationKey, SourceMeta, SourceRecord, SourceStatus,
-    Store, StoreError,
+    Store, StoreError, Table,
 };
 
 /// sled's page cache; sled's own default (1 GiB) is far more than a few CRLs
@@ -31,6 +31,8 @@ pub struct SledStore {
     sources: sled::Tree,
     status: sled::Tree,
     revocations: sled::Tree,
+    connections: sled::Tree,
+    denials: sled::Tree,
 }
 
 impl SledStore {
@@ -61,8 +63,17 @@ impl SledStore {
             sources: tree("sources")?,
             status: tree("status")?,
             revocations: tree("revocations")?,
+            connections: tree(Table::Connections.name())?,
+            denials: tree(Table::Denials.name())?,
             db,
         })
+    }
+
+    fn table(&self, table: Table) -> &sled::Tree {
+        match table {
+            Table::Connections => &self.connections,
+            Table::Denials => &self.denials,
+        }
     }
 
     fn status_of(&self, url: &str) -> Result<SourceStatus, StoreError> {
@@ -197,6 +208,35 @@ impl Store for SledStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(backend("flush"))?;
         Ok(())
+    }
+
+    fn put_entry(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.table(table)
+            .insert(key, value)
+            .map_err(backend("put entry"))?;
+        self.flush()
+    }
+
+    fn delete_entry(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+        let had = self
+            .table(table)
+            .remove(key)
+            .map_err(backend("delete entry"))?
+            .is_some();
+        if had {
+            self.flush()?;
+        }
+        Ok(had)
+    }
+
+    fn entries(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.table(table)
+            .iter()
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(backend("list entries"))
+            })
+            .collect()
     }
 }
 
