@@ -91,8 +91,4 @@ impl VerdictCache {
             },
         );
     }
-
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
-    }
 }

@@ -550,6 +550,7 @@ impl Registry {
         };
         let when = rfc3339(unix_secs(at));
         let mut fired = Vec::with_capacity(ids.len());
+        let mut dead = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(conn) = inner.remove(id) else {
                 continue;
@@ -576,10 +577,14 @@ impl Registry {
                 ),
                 at: when.clone(),
             };
-            fired.push((conn.signal, event));
+            fired.push((conn.signal.clone(), event));
+            dead.push(conn);
         }
         drop(inner);
-        fire_all(fired)
+        // Signal first; free the records after.
+        let events = fire_all(fired);
+        drop(dead);
+        events
     }
 
     /// A CRL was loaded into `verifier`: re-checks the revocation status of
@@ -830,6 +835,7 @@ impl Registry {
         let when = rfc3339(unix_secs(at));
         let mut inner = self.lock();
         let mut fired = Vec::with_capacity(failures.len());
+        let mut dead = Vec::with_capacity(failures.len());
         for (id, failure) in failures {
             let Some(conn) = inner.remove(id) else {
                 continue;
@@ -861,10 +867,14 @@ impl Registry {
                     at: when.clone(),
                 },
             };
-            fired.push((conn.signal, event));
+            fired.push((conn.signal.clone(), event));
+            dead.push(conn);
         }
         drop(inner);
-        fire_all(fired)
+        // Signal first; free the records after.
+        let events = fire_all(fired);
+        drop(dead);
+        events
     }
 }
 

@@ -434,10 +434,10 @@ impl Verifier {
     }
 
     fn bump(&mut self) {
+        // Cached verdicts carry their generation and are ignored (then
+        // replaced) once it changed; not clearing here keeps a data change
+        // from freeing thousands of verdicts under the caller's write lock.
         self.generation += 1;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.clear();
-        }
     }
 
     /// The verified issues of `parsed` now loaded (see
