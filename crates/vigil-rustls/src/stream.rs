@@ -145,6 +145,19 @@ impl Guard {
         }
     }
 
+    fn clear(slot: &Mutex<Option<Waker>>) {
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Whether no task waits on the stream (no poll left it Pending).
+    fn idle(&self) -> bool {
+        [&self.read, &self.write].iter().all(|slot| {
+            slot.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_none()
+        })
+    }
+
     fn fire(&self, event: &TeardownEvent) {
         *self.event.lock().unwrap_or_else(PoisonError::into_inner) = Some(event.clone());
         for slot in [&self.read, &self.write] {
@@ -204,9 +217,12 @@ impl<S: TlsPeer> GuardedStream<S> {
             let socket = stream.socket();
             let runtime = tokio::runtime::Handle::try_current().ok();
             signal.on_fire(Box::new(move |event| {
+                // A stream with a pending read or write closes itself as
+                // soon as it is woken; only one nobody polls needs the
+                // watchdog.
+                let idle = callback_guard.idle();
                 callback_guard.fire(event);
-                // The watchdog, for a stream nobody polls.
-                if let (Some(socket), Some(runtime)) = (socket, runtime) {
+                if let (true, Some(socket), Some(runtime)) = (idle, socket, runtime) {
                     let guard = callback_guard;
                     runtime.spawn(async move {
                         tokio::time::sleep(CLOSE_GRACE).await;
@@ -276,7 +292,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedStream<S> {
             Poll::Ready(Some(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(None) => {}
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if polled.is_ready() {
+            // Nobody waits on this stream until the next Pending.
+            Guard::clear(&this.guard.read);
+        }
+        polled
     }
 }
 
@@ -293,7 +314,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedStream<S> {
             Poll::Ready(Some(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(None) => {}
         }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if polled.is_ready() {
+            Guard::clear(&this.guard.write);
+        }
+        polled
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -304,7 +329,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedStream<S> {
             Poll::Ready(Some(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(None) => {}
         }
-        Pin::new(&mut this.inner).poll_flush(cx)
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        if polled.is_ready() {
+            Guard::clear(&this.guard.write);
+        }
+        polled
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
