@@ -42,7 +42,18 @@
 //! Decisions use the engine's clock, not the `now` rustls passes, so tests
 //! and drills that move the engine's time move the verifiers too. rustls 0.23
 //! does not call the client-certificate verifier when a session is resumed:
-//! re-check resumed connections separately (the connection registry does).
+//! [`accept`] and [`GuardedStream::track`] re-check every connection's peer
+//! chain against current data when they track it, full handshake or not.
+//!
+//! # Live connections
+//!
+//! A verifier decides once, at the handshake. To end connections when their
+//! peer stops being trusted, track them with a
+//! [`vigil_runtime::Tracker`] over the same engine and accept through
+//! [`accept`] (or wrap with [`GuardedStream::track`]): on revocation,
+//! expiry, data that can no longer be verified under `require`, anchor
+//! removal or an operator's deny, the stream sends close_notify, closes and
+//! fails pending I/O with [`TornDown`]. Dropping the stream untracks it.
 
 #![forbid(unsafe_code)]
 
