@@ -20,7 +20,11 @@
 //! - SHA-256 of every CA certificate of the path (anchor included) -> ids;
 //! - (valid_until, id), ordered: the connections whose verdict lapses first.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// hashbrown's seeded foldhash: several times faster than SipHash on the
+// name keys and digests these maps are keyed by, still randomly seeded.
+use hashbrown::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -231,6 +235,10 @@ pub struct RegistryStats {
 pub struct Registry {
     options: VerifyOptions,
     inner: Mutex<Inner>,
+    /// Records of connections torn down, freed by [`Registry::reclaim`] (or
+    /// before the next teardown) rather than between signalling and
+    /// returning the events.
+    graveyard: Mutex<Vec<Conn>>,
 }
 
 #[derive(Default)]
@@ -284,11 +292,28 @@ impl Registry {
         Self {
             options,
             inner: Mutex::new(Inner::default()),
+            graveyard: Mutex::new(Vec::new()),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Frees the records of connections torn down so far. Teardown leaves
+    /// them for later so that freeing does not delay the events; the
+    /// runtime calls this once the events are delivered (it also happens at
+    /// the start of the next teardown).
+    pub fn reclaim(&self) {
+        let dead = std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(dead);
+    }
+
+    fn bury(&self, mut dead: Vec<Conn>) {
+        self.graveyard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(&mut dead);
     }
 
     /// Tracks a connection authenticated by `chain` (as presented, leaf
@@ -504,7 +529,7 @@ impl Registry {
         {
             let inner = self.lock();
             if let Some(key) = inner.issuer_keys.get(issuer).cloned() {
-                return Self::revoke_locked(inner, &key, serial, reason, at);
+                return self.revoke_locked(inner, &key, serial, reason, at);
             }
         }
         // Not as tracked certificates encode it; it may still be the same
@@ -528,12 +553,14 @@ impl Registry {
         reason: Option<Reason>,
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
-        Self::revoke_locked(self.lock(), issuer_key, serial, reason, at)
+        self.reclaim();
+        self.revoke_locked(self.lock(), issuer_key, serial, reason, at)
     }
 
     /// [`Registry::on_revoked_key`] under the lock, which it releases before
     /// firing the signals.
     fn revoke_locked(
+        &self,
         mut inner: MutexGuard<'_, Inner>,
         issuer_key: &[u8],
         serial: &[u8],
@@ -581,9 +608,9 @@ impl Registry {
             dead.push(conn);
         }
         drop(inner);
-        // Signal first; free the records after.
+        // Signal first; free the records later.
         let events = fire_all(fired);
-        drop(dead);
+        self.bury(dead);
         events
     }
 
@@ -832,6 +859,7 @@ impl Registry {
         failures: Vec<(u64, Option<Failure>)>,
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
+        self.reclaim();
         let when = rfc3339(unix_secs(at));
         let mut inner = self.lock();
         let mut fired = Vec::with_capacity(failures.len());
@@ -871,9 +899,9 @@ impl Registry {
             dead.push(conn);
         }
         drop(inner);
-        // Signal first; free the records after.
+        // Signal first; free the records later.
         let events = fire_all(fired);
-        drop(dead);
+        self.bury(dead);
         events
     }
 }

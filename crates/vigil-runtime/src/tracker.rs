@@ -435,6 +435,8 @@ impl TrackerInner {
             self.send(ConnectionEvent::Teardown { event, dry_run });
         }
         self.drain_notices();
+        // The events are out: now free the torn-down records.
+        self.registry.reclaim();
     }
 
     fn drain_notices(&self) {
