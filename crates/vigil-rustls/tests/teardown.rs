@@ -800,3 +800,88 @@ async fn an_operator_deny_closes_at_once_and_refuses_until_lifted() {
     assert!(server.engine.lift(&key).unwrap());
     Client::connect(server.addr, config).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_closes_its_connection_when_the_server_certificate_is_revoked() {
+    let (responder, pki) = setup(ResponderOptions::default()).await;
+    // A plain rustls echo server presenting the fixture server chain.
+    let server_config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![der(&pki.server), der(&pki.intermediate.cert)],
+            key(&pki.server),
+        )
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(server_config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        let mut tls = BufReader::new(tls);
+        let mut line = String::new();
+        while tls.read_line(&mut line).await.unwrap_or(0) > 0 {
+            if tls.get_mut().write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+            line.clear();
+        }
+    });
+
+    // The client verifies and tracks the server with Vigil.
+    let engine = engine(&pki, Methods::CrlOnly, 300);
+    let tracker = Tracker::new(
+        &engine,
+        TrackerConfig {
+            options: VerifyOptions {
+                usage: Usage::Server,
+                ..VerifyOptions::default()
+            },
+            ..TrackerConfig::default()
+        },
+    );
+    let verifier = vigil_rustls::VigilServerVerifier::new(engine.clone());
+    let client_config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let stream = vigil_rustls::connect(
+        &TlsConnector::from(Arc::new(client_config)),
+        ServerName::try_from(SERVER_NAME).unwrap(),
+        tcp,
+        &tracker,
+        BTreeMap::new(),
+    )
+    .await
+    .unwrap();
+    assert!(stream.id().is_some());
+    let mut stream = BufReader::new(stream);
+    stream.get_mut().write_all(b"hi\n").await.unwrap();
+    let mut line = String::new();
+    stream.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "hi\n");
+
+    responder
+        .revoke(&pki.server, Reason::KeyCompromise)
+        .unwrap();
+    engine.refresh_all().await;
+    line.clear();
+    let err = tokio::time::timeout(Duration::from_secs(2), stream.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap_err();
+    let event = TornDown::from_io(&err).unwrap();
+    assert_eq!(event.reason, TeardownReason::Revoked);
+    assert_eq!(event.serial, pki.server.serial_hex());
+    assert!(tracker.registry().is_empty());
+    // The server saw the close (close_notify), and its echo loop ended.
+    tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .unwrap()
+        .unwrap();
+}
