@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 
 mod check;
+mod deny;
+mod drill;
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -27,6 +30,16 @@ enum Command {
     /// Check one certificate's revocation status live, at the CRL
     /// distribution points and OCSP responders it names.
     Check(check::CheckArgs),
+    /// Prove that revoking a certificate tears its connections down, and
+    /// measure how fast (self-contained, or against a running sidecar).
+    Drill(drill::DrillArgs),
+    /// Run the sidecar: the HTTP API that verifies chains, tracks
+    /// connections and announces teardowns (see `vigil serve --help`).
+    Serve(serve::ServeArgs),
+    /// Deny a certificate now on a running sidecar, list or lift denials.
+    Deny(deny::DenyArgs),
+    /// Probe a running sidecar's /healthz (or /readyz): exit 0 when healthy.
+    Health(deny::HealthArgs),
 }
 
 /// A failure that is the input's or the caller's fault: exit status 2.
@@ -55,6 +68,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => verify::run(args),
         Command::Check(args) => check::run(args),
+        Command::Drill(args) => drill::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Deny(args) => deny::run(args),
+        Command::Health(args) => deny::run_health(args),
     };
     match result {
         Ok(code) => code,

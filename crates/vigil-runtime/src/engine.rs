@@ -148,6 +148,7 @@ struct Inner {
     config: EngineConfig,
     sources: Mutex<BTreeMap<String, Tracked>>,
     changes: watch::Sender<u64>,
+    refresh_stats: crate::stats::RefreshStats,
 }
 
 /// What a refresh did.
@@ -277,6 +278,7 @@ impl Engine {
                 config,
                 sources: Mutex::new(sources),
                 changes,
+                refresh_stats: crate::stats::RefreshStats::default(),
             }),
         })
     }
@@ -543,9 +545,24 @@ impl Engine {
         }
     }
 
+    /// Refresh counters by kind and outcome, with durations (fetch, verify
+    /// and store), for metrics.
+    pub fn refresh_metrics(&self) -> crate::RefreshMetrics {
+        self.inner.refresh_stats.snapshot()
+    }
+
     /// Fetches one CRL now (conditionally when data is held), verifies,
     /// loads and stores it.
     pub async fn refresh_crl(&self, url: &str) -> Refreshed {
+        let started = std::time::Instant::now();
+        let outcome = self.refresh_crl_timed(url).await;
+        self.inner
+            .refresh_stats
+            .record(SourceKind::Crl, &outcome, started.elapsed());
+        outcome
+    }
+
+    async fn refresh_crl_timed(&self, url: &str) -> Refreshed {
         let validators = self.tracked(url).map(|t| t.validators).unwrap_or_default();
         let started = unix(self.now());
         let outcome = self.inner.fetcher.fetch_crl(url, &validators).await;
@@ -705,6 +722,21 @@ impl Engine {
     /// Asks one OCSP responder about `cert` (issued by `issuer`) now and
     /// loads and stores the answer under `key`.
     pub async fn refresh_ocsp(
+        &self,
+        key: &str,
+        url: &str,
+        cert: &[u8],
+        issuer: &[u8],
+    ) -> Refreshed {
+        let started = std::time::Instant::now();
+        let outcome = self.refresh_ocsp_timed(key, url, cert, issuer).await;
+        self.inner
+            .refresh_stats
+            .record(SourceKind::Ocsp, &outcome, started.elapsed());
+        outcome
+    }
+
+    async fn refresh_ocsp_timed(
         &self,
         key: &str,
         url: &str,

@@ -10,6 +10,7 @@
 
 mod engine;
 mod fetch;
+mod stats;
 mod store;
 mod tracker;
 
@@ -17,6 +18,7 @@ pub use engine::{Clock, Engine, EngineConfig, EngineError, Refreshed, SourceStat
 pub use fetch::{
     FetchConfig, FetchError, FetchOutcome, Fetcher, OcspMethod, OcspOutcome, Validators,
 };
+pub use stats::{KindRefreshMetrics, RefreshMetrics, REFRESH_BUCKETS};
 pub use store::{
     MemoryStore, PutOutcome, RevocationFact, RevocationKey, SledStore, SourceKind, SourceMeta,
     SourceRecord, SourceStatus, Store, StoreError, Table,

@@ -84,6 +84,27 @@ pub trait Store: Send + Sync + 'static {
     /// Every (key, value) of `table`, in key order.
     #[allow(clippy::type_complexity)]
     fn entries(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+
+    /// Applies several writes to `table` as one: `Some(value)` stores,
+    /// `None` removes. Durable when it returns. The default applies them one
+    /// by one (each durable); a store that can should apply them as one
+    /// atomic batch with one flush, so that bulk registrations (the
+    /// sidecar's group commit) do not cost an fsync each.
+    fn apply_entries(
+        &self,
+        table: Table,
+        ops: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), StoreError> {
+        for (key, value) in ops {
+            match value {
+                Some(value) => self.put_entry(table, key, value)?,
+                None => {
+                    self.delete_entry(table, key)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The small tables kept for the sidecar, values encoded by their users.

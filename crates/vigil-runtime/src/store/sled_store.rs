@@ -229,6 +229,29 @@ impl Store for SledStore {
         Ok(had)
     }
 
+    fn apply_entries(
+        &self,
+        table: Table,
+        ops: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        // One sled batch is atomic (all or none after a crash) and one
+        // flush makes all of it durable.
+        let mut batch = sled::Batch::default();
+        for (key, value) in ops {
+            match value {
+                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                None => batch.remove(key.as_slice()),
+            }
+        }
+        self.table(table)
+            .apply_batch(batch)
+            .map_err(backend("apply entries"))?;
+        self.flush()
+    }
+
     fn entries(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         self.table(table)
             .iter()

@@ -1,0 +1,477 @@
+//! `vigil serve` settings in two steps (raw flags, then checked settings):
+//! each setting comes from the flag, else the `VIGIL_*` environment variable
+//! (clap reads both: flag > environment), else the TOML `--config` file,
+//! else the default. Everything is validated before the sidecar starts, with
+//! an error that names the setting and where its value came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use vigil_core::RevocationPolicy;
+
+use crate::verify::PolicyArg;
+use crate::UsageError;
+
+/// Default listen address: loopback only.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+/// Default data directory (the sled store).
+pub(crate) const DEFAULT_DATA_DIR: &str = "./vigil-data";
+const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+const DEFAULT_KEEP_ALIVE_SECS: u64 = 15;
+const DEFAULT_EVENT_BACKLOG: u64 = 8192;
+
+/// Raw flags of `vigil serve` (ARCHITECTURE.md, `vigil serve`). Each is also
+/// `VIGIL_<NAME>` in the environment and a key of the `--config` file.
+#[derive(Args, Debug, Default)]
+#[command(after_help = "\
+Precedence: flag > VIGIL_* environment > --config file > default.
+Config file keys are the flag names (e.g. listen, data-dir, anchor = [..],
+revocation, api-token, tls-cert, tls-key); relative paths in the file are
+relative to the file's directory.
+Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 2 when the settings,
+anchors, data directory, TLS files or listen address are unusable at start,
+1 when the sidecar fails after starting.")]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8787].
+    #[arg(long, env = "VIGIL_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Data directory (the store: revocation data, connections, deny list)
+    /// [default: ./vigil-data].
+    #[arg(long, env = "VIGIL_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Trust anchors (PEM bundle, DER or a directory), repeatable;
+    /// VIGIL_ANCHOR takes a comma-separated list.
+    #[arg(long, env = "VIGIL_ANCHOR", value_name = "FILE", value_delimiter = ',')]
+    anchor: Vec<PathBuf>,
+    /// Revocation policy [default: require].
+    #[arg(long, env = "VIGIL_REVOCATION", value_enum)]
+    revocation: Option<PolicyArg>,
+    /// Bearer token required by mutating endpoints (POST/DELETE other than
+    /// /v1/verify). Unset: no token is asked for.
+    #[arg(
+        long,
+        env = "VIGIL_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
+    /// Serve the API over TLS with this certificate chain (PEM); needs
+    /// --tls-key.
+    #[arg(long, env = "VIGIL_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, env = "VIGIL_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Largest request body accepted, bytes [default: 1048576].
+    #[arg(long, env = "VIGIL_MAX_BODY_BYTES", value_name = "BYTES")]
+    max_body_bytes: Option<u64>,
+    /// Seconds between keep-alive comments on /v1/events [default: 15].
+    #[arg(long, env = "VIGIL_SSE_KEEP_ALIVE", value_name = "SECS")]
+    sse_keep_alive: Option<u64>,
+    /// Events kept for Last-Event-ID resumption [default: 8192].
+    #[arg(long, env = "VIGIL_EVENT_BACKLOG", value_name = "N")]
+    event_backlog: Option<u64>,
+    /// Log level on stderr [default: info].
+    #[arg(long, env = "VIGIL_LOG_LEVEL", value_enum)]
+    log_level: Option<LogLevel>,
+    /// Adds POST /bench/echo, a trivial handler behind the same stack, as
+    /// the ceiling for load benchmarks.
+    #[arg(long, hide = true)]
+    bench_echo: bool,
+}
+
+/// `--log-level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub(crate) fn level(self) -> tracing::Level {
+        match self {
+            Self::Error => tracing::Level::ERROR,
+            Self::Warn => tracing::Level::WARN,
+            Self::Info => tracing::Level::INFO,
+            Self::Debug => tracing::Level::DEBUG,
+            Self::Trace => tracing::Level::TRACE,
+        }
+    }
+}
+
+/// The `--config` file. Unknown keys are errors, so a typo is not silently
+/// ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<String>,
+    #[serde(alias = "data_dir")]
+    data_dir: Option<PathBuf>,
+    anchor: Option<OneOrMany>,
+    revocation: Option<String>,
+    #[serde(alias = "api_token")]
+    api_token: Option<String>,
+    #[serde(alias = "tls_cert")]
+    tls_cert: Option<PathBuf>,
+    #[serde(alias = "tls_key")]
+    tls_key: Option<PathBuf>,
+    #[serde(alias = "max_body_bytes")]
+    max_body_bytes: Option<u64>,
+    #[serde(alias = "sse_keep_alive")]
+    sse_keep_alive: Option<u64>,
+    #[serde(alias = "event_backlog")]
+    event_backlog: Option<u64>,
+    #[serde(alias = "log_level")]
+    log_level: Option<LogLevel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+/// Checked settings.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) anchors: Vec<PathBuf>,
+    pub(crate) policy: RevocationPolicy,
+    pub(crate) api_token: Option<String>,
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) event_backlog: usize,
+    pub(crate) log_level: LogLevel,
+    pub(crate) bench_echo: bool,
+}
+
+impl Settings {
+    /// Merges flags/environment with the config file and defaults, and
+    /// validates the result.
+    pub(crate) fn resolve(args: ServeArgs) -> Result<Self, UsageError> {
+        let (file, base) = match &args.config {
+            Some(path) => (read_file_config(path)?, parent_dir(path)),
+            None => (FileConfig::default(), PathBuf::from(".")),
+        };
+        let in_file = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let mut from = Origins::default();
+
+        let listen_text = pick(&mut from, "listen", args.listen, file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.trim().parse().map_err(|_| {
+            UsageError(format!(
+                "listen{}: '{listen_text}' is not an address such as 127.0.0.1:8787",
+                from.of("listen")
+            ))
+        })?;
+
+        let data_dir = pick(
+            &mut from,
+            "data-dir",
+            args.data_dir,
+            file.data_dir.map(in_file),
+        )
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+
+        let anchors = if !args.anchor.is_empty() {
+            args.anchor
+        } else {
+            match file.anchor {
+                Some(OneOrMany::One(p)) => vec![in_file(p)],
+                Some(OneOrMany::Many(ps)) => ps.into_iter().map(in_file).collect(),
+                None => Vec::new(),
+            }
+        };
+        let anchors: Vec<PathBuf> = anchors
+            .into_iter()
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        if anchors.is_empty() {
+            return Err(UsageError(
+                "no trust anchors: give --anchor FILE (or VIGIL_ANCHOR, or anchor = [...] in the \
+                 config file)"
+                    .into(),
+            ));
+        }
+
+        let policy = match (args.revocation, file.revocation) {
+            (Some(p), _) => p.policy(),
+            (None, Some(text)) => PolicyArg::from_str(text.trim(), false)
+                .map_err(|_| {
+                    UsageError(format!(
+                        "revocation (config file): '{text}' is not one of off, prefer, require"
+                    ))
+                })?
+                .policy(),
+            (None, None) => RevocationPolicy::Require,
+        };
+
+        let api_token = pick(&mut from, "api-token", args.api_token, file.api_token);
+        if let Some(token) = &api_token {
+            check_token(token)
+                .map_err(|e| UsageError(format!("api-token{}: {e}", from.of("api-token"))))?;
+        }
+
+        let tls_cert = pick(
+            &mut from,
+            "tls-cert",
+            args.tls_cert,
+            file.tls_cert.map(in_file),
+        );
+        let tls_key = pick(
+            &mut from,
+            "tls-key",
+            args.tls_key,
+            file.tls_key.map(in_file),
+        );
+        let tls = match (tls_cert, tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(UsageError(
+                    "tls-cert and tls-key go together: give both or neither".into(),
+                ))
+            }
+        };
+
+        let max_body = bounded(
+            "max-body-bytes",
+            pick(
+                &mut from,
+                "max-body-bytes",
+                args.max_body_bytes,
+                file.max_body_bytes,
+            ),
+            DEFAULT_MAX_BODY,
+            4096..=64 * 1024 * 1024,
+            &from,
+        )?;
+        let keep_alive = bounded(
+            "sse-keep-alive",
+            pick(
+                &mut from,
+                "sse-keep-alive",
+                args.sse_keep_alive,
+                file.sse_keep_alive,
+            ),
+            DEFAULT_KEEP_ALIVE_SECS,
+            1..=3600,
+            &from,
+        )?;
+        let backlog = bounded(
+            "event-backlog",
+            pick(
+                &mut from,
+                "event-backlog",
+                args.event_backlog,
+                file.event_backlog,
+            ),
+            DEFAULT_EVENT_BACKLOG,
+            16..=1_048_576,
+            &from,
+        )?;
+        let log_level =
+            pick(&mut from, "log-level", args.log_level, file.log_level).unwrap_or(LogLevel::Info);
+
+        Ok(Self {
+            listen,
+            data_dir,
+            anchors,
+            policy,
+            api_token,
+            tls,
+            max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
+            keep_alive: Duration::from_secs(keep_alive),
+            event_backlog: usize::try_from(backlog).unwrap_or(usize::MAX),
+            log_level,
+            bench_echo: args.bench_echo,
+        })
+    }
+}
+
+/// Where each setting came from, for error messages.
+#[derive(Default)]
+struct Origins(BTreeMap<&'static str, &'static str>);
+
+impl Origins {
+    fn of(&self, key: &str) -> String {
+        self.0
+            .get(key)
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default()
+    }
+}
+
+/// The flag/environment value, else the file's.
+fn pick<T>(
+    from: &mut Origins,
+    key: &'static str,
+    flag_or_env: Option<T>,
+    file: Option<T>,
+) -> Option<T> {
+    match (flag_or_env, file) {
+        (Some(v), _) => {
+            from.0.insert(key, "flag or environment");
+            Some(v)
+        }
+        (None, Some(v)) => {
+            from.0.insert(key, "config file");
+            Some(v)
+        }
+        (None, None) => None,
+    }
+}
+
+fn bounded(
+    key: &str,
+    value: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    from: &Origins,
+) -> Result<u64, UsageError> {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(UsageError(format!(
+            "{key}{}: {v} is outside {}..={}",
+            from.of(key),
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+/// RFC 6750 §2.1: a bearer token is a b64token.
+fn check_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("the token is empty".into());
+    }
+    let body = token.trim_end_matches('=');
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    {
+        return Err(
+            "a bearer token may hold only letters, digits and - . _ ~ + / (then = padding)".into(),
+        );
+    }
+    Ok(())
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("--config {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| UsageError(format!("--config {}: {e}", path.display())))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn args(list: &[&str]) -> ServeArgs {
+        // Environment variables are read by clap too; tests that need them
+        // run the binary (tests/serve_config.rs).
+        Wrap::try_parse_from(std::iter::once("serve").chain(list.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    fn config(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_require() {
+        let s = Settings::resolve(args(&["--anchor", "a.pem"])).unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert!(s.listen.ip().is_loopback());
+        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(s.policy, RevocationPolicy::Require);
+        assert!(s.api_token.is_none());
+        assert_eq!(s.keep_alive, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let (dir, path) = config(
+            "listen = \"127.0.0.1:9000\"\nanchor = [\"root.pem\"]\nrevocation = \"prefer\"\n\
+             api-token = \"file-token\"\ndata-dir = \"data\"\n",
+        );
+        let p = path.to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", p])).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.anchors, vec![dir.path().join("root.pem")]);
+        assert_eq!(s.data_dir, dir.path().join("data"));
+        assert_eq!(s.policy, RevocationPolicy::Prefer);
+        assert_eq!(s.api_token.as_deref(), Some("file-token"));
+        let s = Settings::resolve(args(&[
+            "--config",
+            p,
+            "--listen",
+            "127.0.0.1:9001",
+            "--revocation",
+            "off",
+            "--api-token",
+            "flag-token",
+            "--anchor",
+            "/x.pem",
+        ]))
+        .unwrap();
+        assert_eq!(s.listen.port(), 9001);
+        assert_eq!(s.policy, RevocationPolicy::Off);
+        assert_eq!(s.api_token.as_deref(), Some("flag-token"));
+        assert_eq!(s.anchors, vec![PathBuf::from("/x.pem")]);
+    }
+
+    #[test]
+    fn bad_settings_are_clear_errors() {
+        let err = |list: &[&str]| Settings::resolve(args(list)).unwrap_err().0;
+        assert!(err(&[]).contains("no trust anchors"));
+        assert!(err(&["--anchor", "a", "--listen", "nope"]).contains("'nope' is not an address"));
+        assert!(err(&["--anchor", "a", "--tls-cert", "c"]).contains("go together"));
+        assert!(err(&["--anchor", "a", "--api-token", "has space"]).contains("bearer token"));
+        assert!(err(&["--anchor", "a", "--max-body-bytes", "1"]).contains("outside"));
+        let (_dir, path) = config("listne = \"x\"\n");
+        let e = err(&["--config", path.to_str().unwrap(), "--anchor", "a"]);
+        assert!(e.contains("unknown field") && e.contains("listne"), "{e}");
+        let (_dir, path) = config("revocation = \"maybe\"\n");
+        let e = err(&["--config", path.to_str().unwrap(), "--anchor", "a"]);
+        assert!(e.contains("'maybe' is not one of"), "{e}");
+        let (_dir, path) = config("listen = \"bad\"\n");
+        let e = err(&["--config", path.to_str().unwrap(), "--anchor", "a"]);
+        assert!(e.contains("(config file)"), "{e}");
+    }
+}

@@ -1,0 +1,777 @@
+//! Registered connections: tracked by the engine's trackers (one per
+//! usage), persisted so they outlive the sidecar, leased so a crashed caller
+//! does not leak them, and announced on `/v1/events` when they must go.
+//!
+//! Registrations of the same chain for the same usage share one tracked
+//! peer: they stand or fall together, so the engine verifies and indexes
+//! the chain once however many connections a client opens.
+//!
+//! Teardown reaches the API through each peer's own signal
+//! ([`vigil_core::TeardownSignal::on_fire`]): no event can be lost to a slow
+//! broadcast, and none can race the insertion of the id mapping.
+//!
+//! Lock order: the registrations lock is taken before any tracker or
+//! registry lock, never the other way round (signal callbacks only send on
+//! a channel).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use vigil_core::{
+    CertificateDer, ConnectionId, RevocationPolicy, TeardownEvent, TeardownReason, Verdict,
+    VerifyOptions,
+};
+use vigil_runtime::{ConnectionEvent, Engine, Store, Table, Tracker, TrackerConfig};
+
+use super::events::Hub;
+use super::persist::{durable, Writer};
+use super::record::{
+    ca_key, now_ms, parse_ca_key, rfc3339_ms, ApiId, ConnectionView, Record, TeardownOut, UsageKind,
+};
+
+/// Longest lease, seconds (30 days).
+pub(crate) const MAX_LEASE_SECS: u32 = 30 * 24 * 3600;
+/// Torn-down connections remembered for `GET /v1/connections/{id}`.
+const TOMBSTONES: usize = 16 * 1024;
+/// How often leases are checked.
+const LEASE_TICK: Duration = Duration::from_millis(100);
+
+/// A tracked chain: (usage index, SHA-256 over the chain's certificate
+/// digests).
+type PeerKey = (usize, [u8; 32]);
+
+/// What a peer's signal sends when it fires.
+type Torn = (PeerKey, ConnectionId, TeardownEvent);
+
+/// One tracked chain and the registrations resting on it.
+struct Peer {
+    conn: ConnectionId,
+    members: HashSet<ApiId>,
+    subject: Box<str>,
+    serial: Box<str>,
+}
+
+struct Reg {
+    peer: PeerKey,
+    labels: BTreeMap<String, String>,
+    registered_at: i64,
+    lease: Option<Lease>,
+}
+
+#[derive(Clone, Copy)]
+struct Lease {
+    secs: u32,
+    expires_ms: i64,
+}
+
+#[derive(Default)]
+struct Maps {
+    active: BTreeMap<ApiId, Reg>,
+    peers: HashMap<PeerKey, Peer>,
+    /// (usage index, tracker connection id) -> peer, for degraded notices.
+    by_conn: HashMap<(usize, u64), PeerKey>,
+    leases: BTreeSet<(i64, ApiId)>,
+    tombstones: HashMap<ApiId, ConnectionView>,
+    tomb_order: VecDeque<ApiId>,
+    /// CA certificates already in the store.
+    stored_cas: HashSet<[u8; 32]>,
+}
+
+/// What a registration came to.
+pub(crate) enum Registered {
+    /// Tracked (and durable).
+    Accepted {
+        id: ApiId,
+        verdict: Arc<Verdict>,
+        lease_expires_at: Option<String>,
+    },
+    /// Not trusted: nothing was tracked or stored.
+    Rejected(Arc<Verdict>),
+}
+
+/// Why a registration, removal or renewal failed.
+pub(crate) enum ConnError {
+    Unknown,
+    NoLease,
+    Store(String),
+}
+
+/// Counters, for metrics.
+#[derive(Default)]
+pub(crate) struct ConnCounters {
+    pub(crate) registered: AtomicU64,
+    pub(crate) removed: AtomicU64,
+    pub(crate) lease_expired: AtomicU64,
+    pub(crate) restored: AtomicU64,
+    pub(crate) restore_refused: AtomicU64,
+    /// Teardowns announced, by reason (revoked, expired, unverifiable,
+    /// untrusted, denied).
+    pub(crate) teardowns: [AtomicU64; 5],
+}
+
+/// Registered connections.
+pub(crate) struct Connections {
+    engine: Engine,
+    trackers: [Tracker; 3],
+    maps: RwLock<Maps>,
+    writer: Writer,
+    hub: Arc<Hub>,
+    torn: mpsc::UnboundedSender<Torn>,
+    pub(crate) counters: ConnCounters,
+}
+
+/// The fields of a registration besides its chain.
+struct NewReg {
+    id: ApiId,
+    usage: UsageKind,
+    labels: BTreeMap<String, String>,
+    registered_at: i64,
+    lease: Option<Lease>,
+}
+
+impl Connections {
+    /// One tracker per usage over `engine`, all under `policy`; returns the
+    /// receiver of teardowns for [`Connections::run_teardowns`].
+    pub(crate) fn new(
+        engine: &Engine,
+        policy: RevocationPolicy,
+        hub: Arc<Hub>,
+        writer: Writer,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Torn>) {
+        let trackers = UsageKind::ALL.map(|usage| {
+            Tracker::new(
+                engine,
+                TrackerConfig {
+                    options: VerifyOptions {
+                        usage: usage.usage(),
+                        policy,
+                        ..VerifyOptions::default()
+                    },
+                    // Teardowns travel by signal; the broadcast carries only
+                    // degraded notices here, so it can be small.
+                    event_capacity: 4096,
+                    ..TrackerConfig::default()
+                },
+            )
+        });
+        let (torn, rx) = mpsc::unbounded_channel();
+        let this = Arc::new(Self {
+            engine: engine.clone(),
+            trackers,
+            maps: RwLock::new(Maps::default()),
+            writer,
+            hub,
+            torn,
+            counters: ConnCounters::default(),
+        });
+        (this, rx)
+    }
+
+    /// Starts the trackers' deadline loops, the degraded-notice relays and
+    /// the lease sweeper.
+    pub(crate) fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for (usage, tracker) in self.trackers.iter().enumerate() {
+            tasks.push(tracker.spawn_expiry(Duration::from_secs(30)));
+            let mut rx = tracker.subscribe();
+            let this = Arc::clone(self);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(ConnectionEvent::Degraded(notice)) => this.on_degraded(usage, notice),
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "degraded notices dropped");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            }));
+        }
+        let this = Arc::clone(self);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_TICK).await;
+                this.expire_leases(now_ms());
+            }
+        }));
+        tasks
+    }
+
+    /// Announces teardowns until every sender is gone.
+    pub(crate) async fn run_teardowns(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Torn>) {
+        while let Some((key, conn, event)) = rx.recv().await {
+            self.on_teardown(key, conn, &event);
+        }
+    }
+
+    /// Verifies and tracks a connection, then makes it durable.
+    pub(crate) async fn register(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        usage: UsageKind,
+        labels: BTreeMap<String, String>,
+        lease_secs: Option<u32>,
+    ) -> Result<Registered, ConnError> {
+        let tracker = &self.trackers[usage.index()];
+        let verdict = super::verify_chain(&self.engine, &chain, tracker.options()).await;
+        if !verdict.is_accepted() {
+            return Ok(Registered::Rejected(verdict));
+        }
+        let registered_at = now_ms();
+        let record = Record::new(
+            usage,
+            &chain,
+            labels.clone(),
+            lease_secs,
+            registered_at / 1000,
+        );
+        let lease = lease_secs.map(|secs| Lease {
+            secs,
+            expires_ms: registered_at.saturating_add(i64::from(secs) * 1000),
+        });
+        let mut id = ApiId::random();
+        let cas: Vec<([u8; 32], Vec<u8>)> = chain
+            .iter()
+            .skip(1)
+            .map(|c| (vigil_core::sha256(c), c.to_vec()))
+            .collect();
+        let reg = NewReg {
+            id,
+            usage,
+            labels,
+            registered_at,
+            lease,
+        };
+        let ack = {
+            let mut maps = self.write();
+            while maps.active.contains_key(&id) || maps.tombstones.contains_key(&id) {
+                id = ApiId::random();
+            }
+            let reg = NewReg { id, ..reg };
+            if let Err(refused) = self.attach(&mut maps, chain, reg) {
+                return Ok(Registered::Rejected(refused));
+            }
+            // CA certificates first, then the record: queued under the lock,
+            // so a removal of this id (teardown, lease) can only follow.
+            for (digest, der) in cas {
+                if maps.stored_cas.insert(digest) {
+                    drop(self.writer.put(ca_key(&digest), der));
+                }
+            }
+            self.writer.put(id.key(), record.encode())
+        };
+        if let Err(e) = durable(ack).await {
+            self.forget(id);
+            return Err(ConnError::Store(e));
+        }
+        self.counters.registered.fetch_add(1, Ordering::Relaxed);
+        Ok(Registered::Accepted {
+            id,
+            verdict,
+            lease_expires_at: lease.map(|l| rfc3339_ms(l.expires_ms)),
+        })
+    }
+
+    /// Adds registration `reg` to the peer of its chain, tracking the chain
+    /// first when no registration holds it yet. Err: the tracker refused the
+    /// chain (its verdict).
+    fn attach(
+        &self,
+        maps: &mut Maps,
+        chain: Vec<CertificateDer<'static>>,
+        reg: NewReg,
+    ) -> Result<(), Arc<Verdict>> {
+        let key = peer_key(reg.usage, &chain);
+        if !maps.peers.contains_key(&key) {
+            let tracker = &self.trackers[reg.usage.index()];
+            // Tracked against current data, under the lock: a degraded
+            // notice for it waits for the mapping.
+            let tracked = tracker.track(chain, BTreeMap::new());
+            if tracked.signal.is_fired() {
+                return Err(tracked.verdict);
+            }
+            let (subject, serial) = leaf_names(&tracked.verdict);
+            maps.by_conn.insert((key.0, tracked.id.0), key);
+            maps.peers.insert(
+                key,
+                Peer {
+                    conn: tracked.id,
+                    members: HashSet::new(),
+                    subject,
+                    serial,
+                },
+            );
+            let torn = self.torn.clone();
+            let conn = tracked.id;
+            // Runs at once if the signal fired meanwhile; the channel is
+            // unbounded, so this never blocks the registry.
+            tracked.signal.on_fire(Box::new(move |event| {
+                let _ = torn.send((key, conn, event.clone()));
+            }));
+        }
+        if let Some(peer) = maps.peers.get_mut(&key) {
+            peer.members.insert(reg.id);
+        }
+        if let Some(l) = reg.lease {
+            maps.leases.insert((l.expires_ms, reg.id));
+        }
+        maps.active.insert(
+            reg.id,
+            Reg {
+                peer: key,
+                labels: reg.labels,
+                registered_at: reg.registered_at,
+                lease: reg.lease,
+            },
+        );
+        Ok(())
+    }
+
+    /// One connection: active, or recently torn down.
+    pub(crate) fn get(&self, id: ApiId) -> Option<ConnectionView> {
+        let maps = self.read();
+        match maps.active.get(&id) {
+            Some(reg) => Some(self.view(&maps, id, reg)),
+            None => maps.tombstones.get(&id).cloned(),
+        }
+    }
+
+    /// Active connections in id order after `after`, at most `limit`, with
+    /// the label `filter` if given; the id to continue after; the total.
+    pub(crate) fn list(
+        &self,
+        after: Option<ApiId>,
+        limit: usize,
+        filter: Option<(&str, &str)>,
+    ) -> (Vec<ConnectionView>, Option<String>, usize) {
+        let maps = self.read();
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(a),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        let mut next = None;
+        for (id, reg) in maps.active.range((start, std::ops::Bound::Unbounded)) {
+            if let Some((k, v)) = filter {
+                if reg.labels.get(k).map(String::as_str) != Some(v) {
+                    continue;
+                }
+            }
+            if out.len() == limit {
+                next = out.last().map(|v: &ConnectionView| v.id.clone());
+                break;
+            }
+            out.push(self.view(&maps, *id, reg));
+        }
+        (out, next, maps.active.len())
+    }
+
+    /// Forgets a connection the caller closed; durable when it returns.
+    pub(crate) async fn remove(&self, id: ApiId) -> Result<(), ConnError> {
+        let ack = {
+            let mut maps = self.write();
+            if let Some(reg) = maps.active.remove(&id) {
+                self.detach(&mut maps, id, &reg);
+                self.writer.delete(id.key())
+            } else if maps.tombstones.remove(&id).is_some() {
+                maps.tomb_order.retain(|t| *t != id);
+                self.counters.removed.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            } else {
+                return Err(ConnError::Unknown);
+            }
+        };
+        self.counters.removed.fetch_add(1, Ordering::Relaxed);
+        durable(ack).await.map_err(ConnError::Store)
+    }
+
+    /// Renews a lease from now, for `secs` or the lease's own length.
+    pub(crate) fn renew(&self, id: ApiId, secs: Option<u32>) -> Result<ConnectionView, ConnError> {
+        let mut maps = self.write();
+        let Some(reg) = maps.active.get(&id) else {
+            return Err(ConnError::Unknown);
+        };
+        let Some(secs) = secs.or(reg.lease.map(|l| l.secs)) else {
+            return Err(ConnError::NoLease);
+        };
+        let old = reg.lease;
+        let lease = Lease {
+            secs,
+            expires_ms: now_ms().saturating_add(i64::from(secs) * 1000),
+        };
+        if let Some(old) = old {
+            maps.leases.remove(&(old.expires_ms, id));
+        }
+        maps.leases.insert((lease.expires_ms, id));
+        // The new length is not persisted: a restart starts every lease over
+        // with the length it was registered with, see [`Record`].
+        if let Some(reg) = maps.active.get_mut(&id) {
+            reg.lease = Some(lease);
+        }
+        let reg = maps.active.get(&id).ok_or(ConnError::Unknown)?;
+        Ok(self.view(&maps, id, reg))
+    }
+
+    /// Active connections.
+    pub(crate) fn len(&self) -> usize {
+        self.read().active.len()
+    }
+
+    /// Distinct chains tracked (registrations of one chain share one).
+    pub(crate) fn chains(&self) -> usize {
+        self.read().peers.len()
+    }
+
+    /// Tracks every persisted registration again: each is verified against
+    /// current data (fetching what is missing or stale); those no longer
+    /// trusted are announced as teardowns and forgotten. CA certificates no
+    /// registration refers to any more are removed. Returns (restored,
+    /// refused).
+    pub(crate) async fn restore(self: &Arc<Self>, store: Arc<dyn Store>) -> (u64, u64) {
+        let entries = tokio::task::spawn_blocking(move || store.entries(Table::Connections))
+            .await
+            .unwrap_or_else(|e| {
+                Err(vigil_runtime::StoreError::Invalid {
+                    detail: e.to_string(),
+                })
+            });
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the persisted connections");
+                return (0, 0);
+            }
+        };
+        let mut cas = HashMap::new();
+        let mut records = Vec::new();
+        for (key, value) in entries {
+            if let Some(digest) = parse_ca_key(&key) {
+                cas.insert(digest, value);
+            } else if let Some(id) = ApiId::from_key(&key) {
+                match Record::decode(&value) {
+                    Ok(r) => records.push((id, r)),
+                    // Kept on disk for inspection rather than dropped.
+                    Err(e) => {
+                        tracing::error!(connection = %id, error = %e, "stored connection cannot be decoded");
+                    }
+                }
+            } else {
+                tracing::error!("stored connection with a malformed key; left in place");
+            }
+        }
+        let used: HashSet<[u8; 32]> = records.iter().flat_map(|(_, r)| r.rest.clone()).collect();
+        {
+            let mut maps = self.write();
+            for digest in cas.keys() {
+                if used.contains(digest) {
+                    maps.stored_cas.insert(*digest);
+                } else {
+                    self.writer.delete_soon(ca_key(digest));
+                }
+            }
+        }
+        let cas = Arc::new(cas);
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(1);
+        let chunk = records.len().div_ceil(workers).max(1);
+        let mut jobs = tokio::task::JoinSet::new();
+        let mut records = records.into_iter();
+        loop {
+            let part: Vec<(ApiId, Record)> = records.by_ref().take(chunk).collect();
+            if part.is_empty() {
+                break;
+            }
+            let this = Arc::clone(self);
+            let cas = Arc::clone(&cas);
+            jobs.spawn(async move {
+                for (id, record) in part {
+                    this.restore_one(id, record, &cas).await;
+                }
+            });
+        }
+        while jobs.join_next().await.is_some() {}
+        (
+            self.counters.restored.load(Ordering::Relaxed),
+            self.counters.restore_refused.load(Ordering::Relaxed),
+        )
+    }
+
+    async fn restore_one(&self, id: ApiId, record: Record, cas: &HashMap<[u8; 32], Vec<u8>>) {
+        let chain = match record.chain(cas) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(connection = %id, error = %e, "stored connection has an unusable chain");
+                return;
+            }
+        };
+        let usage = record.usage;
+        let tracker = &self.trackers[usage.index()];
+        let verdict = super::verify_chain(&self.engine, &chain, tracker.options()).await;
+        let now = now_ms();
+        let lease = record.lease_secs.map(|secs| Lease {
+            secs,
+            expires_ms: now.saturating_add(i64::from(secs) * 1000),
+        });
+        let refused = if verdict.is_accepted() {
+            let mut maps = self.write();
+            let reg = NewReg {
+                id,
+                usage,
+                labels: record.labels.clone(),
+                registered_at: record.registered_at.saturating_mul(1000),
+                lease,
+            };
+            self.attach(&mut maps, chain, reg).err()
+        } else {
+            Some(verdict)
+        };
+        let Some(verdict) = refused else {
+            self.counters.restored.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // Became untrusted while the sidecar was down.
+        self.counters
+            .restore_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let (subject, serial) = leaf_names(&verdict);
+        let event = TeardownEvent {
+            connection_id: ConnectionId(0),
+            reason: TeardownReason::from_code(verdict.reason),
+            serial: serial.into(),
+            subject: subject.into(),
+            detail: verdict.detail.clone(),
+            at: vigil_core::rfc3339(now / 1000),
+        };
+        let gone = Gone {
+            usage,
+            labels: record.labels,
+            registered_at: record.registered_at.saturating_mul(1000),
+            lease,
+        };
+        self.announce(id, gone, &event);
+    }
+
+    fn on_teardown(&self, key: PeerKey, conn: ConnectionId, event: &TeardownEvent) {
+        let gone: Vec<(ApiId, Gone)> = {
+            let mut maps = self.write();
+            // A peer of the same chain tracked since is another one.
+            if maps.peers.get(&key).is_none_or(|p| p.conn != conn) {
+                return;
+            }
+            let Some(peer) = maps.peers.remove(&key) else {
+                return;
+            };
+            maps.by_conn.remove(&(key.0, conn.0));
+            peer.members
+                .iter()
+                .filter_map(|id| {
+                    let reg = maps.active.remove(id)?;
+                    if let Some(l) = reg.lease {
+                        maps.leases.remove(&(l.expires_ms, *id));
+                    }
+                    Some((*id, Gone::from(reg)))
+                })
+                .collect()
+        };
+        for (id, reg) in gone {
+            self.announce(id, reg, event);
+        }
+    }
+
+    /// Publishes the teardown of `id`, keeps a tombstone and forgets the
+    /// registration in the store (after the event is out, so a crash in
+    /// between announces it again after the restart rather than never).
+    fn announce(&self, id: ApiId, reg: Gone, event: &TeardownEvent) {
+        let out = TeardownOut::new(id, event, &reg.labels);
+        let slot = match event.reason {
+            TeardownReason::Revoked => 0,
+            TeardownReason::Expired => 1,
+            TeardownReason::Unverifiable => 2,
+            TeardownReason::Untrusted => 3,
+            TeardownReason::Denied => 4,
+        };
+        self.counters.teardowns[slot].fetch_add(1, Ordering::Relaxed);
+        self.hub
+            .publish("teardown", serde_json::to_string(&out).unwrap_or_default());
+        tracing::info!(
+            connection = %id,
+            reason = %event.reason,
+            serial = %event.serial,
+            "teardown announced"
+        );
+        let view = ConnectionView {
+            id: id.to_string(),
+            state: "torn_down",
+            usage: reg.usage,
+            registered_at: rfc3339_ms(reg.registered_at),
+            lease_secs: reg.lease.map(|l| l.secs),
+            lease_expires_at: reg.lease.map(|l| rfc3339_ms(l.expires_ms)),
+            valid_until: None,
+            subject: event.subject.clone(),
+            serial: event.serial.clone(),
+            labels: reg.labels,
+            teardown: Some(out),
+        };
+        {
+            let mut maps = self.write();
+            if maps.tomb_order.len() >= TOMBSTONES {
+                if let Some(old) = maps.tomb_order.pop_front() {
+                    maps.tombstones.remove(&old);
+                }
+            }
+            maps.tomb_order.push_back(id);
+            maps.tombstones.insert(id, view);
+        }
+        self.writer.delete_soon(id.key());
+    }
+
+    fn on_degraded(&self, usage: usize, notice: vigil_core::DegradedNotice) {
+        let members: Vec<ApiId> = {
+            let maps = self.read();
+            let Some(key) = maps.by_conn.get(&(usage, notice.connection_id.0)) else {
+                return;
+            };
+            maps.peers
+                .get(key)
+                .map(|p| p.members.iter().copied().collect())
+                .unwrap_or_default()
+        };
+        for id in members {
+            let data = serde_json::json!({
+                "connection_id": id.to_string(),
+                "serial": notice.serial,
+                "subject": notice.subject,
+                "detail": notice.detail,
+                "at": notice.at,
+            });
+            self.hub.publish("degraded", data.to_string());
+        }
+    }
+
+    fn expire_leases(&self, now: i64) {
+        let expired: Vec<(ApiId, Reg)> = {
+            let mut maps = self.write();
+            let due: Vec<(i64, ApiId)> = maps
+                .leases
+                .range(..(now, ApiId(u128::MAX)))
+                .copied()
+                .collect();
+            let mut out = Vec::new();
+            for (at, id) in due {
+                maps.leases.remove(&(at, id));
+                if let Some(reg) = maps.active.remove(&id) {
+                    self.detach(&mut maps, id, &reg);
+                    out.push((id, reg));
+                }
+            }
+            out
+        };
+        for (id, reg) in expired {
+            self.counters.lease_expired.fetch_add(1, Ordering::Relaxed);
+            self.writer.delete_soon(id.key());
+            let data = serde_json::json!({
+                "connection_id": id.to_string(),
+                "labels": reg.labels,
+                "at": rfc3339_ms(now),
+            });
+            self.hub.publish("lease_expired", data.to_string());
+            tracing::info!(connection = %id, "lease expired; connection forgotten");
+        }
+    }
+
+    /// Undoes a registration whose record could not be stored.
+    fn forget(&self, id: ApiId) {
+        let mut maps = self.write();
+        if let Some(reg) = maps.active.remove(&id) {
+            self.detach(&mut maps, id, &reg);
+        }
+    }
+
+    /// Drops `id` (already out of `active`) from its lease and its peer; the
+    /// last registration of a peer untracks its chain.
+    fn detach(&self, maps: &mut Maps, id: ApiId, reg: &Reg) {
+        if let Some(l) = reg.lease {
+            maps.leases.remove(&(l.expires_ms, id));
+        }
+        let empty = maps.peers.get_mut(&reg.peer).is_some_and(|peer| {
+            peer.members.remove(&id);
+            peer.members.is_empty()
+        });
+        if empty {
+            if let Some(peer) = maps.peers.remove(&reg.peer) {
+                maps.by_conn.remove(&(reg.peer.0, peer.conn.0));
+                self.trackers[reg.peer.0].untrack(peer.conn);
+            }
+        }
+    }
+
+    fn view(&self, maps: &Maps, id: ApiId, reg: &Reg) -> ConnectionView {
+        let peer = maps.peers.get(&reg.peer);
+        let valid_until = peer
+            .and_then(|p| self.trackers[reg.peer.0].registry().valid_until(p.conn))
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .filter(|s| *s < i64::MAX / 2)
+            .map(vigil_core::rfc3339);
+        ConnectionView {
+            id: id.to_string(),
+            state: "active",
+            usage: UsageKind::ALL[reg.peer.0],
+            labels: reg.labels.clone(),
+            registered_at: rfc3339_ms(reg.registered_at),
+            lease_secs: reg.lease.map(|l| l.secs),
+            lease_expires_at: reg.lease.map(|l| rfc3339_ms(l.expires_ms)),
+            valid_until,
+            subject: peer.map(|p| p.subject.to_string()).unwrap_or_default(),
+            serial: peer.map(|p| p.serial.to_string()).unwrap_or_default(),
+            teardown: None,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Maps> {
+        self.maps.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Maps> {
+        self.maps.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A registration on its way out.
+struct Gone {
+    usage: UsageKind,
+    labels: BTreeMap<String, String>,
+    registered_at: i64,
+    lease: Option<Lease>,
+}
+
+impl From<Reg> for Gone {
+    fn from(reg: Reg) -> Self {
+        Self {
+            usage: UsageKind::ALL[reg.peer.0],
+            labels: reg.labels,
+            registered_at: reg.registered_at,
+            lease: reg.lease,
+        }
+    }
+}
+
+/// The peer of `chain` for `usage`: SHA-256 over the certificates' digests.
+fn peer_key(usage: UsageKind, chain: &[CertificateDer<'_>]) -> PeerKey {
+    let digests: Vec<u8> = chain.iter().flat_map(|c| vigil_core::sha256(c)).collect();
+    (usage.index(), vigil_core::sha256(&digests))
+}
+
+/// The leaf's subject and serial, from the verdict's path (empty when no
+/// path was found).
+fn leaf_names(verdict: &Verdict) -> (Box<str>, Box<str>) {
+    verdict.chain.first().map_or_else(
+        || (Box::from(""), Box::from("")),
+        |c| (c.subject.as_str().into(), c.serial.as_str().into()),
+    )
+}

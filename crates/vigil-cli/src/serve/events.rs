@@ -1,0 +1,255 @@
+//! `/v1/events`: Server-Sent Events (WHATWG HTML §9.2) with keep-alive
+//! comments, event ids, and resumption from a bounded backlog.
+//!
+//! Every event gets an id `EPOCH-SEQ`: EPOCH is the sidecar's start time in
+//! milliseconds, SEQ counts from 1. A subscriber that reconnects with
+//! `Last-Event-ID` (header, or `?last_event_id=` for clients that cannot set
+//! it) first receives every held event after that id. An id from an earlier
+//! run of the sidecar (another EPOCH), or `0`, replays everything this run
+//! holds, so teardowns found while restoring connections after a restart
+//! reach a subscriber that reconnects. When events it asked for were already
+//! dropped from the backlog (or it fell too far behind), it receives a
+//! `reset` event first: it should then re-list `/v1/connections`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use tokio::sync::{broadcast, watch};
+
+use super::error::ApiError;
+
+/// One published event.
+#[derive(Debug)]
+pub(crate) struct Event {
+    seq: u64,
+    id: String,
+    name: &'static str,
+    data: String,
+}
+
+/// Event names, for metrics.
+pub(crate) const EVENT_NAMES: [&str; 3] = ["teardown", "degraded", "lease_expired"];
+
+/// The event hub: a ring of recent events and a live broadcast.
+pub(crate) struct Hub {
+    epoch: u64,
+    ring: Mutex<Ring>,
+    live: broadcast::Sender<Arc<Event>>,
+    subscribers: AtomicU64,
+    published: [AtomicU64; EVENT_NAMES.len()],
+}
+
+struct Ring {
+    next_seq: u64,
+    capacity: usize,
+    events: VecDeque<Arc<Event>>,
+}
+
+/// Where a subscriber resumes.
+enum Resume {
+    /// Live events only.
+    Now,
+    /// Everything held.
+    All,
+    /// After this sequence number of this run.
+    After(u64),
+}
+
+impl Hub {
+    /// A hub holding the last `capacity` events.
+    pub(crate) fn new(capacity: usize) -> Self {
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let (live, _) = broadcast::channel(capacity.max(16));
+        Self {
+            epoch,
+            ring: Mutex::new(Ring {
+                next_seq: 1,
+                capacity: capacity.max(16),
+                events: VecDeque::new(),
+            }),
+            live,
+            subscribers: AtomicU64::new(0),
+            published: Default::default(),
+        }
+    }
+
+    /// Publishes `data` (JSON) as event `name` to every subscriber.
+    pub(crate) fn publish(&self, name: &'static str, data: String) {
+        if let Some(i) = EVENT_NAMES.iter().position(|n| *n == name) {
+            self.published[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let mut ring = self.lock();
+        let seq = ring.next_seq;
+        ring.next_seq += 1;
+        let event = Arc::new(Event {
+            seq,
+            id: format!("{}-{seq}", self.epoch),
+            name,
+            data,
+        });
+        if ring.events.len() == ring.capacity {
+            ring.events.pop_front();
+        }
+        ring.events.push_back(event.clone());
+        // Sent under the ring's lock, so that a subscriber's snapshot of the
+        // ring and its live receiver neither overlap nor leave a gap.
+        let _ = self.live.send(event);
+    }
+
+    /// Subscribers connected now.
+    pub(crate) fn subscribers(&self) -> u64 {
+        self.subscribers.load(Ordering::Relaxed)
+    }
+
+    /// Events published since start, by name (see [`EVENT_NAMES`]).
+    pub(crate) fn published(&self) -> [u64; EVENT_NAMES.len()] {
+        std::array::from_fn(|i| self.published[i].load(Ordering::Relaxed))
+    }
+
+    /// The SSE response for a subscriber resuming after `last_event_id`.
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        last_event_id: Option<&str>,
+        shutdown: watch::Receiver<bool>,
+        keep_alive: Duration,
+    ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+        let resume = self.parse_resume(last_event_id)?;
+        let (rx, replay, last_seq, gap) = {
+            let ring = self.lock();
+            let rx = self.live.subscribe();
+            let oldest = ring.events.front().map_or(ring.next_seq, |e| e.seq);
+            let (from, gap) = match resume {
+                Resume::Now => (ring.next_seq, false),
+                Resume::All => (oldest, oldest > 1),
+                Resume::After(seq) => (seq + 1, seq + 1 < oldest),
+            };
+            let replay: VecDeque<Arc<Event>> = ring
+                .events
+                .iter()
+                .filter(|e| e.seq >= from)
+                .cloned()
+                .collect();
+            (rx, replay, from.saturating_sub(1), gap)
+        };
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        let state = StreamState {
+            hub: Arc::clone(self),
+            reset: gap.then(|| "events after your Last-Event-ID were dropped".to_owned()),
+            replay,
+            rx,
+            last_seq,
+            shutdown,
+        };
+        let stream = futures_util::stream::unfold(state, |mut state| async move {
+            let event = state.next().await?;
+            Some((Ok(event), state))
+        });
+        Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)))
+    }
+
+    fn parse_resume(&self, last: Option<&str>) -> Result<Resume, ApiError> {
+        let Some(last) = last.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(Resume::Now);
+        };
+        if last == "0" {
+            return Ok(Resume::All);
+        }
+        let parsed = last
+            .split_once('-')
+            .and_then(|(e, s)| Some((e.parse::<u64>().ok()?, s.parse::<u64>().ok()?)));
+        match parsed {
+            Some((epoch, seq)) if epoch == self.epoch => Ok(Resume::After(seq)),
+            Some(_) => Ok(Resume::All),
+            None => Err(ApiError::bad_request(
+                "invalid_request",
+                "Last-Event-ID must be an event id sent by this sidecar (EPOCH-SEQ) or 0",
+            )),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Held events after `seq`, and whether some were already dropped.
+    fn since(&self, seq: u64) -> (VecDeque<Arc<Event>>, bool) {
+        let ring = self.lock();
+        let oldest = ring.events.front().map_or(ring.next_seq, |e| e.seq);
+        let events = ring
+            .events
+            .iter()
+            .filter(|e| e.seq > seq)
+            .cloned()
+            .collect();
+        (events, seq + 1 < oldest)
+    }
+}
+
+struct StreamState {
+    hub: Arc<Hub>,
+    reset: Option<String>,
+    replay: VecDeque<Arc<Event>>,
+    rx: broadcast::Receiver<Arc<Event>>,
+    last_seq: u64,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        self.hub.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl StreamState {
+    /// The next event to send; `None` ends the stream (shutdown).
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if *self.shutdown.borrow() {
+                return None;
+            }
+            if let Some(detail) = self.reset.take() {
+                let data = serde_json::json!({ "detail": detail }).to_string();
+                return Some(SseEvent::default().event("reset").data(data));
+            }
+            if let Some(event) = self.replay.pop_front() {
+                if event.seq <= self.last_seq {
+                    continue;
+                }
+                self.last_seq = event.seq;
+                return Some(
+                    SseEvent::default()
+                        .id(event.id.as_str())
+                        .event(event.name)
+                        .data(event.data.as_str()),
+                );
+            }
+            tokio::select! {
+                received = self.rx.recv() => match received {
+                    Ok(event) => self.replay.push_back(event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Fell behind the live channel: catch up from the
+                        // ring, which holds as many events.
+                        let (events, gap) = self.hub.since(self.last_seq);
+                        self.replay = events;
+                        if gap {
+                            self.reset = Some("this subscriber fell behind; events were dropped".into());
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! Route handlers. Each parses its input into checked values first (400 on
+//! anything malformed), then acts.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use vigil_core::{DenyKey, DenyRule, VerifyOptions};
+use vigil_runtime::Refreshed;
+
+use super::api::{JsonBody, OptionalJson};
+use super::chain::parse_chain;
+use super::connections::{ConnError, Registered, MAX_LEASE_SECS};
+use super::error::ApiError;
+use super::record::{ApiId, UsageKind};
+use super::AppState;
+
+/// Most labels on one connection, and their sizes.
+const MAX_LABELS: usize = 32;
+const MAX_LABEL_KEY: usize = 128;
+const MAX_LABEL_VALUE: usize = 1024;
+/// Largest page of `GET /v1/connections`.
+const MAX_PAGE: usize = 10_000;
+
+/// `POST /v1/verify`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyRequest {
+    chain: Vec<String>,
+    #[serde(default)]
+    usage: UsageKind,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /v1/connections`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConnectionRequest {
+    chain: Vec<String>,
+    #[serde(default)]
+    usage: UsageKind,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    lease_secs: Option<u32>,
+}
+
+/// `POST /v1/connections/{id}/renew`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenewRequest {
+    #[serde(default)]
+    lease_secs: Option<u32>,
+}
+
+/// `POST /v1/revocation/refresh`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    /// One source; absent: all.
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+    label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    last_event_id: Option<String>,
+}
+
+pub(crate) async fn verify(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<VerifyRequest>,
+) -> Result<Response, ApiError> {
+    let chain = parse_chain(&req.chain)?;
+    if let Some(name) = &req.name {
+        vigil_core::check_peer_name(name)
+            .map_err(|e| ApiError::bad_request("invalid_request", format!("name: {e}")))?;
+    }
+    let options = VerifyOptions {
+        usage: req.usage.usage(),
+        name: req.name,
+        policy: app.policy,
+        ..VerifyOptions::default()
+    };
+    let started = Instant::now();
+    let verdict = super::verify_chain(&app.engine, &chain, &options).await;
+    app.metrics.verified(&verdict, Some(started.elapsed()));
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        app.rendered.get(&verdict),
+    )
+        .into_response())
+}
+
+pub(crate) async fn register(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<ConnectionRequest>,
+) -> Result<Response, ApiError> {
+    let chain = parse_chain(&req.chain)?;
+    check_labels(&req.labels)?;
+    let lease = check_lease(req.lease_secs)?;
+    match app
+        .conns
+        .register(chain, req.usage, req.labels, lease)
+        .await
+    {
+        Ok(Registered::Accepted {
+            id,
+            verdict,
+            lease_expires_at,
+        }) => {
+            app.metrics.verified(&verdict, None);
+            let body = json!({
+                "id": id.to_string(),
+                "verdict": &*verdict,
+                "lease_expires_at": lease_expires_at,
+            });
+            Ok(json_response(StatusCode::CREATED, &body))
+        }
+        Ok(Registered::Rejected(verdict)) => {
+            app.metrics.verified(&verdict, None);
+            Err(
+                ApiError::new(StatusCode::FORBIDDEN, "rejected", verdict.detail.clone()).with(
+                    "verdict",
+                    serde_json::to_value(&*verdict).unwrap_or_default(),
+                ),
+            )
+        }
+        Err(e) => Err(conn_error(e, "")),
+    }
+}
+
+pub(crate) async fn list(State(app): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let query = axum::extract::Query::<ListQuery>::try_from_uri(&uri)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?
+        .0;
+    let limit = query.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("limit must be within 1..={MAX_PAGE}"),
+        ));
+    }
+    let after = match &query.after {
+        Some(a) => Some(ApiId::parse(a).ok_or_else(|| {
+            ApiError::bad_request("invalid_request", "after: not a connection id")
+        })?),
+        None => None,
+    };
+    let filter = match &query.label {
+        Some(l) => Some(l.split_once('=').ok_or_else(|| {
+            ApiError::bad_request("invalid_request", "label: expected key=value")
+        })?),
+        None => None,
+    };
+    let (connections, next, total) = app.conns.list(after, limit, filter);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"connections": connections, "next": next, "total": total}),
+    ))
+}
+
+pub(crate) async fn get_connection(
+    State(app): State<AppState>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = connection_id(path)?;
+    let view = app
+        .conns
+        .get(id)
+        .ok_or_else(|| ApiError::unknown_connection(&id.to_string()))?;
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+pub(crate) async fn delete_connection(
+    State(app): State<AppState>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = connection_id(path)?;
+    app.conns
+        .remove(id)
+        .await
+        .map_err(|e| conn_error(e, &id.to_string()))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn renew(
+    State(app): State<AppState>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    OptionalJson(req): OptionalJson<RenewRequest>,
+) -> Result<Response, ApiError> {
+    let id = connection_id(path)?;
+    let secs = check_lease(req.and_then(|r| r.lease_secs))?;
+    let view = app
+        .conns
+        .renew(id, secs)
+        .map_err(|e| conn_error(e, &id.to_string()))?;
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+pub(crate) async fn events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let query = axum::extract::Query::<EventsQuery>::try_from_uri(&uri)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?
+        .0;
+    let header_id = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("invalid_request", "Last-Event-ID is not ASCII"))
+        })
+        .transpose()?;
+    let last = header_id.or(query.last_event_id.as_deref());
+    let sse = app
+        .hub
+        .subscribe(last, app.shutdown.clone(), app.keep_alive)?;
+    let mut response = sse.into_response();
+    // Proxies must not buffer the stream.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+pub(crate) async fn revocation(State(app): State<AppState>) -> Response {
+    json_response(StatusCode::OK, &json!({"sources": app.engine.sources()}))
+}
+
+pub(crate) async fn refresh(
+    State(app): State<AppState>,
+    OptionalJson(req): OptionalJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let results = match req.and_then(|r| r.url) {
+        Some(url) => match app.engine.refresh(&url).await {
+            Some(outcome) => vec![(url, outcome)],
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_source",
+                    "no revocation source with that URL is known (see GET /v1/revocation)",
+                ))
+            }
+        },
+        None => app.engine.refresh_all().await,
+    };
+    let refreshed: Vec<Value> = results
+        .into_iter()
+        .map(|(url, outcome)| {
+            let (outcome, error) = match outcome {
+                Refreshed::Updated => ("updated", None),
+                Refreshed::NotModified => ("not_modified", None),
+                Refreshed::Failed(e) => ("failed", Some(e)),
+                _ => ("failed", Some("unknown outcome".to_owned())),
+            };
+            json!({"url": url, "outcome": outcome, "error": error})
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"refreshed": refreshed}),
+    ))
+}
+
+pub(crate) async fn deny(
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let rule = parse_deny(body)?;
+    let engine = app.engine.clone();
+    let stored = rule.clone();
+    let added = tokio::task::spawn_blocking(move || engine.deny(stored))
+        .await
+        .map_err(ApiError::store)?
+        .map_err(ApiError::store)?;
+    tracing::warn!(rule = %deny_label(&rule.key), reason = %rule.reason, "deny rule set");
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &rule_json(&rule, now_secs())))
+}
+
+pub(crate) async fn deny_list(State(app): State<AppState>) -> Response {
+    let now = now_secs();
+    let rules: Vec<Value> = app
+        .engine
+        .denials()
+        .iter()
+        .map(|r| rule_json(r, now))
+        .collect();
+    json_response(StatusCode::OK, &json!({"rules": rules}))
+}
+
+pub(crate) async fn lift(
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let key: DenyKey = serde_json::from_value(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("expected one of issuer_serial, cert_sha256, spki_sha256 ({e})"),
+        )
+    })?;
+    let key = key
+        .normalized()
+        .map_err(|e| ApiError::bad_request("invalid_request", e))?;
+    let engine = app.engine.clone();
+    let label = deny_label(&key);
+    let lifted = tokio::task::spawn_blocking(move || engine.lift(&key))
+        .await
+        .map_err(ApiError::store)?
+        .map_err(ApiError::store)?;
+    if !lifted {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_rule",
+            "no deny rule has that key",
+        ));
+    }
+    tracing::warn!(rule = %label, "deny rule lifted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn healthz() -> Response {
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
+    match super::readiness(&app) {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(detail) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail).into_response()
+        }
+    }
+}
+
+pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        super::metrics::render(&app),
+    )
+        .into_response()
+}
+
+pub(crate) async fn openapi(State(app): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        app.openapi.clone(),
+    )
+        .into_response()
+}
+
+/// The load benchmark's ceiling: reads the body, answers a constant.
+pub(crate) async fn bench_echo(_body: axum::body::Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        "{\"ok\":true}",
+    )
+        .into_response()
+}
+
+fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("response serialization: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+fn connection_id(
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<ApiId, ApiError> {
+    let Path(text) = path.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    ApiId::parse(&text).ok_or_else(|| ApiError::unknown_connection(&text))
+}
+
+fn conn_error(e: ConnError, id: &str) -> ApiError {
+    match e {
+        ConnError::Unknown => ApiError::unknown_connection(id),
+        ConnError::NoLease => ApiError::new(
+            StatusCode::CONFLICT,
+            "no_lease",
+            "the connection was registered without a lease; give lease_secs",
+        ),
+        ConnError::Store(e) => ApiError::store(e),
+    }
+}
+
+fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("at most {MAX_LABELS} labels"),
+        ));
+    }
+    for (k, v) in labels {
+        if k.is_empty() || k.len() > MAX_LABEL_KEY || v.len() > MAX_LABEL_VALUE {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!(
+                    "label keys are 1..={MAX_LABEL_KEY} bytes and values at most \
+                     {MAX_LABEL_VALUE} bytes"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_lease(secs: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match secs {
+        Some(s) if s == 0 || s > MAX_LEASE_SECS => Err(ApiError::bad_request(
+            "invalid_request",
+            format!("lease_secs must be within 1..={MAX_LEASE_SECS}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// `{"issuer_serial"|"cert_sha256"|"spki_sha256": ..., "reason": ...,
+/// "expires": RFC 3339 | Unix seconds | null}`.
+fn parse_deny(body: Value) -> Result<DenyRule, ApiError> {
+    let bad = |d: String| ApiError::bad_request("invalid_request", d);
+    let Value::Object(mut map) = body else {
+        return Err(bad("expected a JSON object".into()));
+    };
+    let reason = match map.remove("reason") {
+        Some(Value::String(r)) if !r.trim().is_empty() && r.len() <= 1024 => r.trim().to_owned(),
+        Some(_) => {
+            return Err(bad(
+                "reason: a non-empty string of at most 1024 bytes".into()
+            ))
+        }
+        None => return Err(bad("reason is required".into())),
+    };
+    let expires = match map.remove("expires") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(parse_rfc3339(&t).ok_or_else(|| {
+            bad(format!(
+                "expires: '{t}' is not an RFC 3339 time such as 2030-01-31T12:00:00Z"
+            ))
+        })?),
+        Some(Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| bad("expires: Unix seconds as an integer".into()))?,
+        ),
+        Some(_) => return Err(bad("expires: an RFC 3339 string or null".into())),
+    };
+    let keys: Vec<String> = map.keys().cloned().collect();
+    let known = ["issuer_serial", "cert_sha256", "spki_sha256"];
+    if let Some(unknown) = keys.iter().find(|k| !known.contains(&k.as_str())) {
+        return Err(bad(format!("unknown field '{unknown}'")));
+    }
+    if keys.len() != 1 {
+        return Err(bad(
+            "give exactly one of issuer_serial, cert_sha256, spki_sha256".into(),
+        ));
+    }
+    let key: DenyKey = serde_json::from_value(Value::Object(map)).map_err(|e| {
+        bad(format!(
+            "issuer_serial is {{\"issuer\": DN, \"serial\": hex}}; the others a hex string ({e})"
+        ))
+    })?;
+    let key = key.normalized().map_err(bad)?;
+    Ok(DenyRule {
+        key,
+        reason,
+        expires,
+    })
+}
+
+fn rule_json(rule: &DenyRule, now: i64) -> Value {
+    let mut map = match serde_json::to_value(&rule.key) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    map.insert("reason".into(), Value::String(rule.reason.clone()));
+    map.insert(
+        "expires".into(),
+        rule.expires
+            .map_or(Value::Null, |t| Value::String(vigil_core::rfc3339(t))),
+    );
+    map.insert("active".into(), Value::Bool(rule.is_active(now)));
+    Value::Object(map)
+}
+
+/// What identifies a rule in logs (digests and serials only).
+fn deny_label(key: &DenyKey) -> String {
+    match key {
+        DenyKey::IssuerSerial { issuer, serial } => format!("issuer {issuer} serial {serial}"),
+        DenyKey::CertSha256(h) => format!("cert sha256 {h}"),
+        DenyKey::SpkiSha256(h) => format!("spki sha256 {h}"),
+    }
+}
+
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
+}
+
+fn now_secs() -> i64 {
+    super::record::now_ms() / 1000
+}
