@@ -346,6 +346,7 @@ impl Verifier {
             key: None,
             der: der.to_vec(),
             responses,
+            verified: Default::default(),
         });
         self.bump();
         Ok(n)
@@ -385,6 +386,7 @@ impl Verifier {
             key: Some(key.to_owned()),
             der: der.to_vec(),
             responses,
+            verified: Default::default(),
         });
         self.bump();
         Ok(n)

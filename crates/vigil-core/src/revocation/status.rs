@@ -432,6 +432,42 @@ pub(crate) struct OcspSlot {
     pub(crate) key: Option<String>,
     pub(crate) der: Vec<u8>,
     pub(crate) responses: Vec<crate::revocation::SingleResponse>,
+    /// Issuers (certificate SHA-256) the response verified for, with the
+    /// delegated responder that signed it: the signature is checked once
+    /// per issuer, not on every verification.
+    pub(crate) verified: std::sync::Mutex<Vec<VerifiedFor>>,
+}
+
+/// An issuer's certificate SHA-256 and the delegated responder, if any.
+pub(crate) type VerifiedFor = ([u8; 32], Option<Arc<CertInfo>>);
+
+impl OcspSlot {
+    /// RFC 6960 §3.2 / §4.2.2.2 verification of the response for `issuer`
+    /// at `now`, from the per-issuer cache when it verified before (a
+    /// delegated responder's validity period is checked again at `now`).
+    fn verify_for(&self, issuer: &CertInfo, now: i64) -> Result<Option<Arc<CertInfo>>, OcspError> {
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|v| v.iter().find(|(d, _)| *d == issuer.sha256).cloned());
+        if let Some((_, responder)) = cached {
+            let current = responder
+                .as_ref()
+                .is_none_or(|r| r.not_before <= now && now <= r.not_after);
+            if current {
+                return Ok(responder);
+            }
+        }
+        let responder = crate::revocation::ParsedOcsp::from_der(&self.der)
+            .and_then(|parsed| parsed.verify(issuer, now))?
+            .map(Arc::new);
+        if let Ok(mut v) = self.verified.lock() {
+            v.retain(|(d, _)| *d != issuer.sha256);
+            v.push((issuer.sha256, responder.clone()));
+        }
+        Ok(responder)
+    }
 }
 
 impl Verifier {
@@ -469,8 +505,8 @@ impl Verifier {
                     ocsp: times,
                     remembered: None,
                 };
-                let verified = crate::revocation::ParsedOcsp::from_der(&slot.der)
-                    .and_then(|parsed| parsed.verify(issuer, now))
+                let verified = slot
+                    .verify_for(issuer, now)
                     .and_then(|responder| match responder {
                         // RFC 6960 §4.2.2.2.1: a delegated responder's own
                         // certificate is checked against the issuer's CRLs
