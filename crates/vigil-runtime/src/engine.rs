@@ -870,15 +870,38 @@ impl Engine {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut jobs = tokio::task::JoinSet::new();
-        for (key, t) in targets {
-            let engine = self.clone();
-            jobs.spawn(async move {
-                let outcome = engine.refresh_tracked(&key, &t).await;
-                (key, outcome)
-            });
-        }
+        // CRLs first: one CRL answers for every certificate of its issuer,
+        // so it should not queue behind one OCSP request per certificate.
+        // The OCSP requests start when the CRLs are in, or after a short
+        // head start if a CRL endpoint is slow.
+        let (crls, ocsp): (Vec<_>, Vec<_>) = targets
+            .into_iter()
+            .partition(|(_, t)| t.kind != Some(SourceKind::Ocsp));
         let mut out = Vec::new();
+        let mut jobs = tokio::task::JoinSet::new();
+        let spawn = |jobs: &mut tokio::task::JoinSet<_>, batch: Vec<(String, Tracked)>| {
+            for (key, t) in batch {
+                let engine = self.clone();
+                jobs.spawn(async move {
+                    let outcome = engine.refresh_tracked(&key, &t).await;
+                    (key, outcome)
+                });
+            }
+        };
+        spawn(&mut jobs, crls);
+        let head_start = tokio::time::sleep(Duration::from_millis(250));
+        tokio::pin!(head_start);
+        loop {
+            tokio::select! {
+                done = jobs.join_next() => match done {
+                    Some(Ok(pair)) => out.push(pair),
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+                () = &mut head_start => break,
+            }
+        }
+        spawn(&mut jobs, ocsp);
         while let Some(done) = jobs.join_next().await {
             if let Ok(pair) = done {
                 out.push(pair);
