@@ -2,8 +2,9 @@
 //! responder: revocation reaches an SSE subscriber for exactly the
 //! connection concerned; registrations survive graceful and `kill -9`
 //! restarts and still produce teardowns (also for what was revoked while
-//! the sidecar was down); leases expire; deny tears down at once and
-//! survives a restart; `Last-Event-ID` resumes the stream.
+//! the sidecar was down); leases expire, and renewed lease lengths outlive
+//! restarts; deny tears down at once and survives a restart;
+//! `Last-Event-ID` resumes the stream.
 
 #![allow(clippy::unwrap_used)]
 
@@ -220,6 +221,66 @@ async fn leases_expire_unless_renewed() {
         metrics.contains("vigil_lease_expirations_total 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_lease_lengths_survive_restarts() {
+    let fx = Fixture::start().await;
+    let leaf = fx.leaf("renewed");
+    let renew = |id: &str, secs: u32| {
+        (
+            format!("/v1/connections/{id}/renew"),
+            json!({"lease_secs": secs}),
+        )
+    };
+    let (x, y, z) = {
+        let mut sidecar = fx.sidecar(&token_args());
+        let api = Api::new(&sidecar, Some(TOKEN));
+        let x = api.register(&fx.chain(&leaf), json!({}), Some(60)).await;
+        let y = api.register(&fx.chain(&leaf), json!({}), None).await;
+        let z = api.register(&fx.chain(&leaf), json!({}), Some(90)).await;
+        for (id, secs) in [(&x, 3600), (&y, 120), (&z, 90)] {
+            let (path, body) = renew(id, secs);
+            let r = api.post(&path, &body).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(r.body["lease_secs"], secs);
+        }
+        let status = sidecar.stop();
+        assert!(status.success(), "{status:?}: {}", sidecar.log_text());
+        (x, y, z)
+    };
+    let lease_of = |api: Api, id: String| async move {
+        let view = api.get(&format!("/v1/connections/{id}")).await;
+        assert_eq!(view.status, 200, "{}", view.text);
+        view.body["lease_secs"].clone()
+    };
+
+    // Graceful restart: the renewed lengths, not the registered ones.
+    let mut sidecar = fx.sidecar(&token_args());
+    let api = Api::new(&sidecar, Some(TOKEN));
+    api.wait_ready().await;
+    assert_eq!(lease_of(api.clone(), x.clone()).await, 3600);
+    assert_eq!(lease_of(api.clone(), y.clone()).await, 120);
+    assert_eq!(lease_of(api.clone(), z.clone()).await, 90);
+    // A renewal is durable once answered: kill -9 right after it.
+    let (path, body) = renew(&x, 45);
+    assert_eq!(api.post(&path, &body).await.status, 200);
+    assert_eq!(
+        api.delete(&format!("/v1/connections/{y}"), None)
+            .await
+            .status,
+        204
+    );
+    sidecar.kill9();
+
+    let sidecar = fx.sidecar(&token_args());
+    let api = Api::new(&sidecar, Some(TOKEN));
+    api.wait_ready().await;
+    assert_eq!(lease_of(api.clone(), x.clone()).await, 45);
+    assert_eq!(lease_of(api.clone(), z.clone()).await, 90);
+    assert_eq!(api.get(&format!("/v1/connections/{y}")).await.status, 404);
+    let list = api.get("/v1/connections").await;
+    assert_eq!(list.body["total"], 2, "{}", list.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -217,6 +217,7 @@ pub(crate) const ROUTES: &[Route] = &[
                 "The connection has no lease and none was given",
                 "Error",
             ),
+            STORE,
         ],
         handler: |m| on(m, h::renew),
     },
@@ -467,7 +468,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(req, app.max_body_bytes).await?;
+        let bytes = read_body(req, app.max_body_bytes, app.body_read_timeout).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request(
                 "malformed_json",
@@ -482,7 +483,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(req, app.max_body_bytes).await?;
+        let bytes = read_body(req, app.max_body_bytes, app.body_read_timeout).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
@@ -502,8 +503,13 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// The body, refused with 413 before reading when Content-Length is over
 /// `limit` (so a client that sent `Expect: 100-continue` never sends it),
-/// and while reading when a chunked body grows over it.
-async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+/// and while reading when a chunked body grows over it; 408 when it has not
+/// all arrived within `deadline`.
+async fn read_body(
+    req: Request,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -519,16 +525,26 @@ async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiE
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit)
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit))
         .await
-        .map_err(|e| {
-            let mut source: Option<&dyn std::error::Error> = Some(&e);
-            while let Some(err) = source {
-                if err.to_string().contains("length limit") {
-                    return too_large();
-                }
-                source = err.source();
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    deadline.as_secs_f64()
+                ),
+            )
+        })?;
+    read.map_err(|e| {
+        let mut source: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(err) = source {
+            if err.to_string().contains("length limit") {
+                return too_large();
             }
-            ApiError::bad_request("unreadable_body", "the request body could not be read")
-        })
+            source = err.source();
+        }
+        ApiError::bad_request("unreadable_body", "the request body could not be read")
+    })
 }

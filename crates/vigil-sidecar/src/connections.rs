@@ -29,7 +29,8 @@ use vigil_runtime::{ConnectionEvent, Engine, Store, Table, Tracker, TrackerConfi
 use super::events::Hub;
 use super::persist::{durable, Writer};
 use super::record::{
-    ca_key, now_ms, parse_ca_key, rfc3339_ms, ApiId, ConnectionView, Record, TeardownOut, UsageKind,
+    ca_key, lease_key, now_ms, parse_ca_key, parse_lease_key, rfc3339_ms, ApiId, ConnectionView,
+    Record, TeardownOut, UsageKind,
 };
 
 /// Longest lease, seconds (30 days).
@@ -59,6 +60,11 @@ struct Reg {
     labels: BTreeMap<String, String>,
     registered_at: i64,
     lease: Option<Lease>,
+    /// The lease length a restart gives it (None also when unsure, so the
+    /// next renewal writes its length).
+    stored_secs: Option<u32>,
+    /// A [`lease_key`] entry exists for it in the store.
+    lease_key: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -130,6 +136,8 @@ struct NewReg {
     labels: BTreeMap<String, String>,
     registered_at: i64,
     lease: Option<Lease>,
+    /// A [`lease_key`] entry exists for it in the store.
+    lease_key: bool,
 }
 
 impl Connections {
@@ -245,6 +253,7 @@ impl Connections {
             labels,
             registered_at,
             lease,
+            lease_key: false,
         };
         let ack = {
             let mut maps = self.write();
@@ -326,6 +335,8 @@ impl Connections {
                 labels: reg.labels,
                 registered_at: reg.registered_at,
                 lease: reg.lease,
+                stored_secs: reg.lease.map(|l| l.secs),
+                lease_key: reg.lease_key,
             },
         );
         Ok(())
@@ -376,6 +387,9 @@ impl Connections {
             let mut maps = self.write();
             if let Some(reg) = maps.active.remove(&id) {
                 self.detach(&mut maps, id, &reg);
+                if reg.lease_key {
+                    self.writer.delete_soon(lease_key(id));
+                }
                 self.writer.delete(id.key())
             } else if maps.tombstones.remove(&id).is_some() {
                 maps.tomb_order.retain(|t| *t != id);
@@ -389,31 +403,54 @@ impl Connections {
         durable(ack).await.map_err(ConnError::Store)
     }
 
-    /// Renews a lease from now, for `secs` or the lease's own length.
-    pub(crate) fn renew(&self, id: ApiId, secs: Option<u32>) -> Result<ConnectionView, ConnError> {
-        let mut maps = self.write();
-        let Some(reg) = maps.active.get(&id) else {
-            return Err(ConnError::Unknown);
+    /// Renews a lease from now, for `secs` or the lease's own length. A
+    /// length other than the one a restart would give is made durable
+    /// before it returns, so the renewed length outlives the sidecar.
+    pub(crate) async fn renew(
+        &self,
+        id: ApiId,
+        secs: Option<u32>,
+    ) -> Result<ConnectionView, ConnError> {
+        let (view, ack) = {
+            let mut maps = self.write();
+            let Some(reg) = maps.active.get(&id) else {
+                return Err(ConnError::Unknown);
+            };
+            let Some(secs) = secs.or(reg.lease.map(|l| l.secs)) else {
+                return Err(ConnError::NoLease);
+            };
+            let old = reg.lease;
+            let persist = reg.stored_secs != Some(secs);
+            let lease = Lease {
+                secs,
+                expires_ms: now_ms().saturating_add(i64::from(secs) * 1000),
+            };
+            if let Some(old) = old {
+                maps.leases.remove(&(old.expires_ms, id));
+            }
+            maps.leases.insert((lease.expires_ms, id));
+            if let Some(reg) = maps.active.get_mut(&id) {
+                reg.lease = Some(lease);
+                if persist {
+                    reg.stored_secs = Some(secs);
+                    reg.lease_key = true;
+                }
+            }
+            // Queued under the lock: a removal of this id can only follow.
+            let ack = persist.then(|| self.writer.put(lease_key(id), secs.to_be_bytes().to_vec()));
+            let reg = maps.active.get(&id).ok_or(ConnError::Unknown)?;
+            (self.view(&maps, id, reg), ack)
         };
-        let Some(secs) = secs.or(reg.lease.map(|l| l.secs)) else {
-            return Err(ConnError::NoLease);
-        };
-        let old = reg.lease;
-        let lease = Lease {
-            secs,
-            expires_ms: now_ms().saturating_add(i64::from(secs) * 1000),
-        };
-        if let Some(old) = old {
-            maps.leases.remove(&(old.expires_ms, id));
+        if let Some(ack) = ack {
+            if let Err(e) = durable(ack).await {
+                // Unsure what the store holds: the next renewal writes.
+                if let Some(reg) = self.write().active.get_mut(&id) {
+                    reg.stored_secs = None;
+                }
+                return Err(ConnError::Store(e));
+            }
         }
-        maps.leases.insert((lease.expires_ms, id));
-        // The new length is not persisted: a restart starts every lease over
-        // with the length it was registered with, see [`Record`].
-        if let Some(reg) = maps.active.get_mut(&id) {
-            reg.lease = Some(lease);
-        }
-        let reg = maps.active.get(&id).ok_or(ConnError::Unknown)?;
-        Ok(self.view(&maps, id, reg))
+        Ok(view)
     }
 
     /// Active connections.
@@ -448,10 +485,21 @@ impl Connections {
         };
         let mut cas = HashMap::new();
         let mut records = Vec::new();
+        let mut leases: HashMap<ApiId, u32> = HashMap::new();
+        let mut ids: HashSet<ApiId> = HashSet::new();
         for (key, value) in entries {
             if let Some(digest) = parse_ca_key(&key) {
                 cas.insert(digest, value);
+            } else if let Some(id) = parse_lease_key(&key) {
+                match <[u8; 4]>::try_from(value.as_slice()) {
+                    Ok(secs) if u32::from_be_bytes(secs) > 0 => {
+                        leases.insert(id, u32::from_be_bytes(secs));
+                    }
+                    // The record's own length applies.
+                    _ => tracing::error!(connection = %id, "stored lease length is malformed"),
+                }
             } else if let Some(id) = ApiId::from_key(&key) {
+                ids.insert(id);
                 match Record::decode(&value) {
                     Ok(r) => records.push((id, r)),
                     // Kept on disk for inspection rather than dropped.
@@ -464,8 +512,20 @@ impl Connections {
             }
         }
         let used: HashSet<[u8; 32]> = records.iter().flat_map(|(_, r)| r.rest.clone()).collect();
+        // Renewed lengths win over the records' own.
+        let records: Vec<(ApiId, Record, bool)> = records
+            .into_iter()
+            .map(|(id, mut record)| {
+                let renewed = leases.get(&id).copied();
+                record.lease_secs = renewed.or(record.lease_secs);
+                (id, record, renewed.is_some())
+            })
+            .collect();
         {
             let mut maps = self.write();
+            for id in leases.keys().filter(|id| !ids.contains(id)) {
+                self.writer.delete_soon(lease_key(*id));
+            }
             for digest in cas.keys() {
                 if used.contains(digest) {
                     maps.stored_cas.insert(*digest);
@@ -482,15 +542,15 @@ impl Connections {
         let mut jobs = tokio::task::JoinSet::new();
         let mut records = records.into_iter();
         loop {
-            let part: Vec<(ApiId, Record)> = records.by_ref().take(chunk).collect();
+            let part: Vec<(ApiId, Record, bool)> = records.by_ref().take(chunk).collect();
             if part.is_empty() {
                 break;
             }
             let this = Arc::clone(self);
             let cas = Arc::clone(&cas);
             jobs.spawn(async move {
-                for (id, record) in part {
-                    this.restore_one(id, record, &cas).await;
+                for (id, record, renewed) in part {
+                    this.restore_one(id, record, renewed, &cas).await;
                 }
             });
         }
@@ -501,7 +561,15 @@ impl Connections {
         )
     }
 
-    async fn restore_one(&self, id: ApiId, record: Record, cas: &HashMap<[u8; 32], Vec<u8>>) {
+    /// `lease_key`: a renewed length is stored for it (and is the record's
+    /// `lease_secs` by now).
+    async fn restore_one(
+        &self,
+        id: ApiId,
+        record: Record,
+        lease_key: bool,
+        cas: &HashMap<[u8; 32], Vec<u8>>,
+    ) {
         let chain = match record.chain(cas) {
             Ok(c) => c,
             Err(e) => {
@@ -525,6 +593,7 @@ impl Connections {
                 labels: record.labels.clone(),
                 registered_at: record.registered_at.saturating_mul(1000),
                 lease,
+                lease_key,
             };
             self.attach(&mut maps, chain, reg).err()
         } else {
@@ -552,6 +621,7 @@ impl Connections {
             labels: record.labels,
             registered_at: record.registered_at.saturating_mul(1000),
             lease,
+            lease_key,
         };
         self.announce(id, gone, &event);
     }
@@ -587,6 +657,7 @@ impl Connections {
     /// registration in the store (after the event is out, so a crash in
     /// between announces it again after the restart rather than never).
     fn announce(&self, id: ApiId, reg: Gone, event: &TeardownEvent) {
+        let reg_lease_key = reg.lease_key;
         let out = TeardownOut::new(id, event, &reg.labels);
         let slot = match event.reason {
             TeardownReason::Revoked => 0,
@@ -626,6 +697,9 @@ impl Connections {
             }
             maps.tomb_order.push_back(id);
             maps.tombstones.insert(id, view);
+        }
+        if reg_lease_key {
+            self.writer.delete_soon(lease_key(id));
         }
         self.writer.delete_soon(id.key());
     }
@@ -673,6 +747,9 @@ impl Connections {
         };
         for (id, reg) in expired {
             self.counters.lease_expired.fetch_add(1, Ordering::Relaxed);
+            if reg.lease_key {
+                self.writer.delete_soon(lease_key(id));
+            }
             self.writer.delete_soon(id.key());
             let data = serde_json::json!({
                 "connection_id": id.to_string(),
@@ -748,6 +825,7 @@ struct Gone {
     labels: BTreeMap<String, String>,
     registered_at: i64,
     lease: Option<Lease>,
+    lease_key: bool,
 }
 
 impl From<Reg> for Gone {
@@ -757,6 +835,7 @@ impl From<Reg> for Gone {
             labels: reg.labels,
             registered_at: reg.registered_at,
             lease: reg.lease,
+            lease_key: reg.lease_key,
         }
     }
 }

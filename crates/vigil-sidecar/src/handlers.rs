@@ -210,6 +210,7 @@ pub(crate) async fn renew(
     let view = app
         .conns
         .renew(id, secs)
+        .await
         .map_err(|e| conn_error(e, &id.to_string()))?;
     Ok(json_response(StatusCode::OK, &view))
 }

@@ -1,20 +1,35 @@
-//! `vigil serve`: the sidecar. An HTTP API (ARCHITECTURE.md, HTTP API) over
-//! one engine: verify chains, track registered connections, announce on
+//! The Vigil sidecar: an HTTP API (ARCHITECTURE.md, HTTP API) over one
+//! engine: verify chains, track registered connections, announce on
 //! `/v1/events` which must be torn down, deny certificates at once.
 //!
-//! Start-up: settings are checked, anchors loaded, the store opened and the
-//! engine built (all failures exit 2). The listener is bound and its address
-//! printed on stdout (`listening on http://ADDR`); then persisted
-//! connections are restored in the background (`/readyz` is 503 until they
-//! are) and every revocation source refreshed once, so that whatever was
-//! revoked while the sidecar was down is announced.
+//! Two ways in:
+//! - [`app`] builds the router over an [`Engine`] the caller already has
+//!   (and the store it opened it with); serve it with [`serve`] (deadlines
+//!   for slow clients, graceful drain) or with `axum::serve`, and end with
+//!   [`Sidecar::shutdown`] and [`Sidecar::close`].
+//! - [`Server`] is the whole of `vigil serve`: settings are checked,
+//!   anchors loaded, the store opened and the engine built, the listener
+//!   bound ([`Server::start`]; the binary prints `listening on
+//!   http://ADDR` then), and the API served until told to stop
+//!   ([`Server::run`]).
 //!
-//! Shutdown on SIGTERM or SIGINT: stop accepting, end the event streams,
-//! let requests in flight finish (10 s at most), write and flush the store.
+//! Once the app is built, persisted connections are restored in the
+//! background (`/readyz` is 503 until they are) and every revocation
+//! source refreshed once, so that whatever was revoked while the sidecar was
+//! down is announced.
+//!
+//! Shutdown: stop accepting, end the event streams, let requests in flight
+//! finish ([`DRAIN_DEADLINE`] at most), write and flush the store.
+//!
+//! Slow clients ([`serve`]): a request's head must arrive within
+//! [`SidecarConfig::header_read_timeout`] (30 s by default; an idle
+//! keep-alive connection is closed after as long), and its body within
+//! [`SidecarConfig::body_read_timeout`] (30 s; 408 after). Responses are
+//! not timed, so `/v1/events` streams last as long as the client stays.
+//! Over TLS the handshake has 10 s.
 
 mod api;
 mod chain;
-mod config;
 mod connections;
 mod error;
 mod events;
@@ -25,27 +40,110 @@ mod persist;
 mod record;
 mod tls;
 
-use std::future::IntoFuture as _;
-use std::io::Write as _;
-use std::process::ExitCode;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::Listener;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use vigil_core::{CertificateDer, RevocationPolicy, Status, Verdict, VerifyOptions};
 use vigil_runtime::{Engine, EngineConfig, SledStore, Store, SystemClock};
 
-use crate::UsageError;
-pub(crate) use config::ServeArgs;
-use config::Settings;
 use connections::Connections;
 use events::Hub;
 use persist::Writer;
 
 /// How long requests in flight may take to finish at shutdown.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How the API behaves. [`Default`] is what `vigil serve` uses when nothing
+/// is configured.
+#[derive(Clone)]
+pub struct SidecarConfig {
+    /// Revocation policy of `/v1/verify` and of registered connections
+    /// (default `require`).
+    pub policy: RevocationPolicy,
+    /// Bearer token the mutating endpoints require (all POST/DELETE but
+    /// `/v1/verify`); `None`: no token is asked for.
+    pub api_token: Option<String>,
+    /// Largest request body accepted, bytes (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Time between keep-alive comments on `/v1/events` (default 15 s).
+    pub sse_keep_alive: Duration,
+    /// Events kept for `Last-Event-ID` resumption (default 8192).
+    pub event_backlog: usize,
+    /// Time a client has to send a request's head, and how long an idle
+    /// keep-alive connection is kept (default 30 s). Applied by [`serve`].
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body once handlers start
+    /// reading it (default 30 s); after it the request gets 408.
+    pub body_read_timeout: Duration,
+    /// Adds `POST /bench/echo`, a trivial handler behind the same stack, as
+    /// the ceiling for load benchmarks (default off).
+    pub bench_echo: bool,
+}
+
+impl Default for SidecarConfig {
+    fn default() -> Self {
+        Self {
+            policy: RevocationPolicy::Require,
+            api_token: None,
+            max_body_bytes: 1024 * 1024,
+            sse_keep_alive: Duration::from_secs(15),
+            event_backlog: 8192,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            bench_echo: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for SidecarConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SidecarConfig")
+            .field("policy", &self.policy)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("sse_keep_alive", &self.sse_keep_alive)
+            .field("event_backlog", &self.event_backlog)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("bench_echo", &self.bench_echo)
+            .finish()
+    }
+}
+
+/// A failure to start or to stop cleanly; its text names the setting or
+/// the step (`vigil serve` prints it after `vigil: error: `).
+#[derive(Debug)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
 
 /// What every handler shares.
 pub(crate) struct App {
@@ -57,6 +155,8 @@ pub(crate) struct App {
     /// SHA-256 of the API token, when one is configured.
     token_digest: Option<[u8; 32]>,
     max_body_bytes: usize,
+    body_read_timeout: Duration,
+    header_read_timeout: Duration,
     keep_alive: Duration,
     shutdown: watch::Receiver<bool>,
     restored: AtomicBool,
@@ -106,93 +206,53 @@ impl Rendered {
 /// The handlers' state.
 pub(crate) type AppState = Arc<App>;
 
-/// Runs the sidecar until SIGTERM/SIGINT.
-pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, UsageError> {
-    let settings = Settings::resolve(args)?;
-    init_logging(settings.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("vigil-serve")
-        .build()
-        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(settings))
+/// The background side of an [`app`]: connection leases, teardown
+/// announcements, the restore of persisted connections, and the store
+/// writer. Dropping it stops the background tasks without flushing; call
+/// [`Sidecar::close`] for a clean stop.
+pub struct Sidecar {
+    app: AppState,
+    store: Arc<dyn Store>,
+    writer: Writer,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    teardowns: Option<JoinHandle<()>>,
 }
 
-fn init_logging(level: config::LogLevel) {
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level.level())
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
-async fn serve(settings: Settings) -> Result<ExitCode, UsageError> {
-    let mut anchors: Vec<CertificateDer<'static>> = Vec::new();
-    for path in &settings.anchors {
-        anchors.extend(vigil_core::input::load_certificates(path)?);
-    }
-    let data_dir = settings.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| UsageError(format!("data-dir {}: {e}", data_dir.display())))?;
-    let store: Arc<dyn Store> = Arc::new(
-        tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
-            .await
-            .map_err(|e| UsageError(e.to_string()))?
-            .map_err(|e| UsageError(format!("data-dir {}: {e}", settings.data_dir.display())))?,
-    );
-    let anchor_count = anchors.len();
-    let engine = Engine::open(
-        anchors,
-        Arc::clone(&store),
-        EngineConfig::default(),
-        Arc::new(SystemClock),
-    )
-    .map_err(|e| UsageError(format!("cannot start the engine: {e}")))?;
-
-    let tls = match &settings.tls {
-        Some((cert, key)) => Some(tls::server_config(cert, key)?),
-        None => None,
-    };
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| UsageError(format!("listen {}: {e}", settings.listen)))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| UsageError(format!("listen {}: {e}", settings.listen)))?;
-    if !local.ip().is_loopback() && settings.api_token.is_none() {
-        tracing::warn!(
-            address = %local,
-            "listening beyond loopback without --api-token: anyone who can reach it may \
-             register, deny and refresh"
-        );
-    }
-
-    let hub = Arc::new(Hub::new(settings.event_backlog));
+/// Builds the API over `engine`. `store` is the store `engine` was opened
+/// with: registered connections are persisted there and restored from it
+/// (in the background; `/readyz` is 503 until then). The engine's refresh
+/// scheduler is not started here: run [`Engine::spawn_scheduler`] once per
+/// engine, as [`Server`] does.
+///
+/// Must be called within a Tokio runtime (it spawns the background tasks).
+pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Router, Sidecar) {
+    let hub = Arc::new(Hub::new(config.event_backlog));
     let writer = Writer::spawn(Arc::clone(&store));
-    let (conns, torn) =
-        Connections::new(&engine, settings.policy, Arc::clone(&hub), writer.clone());
+    let (conns, torn) = Connections::new(&engine, config.policy, Arc::clone(&hub), writer.clone());
     let (stop, shutdown) = watch::channel(false);
     let app = Arc::new(App {
-        engine: engine.clone(),
-        policy: settings.policy,
+        anchors: engine.anchors().len(),
+        engine,
+        policy: config.policy,
         conns: Arc::clone(&conns),
         hub,
         metrics: metrics::Metrics::new(),
-        token_digest: settings
+        token_digest: config
             .api_token
             .as_deref()
             .map(|t| vigil_core::sha256(t.as_bytes())),
-        max_body_bytes: settings.max_body_bytes,
-        keep_alive: settings.keep_alive,
+        max_body_bytes: config.max_body_bytes,
+        body_read_timeout: config.body_read_timeout,
+        header_read_timeout: config.header_read_timeout,
+        keep_alive: config.sse_keep_alive,
         shutdown,
         restored: AtomicBool::new(false),
-        anchors: anchor_count,
         openapi: openapi::document().to_string(),
         rendered: Rendered::default(),
     });
 
-    let mut tasks = vec![engine.spawn_scheduler()];
-    tasks.extend(conns.spawn_background());
+    let mut tasks = conns.spawn_background();
     let teardowns = tokio::spawn(Arc::clone(&conns).run_teardowns(torn));
     {
         let app = Arc::clone(&app);
@@ -206,105 +266,263 @@ async fn serve(settings: Settings) -> Result<ExitCode, UsageError> {
             tracing::info!(sources = refreshed.len(), "revocation sources refreshed");
         }));
     }
-
-    let router = api::router(Arc::clone(&app), settings.bench_echo);
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("listening on {scheme}://{local}");
-    let _ = std::io::stdout().flush();
-    tracing::info!(address = %local, tls = tls.is_some(), policy = ?settings.policy, "vigil serve started");
-
-    let signal = async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop.send(true);
+    let router = api::router(Arc::clone(&app), config.bench_echo);
+    let sidecar = Sidecar {
+        app,
+        store,
+        writer,
+        stop,
+        tasks,
+        teardowns: Some(teardowns),
     };
-    let mut shutdown_seen = app.shutdown.clone();
-    let served = match tls {
-        None => {
-            use axum::serve::ListenerExt;
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let server = axum::serve(listener, router).with_graceful_shutdown(signal);
-            drain(server.into_future(), &mut shutdown_seen).await
-        }
-        Some(config) => {
-            let listener = tls::TlsListener::new(listener, config)
-                .map_err(|e| UsageError(format!("listen {local}: {e}")))?;
-            let server = axum::serve(listener, router).with_graceful_shutdown(signal);
-            drain(server.into_future(), &mut shutdown_seen).await
-        }
-    };
+    (router, sidecar)
+}
 
-    for task in &tasks {
-        task.abort();
+impl Sidecar {
+    /// Whether the persisted connections have been restored.
+    pub fn is_restored(&self) -> bool {
+        self.app.restored.load(Ordering::Acquire)
     }
-    for task in tasks {
-        let _ = task.await;
+
+    /// Starts the shutdown: the event streams end and [`serve`] stops
+    /// accepting and drains. Idempotent.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
     }
-    teardowns.abort();
-    let _ = teardowns.await;
-    writer.close().await;
-    let store_flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-    match (served, store_flushed) {
-        (Ok(()), Ok(Ok(()))) => {
-            tracing::info!("stopped cleanly");
-            Ok(ExitCode::SUCCESS)
+
+    /// Stops the background tasks, writes what is queued and flushes the
+    /// store. Call it once the server has stopped.
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.shutdown();
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
         }
-        (Err(e), _) => {
-            eprintln!("vigil: error: the server failed: {e}");
-            Ok(ExitCode::from(1))
+        for task in tasks {
+            let _ = task.await;
         }
-        (_, Ok(Err(e))) => {
-            eprintln!("vigil: error: store flush failed: {e}");
-            Ok(ExitCode::from(1))
+        if let Some(teardowns) = self.teardowns.take() {
+            teardowns.abort();
+            let _ = teardowns.await;
         }
-        (_, Err(e)) => {
-            eprintln!("vigil: error: store flush failed: {e}");
-            Ok(ExitCode::from(1))
+        self.writer.close().await;
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::new(format!("store flush failed: {e}"))),
+            Err(e) => Err(Error::new(format!("store flush failed: {e}"))),
         }
     }
 }
 
-/// Runs the server; once shutdown is signalled, gives requests in flight
-/// [`DRAIN_DEADLINE`] to finish.
-async fn drain<F>(server: F, shutdown: &mut watch::Receiver<bool>) -> std::io::Result<()>
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        for task in self.tasks.iter().chain(self.teardowns.as_ref()) {
+            task.abort();
+        }
+    }
+}
+
+/// Serves `router` (from [`app`]) on `listener` over HTTP/1.1 until
+/// [`Sidecar::shutdown`]; then stops accepting and lets requests in flight
+/// finish, [`DRAIN_DEADLINE`] at most. A client that does not send a
+/// request's head within [`SidecarConfig::header_read_timeout`] is
+/// disconnected (an idle keep-alive connection too).
+pub async fn serve<L>(mut listener: L, router: Router, sidecar: &Sidecar) -> std::io::Result<()>
 where
-    F: std::future::Future<Output = std::io::Result<()>>,
+    L: Listener,
 {
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        _ = shutdown.wait_for(|s| *s) => {}
+    let mut shutdown = sidecar.app.shutdown.clone();
+    let header_read_timeout = sidecar.app.header_read_timeout;
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (io, _peer) = tokio::select! {
+            pair = listener.accept() => pair,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
     }
-    match tokio::time::timeout(DRAIN_DEADLINE, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("requests still in flight after the drain deadline; stopping anyway");
-            Ok(())
-        }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the drain deadline; stopping anyway");
     }
+    Ok(())
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// What `vigil serve` resolves from its flags, environment and file.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory: the sled store (created when missing).
+    pub data_dir: PathBuf,
+    /// Trust anchor files (PEM bundle, DER or a directory).
+    pub anchors: Vec<PathBuf>,
+    /// Serve over TLS with this certificate chain and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// How the API behaves.
+    pub sidecar: SidecarConfig,
+}
+
+enum Bound {
+    Plain(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+}
+
+/// A started sidecar: engine open, listener bound, app built. Nothing is
+/// answered before [`Server::run`].
+pub struct Server {
+    router: Router,
+    sidecar: Sidecar,
+    listener: Bound,
+    local: SocketAddr,
+    policy: RevocationPolicy,
+}
+
+impl Server {
+    /// Loads the anchors, opens the store and the engine, loads the TLS
+    /// files, binds the listener, builds the app and starts the refresh
+    /// scheduler. Every failure here is the settings' (`vigil serve` exits
+    /// 2).
+    pub async fn start(config: ServeConfig) -> Result<Self, Error> {
+        let mut anchors: Vec<CertificateDer<'static>> = Vec::new();
+        for path in &config.anchors {
+            anchors.extend(
+                vigil_core::input::load_certificates(path)
+                    .map_err(|e| Error::new(e.to_string()))?,
+            );
         }
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::new(format!("data-dir {}: {e}", data_dir.display())))?;
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
+                .await
+                .map_err(|e| Error::new(e.to_string()))?
+                .map_err(|e| Error::new(format!("data-dir {}: {e}", config.data_dir.display())))?,
+        );
+        let engine = Engine::open(
+            anchors,
+            Arc::clone(&store),
+            EngineConfig::default(),
+            Arc::new(SystemClock),
+        )
+        .map_err(|e| Error::new(format!("cannot start the engine: {e}")))?;
+
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(tls::server_config(cert, key)?),
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::new(format!("listen {}: {e}", config.listen)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::new(format!("listen {}: {e}", config.listen)))?;
+        if !local.ip().is_loopback() && config.sidecar.api_token.is_none() {
+            tracing::warn!(
+                address = %local,
+                "listening beyond loopback without --api-token: anyone who can reach it may \
+                 register, deny and refresh"
+            );
+        }
+
+        let policy = config.sidecar.policy;
+        let scheduler = engine.spawn_scheduler();
+        let (router, mut sidecar) = app(engine, store, config.sidecar);
+        sidecar.tasks.insert(0, scheduler);
+        let listener = match tls {
+            None => Bound::Plain(listener),
+            Some(tls) => Bound::Tls(
+                tls::TlsListener::new(listener, tls)
+                    .map_err(|e| Error::new(format!("listen {local}: {e}")))?,
+            ),
+        };
+        Ok(Self {
+            router,
+            sidecar,
+            listener,
+            local,
+            policy,
+        })
     }
-    #[cfg(not(unix))]
+
+    /// The address listened on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The API's base URL: `http://ADDR`, or `https://ADDR` over TLS.
+    pub fn url(&self) -> String {
+        let scheme = match self.listener {
+            Bound::Plain(_) => "http",
+            Bound::Tls(_) => "https",
+        };
+        format!("{scheme}://{}", self.local)
+    }
+
+    /// Serves until `shutdown` completes, then drains ([`serve`]), stops
+    /// the background tasks and flushes the store. An error here is a
+    /// failure after start (`vigil serve` exits 1).
+    pub async fn run<F>(self, shutdown: F) -> Result<(), Error>
+    where
+        F: Future<Output = ()>,
     {
-        let _ = tokio::signal::ctrl_c().await;
+        let Self {
+            router,
+            sidecar,
+            listener,
+            local,
+            policy,
+        } = self;
+        let tls = matches!(listener, Bound::Tls(_));
+        tracing::info!(address = %local, tls, policy = ?policy, "vigil serve started");
+        let served = {
+            let signal = async {
+                shutdown.await;
+                tracing::info!("shutting down");
+                sidecar.shutdown();
+            };
+            let serving = async {
+                match listener {
+                    Bound::Plain(listener) => {
+                        use axum::serve::ListenerExt;
+                        let listener = listener.tap_io(|tcp| {
+                            let _ = tcp.set_nodelay(true);
+                        });
+                        serve(listener, router, &sidecar).await
+                    }
+                    Bound::Tls(listener) => serve(listener, router, &sidecar).await,
+                }
+            };
+            tokio::pin!(serving);
+            tokio::select! {
+                result = &mut serving => result,
+                () = signal => serving.await,
+            }
+        };
+        let closed = sidecar.close().await;
+        match (served, closed) {
+            (Ok(()), Ok(())) => {
+                tracing::info!("stopped cleanly");
+                Ok(())
+            }
+            (Err(e), _) => Err(Error::new(format!("the server failed: {e}"))),
+            (_, Err(e)) => Err(e),
+        }
     }
 }
 

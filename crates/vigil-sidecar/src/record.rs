@@ -86,7 +86,8 @@ impl UsageKind {
 /// The other certificates (intermediates, shared by many connections) are
 /// stored once each, under [`ca_key`]. Leases are kept as their length:
 /// after a restart each lease starts over, so callers get one full lease to
-/// renew after the sidecar was down.
+/// renew after the sidecar was down. A renewal to another length stores
+/// that length beside the record, under [`lease_key`], and it wins.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Record {
     pub(crate) usage: UsageKind,
@@ -101,6 +102,20 @@ pub(crate) struct Record {
 const RECORD_V1: u8 = 1;
 /// Prefix of the keys under which CA certificates are stored.
 const CA_PREFIX: &[u8] = b"ca:";
+
+/// Prefix of the keys under which renewed lease lengths are stored.
+const LEASE_PREFIX: &[u8] = b"lease:";
+
+/// The store key of the lease length `id` was last renewed to (a `u32`,
+/// big-endian): it overrides the record's.
+pub(crate) fn lease_key(id: ApiId) -> Vec<u8> {
+    [LEASE_PREFIX, id.0.to_be_bytes().as_slice()].concat()
+}
+
+/// The connection a [`lease_key`] belongs to.
+pub(crate) fn parse_lease_key(key: &[u8]) -> Option<ApiId> {
+    key.strip_prefix(LEASE_PREFIX).and_then(ApiId::from_key)
+}
 
 /// The store key of a chain certificate with this SHA-256.
 pub(crate) fn ca_key(sha256: &[u8; 32]) -> Vec<u8> {
@@ -316,5 +331,10 @@ mod tests {
         let key = ca_key(&vigil_core::sha256(&ca));
         assert_eq!(parse_ca_key(&key), Some(vigil_core::sha256(&ca)));
         assert_eq!(parse_ca_key(&ApiId(7).key()), None);
+        assert_eq!(parse_lease_key(&lease_key(ApiId(7))), Some(ApiId(7)));
+        assert_eq!(parse_lease_key(&ApiId(7).key()), None);
+        assert_eq!(parse_lease_key(&key), None);
+        assert_eq!(ApiId::from_key(&lease_key(ApiId(7))), None);
+        assert_eq!(parse_ca_key(&lease_key(ApiId(7))), None);
     }
 }

@@ -15,32 +15,32 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::UsageError;
+use crate::Error;
 
 /// A handshake that has not finished by then is dropped.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The server configuration from PEM files; HTTP/1.1 by ALPN.
-pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, UsageError> {
+pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Error> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| UsageError(format!("tls-cert {}: {e}", cert.display())))?
+        .map_err(|e| Error::new(format!("tls-cert {}: {e}", cert.display())))?
         .collect::<Result<_, _>>()
-        .map_err(|e| UsageError(format!("tls-cert {}: {e}", cert.display())))?;
+        .map_err(|e| Error::new(format!("tls-cert {}: {e}", cert.display())))?;
     if certs.is_empty() {
-        return Err(UsageError(format!(
+        return Err(Error::new(format!(
             "tls-cert {}: no CERTIFICATE in the file",
             cert.display()
         )));
     }
     let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| UsageError(format!("tls-key {}: {e}", key.display())))?;
+        .map_err(|e| Error::new(format!("tls-key {}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| UsageError(format!("TLS: {e}")))?
+        .map_err(|e| Error::new(format!("TLS: {e}")))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| UsageError(format!("tls-cert/tls-key: {e}")))?;
+        .map_err(|e| Error::new(format!("tls-cert/tls-key: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

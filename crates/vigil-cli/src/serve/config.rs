@@ -303,6 +303,27 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// What the sidecar takes.
+    pub(crate) fn serve_config(self) -> vigil_sidecar::ServeConfig {
+        vigil_sidecar::ServeConfig {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            anchors: self.anchors,
+            tls: self.tls,
+            sidecar: vigil_sidecar::SidecarConfig {
+                policy: self.policy,
+                api_token: self.api_token,
+                max_body_bytes: self.max_body_bytes,
+                sse_keep_alive: self.keep_alive,
+                event_backlog: self.event_backlog,
+                bench_echo: self.bench_echo,
+                ..vigil_sidecar::SidecarConfig::default()
+            },
+        }
+    }
+}
+
 /// Where each setting came from, for error messages.
 #[derive(Default)]
 struct Origins(BTreeMap<&'static str, &'static str>);

@@ -1,0 +1,74 @@
+//! `vigil serve`: the sidecar ([`vigil_sidecar`]). This module reads the
+//! settings (flags, `VIGIL_*` environment, `--config` file), sets up logging
+//! and the runtime, prints `listening on http://ADDR` once the listener is
+//! bound, and stops the sidecar on SIGTERM or SIGINT.
+//!
+//! Exit status: 0 after a clean shutdown, 2 when the settings, anchors,
+//! data directory, TLS files or listen address are unusable at start, 1
+//! when the sidecar fails after starting.
+
+mod config;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use vigil_sidecar::Server;
+
+use crate::UsageError;
+pub(crate) use config::ServeArgs;
+use config::Settings;
+
+/// Runs the sidecar until SIGTERM/SIGINT.
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, UsageError> {
+    let settings = Settings::resolve(args)?;
+    init_logging(settings.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vigil-serve")
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(serve(settings))
+}
+
+fn init_logging(level: config::LogLevel) {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level.level())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn serve(settings: Settings) -> Result<ExitCode, UsageError> {
+    let server = Server::start(settings.serve_config()).await?;
+    println!("listening on {}", server.url());
+    let _ = std::io::stdout().flush();
+    match server.run(wait_for_signal()).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("vigil: error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
