@@ -461,6 +461,12 @@ pub(crate) async fn run(
 
     // Act.
     let (t0, refresh) = act(&setup, scenario, &engine, args, progress, &label).await?;
+    // Responder down: each connection's data lapses at its own time (OCSP
+    // answers were fetched at different moments), measured from there.
+    let lapses = match scenario {
+        Scenario::ResponderDown { .. } => lapse_per_connection(&setup, &engine, args.source),
+        _ => Vec::new(),
+    };
     let expected = setup.doomed.len();
     let doomed: std::collections::HashSet<usize> = setup.doomed.iter().copied().collect();
     let wait = if expected == 0 {
@@ -496,8 +502,11 @@ pub(crate) async fn run(
     let latencies: Vec<f64> = setup
         .doomed
         .iter()
-        .filter_map(|i| closed.get(i))
-        .map(|at| at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+        .filter_map(|i| closed.get(i).map(|at| (i, at)))
+        .map(|(i, at)| {
+            let from = lapses.get(*i).copied().flatten().unwrap_or(t0);
+            at.saturating_duration_since(from).as_secs_f64() * 1000.0
+        })
         .collect();
     let torn_down = latencies.len();
     let collateral = closed.keys().filter(|i| !doomed.contains(i)).count();
@@ -640,6 +649,46 @@ async fn act(
             Ok((instant_at(lapse), "deadline"))
         }
     }
+}
+
+/// When each connection's revocation data stops being usable: for each
+/// certificate of its chain, the latest nextUpdate among the sources the
+/// method reads (the engine falls back from one to the other), then the
+/// earliest over the chain; +1 s, as data is stale once strictly past
+/// nextUpdate (clock skew 0 in this scenario).
+fn lapse_per_connection(setup: &Setup, engine: &Engine, source: SourceArg) -> Vec<Option<Instant>> {
+    let next: HashMap<String, i64> = engine
+        .sources()
+        .into_iter()
+        .filter_map(|s| Some((s.url.clone(), parse_rfc3339(s.next_update.as_deref()?)?)))
+        .collect();
+    let cert_lapse = |issuer_role: &str, serial: &str| -> Option<i64> {
+        let crl = next.get(&setup.responder.crl_url(issuer_role)).copied();
+        let ocsp = next
+            .get(&format!(
+                "{}#{serial}",
+                setup.responder.ocsp_url(issuer_role)
+            ))
+            .copied();
+        match source {
+            SourceArg::Crl => crl,
+            SourceArg::Ocsp => ocsp,
+            SourceArg::Both => crl.max(ocsp),
+        }
+    };
+    let ca = &setup.pki.intermediate.cert;
+    let intermediate = cert_lapse(&ca.issuer, &ca.serial_hex());
+    setup
+        .leaves
+        .iter()
+        .map(|(leaf, _)| {
+            let leaf = cert_lapse(&leaf.issuer, &leaf.serial_hex())?;
+            let at = intermediate.map_or(leaf, |i| i.min(leaf));
+            Some(instant_at(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(at.max(0) as u64 + 1),
+            ))
+        })
+        .collect()
 }
 
 fn unix(t: SystemTime) -> i64 {
