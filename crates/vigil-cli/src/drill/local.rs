@@ -123,8 +123,14 @@ async fn start_server(
     tasks.spawn(async move {
         let mut conns = JoinSet::new();
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
+            let tcp = match listener.accept().await {
+                Ok((tcp, _)) => tcp,
+                // Out of descriptors or a connection reset before accept:
+                // keep serving.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
             };
             let _ = tcp.set_nodelay(true);
             let (acceptor, tracker) = (acceptor.clone(), accept_tracker.clone());
@@ -178,15 +184,20 @@ async fn client(
     period: Duration,
     closed: mpsc::UnboundedSender<Closed>,
 ) -> Result<impl std::future::Future<Output = ()>, String> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(SERVER_NAME).map_err(|e| e.to_string())?;
-    let tls = TlsConnector::from(config)
-        .connect(name, tcp)
+    let connect = async {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))
+    };
+    let tls = tokio::time::timeout(Duration::from_secs(60), connect)
         .await
-        .map_err(|e| format!("handshake: {e}"))?;
+        .map_err(|_| "no connection within 60 s".to_owned())??;
     let (read, mut write) = tokio::io::split(tls);
     let mut read = BufReader::new(read);
     let mut line = String::new();
@@ -387,45 +398,42 @@ pub(crate) async fn run(
     });
     let mut events = server.tracker.subscribe();
 
-    // Connect everyone, 64 handshakes at a time.
+    // Connect everyone, 64 handshakes at a time: in this process, or in a
+    // worker process when both ends would not fit the open-file limit.
     let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<Closed>();
-    let period = Duration::from_millis(200).max(Duration::from_micros(100) * n as u32);
-    let limit = Arc::new(Semaphore::new(64));
-    let mut clients = JoinSet::new();
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
-    for (i, (leaf, issuer)) in setup.leaves.iter().enumerate() {
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(der(&setup.pki.root.cert))
-            .map_err(|e| e.to_string())?;
-        let config = Arc::new(
-            ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_client_auth_cert(vec![der(leaf), der(issuer)], key(leaf))
-                .map_err(|e| e.to_string())?,
-        );
-        let (limit, closed, ready, addr) = (
-            limit.clone(),
-            closed_tx.clone(),
-            ready_tx.clone(),
+    let period = Duration::from_millis(200).max(Duration::from_micros(100) * n as u32);
+    let specs: Vec<ClientSpec> = setup
+        .leaves
+        .iter()
+        .map(|(leaf, issuer)| ClientSpec {
+            chain: vec![leaf.der.clone(), issuer.der.clone()],
+            key: leaf.key_pkcs8_der.clone(),
+        })
+        .collect();
+    let root = setup.pki.root.cert.der.clone();
+    let mut clients = if needs_worker(n) {
+        progress.line(&format!(
+            "{label}: clients run in a worker process (open-file limit)"
+        ));
+        Clients::Worker(Box::new(spawn_worker(
+            &specs,
+            &root,
             server.addr,
-        );
-        clients.spawn(async move {
-            let permit = limit.acquire_owned().await;
-            match client(i, addr, config, period, closed).await {
-                Ok(run) => {
-                    drop(permit);
-                    let _ = ready.send(Ok(()));
-                    run.await;
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                }
-            }
-        });
-    }
+            period,
+            ready_tx.clone(),
+            closed_tx.clone(),
+        )?))
+    } else {
+        Clients::Tasks(spawn_clients(
+            specs,
+            root,
+            server.addr,
+            period,
+            ready_tx.clone(),
+            closed_tx.clone(),
+        )?)
+    };
     drop(ready_tx);
     let mut up = 0;
     let mut failed = Vec::new();
@@ -516,7 +524,7 @@ pub(crate) async fn run(
         task.abort();
     }
     expiry.abort();
-    clients.abort_all();
+    clients.stop();
     server.tasks.abort_all();
     setup.responder.shutdown().await;
 
@@ -689,6 +697,255 @@ fn lapse_per_connection(setup: &Setup, engine: &Engine, source: SourceArg) -> Ve
             ))
         })
         .collect()
+}
+
+/// What a client needs: its chain (leaf first, DER) and PKCS#8 key.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct ClientSpec {
+    chain: Vec<Vec<u8>>,
+    key: Vec<u8>,
+}
+
+/// The clients of a scenario, in this process or in a worker process.
+enum Clients {
+    Tasks(JoinSet<()>),
+    Worker(Box<WorkerProcess>),
+}
+
+impl Clients {
+    fn stop(&mut self) {
+        match self {
+            Self::Tasks(tasks) => tasks.abort_all(),
+            Self::Worker(worker) => worker.stop(),
+        }
+    }
+}
+
+/// Whether N connections with both ends here would exceed the open-file
+/// limit (two descriptors each, plus a margin).
+fn needs_worker(n: usize) -> bool {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    (n as u64) * 2 + 512 > soft
+}
+
+fn client_config(spec: &ClientSpec, root: &[u8]) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(root.to_vec()))
+        .map_err(|e| e.to_string())?;
+    let chain = spec
+        .chain
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    let key = PrivatePkcs8KeyDer::from(spec.key.clone()).into();
+    Ok(Arc::new(
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| e.to_string())?,
+    ))
+}
+
+/// Starts the clients as tasks of this process.
+fn spawn_clients(
+    specs: Vec<ClientSpec>,
+    root: Vec<u8>,
+    addr: SocketAddr,
+    period: Duration,
+    ready: mpsc::UnboundedSender<Result<(), String>>,
+    closed: mpsc::UnboundedSender<Closed>,
+) -> Result<JoinSet<()>, String> {
+    let limit = Arc::new(Semaphore::new(64));
+    let mut clients = JoinSet::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let config = client_config(spec, &root)?;
+        let (limit, closed, ready) = (limit.clone(), closed.clone(), ready.clone());
+        clients.spawn(async move {
+            let permit = limit.acquire_owned().await;
+            match client(i, addr, config, period, closed).await {
+                Ok(run) => {
+                    drop(permit);
+                    let _ = ready.send(Ok(()));
+                    run.await;
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        });
+    }
+    Ok(clients)
+}
+
+/// The input of a worker process.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WorkerInput {
+    addr: SocketAddr,
+    period_ms: u64,
+    root: Vec<u8>,
+    clients: Vec<ClientSpec>,
+}
+
+/// A worker process running the clients; killed on stop or drop.
+struct WorkerProcess {
+    child: tokio::process::Child,
+    _input: tempfile::NamedTempFile,
+}
+
+impl WorkerProcess {
+    fn stop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Starts `vigil drill --client-worker FILE`, which runs the clients and
+/// reports on stdout: `up I`, `fail I MESSAGE`, `closed I UNIX_NANOS`.
+fn spawn_worker(
+    specs: &[ClientSpec],
+    root: &[u8],
+    addr: SocketAddr,
+    period: Duration,
+    ready: mpsc::UnboundedSender<Result<(), String>>,
+    closed: mpsc::UnboundedSender<Closed>,
+) -> Result<WorkerProcess, String> {
+    use std::io::Write;
+    let input = WorkerInput {
+        addr,
+        period_ms: period.as_millis() as u64,
+        root: root.to_vec(),
+        clients: specs
+            .iter()
+            .map(|c| ClientSpec {
+                chain: c.chain.clone(),
+                key: c.key.clone(),
+            })
+            .collect(),
+    };
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    serde_json::to_writer(&mut file, &input).map_err(|e| e.to_string())?;
+    file.flush().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("drill")
+        .arg("--client-worker")
+        .arg(file.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the client worker: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no worker stdout")?;
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut parts = line.splitn(3, ' ');
+            let (kind, index, rest) = (parts.next(), parts.next(), parts.next());
+            let Some(index) = index.and_then(|i| i.parse::<usize>().ok()) else {
+                continue;
+            };
+            match kind {
+                Some("up") => {
+                    let _ = ready.send(Ok(()));
+                }
+                Some("fail") => {
+                    let _ = ready.send(Err(rest.unwrap_or_default().to_owned()));
+                }
+                Some("closed") => {
+                    let nanos = rest.and_then(|n| n.parse::<u64>().ok()).unwrap_or_default();
+                    let at = SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos);
+                    let _ = closed.send((index, instant_at(at)));
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(WorkerProcess {
+        child,
+        _input: file,
+    })
+}
+
+/// The worker process: runs the clients described in `path` and reports
+/// on stdout until its stdin closes (the drill ended or died).
+pub(crate) fn run_worker(path: &std::path::Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let input: WorkerInput = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+        let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<Closed>();
+        // Index order is kept by tagging each client's readiness.
+        let (tagged_tx, mut tagged_rx) = mpsc::unbounded_channel::<(usize, Result<(), String>)>();
+        let n = input.clients.len();
+        let mut tasks = JoinSet::new();
+        let limit = Arc::new(Semaphore::new(64));
+        for (i, spec) in input.clients.iter().enumerate() {
+            let config = client_config(spec, &input.root)?;
+            let (limit, closed, tagged) = (limit.clone(), closed_tx.clone(), tagged_tx.clone());
+            let (addr, period) = (input.addr, Duration::from_millis(input.period_ms));
+            tasks.spawn(async move {
+                let permit = limit.acquire_owned().await;
+                match client(i, addr, config, period, closed).await {
+                    Ok(run) => {
+                        drop(permit);
+                        let _ = tagged.send((i, Ok(())));
+                        run.await;
+                    }
+                    Err(e) => {
+                        let _ = tagged.send((i, Err(e)));
+                    }
+                }
+            });
+        }
+        drop((ready_tx, tagged_tx));
+        let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+        let print = {
+            let out = out.clone();
+            move |line: String| {
+                use std::io::Write;
+                let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        };
+        let print2 = print.clone();
+        tokio::spawn(async move {
+            while let Some((i, at)) = closed_rx.recv().await {
+                let since = SystemTime::now()
+                    .checked_sub(at.elapsed())
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                print2(format!("closed {i} {since}"));
+            }
+        });
+        for _ in 0..n {
+            match tagged_rx.recv().await {
+                Some((i, Ok(()))) => print(format!("up {i}")),
+                Some((i, Err(e))) => print(format!("fail {i} {}", e.replace('\n', " "))),
+                None => break,
+            }
+        }
+        let _ = ready_rx.try_recv();
+        // Until the drill closes our stdin.
+        let mut stdin = tokio::io::stdin();
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdin, &mut sink).await;
+        tasks.abort_all();
+        Ok::<(), String>(())
+    })
 }
 
 fn unix(t: SystemTime) -> i64 {

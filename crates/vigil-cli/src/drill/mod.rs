@@ -76,6 +76,11 @@ pub(crate) struct DrillArgs {
     /// publication or the deadline; plus --refresh-interval).
     #[arg(long, default_value_t = 15)]
     pub(crate) wait_secs: u64,
+    /// Internal: run the clients described in FILE and report on stdout
+    /// (used by the drill itself when the open-file limit is too low to
+    /// hold both ends of every connection in one process).
+    #[arg(long, hide = true)]
+    pub(crate) client_worker: Option<PathBuf>,
     /// Run the in-process server without connection tracking, to show that
     /// the drill fails when nothing tears connections down.
     #[arg(long, hide = true)]
@@ -171,6 +176,11 @@ fn scenarios(arg: ScenarioArg) -> Vec<Scenario> {
 
 /// Runs the drill.
 pub(crate) fn run(args: DrillArgs) -> Result<ExitCode, UsageError> {
+    if let Some(path) = &args.client_worker {
+        return local::run_worker(path)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(UsageError);
+    }
     if args.connections == 0 {
         return Err(UsageError("--connections must be at least 1".into()));
     }
