@@ -160,6 +160,17 @@ async fn serve(pki: &Pki, engine: Engine, policy: RevocationPolicy, mode: Enforc
     }
 }
 
+/// The usual server: CRLs, `require`, enforcing.
+async fn strict_server(pki: &Pki) -> Server {
+    serve(
+        pki,
+        engine(pki, Methods::CrlOnly, 300),
+        RevocationPolicy::Require,
+        Enforcement::Enforce,
+    )
+    .await
+}
+
 fn client_config(pki: &Pki, leaf: &Cert, issuer: &Ca) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(der(&pki.root.cert)).unwrap();
@@ -254,13 +265,7 @@ fn second_client(responder: &Responder, pki: &Pki, name: &str) -> Cert {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_leaf_is_closed_after_the_crl_refresh_and_others_keep_working() {
     let (responder, pki) = setup(ResponderOptions::default()).await;
-    let server = serve(
-        &pki,
-        engine(&pki, Methods::CrlOnly, 300),
-        RevocationPolicy::Require,
-        Enforcement::Enforce,
-    )
-    .await;
+    let server = strict_server(&pki).await;
     let other = second_client(&responder, &pki, "client-2");
     let mut doomed = Client::connect(
         server.addr,
@@ -356,13 +361,7 @@ async fn revoked_intermediate_closes_all_its_leaves_and_nothing_else() {
     responder.register(&outside).unwrap();
     let sibling = second_client(&responder, &pki, "client-2");
 
-    let server = serve(
-        &pki,
-        engine(&pki, Methods::CrlOnly, 300),
-        RevocationPolicy::Require,
-        Enforcement::Enforce,
-    )
-    .await;
+    let server = strict_server(&pki).await;
     let mut a = Client::connect(
         server.addr,
         client_config(&pki, &pki.client, &pki.intermediate),
@@ -412,13 +411,7 @@ async fn a_certificate_that_expires_while_connected_is_closed() {
         )
         .unwrap();
     responder.register(&short).unwrap();
-    let server = serve(
-        &pki,
-        engine(&pki, Methods::CrlOnly, 300),
-        RevocationPolicy::Require,
-        Enforcement::Enforce,
-    )
-    .await;
+    let server = strict_server(&pki).await;
     let mut events = server.tracker.subscribe();
     let mut doomed = Client::connect(server.addr, client_config(&pki, &short, &pki.intermediate))
         .await
@@ -531,13 +524,7 @@ async fn responder_down_past_next_update_is_kept_and_reported_under_prefer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_the_anchor_closes_its_connections() {
     let (_responder, pki) = setup(ResponderOptions::default()).await;
-    let server = serve(
-        &pki,
-        engine(&pki, Methods::CrlOnly, 300),
-        RevocationPolicy::Require,
-        Enforcement::Enforce,
-    )
-    .await;
+    let server = strict_server(&pki).await;
     let mut events = server.tracker.subscribe();
     let mut client = Client::connect(
         server.addr,
@@ -579,13 +566,7 @@ async fn removing_the_anchor_closes_its_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_resumed_after_revocation_is_closed_at_once() {
     let (responder, pki) = setup(ResponderOptions::default()).await;
-    let server = serve(
-        &pki,
-        engine(&pki, Methods::CrlOnly, 300),
-        RevocationPolicy::Require,
-        Enforcement::Enforce,
-    )
-    .await;
+    let server = strict_server(&pki).await;
     let config = client_config(&pki, &pki.client, &pki.intermediate);
     // A full handshake; the client keeps the session tickets.
     let first = Client::connect(server.addr, config.clone()).await.unwrap();
@@ -745,13 +726,7 @@ async fn an_idle_connection_is_closed_by_the_watchdog_and_normal_closes_leave_no
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_deny_closes_at_once_and_refuses_until_lifted() {
     let (responder, pki) = setup(ResponderOptions::default()).await;
-    let server = serve(
-        &pki,
-        engine(&pki, Methods::CrlOnly, 300),
-        RevocationPolicy::Require,
-        Enforcement::Enforce,
-    )
-    .await;
+    let server = strict_server(&pki).await;
     let other = second_client(&responder, &pki, "client-2");
     let mut events = server.tracker.subscribe();
     let mut doomed = Client::connect(
