@@ -308,10 +308,14 @@ impl Engine {
     /// (DER): the connections resting on that certificate are re-checked
     /// with it.
     pub fn add_stapled_ocsp(&self, der: &[u8], cert: &[u8]) -> Result<usize, OcspError> {
-        let before = self.read().generation();
-        let loaded = self.write().add_ocsp_response(der);
+        let (loaded, changed) = {
+            let mut verifier = self.write();
+            let before = verifier.generation();
+            let loaded = verifier.add_ocsp_response(der);
+            (loaded, verifier.generation() != before)
+        };
         // The same staple again changes nothing (the verifier keeps one copy).
-        if loaded.is_ok() && self.read().generation() != before {
+        if loaded.is_ok() && changed {
             self.changed();
             self.notify(&Change::Certificate(cert));
         }

@@ -482,25 +482,17 @@ pub(crate) async fn run(
     } else {
         Duration::from_secs(args.wait_secs + args.refresh_interval.unwrap_or(0))
     };
-    let give_up = tokio::time::Instant::from_std(t0.max(Instant::now()) + wait);
-    loop {
-        let done = doomed.iter().filter(|i| closed.contains_key(i)).count();
-        progress.update(&format!("{label}: {done}/{expected} torn down"));
-        if expected > 0 && done == expected {
-            // A moment more to catch any collateral close.
-            let grace = tokio::time::Instant::now() + Duration::from_millis(300);
-            while let Ok(Some((i, at))) = tokio::time::timeout_at(grace, closed_rx.recv()).await {
-                closed.entry(i).or_insert(at);
-            }
-            break;
-        }
-        match tokio::time::timeout_at(give_up, closed_rx.recv()).await {
-            Ok(Some((i, at))) => {
-                closed.entry(i).or_insert(at);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
+    let give_up = t0.max(Instant::now()) + wait;
+    super::await_closes(
+        &mut closed_rx,
+        Some,
+        &doomed,
+        &mut closed,
+        give_up,
+        progress,
+        &label,
+    )
+    .await;
     let mut degraded = std::collections::HashSet::new();
     while let Ok(event) = events.try_recv() {
         if let ConnectionEvent::Degraded(notice) = event {

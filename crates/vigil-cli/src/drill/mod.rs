@@ -230,3 +230,38 @@ pub(crate) fn run(args: DrillArgs) -> Result<ExitCode, UsageError> {
         ExitCode::from(1)
     })
 }
+
+/// Collects the closes reported on `rx` (mapped to a connection index and
+/// the moment it closed) until every doomed connection closed, then 300 ms
+/// more to catch any collateral close, or until `give_up`.
+pub(crate) async fn await_closes<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    index_of: impl Fn(T) -> Option<(usize, std::time::Instant)>,
+    doomed: &std::collections::HashSet<usize>,
+    closed: &mut std::collections::HashMap<usize, std::time::Instant>,
+    give_up: std::time::Instant,
+    progress: &progress::Progress,
+    label: &str,
+) {
+    let record = |message: T, closed: &mut std::collections::HashMap<_, _>| {
+        if let Some((i, at)) = index_of(message) {
+            closed.entry(i).or_insert(at);
+        }
+    };
+    let give_up = tokio::time::Instant::from_std(give_up);
+    loop {
+        let done = doomed.iter().filter(|i| closed.contains_key(i)).count();
+        progress.update(&format!("{label}: {done}/{} torn down", doomed.len()));
+        if !doomed.is_empty() && done == doomed.len() {
+            let grace = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+            while let Ok(Some(message)) = tokio::time::timeout_at(grace, rx.recv()).await {
+                record(message, closed);
+            }
+            return;
+        }
+        match tokio::time::timeout_at(give_up, rx.recv()).await {
+            Ok(Some(message)) => record(message, closed),
+            Ok(None) | Err(_) => return,
+        }
+    }
+}

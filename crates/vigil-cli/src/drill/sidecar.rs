@@ -351,28 +351,17 @@ async fn scenario_run(
         }
     };
     let wait = Duration::from_secs(args.wait_secs + args.refresh_interval.unwrap_or(0));
-    let give_up = tokio::time::Instant::from_std(t0.max(Instant::now()) + wait);
-    loop {
-        let done = doomed.iter().filter(|i| closed.contains_key(i)).count();
-        progress.update(&format!("{label}: {done}/{} torn down", doomed.len()));
-        if done == doomed.len() {
-            let grace = tokio::time::Instant::now() + Duration::from_millis(300);
-            while let Ok(Some((id, at))) = tokio::time::timeout_at(grace, seen.recv()).await {
-                if let Some(i) = ids.get(&id) {
-                    closed.entry(*i).or_insert(at);
-                }
-            }
-            break;
-        }
-        match tokio::time::timeout_at(give_up, seen.recv()).await {
-            Ok(Some((id, at))) => {
-                if let Some(i) = ids.get(&id) {
-                    closed.entry(*i).or_insert(at);
-                }
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
+    let give_up = t0.max(Instant::now()) + wait;
+    super::await_closes(
+        seen,
+        |(id, at)| ids.get(&id).map(|i| (*i, at)),
+        &doomed,
+        &mut closed,
+        give_up,
+        progress,
+        label,
+    )
+    .await;
     let latencies: Vec<f64> = doomed
         .iter()
         .filter_map(|i| closed.get(i))
