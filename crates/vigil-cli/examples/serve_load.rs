@@ -36,6 +36,8 @@ struct Opts {
     revoked: usize,
     memory_connections: usize,
     cold_chains: usize,
+    /// Only the memory figure with a distinct certificate per connection.
+    memory_only: bool,
 }
 
 fn opts() -> Opts {
@@ -46,8 +48,13 @@ fn opts() -> Opts {
         revoked: 1_000,
         memory_connections: 100_000,
         cold_chains: 20_000,
+        memory_only: false,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--memory-only") {
+        args.remove(at);
+        o.memory_only = true;
+    }
     let mut i = 0;
     while i + 1 < args.len() {
         let v = &args[i + 1];
@@ -74,11 +81,16 @@ async fn main() {
         .await
         .unwrap();
     std::fs::write(dir.join("root.pem"), &pki.root.cert.pem).unwrap();
-    let mut sidecar = start_sidecar(&o.vigil, dir);
+    let sidecar = start_sidecar(&o.vigil, dir);
     let base = sidecar.1.clone();
     let http = reqwest::Client::new();
     println!("# vigil serve load benchmark ({})", rfc3339_now());
     println!("sidecar {base}, pid {}", sidecar.0.id());
+    if o.memory_only {
+        memory_distinct(&o, &http, &pki, dir, sidecar).await;
+        responder.shutdown().await;
+        return;
+    }
 
     // 1. Throughput, hot then cold.
     let chain3 = json!({"chain": [pki.client.pem, pki.intermediate.cert.pem, pki.root.cert.pem],
@@ -247,45 +259,87 @@ async fn main() {
     let shared: Vec<Cert> = (0..more)
         .map(|i| survivors[i % survivors.len()].clone())
         .collect();
-    let before = rss(sidecar.0.id());
+    let before = rss(sidecar_pid(&sidecar.0));
     let started = Instant::now();
     register_all(&http, &base, &pki, &shared).await;
     let took = started.elapsed();
     let total = connection_total(&http, &base).await;
-    let after = rss(sidecar.0.id());
+    let after = rss(sidecar_pid(&sidecar.0));
     println!(
         "| {total} connections over {} certificates | {more} in {:.1} s ({:.0}/s) | {:.0} MB ({active} conns) | {:.0} MB | {:.0} MB | {:.0} MB |",
         survivors.len(), took.as_secs_f64(), more as f64 / took.as_secs_f64(), before.0, after.0, after.1, du(&dir.join("data"))
     );
-    let pid = sidecar.0.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = sidecar.0.wait();
 
+    memory_distinct(&o, &http, &pki, dir, sidecar).await;
+    responder.shutdown().await;
+}
+
+/// Resident memory of a fresh sidecar with `--memory-connections`
+/// registrations, each with its own certificate. Stops `previous` first.
+async fn memory_distinct(
+    o: &Opts,
+    http: &reqwest::Client,
+    pki: &Pki,
+    dir: &Path,
+    previous: (Child, String),
+) {
+    stop_sidecar(previous);
+    let target = o.memory_connections;
     let fresh = dir.join("fresh");
     std::fs::create_dir_all(&fresh).unwrap();
     std::fs::write(fresh.join("root.pem"), &pki.root.cert.pem).unwrap();
-    sidecar = start_sidecar(&o.vigil, &fresh);
+    let sidecar = start_sidecar(&o.vigil, &fresh);
     let base = sidecar.1.clone();
-    let distinct = issue_leaves(&pki, "mem", target);
-    let before = rss(sidecar.0.id());
+    let distinct = issue_leaves(pki, "mem", target);
+    let pid = sidecar_pid(&sidecar.0);
+    let before = rss(pid);
     let started = Instant::now();
-    register_all(&http, &base, &pki, &distinct).await;
+    register_all(http, &base, pki, &distinct).await;
     let took = started.elapsed();
-    let total = connection_total(&http, &base).await;
-    let after = rss(sidecar.0.id());
+    let total = connection_total(http, &base).await;
+    let after = rss(pid);
+    if o.memory_only {
+        println!("| case | registering | RSS before | RSS after (VmRSS) | peak (VmHWM) | store on disk |\n|---|---|---|---|---|---|");
+    }
     println!(
         "| {total} connections, each its own certificate (fresh sidecar) | {target} in {:.1} s ({:.0}/s) | {:.0} MB (empty) | {:.0} MB | {:.0} MB | {:.0} MB |",
         took.as_secs_f64(), target as f64 / took.as_secs_f64(), before.0, after.0, after.1, du(&fresh.join("data"))
     );
+    stop_sidecar(sidecar);
+}
 
-    let pid = sidecar.0.id().to_string();
+/// The sidecar's own pid: the child, or (under `VIGIL_LOAD_WRAP`, e.g. a
+/// profiler) the child's newest `vigil` descendant.
+fn sidecar_pid(child: &Child) -> u32 {
+    if std::env::var_os("VIGIL_LOAD_WRAP").is_none() {
+        return child.id();
+    }
+    let out = Command::new("pgrep")
+        .args(["-n", "-f", "release/vigil serve"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(child.id())
+}
+
+fn stop_sidecar(mut sidecar: (Child, String)) {
+    let pid = sidecar_pid(&sidecar.0).to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = sidecar.0.wait();
-    responder.shutdown().await;
 }
 
 fn start_sidecar(vigil: &Path, dir: &Path) -> (Child, String) {
-    let mut child = Command::new(vigil)
+    let wrap: Vec<String> = std::env::var("VIGIL_LOAD_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut command = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(vigil);
+            c
+        }
+        None => Command::new(vigil),
+    };
+    let mut child = command
         .args([
             "serve",
             "--listen",
@@ -303,13 +357,13 @@ fn start_sidecar(vigil: &Path, dir: &Path) -> (Child, String) {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let base = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(base) = line.trim().strip_prefix("listening on ") {
+            break base.to_owned();
+        }
+    };
     (child, base)
 }
 

@@ -13,8 +13,9 @@ use crate::verify::VerifyOptions;
 /// Most verdicts kept by the cache before it starts over.
 const CACHE_CAPACITY: usize = 16 * 1024;
 
-/// A fast, seeded hash of the chain and options. Hits are confirmed by
-/// comparing the chain and options exactly, so collisions are harmless.
+/// A fast, seeded hash of the chain and options. Hits are confirmed by the
+/// chain's SHA-256 ([`chain_digest`]) and the options, so collisions of
+/// this hash are harmless.
 pub(crate) fn cache_key(
     seed: &hashbrown::DefaultHashBuilder,
     chain: &[CertificateDer<'_>],
@@ -28,13 +29,30 @@ pub(crate) fn cache_key(
     h.finish()
 }
 
+/// SHA-256 over the chain's certificates, each preceded by its length: what
+/// a cache hit is confirmed by. Kept instead of a copy of the chain (a
+/// cached verdict would otherwise hold a second copy of every certificate);
+/// SHA-256 is what certificates are identified by elsewhere too (the
+/// registry, deny rules).
+fn chain_digest(chain: &[CertificateDer<'_>]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for c in chain {
+        let der: &[u8] = c.as_ref();
+        ctx.update(&(der.len() as u64).to_be_bytes());
+        ctx.update(der);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 #[derive(Default)]
 pub(crate) struct VerdictCache {
     entries: HashMap<u64, CacheEntry>,
 }
 
 struct CacheEntry {
-    chain: Vec<Vec<u8>>,
+    chain: [u8; 32],
     options: VerifyOptions,
     generation: u64,
     valid_from: i64,
@@ -52,16 +70,13 @@ impl VerdictCache {
         now: i64,
     ) -> Option<Arc<Verdict>> {
         let e = self.entries.get(&key)?;
-        // The key is a fast hash: confirm the chain and options exactly.
+        // The key is a fast hash: confirm the options exactly and the chain
+        // by its digest.
         (e.generation == generation
             && now >= e.valid_from
             && now < e.valid_until
             && &e.options == options
-            && e.chain.len() == chain.len()
-            && e.chain
-                .iter()
-                .zip(chain)
-                .all(|(a, b)| a.as_slice() == b.as_ref()))
+            && e.chain == chain_digest(chain))
         .then(|| e.verdict.clone())
     }
 
@@ -82,7 +97,7 @@ impl VerdictCache {
         self.entries.insert(
             key,
             CacheEntry {
-                chain: chain.iter().map(|c| c.as_ref().to_vec()).collect(),
+                chain: chain_digest(chain),
                 options: options.clone(),
                 generation,
                 valid_from,

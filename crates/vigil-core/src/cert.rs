@@ -47,12 +47,16 @@ pub(crate) struct CertInfo {
     pub(crate) ski: Option<Vec<u8>>,
     pub(crate) key_usage: Option<u16>,
     pub(crate) is_ca: bool,
-    pub(crate) crl_dps: Option<Vec<DistributionPoint>>,
+    /// Shared between certificates with the same points where the holder
+    /// interns them (the registry does, per issuer).
+    pub(crate) crl_dps: Option<std::sync::Arc<[DistributionPoint]>>,
     /// extendedKeyUsage includes id-kp-OCSPSigning.
     pub(crate) ocsp_signing: bool,
     /// id-pkix-ocsp-nocheck is present (RFC 6960 §4.2.2.2.1).
     pub(crate) ocsp_nocheck: bool,
     pub(crate) sha256: [u8; 32],
+    /// The certificate itself (DER).
+    pub(crate) der: Box<[u8]>,
 }
 
 impl CertInfo {
@@ -77,7 +81,8 @@ impl CertInfo {
                 OID_CRL_DP => {
                     crl_dps = Some(
                         parse_crl_dps(ext.value)
-                            .ok_or_else(|| bad("malformed cRLDistributionPoints".into()))?,
+                            .ok_or_else(|| bad("malformed cRLDistributionPoints".into()))?
+                            .into(),
                     )
                 }
                 _ => {}
@@ -108,6 +113,7 @@ impl CertInfo {
                 .any(|e| e.oid.as_bytes() == OID_OCSP_NOCHECK),
             ocsp_signing: matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.ocsp_signing),
             sha256: sha256(der),
+            der: der.into(),
         })
     }
 

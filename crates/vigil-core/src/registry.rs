@@ -142,7 +142,8 @@ type Callback = Box<dyn FnOnce(&TeardownEvent) + Send>;
 
 #[derive(Default)]
 struct SignalState {
-    event: Option<TeardownEvent>,
+    /// Boxed: most signals never fire, and every tracked connection has one.
+    event: Option<Box<TeardownEvent>>,
     callbacks: Vec<Callback>,
 }
 
@@ -168,7 +169,7 @@ impl TeardownSignal {
 
     /// The event, once fired.
     pub fn event(&self) -> Option<TeardownEvent> {
-        self.lock().event.clone()
+        self.lock().event.as_deref().cloned()
     }
 
     /// Runs `callback` once when the signal fires; at once (on this thread)
@@ -180,7 +181,11 @@ impl TeardownSignal {
                 drop(state);
                 callback(&event);
             }
-            None => state.callbacks.push(callback),
+            None => {
+                // Usually the only one: no room for more.
+                state.callbacks.reserve_exact(1);
+                state.callbacks.push(callback);
+            }
         }
     }
 
@@ -192,7 +197,7 @@ impl TeardownSignal {
             if state.event.is_some() {
                 return false;
             }
-            state.event = Some(event.clone());
+            state.event = Some(Box::new(event.clone()));
             std::mem::take(&mut state.callbacks)
         };
         for callback in callbacks {
@@ -252,22 +257,42 @@ struct Inner {
     issuer_keys: HashMap<Vec<u8>, Vec<u8>>,
     by_ca: HashMap<[u8; 32], HashSet<u64>>,
     deadlines: BTreeSet<(i64, u64)>,
-    /// Parsed certificates by SHA-256, shared by the connections using them.
+    /// Parsed certificates (with their DER) by SHA-256, shared by the
+    /// connections using them.
     parsed: HashMap<[u8; 32], Arc<CertInfo>>,
+    /// Trust anchors of tracked paths by SHA-256, shared likewise.
+    anchors: HashMap<[u8; 32], Arc<Anchor>>,
+    /// issuer name key -> the CRL distribution points last seen in a
+    /// certificate of that issuer: certificates of one CA usually name the
+    /// same points, which are then kept once.
+    dps: HashMap<Vec<u8>, Arc<[crate::cert::DistributionPoint]>>,
     /// Connections that became degraded since the last
     /// [`Registry::take_notices`].
     notices: Vec<DegradedNotice>,
 }
 
+/// A trust anchor a tracked path ends at.
+struct Anchor {
+    sha256: [u8; 32],
+    subject: String,
+    serial: String,
+}
+
+/// One tracked connection. Its certificates are shared with the other
+/// connections using them: a connection costs its index entries, this
+/// record and its leaf (parsed, with its DER), not copies of its CAs.
 struct Conn {
-    chain: Vec<CertificateDer<'static>>,
-    /// Kept for the runtime's events and metrics (see [`Registry::labels`]).
-    labels: BTreeMap<String, String>,
-    /// The validated path without its anchor, leaf first.
+    /// Kept for the runtime's events and metrics (see [`Registry::labels`]);
+    /// None when empty.
+    labels: Option<Box<BTreeMap<String, String>>>,
+    /// The validated path without its anchor, leaf first; with
+    /// [`Conn::extras`], the chain a full re-verification starts from.
     path: Vec<Arc<CertInfo>>,
-    anchor: [u8; 32],
-    anchor_subject: String,
-    anchor_serial: String,
+    /// Certificates presented besides the path and its anchor (rare: e.g.
+    /// a cross-certificate), kept so that a re-verification sees the chain
+    /// as presented.
+    extras: Box<[CertificateDer<'static>]>,
+    anchor: Arc<Anchor>,
     valid_until: i64,
     /// Kept on a soft-failed (unknown status) verdict.
     degraded: bool,
@@ -281,8 +306,20 @@ type PathCandidate = (u64, Vec<Arc<CertInfo>>, [u8; 32]);
 /// A connection picked for re-checking, copied out of the lock.
 struct Candidate {
     id: u64,
-    chain: Vec<CertificateDer<'static>>,
     path: Vec<Arc<CertInfo>>,
+    extras: Box<[CertificateDer<'static>]>,
+}
+
+impl Candidate {
+    /// The chain to verify again: the validated path (leaf first), then
+    /// the other certificates presented.
+    fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.path
+            .iter()
+            .map(|c| CertificateDer::from(c.der.to_vec()))
+            .chain(self.extras.iter().cloned())
+            .collect()
+    }
 }
 
 impl Registry {
@@ -355,7 +392,7 @@ impl Registry {
             ));
             return (ConnectionId(id), signal);
         }
-        let Some((path, anchor)) = inner.resolve_path(&chain, verdict) else {
+        let Some((path, anchor, extras)) = inner.resolve_path(&chain, verdict) else {
             drop(inner);
             signal.fire(&refuse(
                 TeardownReason::Untrusted,
@@ -383,7 +420,7 @@ impl Registry {
                 .or_default()
                 .insert(id);
         }
-        for ca in path.iter().skip(1).map(|c| c.sha256).chain([anchor.0]) {
+        for ca in path.iter().skip(1).map(|c| c.sha256).chain([anchor.sha256]) {
             inner.by_ca.entry(ca).or_default().insert(id);
         }
         let now = unix_secs(at);
@@ -401,12 +438,10 @@ impl Registry {
         inner.conns.insert(
             id,
             Conn {
-                chain,
-                labels,
+                labels: (!labels.is_empty()).then(|| Box::new(labels)),
                 path,
-                anchor: anchor.0,
-                anchor_subject: anchor.1,
-                anchor_serial: anchor.2,
+                extras,
+                anchor,
                 valid_until,
                 degraded,
                 signal: signal.clone(),
@@ -428,7 +463,17 @@ impl Registry {
 
     /// The labels the connection was tracked with.
     pub fn labels(&self, id: ConnectionId) -> Option<BTreeMap<String, String>> {
-        self.lock().conns.get(&id.0).map(|c| c.labels.clone())
+        self.lock()
+            .conns
+            .get(&id.0)
+            .map(|c| c.labels.as_deref().cloned().unwrap_or_default())
+    }
+
+    /// The subject and serial (hex) of the connection's leaf.
+    pub fn leaf(&self, id: ConnectionId) -> Option<(String, String)> {
+        let inner = self.lock();
+        let leaf = inner.conns.get(&id.0)?.path.first()?;
+        Some((leaf.subject.clone(), hex(&leaf.serial)))
     }
 
     /// When the connection must next be re-verified (earliest notAfter or
@@ -809,7 +854,7 @@ impl Registry {
         let mut renewed = Vec::new();
         let now = unix_secs(at);
         for c in candidates {
-            let verdict = verifier.verify(&c.chain, &self.options, at);
+            let verdict = verifier.verify(&c.chain(), &self.options, at);
             if verdict.is_accepted() {
                 let until = verdict
                     .valid_until
@@ -875,7 +920,7 @@ impl Registry {
                         .get(position)
                         .map(|c| (hex(&c.serial), c.subject.clone()))
                         .unwrap_or_else(|| {
-                            (conn.anchor_serial.clone(), conn.anchor_subject.clone())
+                            (conn.anchor.serial.clone(), conn.anchor.subject.clone())
                         });
                     TeardownEvent {
                         connection_id: ConnectionId(id),
@@ -889,9 +934,9 @@ impl Registry {
                 None => TeardownEvent {
                     connection_id: ConnectionId(id),
                     reason: TeardownReason::Untrusted,
-                    serial: conn.anchor_serial.clone(),
-                    subject: conn.anchor_subject.clone(),
-                    detail: format!("trust anchor {} is no longer trusted", conn.anchor_subject),
+                    serial: conn.anchor.serial.clone(),
+                    subject: conn.anchor.subject.clone(),
+                    detail: format!("trust anchor {} is no longer trusted", conn.anchor.subject),
                     at: when.clone(),
                 },
             };
@@ -932,14 +977,18 @@ fn fire_all(fired: Vec<(TeardownSignal, TeardownEvent)>) -> Vec<TeardownEvent> {
 }
 
 impl Inner {
-    /// The validated path (minus anchor) as parsed certificates, and the
-    /// anchor's digest, subject and serial.
+    /// The validated path (minus anchor) as parsed certificates, its
+    /// anchor, and the presented certificates that are neither.
     #[allow(clippy::type_complexity)]
     fn resolve_path(
         &mut self,
         chain: &[CertificateDer<'static>],
         verdict: &Verdict,
-    ) -> Option<(Vec<Arc<CertInfo>>, ([u8; 32], String, String))> {
+    ) -> Option<(
+        Vec<Arc<CertInfo>>,
+        Arc<Anchor>,
+        Box<[CertificateDer<'static>]>,
+    )> {
         let (anchor, below) = verdict.chain.split_last()?;
         let anchor_sha = unhex32(&anchor.sha256)?;
         let presented: Vec<([u8; 32], &CertificateDer<'static>)> =
@@ -951,7 +1000,7 @@ impl Inner {
                 Some(info) => info.clone(),
                 None => {
                     let (_, der) = presented.iter().find(|(d, _)| *d == digest)?;
-                    let info = Arc::new(CertInfo::parse(der).ok()?);
+                    let info = Arc::new(self.share_dps(CertInfo::parse(der).ok()?));
                     self.parsed.insert(digest, info.clone());
                     info
                 }
@@ -961,10 +1010,37 @@ impl Inner {
         if path.is_empty() {
             return None;
         }
-        Some((
-            path,
-            (anchor_sha, anchor.subject.clone(), anchor.serial.clone()),
-        ))
+        let extras = presented
+            .iter()
+            .filter(|(d, _)| *d != anchor_sha && !path.iter().any(|c| c.sha256 == *d))
+            .map(|(_, der)| (*der).clone())
+            .collect();
+        let anchor = self
+            .anchors
+            .entry(anchor_sha)
+            .or_insert_with(|| {
+                Arc::new(Anchor {
+                    sha256: anchor_sha,
+                    subject: anchor.subject.clone(),
+                    serial: anchor.serial.clone(),
+                })
+            })
+            .clone();
+        Some((path, anchor, extras))
+    }
+
+    /// `info` with its CRL distribution points shared with the previous
+    /// certificate of its issuer when they are the same.
+    fn share_dps(&mut self, mut info: CertInfo) -> CertInfo {
+        if let Some(dps) = &info.crl_dps {
+            match self.dps.get(&info.issuer_key) {
+                Some(shared) if **shared == **dps => info.crl_dps = Some(shared.clone()),
+                _ => {
+                    self.dps.insert(info.issuer_key.clone(), dps.clone());
+                }
+            }
+        }
+        info
     }
 
     fn candidates(&self, ids: Vec<u64>) -> Vec<Candidate> {
@@ -973,8 +1049,8 @@ impl Inner {
                 let conn = self.conns.get(&id)?;
                 Some(Candidate {
                     id,
-                    chain: conn.chain.clone(),
                     path: conn.path.clone(),
+                    extras: conn.extras.clone(),
                 })
             })
             .collect()
@@ -986,7 +1062,7 @@ impl Inner {
         ids.into_iter()
             .filter_map(|id| {
                 let conn = self.conns.get(&id)?;
-                Some((id, conn.path.clone(), conn.anchor))
+                Some((id, conn.path.clone(), conn.anchor.sha256))
             })
             .collect()
     }
@@ -1055,6 +1131,7 @@ impl Inner {
                 }
                 if serials.is_empty() {
                     self.by_cert.remove(&cert.issuer_key);
+                    self.dps.remove(&cert.issuer_key);
                     self.issuer_keys.retain(|_, key| *key != cert.issuer_key);
                 }
             }
@@ -1064,7 +1141,7 @@ impl Inner {
             .iter()
             .skip(1)
             .map(|c| c.sha256)
-            .chain([conn.anchor])
+            .chain([conn.anchor.sha256])
         {
             if let Some(ids) = self.by_ca.get_mut(&ca) {
                 ids.remove(&id);
@@ -1079,6 +1156,9 @@ impl Inner {
                 self.parsed.remove(&cert.sha256);
             }
         }
+        if Arc::strong_count(&conn.anchor) <= 2 {
+            self.anchors.remove(&conn.anchor.sha256);
+        }
         Some(conn)
     }
 
@@ -1087,13 +1167,12 @@ impl Inner {
         let set = |s: &HashSet<u64>| s.capacity() * (size_of::<u64>() + 1);
         let mut bytes = self.conns.capacity() * (size_of::<(u64, Conn)>() + 1);
         for conn in self.conns.values() {
-            bytes += conn.chain.capacity() * size_of::<CertificateDer<'static>>()
+            bytes += conn.extras.len() * size_of::<CertificateDer<'static>>()
                 + conn.path.capacity() * size_of::<Arc<CertInfo>>()
-                + conn.anchor_subject.capacity()
-                + conn.anchor_serial.capacity()
                 + conn
                     .labels
                     .iter()
+                    .flat_map(|l| l.iter())
                     .map(|(k, v)| k.capacity() + v.capacity() + 2 * size_of::<String>())
                     .sum::<usize>()
                 + size_of::<Mutex<SignalState>>()

@@ -47,12 +47,57 @@ type PeerKey = (usize, [u8; 32]);
 /// What a peer's signal sends when it fires.
 type Torn = (PeerKey, ConnectionId, TeardownEvent);
 
-/// One tracked chain and the registrations resting on it.
+/// One tracked chain and the registrations resting on it. Its leaf's
+/// subject and serial are the registry's (see [`Connections::view`]).
 struct Peer {
     conn: ConnectionId,
-    members: HashSet<ApiId>,
-    subject: Box<str>,
-    serial: Box<str>,
+    members: Members,
+}
+
+/// The registrations of one peer: usually one, kept without a set.
+enum Members {
+    None,
+    One(ApiId),
+    Many(HashSet<ApiId>),
+}
+
+impl Members {
+    fn insert(&mut self, id: ApiId) {
+        *self = match std::mem::replace(self, Self::None) {
+            Self::None => Self::One(id),
+            Self::One(first) if first == id => Self::One(first),
+            Self::One(first) => Self::Many(HashSet::from([first, id])),
+            Self::Many(mut set) => {
+                set.insert(id);
+                Self::Many(set)
+            }
+        };
+    }
+
+    fn remove(&mut self, id: ApiId) {
+        match self {
+            Self::One(only) if *only == id => *self = Self::None,
+            Self::Many(set) => {
+                set.remove(&id);
+                if set.is_empty() {
+                    *self = Self::None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Self::None)
+    }
+
+    fn to_vec(&self) -> Vec<ApiId> {
+        match self {
+            Self::None => Vec::new(),
+            Self::One(id) => vec![*id],
+            Self::Many(set) => set.iter().copied().collect(),
+        }
+    }
 }
 
 struct Reg {
@@ -303,15 +348,12 @@ impl Connections {
             if tracked.signal.is_fired() {
                 return Err(tracked.verdict);
             }
-            let (subject, serial) = leaf_names(&tracked.verdict);
             maps.by_conn.insert((key.0, tracked.id.0), key);
             maps.peers.insert(
                 key,
                 Peer {
                     conn: tracked.id,
-                    members: HashSet::new(),
-                    subject,
-                    serial,
+                    members: Members::None,
                 },
             );
             let torn = self.torn.clone();
@@ -611,8 +653,8 @@ impl Connections {
         let event = TeardownEvent {
             connection_id: ConnectionId(0),
             reason: TeardownReason::from_code(verdict.reason),
-            serial: serial.into(),
-            subject: subject.into(),
+            serial,
+            subject,
             detail: verdict.detail.clone(),
             at: vigil_core::rfc3339(now / 1000),
         };
@@ -638,13 +680,14 @@ impl Connections {
             };
             maps.by_conn.remove(&(key.0, conn.0));
             peer.members
-                .iter()
+                .to_vec()
+                .into_iter()
                 .filter_map(|id| {
-                    let reg = maps.active.remove(id)?;
+                    let reg = maps.active.remove(&id)?;
                     if let Some(l) = reg.lease {
-                        maps.leases.remove(&(l.expires_ms, *id));
+                        maps.leases.remove(&(l.expires_ms, id));
                     }
-                    Some((*id, Gone::from(reg)))
+                    Some((id, Gone::from(reg)))
                 })
                 .collect()
         };
@@ -712,7 +755,7 @@ impl Connections {
             };
             maps.peers
                 .get(key)
-                .map(|p| p.members.iter().copied().collect())
+                .map(|p| p.members.to_vec())
                 .unwrap_or_default()
         };
         for id in members {
@@ -776,7 +819,7 @@ impl Connections {
             maps.leases.remove(&(l.expires_ms, id));
         }
         let empty = maps.peers.get_mut(&reg.peer).is_some_and(|peer| {
-            peer.members.remove(&id);
+            peer.members.remove(id);
             peer.members.is_empty()
         });
         if empty {
@@ -789,8 +832,12 @@ impl Connections {
 
     fn view(&self, maps: &Maps, id: ApiId, reg: &Reg) -> ConnectionView {
         let peer = maps.peers.get(&reg.peer);
+        let registry = self.trackers[reg.peer.0].registry();
+        let (subject, serial) = peer
+            .and_then(|p| registry.leaf(p.conn))
+            .unwrap_or_default();
         let valid_until = peer
-            .and_then(|p| self.trackers[reg.peer.0].registry().valid_until(p.conn))
+            .and_then(|p| registry.valid_until(p.conn))
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| i64::try_from(d.as_secs()).ok())
             .filter(|s| *s < i64::MAX / 2)
@@ -804,8 +851,8 @@ impl Connections {
             lease_secs: reg.lease.map(|l| l.secs),
             lease_expires_at: reg.lease.map(|l| rfc3339_ms(l.expires_ms)),
             valid_until,
-            subject: peer.map(|p| p.subject.to_string()).unwrap_or_default(),
-            serial: peer.map(|p| p.serial.to_string()).unwrap_or_default(),
+            subject,
+            serial,
             teardown: None,
         }
     }
@@ -848,9 +895,10 @@ fn peer_key(usage: UsageKind, chain: &[CertificateDer<'_>]) -> PeerKey {
 
 /// The leaf's subject and serial, from the verdict's path (empty when no
 /// path was found).
-fn leaf_names(verdict: &Verdict) -> (Box<str>, Box<str>) {
-    verdict.chain.first().map_or_else(
-        || (Box::from(""), Box::from("")),
-        |c| (c.subject.as_str().into(), c.serial.as_str().into()),
-    )
+fn leaf_names(verdict: &Verdict) -> (String, String) {
+    verdict
+        .chain
+        .first()
+        .map(|c| (c.subject.clone(), c.serial.clone()))
+        .unwrap_or_default()
 }
