@@ -347,6 +347,7 @@ fn closed_connections_leave_no_trace() {
     assert_eq!(after.cas, baseline.cas);
     assert_eq!(after.deadlines, baseline.deadlines);
     assert_eq!(after.parsed, baseline.parsed);
+    assert_eq!(after.shared, baseline.shared);
     assert!(reg.untrack(keep.id));
     let s = reg.stats();
     assert_eq!(
@@ -356,9 +357,67 @@ fn closed_connections_leave_no_trace() {
             s.certificates,
             s.cas,
             s.deadlines,
-            s.parsed
+            s.parsed,
+            s.shared
         ),
-        (0, 0, 0, 0, 0, 0)
+        (0, 0, 0, 0, 0, 0, 0)
+    );
+}
+
+/// Connections share their certificates (the registry keeps one parsed
+/// copy, with its DER) and a re-verification starts from the chain as
+/// presented, extra certificates included.
+#[test]
+fn connections_on_one_certificate_share_it_and_reverify_from_the_presented_chain() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let mut v = verifier(pki);
+    let reg = Registry::new(options());
+    // The anchor and an unrelated CA certificate presented too.
+    let long = vec![
+        der(&pki.client),
+        der(&pki.intermediate.cert),
+        der(&pki.root.cert),
+        der(&pki.other_intermediate.cert),
+    ];
+    let verdict = v.verify(&long, &options(), now);
+    assert!(verdict.is_accepted(), "{}", verdict.to_json());
+    let (a, a_signal) = reg.track(long, BTreeMap::new(), &verdict, now);
+    let b = track(&reg, &v, &pki.client, &pki.intermediate, now);
+    let c = track(&reg, &v, &pki.client, &pki.intermediate, now);
+    let s = reg.stats();
+    assert_eq!((s.connections, s.certificates, s.parsed), (3, 2, 2));
+    assert_eq!(reg.labels(a), Some(BTreeMap::new()));
+    assert_eq!(
+        reg.leaf(a),
+        Some((verdict.chain[0].subject.clone(), pki.client.serial_hex()))
+    );
+
+    // Nothing changed: all three stay, each with its deadline renewed.
+    assert!(reg.reverify(&v, &[a, b.id, c.id], now).is_empty());
+    assert_eq!(reg.len(), 3);
+    // One untracked: the others still hold the certificate.
+    assert!(reg.untrack(c.id));
+    assert_eq!(reg.stats().certificates, 2);
+
+    let new_crl = crl(&pki.intermediate, pki, 2, &[&pki.client]);
+    assert!(matches!(
+        v.add_crl(&new_crl).unwrap(),
+        CrlLoad::Verified { .. }
+    ));
+    let mut gone: Vec<ConnectionId> = reg
+        .on_crl(&v, &new_crl, now)
+        .iter()
+        .map(|e| e.connection_id)
+        .collect();
+    gone.sort_unstable();
+    assert_eq!(gone, vec![a, b.id]);
+    assert!(a_signal.is_fired() && b.signal.is_fired() && !c.signal.is_fired());
+    reg.reclaim();
+    let s = reg.stats();
+    assert_eq!(
+        (s.connections, s.certificates, s.parsed, s.shared),
+        (0, 0, 0, 0)
     );
 }
 

@@ -128,7 +128,7 @@ async fn main() {
 
     let cold_n = o.cold_chains;
     println!(
-        "\n## POST /v1/verify, cold: {cold_n} distinct chains rotated (verdict cache holds 16384)"
+        "\n## POST /v1/verify, cold: {cold_n} distinct chains rotated (the verdict cache holds at most 8192)"
     );
     let leaves = issue_leaves(&pki, "cold", cold_n);
     let bodies: Vec<String> = leaves
@@ -318,7 +318,10 @@ fn sidecar_pid(child: &Child) -> u32 {
         .args(["-n", "-f", "release/vigil serve"])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(child.id())
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(child.id())
 }
 
 fn stop_sidecar(mut sidecar: (Child, String)) {

@@ -10,8 +10,8 @@ use rustls_pki_types::CertificateDer;
 use crate::verdict::Verdict;
 use crate::verify::VerifyOptions;
 
-/// Most verdicts kept by the cache before it starts over.
-const CACHE_CAPACITY: usize = 16 * 1024;
+/// Verdicts per generation: the cache holds at most twice as many.
+const GENERATION_CAPACITY: usize = 4 * 1024;
 
 /// A fast, seeded hash of the chain and options. Hits are confirmed by the
 /// chain's SHA-256 ([`chain_digest`]) and the options, so collisions of
@@ -46,9 +46,15 @@ fn chain_digest(chain: &[CertificateDer<'_>]) -> [u8; 32] {
     out
 }
 
+/// Two generations: new verdicts go to `current`; when it is full it
+/// becomes `previous` (the older one is dropped). A hit in `previous` moves
+/// back to `current`, so chains in steady use stay cached however many
+/// others pass through, and there is no cliff where a working set just
+/// over the capacity never hits.
 #[derive(Default)]
 pub(crate) struct VerdictCache {
-    entries: HashMap<u64, CacheEntry>,
+    current: HashMap<u64, CacheEntry>,
+    previous: HashMap<u64, CacheEntry>,
 }
 
 struct CacheEntry {
@@ -62,22 +68,39 @@ struct CacheEntry {
 
 impl VerdictCache {
     pub(crate) fn get(
-        &self,
+        &mut self,
         key: u64,
         chain: &[CertificateDer<'_>],
         options: &VerifyOptions,
         generation: u64,
         now: i64,
     ) -> Option<Arc<Verdict>> {
-        let e = self.entries.get(&key)?;
         // The key is a fast hash: confirm the options exactly and the chain
         // by its digest.
-        (e.generation == generation
-            && now >= e.valid_from
-            && now < e.valid_until
-            && &e.options == options
-            && e.chain == chain_digest(chain))
-        .then(|| e.verdict.clone())
+        let holds = |e: &CacheEntry| {
+            e.generation == generation
+                && now >= e.valid_from
+                && now < e.valid_until
+                && &e.options == options
+                && e.chain == chain_digest(chain)
+        };
+        if let Some(e) = self.current.get(&key) {
+            return holds(e).then(|| e.verdict.clone());
+        }
+        let e = self.previous.remove(&key)?;
+        if !holds(&e) {
+            return None;
+        }
+        let verdict = e.verdict.clone();
+        self.put(key, e);
+        Some(verdict)
+    }
+
+    fn put(&mut self, key: u64, entry: CacheEntry) {
+        if self.current.len() >= GENERATION_CAPACITY {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, entry);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -91,10 +114,8 @@ impl VerdictCache {
         valid_until: i64,
         verdict: Arc<Verdict>,
     ) {
-        if self.entries.len() >= CACHE_CAPACITY {
-            self.entries.clear();
-        }
-        self.entries.insert(
+        self.previous.remove(&key);
+        self.put(
             key,
             CacheEntry {
                 chain: chain_digest(chain),
@@ -105,5 +126,57 @@ impl VerdictCache {
                 verdict,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{Decision, ReasonCode, Status};
+
+    fn verdict(detail: &str) -> Arc<Verdict> {
+        Arc::new(Verdict {
+            verdict: Decision::Accepted,
+            status: Status::Good,
+            reason: ReasonCode::Ok,
+            detail: detail.into(),
+            chain: Vec::new(),
+            revocation: Vec::new(),
+            valid_until: None,
+        })
+    }
+
+    fn chain(i: usize) -> Vec<CertificateDer<'static>> {
+        vec![CertificateDer::from(format!("leaf {i}").into_bytes())]
+    }
+
+    #[test]
+    fn hits_are_confirmed_by_the_chain_and_steady_chains_outlive_rotation() {
+        let seed = hashbrown::DefaultHashBuilder::default();
+        let options = VerifyOptions::default();
+        let mut cache = VerdictCache::default();
+        let key = |c: &[CertificateDer<'_>]| cache_key(&seed, c, &options);
+        let hot = chain(0);
+        cache.insert(key(&hot), &hot, &options, 1, 0, 100, verdict("hot"));
+        // A chain hashed to the same key is not the cached one.
+        assert!(cache.get(key(&hot), &chain(1), &options, 1, 10).is_none());
+        // Nor is the same chain under another generation of data, or
+        // outside the verdict's window.
+        assert!(cache.get(key(&hot), &hot, &options, 2, 10).is_none());
+        assert!(cache.get(key(&hot), &hot, &options, 1, 100).is_none());
+        // Three generations' worth of other chains pass through; the hot
+        // chain, used once per generation, stays.
+        for i in 1..=3 * GENERATION_CAPACITY {
+            let c = chain(i);
+            cache.insert(key(&c), &c, &options, 1, 0, 100, verdict("cold"));
+            if i % (GENERATION_CAPACITY / 2) == 0 {
+                let hit = cache.get(key(&hot), &hot, &options, 1, 10);
+                assert_eq!(hit.map(|v| v.detail.clone()).as_deref(), Some("hot"));
+            }
+            assert!(cache.current.len() + cache.previous.len() <= 2 * GENERATION_CAPACITY);
+        }
+        // A chain not used for two generations is gone.
+        let first = chain(1);
+        assert!(cache.get(key(&first), &first, &options, 1, 10).is_none());
     }
 }

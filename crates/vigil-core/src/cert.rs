@@ -33,17 +33,13 @@ pub(crate) struct DistributionPoint {
 /// Parsed, owned facts about one certificate.
 #[derive(Clone, Debug)]
 pub(crate) struct CertInfo {
-    pub(crate) subject_der: Vec<u8>,
-    pub(crate) issuer_der: Vec<u8>,
     /// RFC 5280 §7.1 comparison keys of subject and issuer.
     pub(crate) subject_key: Vec<u8>,
     pub(crate) issuer_key: Vec<u8>,
     pub(crate) subject: String,
     pub(crate) issuer: String,
-    pub(crate) serial: Vec<u8>,
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
-    pub(crate) spki_der: Vec<u8>,
     pub(crate) ski: Option<Vec<u8>>,
     pub(crate) key_usage: Option<u16>,
     pub(crate) is_ca: bool,
@@ -57,7 +53,35 @@ pub(crate) struct CertInfo {
     pub(crate) sha256: [u8; 32],
     /// The certificate itself (DER).
     pub(crate) der: Box<[u8]>,
+    /// Where subject and issuer name, serial (minimal form) and
+    /// SubjectPublicKeyInfo are in [`CertInfo::der`]: kept as positions
+    /// rather than copies, since a tracked connection holds its leaf's.
+    spans: [Span; 4],
 }
+
+/// A range of [`CertInfo::der`].
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The position of `part` within `whole` (None when not inside it).
+    fn of(whole: &[u8], part: &[u8]) -> Option<Self> {
+        let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        (end <= whole.len()).then_some(Self {
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+}
+
+const SUBJECT: usize = 0;
+const ISSUER: usize = 1;
+const SERIAL: usize = 2;
+const SPKI: usize = 3;
 
 impl CertInfo {
     pub(crate) fn parse(der: &[u8]) -> Result<Self, InputError> {
@@ -92,17 +116,22 @@ impl CertInfo {
             Ok(ku) => ku.map(|ku| ku.value.flags),
             Err(e) => return Err(bad(format!("keyUsage: {e}"))),
         };
+        let span = |part: &[u8]| {
+            Span::of(der, part).ok_or_else(|| bad("a field lies outside the certificate".into()))
+        };
+        let spans = [
+            span(cert.subject().as_raw())?,
+            span(cert.issuer().as_raw())?,
+            span(minimal_integer(cert.raw_serial()))?,
+            span(cert.public_key().raw)?,
+        ];
         Ok(Self {
-            subject_der: cert.subject().as_raw().to_vec(),
-            issuer_der: cert.issuer().as_raw().to_vec(),
             subject_key: crate::name::key_of(cert.subject()),
             issuer_key: crate::name::key_of(cert.issuer()),
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
-            serial: minimal_integer(cert.raw_serial()).to_vec(),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
-            spki_der: cert.public_key().raw.to_vec(),
             ski,
             key_usage,
             is_ca: cert.is_ca(),
@@ -114,7 +143,35 @@ impl CertInfo {
             ocsp_signing: matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.ocsp_signing),
             sha256: sha256(der),
             der: der.into(),
+            spans,
         })
+    }
+
+    fn part(&self, which: usize) -> &[u8] {
+        let span = self.spans[which];
+        self.der
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or_default()
+    }
+
+    /// The subject Name, DER.
+    pub(crate) fn subject_der(&self) -> &[u8] {
+        self.part(SUBJECT)
+    }
+
+    /// The issuer Name, DER.
+    pub(crate) fn issuer_der(&self) -> &[u8] {
+        self.part(ISSUER)
+    }
+
+    /// The serial number: minimal INTEGER content octets.
+    pub(crate) fn serial(&self) -> &[u8] {
+        self.part(SERIAL)
+    }
+
+    /// The SubjectPublicKeyInfo, DER.
+    pub(crate) fn spki_der(&self) -> &[u8] {
+        self.part(SPKI)
     }
 
     /// Self-issued: subject and issuer are the same name (RFC 5280 §3.2).

@@ -264,13 +264,13 @@ fn explain(
             // chain; webpki compares bytes. Say so instead of "unknown".
             let issuers = std::iter::once(leaf).chain(others.iter());
             let normalized_only = issuers.clone().any(|c| {
-                let byte_match = others.iter().any(|o| o.subject_der == c.issuer_der)
-                    || trust.has_subject_bytes(&c.issuer_der);
+                let byte_match = others.iter().any(|o| o.subject_der() == c.issuer_der())
+                    || trust.has_subject_bytes(c.issuer_der());
                 !byte_match
                     && (others
                         .iter()
-                        .any(|o| crate::name::names_match(&o.subject_der, &c.issuer_der))
-                        || trust.has_subject(&c.issuer_der))
+                        .any(|o| crate::name::names_match(o.subject_der(), c.issuer_der()))
+                        || trust.has_subject(c.issuer_der()))
             });
             if normalized_only {
                 return PathFailure {

@@ -231,6 +231,9 @@ pub struct RegistryStats {
     pub deadlines: usize,
     /// Parsed certificates shared between connections.
     pub parsed: usize,
+    /// Trust anchors the tracked paths end at, and issuers whose CRL
+    /// distribution points are kept once for all their certificates.
+    pub shared: usize,
     /// Estimated heap bytes of the index structures (maps, sets, per
     /// connection records; parsed certificates and DER excluded).
     pub index_bytes: usize,
@@ -251,17 +254,18 @@ struct Inner {
     next: u64,
     conns: HashMap<u64, Conn>,
     /// issuer name key -> serial -> ids.
-    by_cert: HashMap<Vec<u8>, HashMap<Vec<u8>, HashSet<u64>>>,
+    by_cert: HashMap<Vec<u8>, HashMap<Box<[u8]>, Ids>>,
     /// issuer name DER (as the certificates encode it) -> name key, for the
     /// issuers present in `by_cert`.
     issuer_keys: HashMap<Vec<u8>, Vec<u8>>,
     by_ca: HashMap<[u8; 32], HashSet<u64>>,
     deadlines: BTreeSet<(i64, u64)>,
     /// Parsed certificates (with their DER) by SHA-256, shared by the
-    /// connections using them.
-    parsed: HashMap<[u8; 32], Arc<CertInfo>>,
-    /// Trust anchors of tracked paths by SHA-256, shared likewise.
-    anchors: HashMap<[u8; 32], Arc<Anchor>>,
+    /// connections using them, with the number of those connections.
+    parsed: HashMap<[u8; 32], (Arc<CertInfo>, usize)>,
+    /// Trust anchors of tracked paths by SHA-256, shared and counted
+    /// likewise.
+    anchors: HashMap<[u8; 32], (Arc<Anchor>, usize)>,
     /// issuer name key -> the CRL distribution points last seen in a
     /// certificate of that issuer: certificates of one CA usually name the
     /// same points, which are then kept once.
@@ -282,9 +286,8 @@ struct Anchor {
 /// connections using them: a connection costs its index entries, this
 /// record and its leaf (parsed, with its DER), not copies of its CAs.
 struct Conn {
-    /// Kept for the runtime's events and metrics (see [`Registry::labels`]);
-    /// None when empty.
-    labels: Option<Box<BTreeMap<String, String>>>,
+    /// Kept for the runtime's events and metrics (see [`Registry::labels`]).
+    labels: BTreeMap<String, String>,
     /// The validated path without its anchor, leaf first; with
     /// [`Conn::extras`], the chain a full re-verification starts from.
     path: Vec<Arc<CertInfo>>,
@@ -297,6 +300,66 @@ struct Conn {
     /// Kept on a soft-failed (unknown status) verdict.
     degraded: bool,
     signal: TeardownSignal,
+}
+
+/// The connections holding one certificate: usually one, kept without a
+/// set.
+#[derive(Default)]
+enum Ids {
+    #[default]
+    None,
+    One(u64),
+    Many(Box<HashSet<u64>>),
+}
+
+impl Ids {
+    fn insert(&mut self, id: u64) {
+        *self = match std::mem::take(self) {
+            Self::None => Self::One(id),
+            Self::One(first) if first == id => Self::One(first),
+            Self::One(first) => Self::Many(Box::new(HashSet::from_iter([first, id]))),
+            Self::Many(mut set) => {
+                set.insert(id);
+                Self::Many(set)
+            }
+        };
+    }
+
+    fn remove(&mut self, id: u64) {
+        match self {
+            Self::One(only) if *only == id => *self = Self::None,
+            Self::Many(set) => {
+                set.remove(&id);
+                if set.is_empty() {
+                    *self = Self::None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Self::None)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let (one, many) = match self {
+            Self::None => (None, None),
+            Self::One(id) => (Some(*id), None),
+            Self::Many(set) => (None, Some(set.iter().copied())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Many(set) => {
+                std::mem::size_of::<HashSet<u64>>()
+                    + set.capacity() * (std::mem::size_of::<u64>() + 1)
+            }
+            _ => 0,
+        }
+    }
 }
 
 /// A connection whose revocation status is re-checked: id, validated path
@@ -407,16 +470,16 @@ impl Registry {
             .or_else(|| path.iter().map(|c| c.not_after).min())
             .unwrap_or(i64::MAX);
         for cert in &path {
-            if !inner.issuer_keys.contains_key(&cert.issuer_der) {
+            if !inner.issuer_keys.contains_key(cert.issuer_der()) {
                 inner
                     .issuer_keys
-                    .insert(cert.issuer_der.clone(), cert.issuer_key.clone());
+                    .insert(cert.issuer_der().to_vec(), cert.issuer_key.clone());
             }
             inner
                 .by_cert
                 .entry(cert.issuer_key.clone())
                 .or_default()
-                .entry(cert.serial.clone())
+                .entry(Box::from(cert.serial()))
                 .or_default()
                 .insert(id);
         }
@@ -438,7 +501,7 @@ impl Registry {
         inner.conns.insert(
             id,
             Conn {
-                labels: (!labels.is_empty()).then(|| Box::new(labels)),
+                labels,
                 path,
                 extras,
                 anchor,
@@ -463,17 +526,14 @@ impl Registry {
 
     /// The labels the connection was tracked with.
     pub fn labels(&self, id: ConnectionId) -> Option<BTreeMap<String, String>> {
-        self.lock()
-            .conns
-            .get(&id.0)
-            .map(|c| c.labels.as_deref().cloned().unwrap_or_default())
+        self.lock().conns.get(&id.0).map(|c| c.labels.clone())
     }
 
     /// The subject and serial (hex) of the connection's leaf.
     pub fn leaf(&self, id: ConnectionId) -> Option<(String, String)> {
         let inner = self.lock();
         let leaf = inner.conns.get(&id.0)?.path.first()?;
-        Some((leaf.subject.clone(), hex(&leaf.serial)))
+        Some((leaf.subject.clone(), hex(leaf.serial())))
     }
 
     /// When the connection must next be re-verified (earliest notAfter or
@@ -556,7 +616,7 @@ impl Registry {
         let Ok(info) = CertInfo::parse(cert_der) else {
             return Vec::new();
         };
-        self.on_revocation_data(verifier, &info.issuer_der, Some(&info.serial), at)
+        self.on_revocation_data(verifier, info.issuer_der(), Some(info.serial()), at)
     }
 
     /// A verified revocation of the certificate (`issuer` name DER,
@@ -617,7 +677,7 @@ impl Registry {
             .get(issuer_key)
             .and_then(|serials| serials.get(serial))
         {
-            Some(ids) => ids.iter().copied().collect(),
+            Some(ids) => ids.iter().collect(),
             None => return Vec::new(),
         };
         let when = rfc3339(unix_secs(at));
@@ -631,7 +691,7 @@ impl Registry {
             let Some(cert) = conn
                 .path
                 .iter()
-                .find(|c| c.issuer_key == issuer_key && c.serial == serial)
+                .find(|c| c.issuer_key == issuer_key && c.serial() == serial)
                 .or_else(|| conn.path.first())
             else {
                 continue;
@@ -639,12 +699,12 @@ impl Registry {
             let event = TeardownEvent {
                 connection_id: ConnectionId(id),
                 reason: TeardownReason::Revoked,
-                serial: hex(&cert.serial),
+                serial: hex(cert.serial()),
                 subject: cert.subject.clone(),
                 detail: format!(
                     "certificate {} (serial {}) was revoked ({})",
                     cert.subject,
-                    hex(&cert.serial),
+                    hex(cert.serial()),
                     reason.map_or("unspecified", Reason::as_str)
                 ),
                 at: when.clone(),
@@ -726,9 +786,9 @@ impl Registry {
                 (None, _) => Vec::new(),
                 (Some(serials), Some(serial)) => serials
                     .get(serial)
-                    .map(|s| s.iter().copied().collect())
+                    .map(|s| s.iter().collect())
                     .unwrap_or_default(),
-                (Some(serials), None) => serials.values().flatten().copied().collect(),
+                (Some(serials), None) => serials.values().flat_map(Ids::iter).collect(),
             };
             ids.sort_unstable();
             ids.dedup();
@@ -830,7 +890,7 @@ impl Registry {
         let (serial, subject) = conn
             .path
             .first()
-            .map(|c| (hex(&c.serial), c.subject.clone()))
+            .map(|c| (hex(c.serial()), c.subject.clone()))
             .unwrap_or_default();
         let event = TeardownEvent {
             connection_id: id,
@@ -918,7 +978,7 @@ impl Registry {
                     let (serial, subject) = conn
                         .path
                         .get(position)
-                        .map(|c| (hex(&c.serial), c.subject.clone()))
+                        .map(|c| (hex(c.serial()), c.subject.clone()))
                         .unwrap_or_else(|| {
                             (conn.anchor.serial.clone(), conn.anchor.subject.clone())
                         });
@@ -997,12 +1057,10 @@ impl Inner {
         for summary in below {
             let digest = unhex32(&summary.sha256)?;
             let info = match self.parsed.get(&digest) {
-                Some(info) => info.clone(),
+                Some((info, _)) => info.clone(),
                 None => {
                     let (_, der) = presented.iter().find(|(d, _)| *d == digest)?;
-                    let info = Arc::new(self.share_dps(CertInfo::parse(der).ok()?));
-                    self.parsed.insert(digest, info.clone());
-                    info
+                    Arc::new(self.share_dps(CertInfo::parse(der).ok()?))
                 }
             };
             path.push(info);
@@ -1015,18 +1073,23 @@ impl Inner {
             .filter(|(d, _)| *d != anchor_sha && !path.iter().any(|c| c.sha256 == *d))
             .map(|(_, der)| (*der).clone())
             .collect();
-        let anchor = self
-            .anchors
-            .entry(anchor_sha)
-            .or_insert_with(|| {
-                Arc::new(Anchor {
-                    sha256: anchor_sha,
-                    subject: anchor.subject.clone(),
-                    serial: anchor.serial.clone(),
-                })
-            })
-            .clone();
-        Some((path, anchor, extras))
+        // Held from here on: counted until the connection is removed.
+        for cert in &path {
+            self.parsed
+                .entry(cert.sha256)
+                .or_insert_with(|| (cert.clone(), 0))
+                .1 += 1;
+        }
+        let (anchor, holders) = self.anchors.entry(anchor_sha).or_insert_with(|| {
+            let anchor = Anchor {
+                sha256: anchor_sha,
+                subject: anchor.subject.clone(),
+                serial: anchor.serial.clone(),
+            };
+            (Arc::new(anchor), 0)
+        });
+        *holders += 1;
+        Some((path, anchor.clone(), extras))
     }
 
     /// `info` with its CRL distribution points shared with the previous
@@ -1077,14 +1140,14 @@ impl Inner {
             if crl.len() <= tracked {
                 for (issuer, serial, _) in crl.entries() {
                     if let Some(set) = self.by_cert.get(issuer).and_then(|s| s.get(serial)) {
-                        ids.extend(set);
+                        ids.extend(set.iter());
                     }
                 }
             } else {
                 for (issuer, serials) in &self.by_cert {
                     for (serial, set) in serials {
                         if crl.lookup_cert(issuer, serial).is_some() {
-                            ids.extend(set);
+                            ids.extend(set.iter());
                         }
                     }
                 }
@@ -1097,13 +1160,13 @@ impl Inner {
         if crl.len() <= serials.len() {
             for (_, serial, _) in crl.entries() {
                 if let Some(set) = serials.get(serial) {
-                    ids.extend(set);
+                    ids.extend(set.iter());
                 }
             }
         } else {
             for (serial, set) in serials {
                 if crl.lookup(serial).is_some() {
-                    ids.extend(set);
+                    ids.extend(set.iter());
                 }
             }
         }
@@ -1123,10 +1186,10 @@ impl Inner {
         self.deadlines.remove(&(conn.valid_until, id));
         for cert in &conn.path {
             if let Some(serials) = self.by_cert.get_mut(&cert.issuer_key) {
-                if let Some(ids) = serials.get_mut(&cert.serial) {
-                    ids.remove(&id);
+                if let Some(ids) = serials.get_mut(cert.serial()) {
+                    ids.remove(id);
                     if ids.is_empty() {
-                        serials.remove(&cert.serial);
+                        serials.remove(cert.serial());
                     }
                 }
                 if serials.is_empty() {
@@ -1151,14 +1214,9 @@ impl Inner {
             }
         }
         for cert in &conn.path {
-            // Only the shared map and this connection still hold it.
-            if Arc::strong_count(cert) <= 2 {
-                self.parsed.remove(&cert.sha256);
-            }
+            release(&mut self.parsed, &cert.sha256);
         }
-        if Arc::strong_count(&conn.anchor) <= 2 {
-            self.anchors.remove(&conn.anchor.sha256);
-        }
+        release(&mut self.anchors, &conn.anchor.sha256);
         Some(conn)
     }
 
@@ -1172,21 +1230,18 @@ impl Inner {
                 + conn
                     .labels
                     .iter()
-                    .flat_map(|l| l.iter())
                     .map(|(k, v)| k.capacity() + v.capacity() + 2 * size_of::<String>())
                     .sum::<usize>()
                 + size_of::<Mutex<SignalState>>()
                 + 2 * size_of::<usize>();
         }
-        bytes +=
-            self.by_cert.capacity() * (size_of::<(Vec<u8>, HashMap<Vec<u8>, HashSet<u64>>)>() + 1);
+        bytes += self.by_cert.capacity() * (size_of::<(Vec<u8>, HashMap<Box<[u8]>, Ids>)>() + 1);
         let mut certificates = 0;
         for (issuer, serials) in &self.by_cert {
             certificates += serials.len();
-            bytes +=
-                issuer.capacity() + serials.capacity() * (size_of::<(Vec<u8>, HashSet<u64>)>() + 1);
+            bytes += issuer.capacity() + serials.capacity() * (size_of::<(Box<[u8]>, Ids)>() + 1);
             for (serial, ids) in serials {
-                bytes += serial.capacity() + set(ids);
+                bytes += serial.len() + ids.heap_bytes();
             }
         }
         bytes += self.issuer_keys.capacity() * (size_of::<(Vec<u8>, Vec<u8>)>() + 1);
@@ -1199,7 +1254,8 @@ impl Inner {
         bytes += self.by_ca.values().map(set).sum::<usize>();
         // A B-tree node holds up to 11 keys; count ~1.5x per key for slack.
         bytes += self.deadlines.len() * size_of::<(i64, u64)>() * 3 / 2;
-        bytes += self.parsed.capacity() * (size_of::<([u8; 32], Arc<CertInfo>)>() + 1);
+        bytes += self.parsed.capacity() * (size_of::<([u8; 32], (Arc<CertInfo>, usize))>() + 1);
+        bytes += self.anchors.capacity() * (size_of::<([u8; 32], (Arc<Anchor>, usize))>() + 1);
         RegistryStats {
             connections: self.conns.len(),
             issuers: self.by_cert.len(),
@@ -1207,7 +1263,18 @@ impl Inner {
             cas: self.by_ca.len(),
             deadlines: self.deadlines.len(),
             parsed: self.parsed.len(),
+            shared: self.anchors.len() + self.dps.len(),
             index_bytes: bytes,
+        }
+    }
+}
+
+/// One connection less holds the shared entry `key`; the last one frees it.
+fn release<T>(map: &mut HashMap<[u8; 32], (T, usize)>, key: &[u8; 32]) {
+    if let Some((_, holders)) = map.get_mut(key) {
+        *holders = holders.saturating_sub(1);
+        if *holders == 0 {
+            map.remove(key);
         }
     }
 }
@@ -1216,7 +1283,7 @@ impl Inner {
 /// revocation results single out, else an expired one, else the leaf.
 fn concerned(verdict: &Verdict, path: &[Arc<CertInfo>], now: i64) -> usize {
     use crate::verdict::CertStatus;
-    let by_serial = |serial: &str| path.iter().position(|c| hex(&c.serial) == serial);
+    let by_serial = |serial: &str| path.iter().position(|c| hex(c.serial()) == serial);
     if let Some(i) = verdict
         .revocation
         .iter()
@@ -1248,7 +1315,7 @@ fn degraded_notice(
     let position = concerned(verdict, path, unix_secs(at));
     let (serial, subject) = path
         .get(position)
-        .map(|c| (hex(&c.serial), c.subject.clone()))
+        .map(|c| (hex(c.serial()), c.subject.clone()))
         .unwrap_or_default();
     let detail = verdict
         .revocation

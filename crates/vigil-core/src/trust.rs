@@ -103,7 +103,7 @@ impl TrustStore {
 
     /// Whether some anchor's subject is byte-identical to this name.
     pub(crate) fn has_subject_bytes(&self, name: &[u8]) -> bool {
-        self.anchors.iter().any(|a| a.info.subject_der == name)
+        self.anchors.iter().any(|a| a.info.subject_der() == name)
     }
 
     /// Every anchor's parsed certificate.

@@ -473,7 +473,7 @@ impl Verifier {
         {
             return true;
         }
-        let lists = |info: &CertInfo| crl.lookup_cert(&info.issuer_key, &info.serial).is_some();
+        let lists = |info: &CertInfo| crl.lookup_cert(&info.issuer_key, info.serial()).is_some();
         if self.cas.iter().any(|ca| lists(&ca.info)) {
             return true;
         }
@@ -520,7 +520,7 @@ impl Verifier {
                     format!(
                         "certificate {} (serial {}) was revoked at {} ({})",
                         cert.subject,
-                        hex(&cert.serial),
+                        hex(cert.serial()),
                         rfc3339(e.revoked_at),
                         e.reason.map_or("unspecified", |r| r.as_str())
                     ),
@@ -590,7 +590,7 @@ impl Verifier {
         options: &VerifyOptions,
         now: i64,
     ) -> Option<Arc<Verdict>> {
-        let cache = self.cache.lock().ok()?;
+        let mut cache = self.cache.lock().ok()?;
         cache.get(key, chain, options, self.generation, now)
     }
 
@@ -663,7 +663,7 @@ impl Verifier {
                 detail: format!(
                     "certificate {} (serial {}) is denied by the operator: {}",
                     cert.subject,
-                    hex(&cert.serial),
+                    hex(cert.serial()),
                     rule.reason
                 ),
                 chain: chain_summary,
@@ -708,7 +708,7 @@ impl Verifier {
             let check = self.check_cert(cert, i > 0, &path.certs, i + 1, now, 0);
             let (this_update, next_update) = check.times();
             let result = RevocationResult {
-                serial: hex(&cert.serial),
+                serial: hex(cert.serial()),
                 subject: cert.subject.clone(),
                 source: check.source(),
                 status: match &check.outcome {
@@ -746,7 +746,7 @@ impl Verifier {
                     format!(
                         "certificate {} (serial {}) was revoked at {} ({})",
                         cert.subject,
-                        hex(&cert.serial),
+                        hex(cert.serial()),
                         rfc3339(e.revoked_at),
                         e.reason.map_or("unspecified", |r| r.as_str())
                     ),
@@ -806,7 +806,7 @@ fn summarize(path: &ValidatedPath) -> Vec<CertSummary> {
         .map(|c| CertSummary {
             subject: c.subject.clone(),
             issuer: c.issuer.clone(),
-            serial: hex(&c.serial),
+            serial: hex(c.serial()),
             sha256: hex(&c.sha256),
             not_before: rfc3339(c.not_before),
             not_after: rfc3339(c.not_after),

@@ -833,9 +833,7 @@ impl Connections {
     fn view(&self, maps: &Maps, id: ApiId, reg: &Reg) -> ConnectionView {
         let peer = maps.peers.get(&reg.peer);
         let registry = self.trackers[reg.peer.0].registry();
-        let (subject, serial) = peer
-            .and_then(|p| registry.leaf(p.conn))
-            .unwrap_or_default();
+        let (subject, serial) = peer.and_then(|p| registry.leaf(p.conn)).unwrap_or_default();
         let valid_until = peer
             .and_then(|p| registry.valid_until(p.conn))
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -686,8 +686,8 @@ impl CrlSigner {
             crl_sign: info
                 .key_usage
                 .is_none_or(|ku| ku & crate::cert::KU_CRL_SIGN != 0),
-            subject: info.subject_der.clone(),
-            spki: info.spki_der.clone(),
+            subject: info.subject_der().to_vec(),
+            spki: info.spki_der().to_vec(),
             ski: info.ski.clone(),
             fingerprint: info.sha256,
         }

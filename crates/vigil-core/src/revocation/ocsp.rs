@@ -152,9 +152,9 @@ impl SingleResponse {
         let Some(hash) = self.hash else {
             return false;
         };
-        self.serial == cert.serial
-            && hash.digest(&issuer.subject_der) == self.name_hash
-            && crate::cert::public_key_bits(&issuer.spki_der)
+        self.serial == cert.serial()
+            && hash.digest(issuer.subject_der()) == self.name_hash
+            && crate::cert::public_key_bits(issuer.spki_der())
                 .is_some_and(|key| hash.digest(key) == self.key_hash)
     }
 }
@@ -390,7 +390,7 @@ impl<'a> ParsedOcsp<'a> {
         now: i64,
     ) -> Result<Option<CertInfo>, OcspError> {
         if self.responder_is(issuer) {
-            return self.check_signature(&issuer.spki_der).map(|()| None);
+            return self.check_signature(issuer.spki_der()).map(|()| None);
         }
         let mut why = "no certificate in the response matches the responder ID".to_owned();
         for der in &self.certs {
@@ -401,7 +401,7 @@ impl<'a> ParsedOcsp<'a> {
                 continue;
             }
             if candidate.issuer_key != issuer.subject_key
-                || !crate::cert::signed_by(der, &issuer.spki_der)
+                || !crate::cert::signed_by(der, issuer.spki_der())
             {
                 why = format!(
                     "responder {} is not certified by the issuer",
@@ -421,7 +421,7 @@ impl<'a> ParsedOcsp<'a> {
                 continue;
             }
             return self
-                .check_signature(&candidate.spki_der)
+                .check_signature(candidate.spki_der())
                 .map(|()| Some(candidate));
         }
         Err(OcspError::UnauthorizedResponder { detail: why })
@@ -429,9 +429,9 @@ impl<'a> ParsedOcsp<'a> {
 
     fn responder_is(&self, cert: &CertInfo) -> bool {
         match self.responder {
-            Responder::ByName(name) => crate::name::names_match(name, &cert.subject_der),
+            Responder::ByName(name) => crate::name::names_match(name, cert.subject_der()),
             // KeyHash is SHA-1 of the subjectPublicKey BIT STRING value.
-            Responder::ByKey(hash) => crate::cert::public_key_bits(&cert.spki_der)
+            Responder::ByKey(hash) => crate::cert::public_key_bits(cert.spki_der())
                 .is_some_and(|key| CertIdHash::Sha1.digest(key) == hash),
         }
     }
@@ -558,7 +558,7 @@ pub fn build_request(
 ) -> Result<Vec<u8>, crate::InputError> {
     let cert = CertInfo::parse(cert_der)?;
     let issuer = CertInfo::parse(issuer_der)?;
-    let key = crate::cert::public_key_bits(&issuer.spki_der).ok_or_else(|| {
+    let key = crate::cert::public_key_bits(issuer.spki_der()).ok_or_else(|| {
         crate::InputError::Malformed {
             source: "issuer certificate".into(),
             detail: "unreadable subjectPublicKey".into(),
@@ -575,10 +575,10 @@ pub fn build_request(
     let mut cert_id = der::encode(tag::SEQUENCE, &alg);
     cert_id.extend(der::encode(
         tag::OCTET_STRING,
-        &hash.digest(&issuer.subject_der),
+        &hash.digest(issuer.subject_der()),
     ));
     cert_id.extend(der::encode(tag::OCTET_STRING, &hash.digest(key)));
-    cert_id.extend(der::encode(tag::INTEGER, &cert.serial));
+    cert_id.extend(der::encode(tag::INTEGER, cert.serial()));
     let request = der::encode(tag::SEQUENCE, &der::encode(tag::SEQUENCE, &cert_id));
     let mut tbs = der::encode(tag::SEQUENCE, &request);
     if let Some(nonce) = nonce {

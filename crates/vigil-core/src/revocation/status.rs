@@ -46,7 +46,7 @@ impl Verifier {
         if let Outcome::Revoked(entry) = &check.outcome {
             self.memory.remember(
                 &cert.issuer_key,
-                &cert.serial,
+                cert.serial(),
                 *entry,
                 check.source(),
                 Some(cert.not_after),
@@ -55,7 +55,7 @@ impl Verifier {
         }
         // The sources no longer say so (stale, gone, or a later issue left
         // it out), but a verified source once did.
-        match self.memory.recall(&cert.issuer_key, &cert.serial, now) {
+        match self.memory.recall(&cert.issuer_key, cert.serial(), now) {
             Some((entry, source)) => Check {
                 outcome: Outcome::Revoked(entry),
                 crl: None,
@@ -205,7 +205,7 @@ impl Verifier {
                 // A delta CRL (RFC 5280 §5.2.4): combined with a complete CRL
                 // below. In a delta CRL, removeFromCRL un-revokes a hold
                 // (§5.3.1), so only other entries are revocations.
-                if let Some(entry) = crl.lookup_cert(&cert.issuer_key, &cert.serial) {
+                if let Some(entry) = crl.lookup_cert(&cert.issuer_key, cert.serial()) {
                     if entry.reason != Some(Reason::RemoveFromCrl) {
                         return Check {
                             outcome: Outcome::Revoked(entry),
@@ -221,7 +221,7 @@ impl Verifier {
             if let Some(what) = crl.unsupported() {
                 // A CRL that says "revoked" is believed even when Vigil can't
                 // use it to say "good": failing closed.
-                if let Some(entry) = crl.lookup_cert(&cert.issuer_key, &cert.serial) {
+                if let Some(entry) = crl.lookup_cert(&cert.issuer_key, cert.serial()) {
                     if entry.reason != Some(Reason::RemoveFromCrl) {
                         return Check {
                             outcome: Outcome::Revoked(entry),
@@ -244,7 +244,7 @@ impl Verifier {
                 fail(code, why, Some(crl.clone()));
                 continue;
             }
-            if let Some(entry) = crl.lookup_cert(&cert.issuer_key, &cert.serial) {
+            if let Some(entry) = crl.lookup_cert(&cert.issuer_key, cert.serial()) {
                 // Revocation from verified data stands even if the data is
                 // stale. A hold may be released by a delta CRL, so it waits
                 // until every CRL was seen.
@@ -329,7 +329,7 @@ impl Verifier {
             }
             if held.is_some()
                 && delta
-                    .lookup_cert(&cert.issuer_key, &cert.serial)
+                    .lookup_cert(&cert.issuer_key, cert.serial())
                     .is_some_and(|e| e.reason == Some(Reason::RemoveFromCrl))
             {
                 held = None;
@@ -660,13 +660,13 @@ fn crl_covers(
                 .crl_issuer
                 .as_ref()
                 .and_then(|names| names.iter().find_map(|n| directory_inner(n)))
-                .unwrap_or(&cert.issuer_der);
+                .unwrap_or(cert.issuer_der());
             let dp_names: Vec<Vec<u8>> = match (&d.relative_name, d.full_names.is_empty()) {
                 (Some(rdn), _) => append_rdn(base, rdn).into_iter().collect(),
                 (None, false) => d.full_names.clone(),
                 (None, true) => match &d.crl_issuer {
                     Some(names) => names.clone(),
-                    None => vec![crate::der::encode(0xa4, &cert.issuer_der)],
+                    None => vec![crate::der::encode(0xa4, cert.issuer_der())],
                 },
             };
             dp_names
@@ -865,7 +865,7 @@ impl Verifier {
         }
         let Some(parent_at) = (issuer_at..path.len()).find(|&j| {
             path[j].subject_key == info.issuer_key
-                && crate::cert::signed_by(&signer.der, &path[j].spki_der)
+                && crate::cert::signed_by(&signer.der, path[j].spki_der())
         }) else {
             return false;
         };

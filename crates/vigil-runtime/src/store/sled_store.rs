@@ -22,7 +22,7 @@ use super::{
 
 /// sled's page cache; sled's own default (1 GiB) is far more than a few CRLs
 /// need.
-const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 
 /// A [`Store`] in a sled database directory.
 #[derive(Clone)]
