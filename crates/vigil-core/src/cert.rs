@@ -35,9 +35,9 @@ pub(crate) struct DistributionPoint {
 pub(crate) struct CertInfo {
     /// RFC 5280 §7.1 comparison keys of subject and issuer.
     pub(crate) subject_key: Vec<u8>,
-    pub(crate) issuer_key: Vec<u8>,
+    pub(crate) issuer_key: std::sync::Arc<[u8]>,
     pub(crate) subject: String,
-    pub(crate) issuer: String,
+    pub(crate) issuer: std::sync::Arc<str>,
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
     pub(crate) ski: Option<Vec<u8>>,
@@ -127,9 +127,9 @@ impl CertInfo {
         ];
         Ok(Self {
             subject_key: crate::name::key_of(cert.subject()),
-            issuer_key: crate::name::key_of(cert.issuer()),
+            issuer_key: crate::name::key_of(cert.issuer()).into(),
             subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
+            issuer: cert.issuer().to_string().into(),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             ski,
@@ -176,7 +176,7 @@ impl CertInfo {
 
     /// Self-issued: subject and issuer are the same name (RFC 5280 §3.2).
     pub(crate) fn self_issued(&self) -> bool {
-        self.subject_key == self.issuer_key
+        self.subject_key[..] == self.issuer_key[..]
     }
 }
 

@@ -83,7 +83,7 @@ impl DenyKey {
     pub(crate) fn matches(&self, cert: &CertInfo) -> bool {
         match self {
             Self::IssuerSerial { issuer, serial } => {
-                *serial == hex(cert.serial()) && *issuer == cert.issuer
+                *serial == hex(cert.serial()) && issuer.as_str() == &*cert.issuer
             }
             Self::CertSha256(h) => *h == hex(&cert.sha256),
             Self::SpkiSha256(h) => *h == hex(&sha256(cert.spki_der())),

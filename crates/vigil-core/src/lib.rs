@@ -61,7 +61,9 @@ pub fn check_peer_name(name: &str) -> Result<(), String> {
 /// For choosing the issuer of an OCSP request; says nothing about trust.
 pub fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
     match (cert::CertInfo::parse(cert), cert::CertInfo::parse(issuer)) {
-        (Ok(c), Ok(i)) => c.issuer_key == i.subject_key && cert::signed_by(cert, i.spki_der()),
+        (Ok(c), Ok(i)) => {
+            c.issuer_key[..] == i.subject_key[..] && cert::signed_by(cert, i.spki_der())
+        }
         _ => false,
     }
 }

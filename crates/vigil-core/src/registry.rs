@@ -254,10 +254,10 @@ struct Inner {
     next: u64,
     conns: HashMap<u64, Conn>,
     /// issuer name key -> serial -> ids.
-    by_cert: HashMap<Vec<u8>, HashMap<Box<[u8]>, Ids>>,
+    by_cert: HashMap<Arc<[u8]>, Serials>,
     /// issuer name DER (as the certificates encode it) -> name key, for the
     /// issuers present in `by_cert`.
-    issuer_keys: HashMap<Vec<u8>, Vec<u8>>,
+    issuer_keys: HashMap<Vec<u8>, Arc<[u8]>>,
     by_ca: HashMap<[u8; 32], HashSet<u64>>,
     deadlines: BTreeSet<(i64, u64)>,
     /// Parsed certificates (with their DER) by SHA-256, shared by the
@@ -266,13 +266,19 @@ struct Inner {
     /// Trust anchors of tracked paths by SHA-256, shared and counted
     /// likewise.
     anchors: HashMap<[u8; 32], (Arc<Anchor>, usize)>,
-    /// issuer name key -> the CRL distribution points last seen in a
-    /// certificate of that issuer: certificates of one CA usually name the
-    /// same points, which are then kept once.
-    dps: HashMap<Vec<u8>, Arc<[crate::cert::DistributionPoint]>>,
+    /// issuer name key (the one `by_cert` holds) -> what the certificates
+    /// of that issuer usually have in common, kept once for all of them.
+    issuers: HashMap<Arc<[u8]>, IssuerShared>,
     /// Connections that became degraded since the last
     /// [`Registry::take_notices`].
     notices: Vec<DegradedNotice>,
+}
+
+/// What the tracked certificates of one issuer share (see
+/// [`Inner::share`]).
+struct IssuerShared {
+    name: Arc<str>,
+    dps: Option<Arc<[crate::cert::DistributionPoint]>>,
 }
 
 /// A trust anchor a tracked path ends at.
@@ -301,6 +307,9 @@ struct Conn {
     degraded: bool,
     signal: TeardownSignal,
 }
+
+/// The tracked serials of one issuer, each with its connections.
+type Serials = HashMap<Box<[u8]>, Ids>;
 
 /// The connections holding one certificate: usually one, kept without a
 /// set.
@@ -691,7 +700,7 @@ impl Registry {
             let Some(cert) = conn
                 .path
                 .iter()
-                .find(|c| c.issuer_key == issuer_key && c.serial() == serial)
+                .find(|c| *c.issuer_key == *issuer_key && c.serial() == serial)
                 .or_else(|| conn.path.first())
             else {
                 continue;
@@ -782,7 +791,7 @@ impl Registry {
         let key = crate::name::name_key(issuer);
         let candidates = {
             let inner = self.lock();
-            let mut ids: Vec<u64> = match (inner.by_cert.get(&key), serial) {
+            let mut ids: Vec<u64> = match (inner.by_cert.get(key.as_slice()), serial) {
                 (None, _) => Vec::new(),
                 (Some(serials), Some(serial)) => serials
                     .get(serial)
@@ -1060,7 +1069,7 @@ impl Inner {
                 Some((info, _)) => info.clone(),
                 None => {
                     let (_, der) = presented.iter().find(|(d, _)| *d == digest)?;
-                    Arc::new(self.share_dps(CertInfo::parse(der).ok()?))
+                    Arc::new(self.share(CertInfo::parse(der).ok()?))
                 }
             };
             path.push(info);
@@ -1092,15 +1101,28 @@ impl Inner {
         Some((path, anchor.clone(), extras))
     }
 
-    /// `info` with its CRL distribution points shared with the previous
-    /// certificate of its issuer when they are the same.
-    fn share_dps(&mut self, mut info: CertInfo) -> CertInfo {
-        if let Some(dps) = &info.crl_dps {
-            match self.dps.get(&info.issuer_key) {
-                Some(shared) if **shared == **dps => info.crl_dps = Some(shared.clone()),
-                _ => {
-                    self.dps.insert(info.issuer_key.clone(), dps.clone());
+    /// `info` with its issuer's name key, name and CRL distribution points
+    /// shared with the certificates of the same issuer already tracked,
+    /// where they are the same.
+    fn share(&mut self, mut info: CertInfo) -> CertInfo {
+        match self.issuers.get_key_value(&*info.issuer_key) {
+            Some((key, shared)) => {
+                info.issuer_key = key.clone();
+                if shared.name == info.issuer {
+                    info.issuer = shared.name.clone();
                 }
+                if let (Some(mine), Some(theirs)) = (&info.crl_dps, &shared.dps) {
+                    if **mine == **theirs {
+                        info.crl_dps = Some(theirs.clone());
+                    }
+                }
+            }
+            None => {
+                let shared = IssuerShared {
+                    name: info.issuer.clone(),
+                    dps: info.crl_dps.clone(),
+                };
+                self.issuers.insert(info.issuer_key.clone(), shared);
             }
         }
         info
@@ -1194,7 +1216,7 @@ impl Inner {
                 }
                 if serials.is_empty() {
                     self.by_cert.remove(&cert.issuer_key);
-                    self.dps.remove(&cert.issuer_key);
+                    self.issuers.remove(&cert.issuer_key);
                     self.issuer_keys.retain(|_, key| *key != cert.issuer_key);
                 }
             }
@@ -1235,20 +1257,20 @@ impl Inner {
                 + size_of::<Mutex<SignalState>>()
                 + 2 * size_of::<usize>();
         }
-        bytes += self.by_cert.capacity() * (size_of::<(Vec<u8>, HashMap<Box<[u8]>, Ids>)>() + 1);
+        bytes += self.by_cert.capacity() * (size_of::<(Arc<[u8]>, Serials)>() + 1);
         let mut certificates = 0;
         for (issuer, serials) in &self.by_cert {
             certificates += serials.len();
-            bytes += issuer.capacity() + serials.capacity() * (size_of::<(Box<[u8]>, Ids)>() + 1);
+            bytes += issuer.len() + serials.capacity() * (size_of::<(Box<[u8]>, Ids)>() + 1);
             for (serial, ids) in serials {
                 bytes += serial.len() + ids.heap_bytes();
             }
         }
-        bytes += self.issuer_keys.capacity() * (size_of::<(Vec<u8>, Vec<u8>)>() + 1);
+        bytes += self.issuer_keys.capacity() * (size_of::<(Vec<u8>, Arc<[u8]>)>() + 1);
         bytes += self
             .issuer_keys
             .iter()
-            .map(|(der, key)| der.capacity() + key.capacity())
+            .map(|(der, key)| der.capacity() + key.len())
             .sum::<usize>();
         bytes += self.by_ca.capacity() * (size_of::<([u8; 32], HashSet<u64>)>() + 1);
         bytes += self.by_ca.values().map(set).sum::<usize>();
@@ -1263,7 +1285,7 @@ impl Inner {
             cas: self.by_ca.len(),
             deadlines: self.deadlines.len(),
             parsed: self.parsed.len(),
-            shared: self.anchors.len() + self.dps.len(),
+            shared: self.anchors.len() + self.issuers.len(),
             index_bytes: bytes,
         }
     }

@@ -805,7 +805,7 @@ fn summarize(path: &ValidatedPath) -> Vec<CertSummary> {
         .iter()
         .map(|c| CertSummary {
             subject: c.subject.clone(),
-            issuer: c.issuer.clone(),
+            issuer: c.issuer.to_string(),
             serial: hex(c.serial()),
             sha256: hex(&c.sha256),
             not_before: rfc3339(c.not_before),

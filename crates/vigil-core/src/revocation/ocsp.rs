@@ -400,7 +400,7 @@ impl<'a> ParsedOcsp<'a> {
             if !self.responder_is(&candidate) {
                 continue;
             }
-            if candidate.issuer_key != issuer.subject_key
+            if candidate.issuer_key[..] != issuer.subject_key[..]
                 || !crate::cert::signed_by(der, issuer.spki_der())
             {
                 why = format!(

@@ -164,11 +164,9 @@ impl Verifier {
             .flatten()
             .filter_map(|n| directory_key(n))
             .collect();
-        for slot in self
-            .crls
-            .iter()
-            .filter(|s| s.issuer_key == cert.issuer_key || crl_issuers.contains(&s.issuer_key))
-        {
+        for slot in self.crls.iter().filter(|s| {
+            s.issuer_key[..] == cert.issuer_key[..] || crl_issuers.contains(&s.issuer_key)
+        }) {
             let crl = match self.crl_from_accepted_signer(slot, cert, path, issuer_at, now, depth) {
                 Ok(crl) => crl,
                 Err(SlotError::OtherSigner) => {
@@ -617,7 +615,7 @@ fn crl_covers(
     // (b)(1): a distribution point naming a cRLIssuer is served by that
     // issuer's indirect CRL; one without is served by the certificate
     // issuer's own CRL.
-    let direct = crl.issuer_key() == cert.issuer_key.as_slice();
+    let direct = crl.issuer_key() == &*cert.issuer_key;
     let applicable: Vec<&crate::cert::DistributionPoint> = dps
         .iter()
         .filter(|d| match &d.crl_issuer {
@@ -827,7 +825,7 @@ impl Verifier {
             let fp = crl.signer_fingerprint();
             if path[issuer_at..]
                 .iter()
-                .any(|p| &p.sha256 == fp && p.subject_key == cert.issuer_key)
+                .any(|p| &p.sha256 == fp && p.subject_key[..] == cert.issuer_key[..])
             {
                 return Ok(crl.clone());
             }
@@ -864,7 +862,7 @@ impl Verifier {
             return false;
         }
         let Some(parent_at) = (issuer_at..path.len()).find(|&j| {
-            path[j].subject_key == info.issuer_key
+            path[j].subject_key[..] == info.issuer_key[..]
                 && crate::cert::signed_by(&signer.der, path[j].spki_der())
         }) else {
             return false;
