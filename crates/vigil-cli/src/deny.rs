@@ -358,5 +358,5 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    vigil_core::hex(bytes)
 }

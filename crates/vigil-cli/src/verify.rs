@@ -204,7 +204,7 @@ impl Clock for FixedClock {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    vigil_core::hex(bytes)
 }
 
 /// RFC 3339 to a time.

@@ -216,14 +216,16 @@ pub(crate) fn parse_crl_dps(value: &[u8]) -> Option<Vec<DistributionPoint>> {
     Some(out)
 }
 
+/// Lowercase hex (no formatting machinery: events and verdicts carry
+/// serials in hex, so this runs per connection torn down).
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 /// Whether the certificate's signature verifies with `spki` (RFC 5280

@@ -35,8 +35,8 @@ pub use deny::{DenyKey, DenyRule};
 pub use input::InputError;
 pub use path::Usage;
 pub use registry::{
-    ConnectionId, DegradedNotice, Registry, RegistryStats, TeardownEvent, TeardownReason,
-    TeardownSignal,
+    ConnectionId, DegradedNotice, Reclaimable, Registry, RegistryStats, TeardownEvent,
+    TeardownReason, TeardownSignal,
 };
 pub use revocation::{CrlError, Depth, Reason, RevocationFact, RevocationPolicy, VerifiedCrl};
 pub use trust::TrustStore;
@@ -72,4 +72,9 @@ pub fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
 /// [`TrustStore::remove`]).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     cert::sha256(data)
+}
+
+/// Lowercase hex, as serials and fingerprints are shown everywhere.
+pub fn hex(bytes: &[u8]) -> String {
+    cert::hex(bytes)
 }

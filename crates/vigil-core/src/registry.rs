@@ -239,6 +239,28 @@ pub struct RegistryStats {
     pub index_bytes: usize,
 }
 
+/// Records of torn-down connections, freed on drop (see
+/// [`Registry::take_reclaimable`]).
+pub struct Reclaimable(Vec<Conn>);
+
+impl Reclaimable {
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Reclaimable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Reclaimable").field(&self.0.len()).finish()
+    }
+}
+
 /// The live-connection index. `Sync`: one registry serves every connection.
 pub struct Registry {
     options: VerifyOptions,
@@ -414,8 +436,16 @@ impl Registry {
     /// runtime calls this once the events are delivered (it also happens at
     /// the start of the next teardown).
     pub fn reclaim(&self) {
-        let dead = std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()));
-        drop(dead);
+        drop(self.take_reclaimable());
+    }
+
+    /// The records of connections torn down so far, taken out of the
+    /// registry: they are freed when the value is dropped, e.g. on another
+    /// thread than the one delivering the events.
+    pub fn take_reclaimable(&self) -> Reclaimable {
+        Reclaimable(std::mem::take(
+            &mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()),
+        ))
     }
 
     fn bury(&self, mut dead: Vec<Conn>) {

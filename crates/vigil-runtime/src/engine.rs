@@ -716,7 +716,9 @@ impl Engine {
                     t.crl_number = number;
                 });
                 self.changed();
-                self.notify(&Change::Crl(&bytes));
+                let der = bytes.to_vec();
+                self.notify_blocking(move |engine| engine.notify(&Change::Crl(&der)))
+                    .await;
                 Refreshed::Updated
             }
             Err(e) => self.fail(url, SourceKind::Crl, started, format!("{}: {e}", e.code())),
@@ -860,7 +862,9 @@ impl Engine {
             t.last_error = None;
         });
         self.changed();
-        self.notify(&Change::Certificate(cert));
+        let cert = cert.to_vec();
+        self.notify_blocking(move |engine| engine.notify(&Change::Certificate(&cert)))
+            .await;
         Refreshed::Updated
     }
 
@@ -1109,6 +1113,31 @@ impl Engine {
         observers.push(observer);
     }
 
+    /// Runs `notify` (a call of [`Engine::notify`]) on a blocking thread
+    /// when anything observes the engine: the re-checks it starts and the
+    /// signals they fire (a task woken per connection torn down) stay off
+    /// the async workers, which are then free to run the woken connections
+    /// while the rest are signalled.
+    async fn notify_blocking(&self, notify: impl FnOnce(&Engine) + Send + 'static) {
+        let observed = self
+            .inner
+            .observers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|o| o.strong_count() > 0);
+        if !observed {
+            return;
+        }
+        let engine = self.clone();
+        if tokio::task::spawn_blocking(move || notify(&engine))
+            .await
+            .is_err()
+        {
+            tracing::error!("an observer of the engine panicked");
+        }
+    }
+
     /// Tells every live observer of `change`, under the verifier's read
     /// lock (observers only read; they never call back into the engine's
     /// writers).
@@ -1159,7 +1188,7 @@ fn unix(t: SystemTime) -> i64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    vigil_core::hex(bytes)
 }
 
 /// The store key of a deny rule: its key, as JSON.

@@ -435,8 +435,17 @@ impl TrackerInner {
             self.send(ConnectionEvent::Teardown { event, dry_run });
         }
         self.drain_notices();
-        // The events are out: now free the torn-down records.
-        self.registry.reclaim();
+        // The events are out: now free the torn-down records, off this
+        // thread when a runtime can take it (freeing a thousand records
+        // and their certificates takes a millisecond or more).
+        let dead = self.registry.take_reclaimable();
+        if dead.len() >= RECLAIM_ELSEWHERE {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn_blocking(move || drop(dead));
+                return;
+            }
+        }
+        drop(dead);
     }
 
     fn drain_notices(&self) {
@@ -452,6 +461,10 @@ impl TrackerInner {
         }
     }
 }
+
+/// Torn-down records freed on a blocking thread rather than inline from
+/// this many.
+const RECLAIM_ELSEWHERE: usize = 64;
 
 impl Observer for TrackerInner {
     fn on_change(&self, verifier: &Verifier, change: &Change<'_>, at: std::time::SystemTime) {

@@ -122,7 +122,10 @@ impl TlsPeer for client::TlsStream<TcpStream> {
 /// Shared between a stream and its teardown callback.
 #[derive(Default)]
 struct Guard {
-    event: Mutex<Option<TeardownEvent>>,
+    /// The connection's teardown signal (set once tracked).
+    signal: std::sync::OnceLock<vigil_core::TeardownSignal>,
+    /// The signal fired (the event is the signal's).
+    fired: AtomicBool,
     read: Mutex<Option<Waker>>,
     write: Mutex<Option<Waker>>,
     /// The stream sent close_notify or was dropped.
@@ -131,10 +134,12 @@ struct Guard {
 
 impl Guard {
     fn event(&self) -> Option<TeardownEvent> {
-        self.event
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        if !self.fired.load(Ordering::Acquire) {
+            return None;
+        }
+        self.signal
+            .get()
+            .and_then(vigil_core::TeardownSignal::event)
     }
 
     fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
@@ -149,22 +154,20 @@ impl Guard {
         *slot.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    /// Whether no task waits on the stream (no poll left it Pending).
-    fn idle(&self) -> bool {
-        [&self.read, &self.write].iter().all(|slot| {
-            slot.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_none()
-        })
-    }
-
-    fn fire(&self, event: &TeardownEvent) {
-        *self.event.lock().unwrap_or_else(PoisonError::into_inner) = Some(event.clone());
+    /// Marks the stream torn down and wakes the tasks waiting on it (the
+    /// event itself stays with the signal, read by the stream's own task).
+    /// Returns whether none was waiting (no poll left it Pending).
+    fn fire(&self) -> bool {
+        self.fired.store(true, Ordering::Release);
+        let mut idle = true;
         for slot in [&self.read, &self.write] {
-            if let Some(waker) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let waker = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(waker) = waker {
+                idle = false;
                 waker.wake();
             }
         }
+        idle
     }
 }
 
@@ -216,12 +219,12 @@ impl<S: TlsPeer> GuardedStream<S> {
             let callback_guard = Arc::clone(&guard);
             let socket = stream.socket();
             let runtime = tokio::runtime::Handle::try_current().ok();
-            signal.on_fire(Box::new(move |event| {
+            let _ = guard.signal.set(signal.clone());
+            signal.on_fire(Box::new(move |_| {
                 // A stream with a pending read or write closes itself as
                 // soon as it is woken; only one nobody polls needs the
                 // watchdog.
-                let idle = callback_guard.idle();
-                callback_guard.fire(event);
+                let idle = callback_guard.fire();
                 if let (true, Some(socket), Some(runtime)) = (idle, socket, runtime) {
                     let guard = callback_guard;
                     runtime.spawn(async move {

@@ -370,7 +370,7 @@ fn minimal(mut value: &[u8]) -> &[u8] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    vigil_core::hex(bytes)
 }
 
 /// "6d 23h", "59m 58s", "12s": the two largest units.

@@ -4,8 +4,9 @@
 //! is kept until the certificate expires, even when the CRL goes stale, the
 //! responder disappears, or a later CRL or response no longer lists it.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+
+use hashbrown::HashMap;
 
 use super::{Reason, RevokedEntry};
 use crate::verdict::Source;
@@ -30,8 +31,9 @@ pub struct RevocationFact {
     pub expires_at: Option<i64>,
 }
 
-/// (issuer key, serial) -> fact.
-type Facts = HashMap<(Vec<u8>, Vec<u8>), RevocationFact>;
+/// issuer key -> serial -> fact: looked up by borrowed keys, without
+/// allocating (a look-up is part of every verification).
+type Facts = HashMap<Vec<u8>, HashMap<Vec<u8>, RevocationFact>>;
 
 #[derive(Default)]
 pub(crate) struct Memory {
@@ -58,8 +60,18 @@ impl Memory {
         let Ok(mut facts) = self.facts.lock() else {
             return;
         };
-        let fact = facts
-            .entry((issuer_key.to_vec(), serial.to_vec()))
+        let serials = match facts.get_mut(issuer_key) {
+            Some(serials) => serials,
+            None => facts.entry(issuer_key.to_vec()).or_default(),
+        };
+        if let Some(fact) = serials.get_mut(serial) {
+            if fact.expires_at.is_none() {
+                fact.expires_at = expires_at;
+            }
+            return;
+        }
+        let fact = serials
+            .entry(serial.to_vec())
             .or_insert_with(|| RevocationFact {
                 issuer_key: issuer_key.to_vec(),
                 serial: serial.to_vec(),
@@ -82,7 +94,7 @@ impl Memory {
         now: i64,
     ) -> Option<(RevokedEntry, Source)> {
         let facts = self.facts.lock().ok()?;
-        let fact = facts.get(&(issuer_key.to_vec(), serial.to_vec()))?;
+        let fact = facts.get(issuer_key)?.get(serial)?;
         if fact.expires_at.is_some_and(|e| now > e) {
             return None;
         }
@@ -98,13 +110,16 @@ impl Memory {
     pub(crate) fn export(&self) -> Vec<RevocationFact> {
         self.facts
             .lock()
-            .map(|f| f.values().cloned().collect())
+            .map(|f| f.values().flat_map(|s| s.values().cloned()).collect())
             .unwrap_or_default()
     }
 
     pub(crate) fn import(&self, fact: RevocationFact) {
         if let Ok(mut facts) = self.facts.lock() {
-            facts.insert((fact.issuer_key.clone(), fact.serial.clone()), fact);
+            facts
+                .entry(fact.issuer_key.clone())
+                .or_default()
+                .insert(fact.serial.clone(), fact);
         }
     }
 
@@ -113,8 +128,13 @@ impl Memory {
         let Ok(mut facts) = self.facts.lock() else {
             return 0;
         };
-        let before = facts.len();
-        facts.retain(|_, f| f.expires_at.is_none_or(|e| e >= now));
-        before - facts.len()
+        let mut dropped = 0;
+        facts.retain(|_, serials| {
+            let before = serials.len();
+            serials.retain(|_, f| f.expires_at.is_none_or(|e| e >= now));
+            dropped += before - serials.len();
+            !serials.is_empty()
+        });
+        dropped
     }
 }

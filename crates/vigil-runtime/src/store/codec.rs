@@ -166,7 +166,7 @@ pub(super) fn decode_revocation_key(raw: &[u8]) -> Result<RevocationKey, StoreEr
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    vigil_core::hex(bytes)
 }
 
 #[cfg(test)]
