@@ -23,4 +23,7 @@ pub use store::{
     MemoryStore, PutOutcome, RevocationFact, RevocationKey, SledStore, SourceKind, SourceMeta,
     SourceRecord, SourceStatus, Store, StoreError, Table,
 };
-pub use tracker::{ConnectionEvent, Enforcement, Tracked, Tracker, TrackerConfig, TrackerMetrics};
+pub use tracker::{
+    wake_after_delivery, ConnectionEvent, Enforcement, Tracked, Tracker, TrackerConfig,
+    TrackerMetrics,
+};

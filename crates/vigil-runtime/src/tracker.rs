@@ -304,6 +304,7 @@ impl Tracker {
         detail: &str,
     ) -> Option<TeardownEvent> {
         let at = self.inner.engine.now();
+        let _delivering = Delivering::begin();
         let event = self.inner.registry.tear_down_one(id, reason, detail, at)?;
         self.inner.publish(vec![event.clone()]);
         Some(event)
@@ -312,6 +313,7 @@ impl Tracker {
     /// Re-verifies the connections whose deadline has passed, now.
     pub fn expire_now(&self) -> Vec<TeardownEvent> {
         let at = self.inner.engine.now();
+        let _delivering = Delivering::begin();
         let events = self
             .inner
             .engine
@@ -323,6 +325,7 @@ impl Tracker {
     /// Re-verifies every tracked connection now (a full verification each).
     pub fn reverify_all(&self) -> Vec<TeardownEvent> {
         let at = self.inner.engine.now();
+        let _delivering = Delivering::begin();
         let events = self
             .inner
             .engine
@@ -462,6 +465,55 @@ impl TrackerInner {
     }
 }
 
+thread_local! {
+    /// Wakers held back while a tracker delivers teardowns on this thread
+    /// (see [`wake_after_delivery`]).
+    static DEFERRED: std::cell::RefCell<Option<Vec<std::task::Waker>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Wakes `waker` once the teardowns being delivered on this thread are out
+/// (every connection concerned signalled, every event published), or at
+/// once when none are being delivered. For teardown callbacks (see
+/// [`vigil_core::TeardownSignal::on_fire`]) that wake a connection's task:
+/// the tasks then run after the whole batch is signalled instead of
+/// competing with the signalling for the CPU.
+pub fn wake_after_delivery(waker: std::task::Waker) {
+    let now = DEFERRED.with(|deferred| match deferred.borrow_mut().as_mut() {
+        Some(held) => {
+            held.push(waker);
+            None
+        }
+        None => Some(waker),
+    });
+    if let Some(waker) = now {
+        waker.wake();
+    }
+}
+
+/// Holds back [`wake_after_delivery`] wakes on this thread until dropped
+/// (also on panic), then wakes them. Nests.
+struct Delivering {
+    outer: Option<Vec<std::task::Waker>>,
+}
+
+impl Delivering {
+    fn begin() -> Self {
+        let outer = DEFERRED.with(|deferred| deferred.borrow_mut().replace(Vec::new()));
+        Self { outer }
+    }
+}
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        let held = DEFERRED
+            .with(|deferred| std::mem::replace(&mut *deferred.borrow_mut(), self.outer.take()));
+        for waker in held.into_iter().flatten() {
+            wake_after_delivery(waker);
+        }
+    }
+}
+
 /// Torn-down records freed on a blocking thread rather than inline from
 /// this many.
 const RECLAIM_ELSEWHERE: usize = 64;
@@ -471,6 +523,7 @@ impl Observer for TrackerInner {
         if self.registry.is_empty() {
             return;
         }
+        let _delivering = Delivering::begin();
         let events = match change {
             Change::Crl(der) => self.registry.on_crl(verifier, der, at),
             Change::Certificate(der) => self.registry.on_certificate_data(verifier, der, at),
@@ -482,5 +535,51 @@ impl Observer for TrackerInner {
             }
         };
         self.publish(events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{wake_after_delivery, Delivering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn wakes_wait_for_the_delivery_and_none_is_lost() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = || Waker::from(Arc::clone(&count));
+        // No delivery under way: at once.
+        wake_after_delivery(waker());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        {
+            let _outer = Delivering::begin();
+            wake_after_delivery(waker());
+            {
+                let _inner = Delivering::begin();
+                wake_after_delivery(waker());
+            }
+            // The inner delivery's wakes join the outer one's.
+            assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
+        // A delivery that panics still wakes what it held.
+        let caught = std::panic::catch_unwind(|| {
+            let _delivering = Delivering::begin();
+            wake_after_delivery(waker());
+            panic!("observer failed");
+        });
+        assert!(caught.is_err());
+        assert_eq!(count.0.load(Ordering::SeqCst), 4);
+        wake_after_delivery(waker());
+        assert_eq!(count.0.load(Ordering::SeqCst), 5);
     }
 }

@@ -164,7 +164,8 @@ impl Guard {
             let waker = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(waker) = waker {
                 idle = false;
-                waker.wake();
+                // After the rest of the batch is signalled and published.
+                vigil_runtime::wake_after_delivery(waker);
             }
         }
         idle
