@@ -13,37 +13,41 @@ use crate::verify::VerifyOptions;
 /// Verdicts per generation: the cache holds at most twice as many.
 const GENERATION_CAPACITY: usize = 4 * 1024;
 
-/// A fast, seeded hash of the chain and options. Hits are confirmed by the
-/// chain's SHA-256 ([`chain_digest`]) and the options, so collisions of
-/// this hash are harmless.
-pub(crate) fn cache_key(
-    seed: &hashbrown::DefaultHashBuilder,
-    chain: &[CertificateDer<'_>],
-    options: &VerifyOptions,
-) -> u64 {
-    let mut h = seed.build_hasher();
-    for c in chain {
-        c.as_ref().hash(&mut h);
-    }
-    options.hash(&mut h);
-    h.finish()
-}
-
-/// SHA-256 over the chain's certificates, each preceded by its length: what
-/// a cache hit is confirmed by. Kept instead of a copy of the chain (a
+/// What a verification is cached under: the chain's SHA-256 over its
+/// certificates, each preceded by its length, and a fast seeded hash of
+/// that digest and the options (the map key; its collisions are harmless,
+/// hits are confirmed by the digest and the options). Computed before the
+/// cache is locked. The digest is kept instead of a copy of the chain (a
 /// cached verdict would otherwise hold a second copy of every certificate);
 /// SHA-256 is what certificates are identified by elsewhere too (the
 /// registry, deny rules).
-fn chain_digest(chain: &[CertificateDer<'_>]) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for c in chain {
-        let der: &[u8] = c.as_ref();
-        ctx.update(&(der.len() as u64).to_be_bytes());
-        ctx.update(der);
+pub(crate) struct CacheKey {
+    hash: u64,
+    chain: [u8; 32],
+}
+
+impl CacheKey {
+    pub(crate) fn new(
+        seed: &hashbrown::DefaultHashBuilder,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+    ) -> Self {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for c in chain {
+            let der: &[u8] = c.as_ref();
+            ctx.update(&(der.len() as u64).to_be_bytes());
+            ctx.update(der);
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ctx.finish().as_ref());
+        let mut h = seed.build_hasher();
+        digest.hash(&mut h);
+        options.hash(&mut h);
+        Self {
+            hash: h.finish(),
+            chain: digest,
+        }
     }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
 }
 
 /// Two generations: new verdicts go to `current`; when it is full it
@@ -69,60 +73,54 @@ struct CacheEntry {
 impl VerdictCache {
     pub(crate) fn get(
         &mut self,
-        key: u64,
-        chain: &[CertificateDer<'_>],
+        key: &CacheKey,
         options: &VerifyOptions,
         generation: u64,
         now: i64,
     ) -> Option<Arc<Verdict>> {
-        // The key is a fast hash: confirm the options exactly and the chain
-        // by its digest.
         let holds = |e: &CacheEntry| {
             e.generation == generation
                 && now >= e.valid_from
                 && now < e.valid_until
+                && e.chain == key.chain
                 && &e.options == options
-                && e.chain == chain_digest(chain)
         };
-        if let Some(e) = self.current.get(&key) {
+        if let Some(e) = self.current.get(&key.hash) {
             return holds(e).then(|| e.verdict.clone());
         }
-        let e = self.previous.remove(&key)?;
+        let e = self.previous.remove(&key.hash)?;
         if !holds(&e) {
             return None;
         }
         let verdict = e.verdict.clone();
-        self.put(key, e);
+        self.put(key.hash, e);
         Some(verdict)
     }
 
-    fn put(&mut self, key: u64, entry: CacheEntry) {
+    fn put(&mut self, hash: u64, entry: CacheEntry) {
         if self.current.len() >= GENERATION_CAPACITY {
             self.previous = std::mem::take(&mut self.current);
         }
-        self.current.insert(key, entry);
+        self.current.insert(hash, entry);
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
-        key: u64,
-        chain: &[CertificateDer<'_>],
+        key: &CacheKey,
         options: &VerifyOptions,
         generation: u64,
-        valid_from: i64,
-        valid_until: i64,
+        window: (i64, i64),
         verdict: Arc<Verdict>,
     ) {
-        self.previous.remove(&key);
+        self.previous.remove(&key.hash);
         self.put(
-            key,
+            key.hash,
             CacheEntry {
-                chain: chain_digest(chain),
+                chain: key.chain,
                 options: options.clone(),
                 generation,
-                valid_from,
-                valid_until,
+                valid_from: window.0,
+                valid_until: window.1,
                 verdict,
             },
         );
@@ -155,28 +153,35 @@ mod tests {
         let seed = hashbrown::DefaultHashBuilder::default();
         let options = VerifyOptions::default();
         let mut cache = VerdictCache::default();
-        let key = |c: &[CertificateDer<'_>]| cache_key(&seed, c, &options);
+        let key = |c: &[CertificateDer<'_>]| CacheKey::new(&seed, c, &options);
         let hot = chain(0);
-        cache.insert(key(&hot), &hot, &options, 1, 0, 100, verdict("hot"));
-        // A chain hashed to the same key is not the cached one.
-        assert!(cache.get(key(&hot), &chain(1), &options, 1, 10).is_none());
-        // Nor is the same chain under another generation of data, or
-        // outside the verdict's window.
-        assert!(cache.get(key(&hot), &hot, &options, 2, 10).is_none());
-        assert!(cache.get(key(&hot), &hot, &options, 1, 100).is_none());
+        cache.insert(&key(&hot), &options, 1, (0, 100), verdict("hot"));
+        // A chain whose hash collides is not the cached one.
+        let mut forged = key(&chain(1));
+        forged.hash = key(&hot).hash;
+        assert!(cache.get(&forged, &options, 1, 10).is_none());
+        // Nor is the same chain under other options, another generation of
+        // data, or outside the verdict's window.
+        let strict = VerifyOptions {
+            usage: crate::Usage::Server,
+            ..VerifyOptions::default()
+        };
+        assert!(cache.get(&key(&hot), &strict, 1, 10).is_none());
+        assert!(cache.get(&key(&hot), &options, 2, 10).is_none());
+        assert!(cache.get(&key(&hot), &options, 1, 100).is_none());
         // Three generations' worth of other chains pass through; the hot
         // chain, used once per generation, stays.
         for i in 1..=3 * GENERATION_CAPACITY {
             let c = chain(i);
-            cache.insert(key(&c), &c, &options, 1, 0, 100, verdict("cold"));
+            cache.insert(&key(&c), &options, 1, (0, 100), verdict("cold"));
             if i % (GENERATION_CAPACITY / 2) == 0 {
-                let hit = cache.get(key(&hot), &hot, &options, 1, 10);
+                let hit = cache.get(&key(&hot), &options, 1, 10);
                 assert_eq!(hit.map(|v| v.detail.clone()).as_deref(), Some("hot"));
             }
             assert!(cache.current.len() + cache.previous.len() <= 2 * GENERATION_CAPACITY);
         }
         // A chain not used for two generations is gone.
         let first = chain(1);
-        assert!(cache.get(key(&first), &first, &options, 1, 10).is_none());
+        assert!(cache.get(&key(&first), &options, 1, 10).is_none());
     }
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::cache::{cache_key, VerdictCache};
+use crate::cache::{CacheKey, VerdictCache};
 use crate::cert::{hex, CertInfo};
 use crate::path::{self, Usage, ValidatedPath};
 use crate::revocation::memory::Memory;
@@ -551,8 +551,8 @@ impl Verifier {
         at: SystemTime,
     ) -> Arc<Verdict> {
         let now = unix_secs(at);
-        let key = cache_key(&self.seed, chain, options);
-        if let Some(hit) = self.cached(key, chain, options, now) {
+        let key = CacheKey::new(&self.seed, chain, options);
+        if let Some(hit) = self.cached(&key, options, now) {
             return hit;
         }
         let (verdict, window) = self.evaluate(chain, options, now);
@@ -560,12 +560,10 @@ impl Verifier {
         if let Some((from, until)) = window {
             if let Ok(mut cache) = self.cache.lock() {
                 cache.insert(
-                    key,
-                    chain,
+                    &key,
                     options,
                     self.generation,
-                    from,
-                    until,
+                    (from, until),
                     verdict.clone(),
                 );
             }
@@ -583,15 +581,9 @@ impl Verifier {
         self.evaluate(chain, options, unix_secs(at)).0
     }
 
-    fn cached(
-        &self,
-        key: u64,
-        chain: &[CertificateDer<'_>],
-        options: &VerifyOptions,
-        now: i64,
-    ) -> Option<Arc<Verdict>> {
+    fn cached(&self, key: &CacheKey, options: &VerifyOptions, now: i64) -> Option<Arc<Verdict>> {
         let mut cache = self.cache.lock().ok()?;
-        cache.get(key, chain, options, self.generation, now)
+        cache.get(key, options, self.generation, now)
     }
 
     /// The verdict and, for accepted verdicts, the window in which it holds.
