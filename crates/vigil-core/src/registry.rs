@@ -401,7 +401,18 @@ type PathCandidate = (u64, Vec<Arc<CertInfo>>, [u8; 32]);
 struct Candidate {
     id: u64,
     path: Vec<Arc<CertInfo>>,
+    anchor: [u8; 32],
     extras: Box<[CertificateDer<'static>]>,
+}
+
+/// How connections are checked again.
+#[derive(Clone, Copy)]
+enum Recheck {
+    /// Verified again in full, path building included (the trust store or
+    /// the data changed in ways a path may depend on).
+    Full,
+    /// Their verdict lapsed with time: the validated path is judged again.
+    Lapsed,
 }
 
 impl Candidate {
@@ -868,7 +879,7 @@ impl Registry {
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
         let candidates = self.lock().candidates(ids.iter().map(|id| id.0).collect());
-        self.reverify_candidates(verifier, candidates, at)
+        self.reverify_candidates(verifier, candidates, at, Recheck::Full)
     }
 
     /// Re-verifies every tracked connection (e.g. after a trust-store
@@ -879,13 +890,17 @@ impl Registry {
             let ids = inner.conns.keys().copied().collect();
             inner.candidates(ids)
         };
-        self.reverify_candidates(verifier, candidates, at)
+        self.reverify_candidates(verifier, candidates, at, Recheck::Full)
     }
 
-    /// Re-verifies the connections whose deadline (`valid_until`: a
+    /// Re-checks the connections whose deadline (`valid_until`: a
     /// notAfter or a nextUpdate) has passed at `at`: an expired certificate
     /// ends the connection as `expired`; stale revocation data that nothing
-    /// refreshed ends it as `unverifiable` under `require`.
+    /// refreshed ends it as `unverifiable` under `require`. The validated
+    /// paths are judged again (validity, anchor, deny list, revocation)
+    /// without being built or their signatures checked again, which time
+    /// does not change; a path that expired while other certificates were
+    /// presented with it is verified in full, in case they make another.
     pub fn expire_due(&self, verifier: &Verifier, at: SystemTime) -> Vec<TeardownEvent> {
         let now = unix_secs(at);
         let candidates = {
@@ -897,7 +912,7 @@ impl Registry {
                 .collect();
             inner.candidates(ids)
         };
-        self.reverify_candidates(verifier, candidates, at)
+        self.reverify_candidates(verifier, candidates, at, Recheck::Lapsed)
     }
 
     /// A trust anchor (SHA-256 of its certificate) was removed: every
@@ -948,12 +963,25 @@ impl Registry {
         verifier: &Verifier,
         candidates: Vec<Candidate>,
         at: SystemTime,
+        recheck: Recheck,
     ) -> Vec<TeardownEvent> {
         let mut failures = Vec::new();
         let mut renewed = Vec::new();
         let now = unix_secs(at);
         for c in candidates {
-            let verdict = verifier.verify(&c.chain(), &self.options, at);
+            let judged = match recheck {
+                Recheck::Lapsed => verifier
+                    .rejudge(&c.path, &c.anchor, &self.options, at)
+                    .filter(|v| {
+                        c.extras.is_empty()
+                            || !matches!(v.reason, ReasonCode::Expired | ReasonCode::NotYetValid)
+                    }),
+                Recheck::Full => None,
+            };
+            let verdict = match judged {
+                Some(verdict) => Arc::new(verdict),
+                None => verifier.verify(&c.chain(), &self.options, at),
+            };
             if verdict.is_accepted() {
                 let until = verdict
                     .valid_until
@@ -1165,6 +1193,7 @@ impl Inner {
                 Some(Candidate {
                     id,
                     path: conn.path.clone(),
+                    anchor: conn.anchor.sha256,
                     extras: conn.extras.clone(),
                 })
             })

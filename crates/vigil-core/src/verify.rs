@@ -640,7 +640,68 @@ impl Verifier {
             Ok(p) => p,
             Err(f) => return (rejected(Status::Invalid, f.code, f.detail), None),
         };
-        let chain_summary = summarize(&path);
+        self.judge(&path, options, now)
+    }
+
+    /// A path validated before (leaf first, anchor last; without the
+    /// anchor when `anchor` says which one it was) judged again at `at`
+    /// with current data, without building or checking signatures again
+    /// (nothing they depend on changes with time): the anchor must still be
+    /// trusted, each certificate below it within its validity period (RFC
+    /// 5280 §6.1.3 (a)(2)), then the deny list and revocation as at the
+    /// first verification. For re-checks of tracked connections whose
+    /// verdict lapsed (a notAfter or nextUpdate reached). None: the anchor
+    /// is no longer trusted.
+    pub(crate) fn rejudge(
+        &self,
+        below_anchor: &[Arc<CertInfo>],
+        anchor: &[u8; 32],
+        options: &VerifyOptions,
+        at: SystemTime,
+    ) -> Option<Verdict> {
+        let anchor = self.trust.anchor_by_sha256(anchor)?.clone();
+        let now = unix_secs(at);
+        if let Some(c) = below_anchor
+            .iter()
+            .find(|c| now > c.not_after || now < c.not_before)
+        {
+            let (code, detail) = if now > c.not_after {
+                (
+                    ReasonCode::Expired,
+                    format!(
+                        "certificate {} expired at {}",
+                        c.subject,
+                        rfc3339(c.not_after)
+                    ),
+                )
+            } else {
+                (
+                    ReasonCode::NotYetValid,
+                    format!(
+                        "certificate {} is not valid before {}",
+                        c.subject,
+                        rfc3339(c.not_before)
+                    ),
+                )
+            };
+            return Some(rejected(Status::Invalid, code, detail));
+        }
+        let path = ValidatedPath {
+            certs: below_anchor.iter().cloned().chain([anchor]).collect(),
+        };
+        Some(self.judge(&path, options, now).0)
+    }
+
+    /// The verdict on a validated path at `now`: the operator's deny list,
+    /// then revocation (RFC 5280 §6.3, RFC 6960), and for accepted verdicts
+    /// the window in which it holds.
+    fn judge(
+        &self,
+        path: &ValidatedPath,
+        options: &VerifyOptions,
+        now: i64,
+    ) -> (Verdict, Option<(i64, i64)>) {
+        let chain_summary = summarize(path);
         // The operator's deny list, before any revocation data.
         if let Some((cert, rule)) = path.certs.iter().find_map(|c| {
             self.denials

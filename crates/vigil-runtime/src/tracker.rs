@@ -350,7 +350,16 @@ impl Tracker {
                         return;
                     };
                     let tracker = Tracker { inner };
-                    tracker.expire_now();
+                    // A full re-verification per lapsed connection: many
+                    // may lapse at once (one nextUpdate), so off the async
+                    // workers.
+                    let expiring = tracker.clone();
+                    if tokio::task::spawn_blocking(move || expiring.expire_now())
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!("re-checking lapsed connections panicked");
+                    }
                     let now = tracker.inner.engine.now();
                     tracker
                         .inner
