@@ -536,3 +536,50 @@ fn a_stale_crl_still_rechecks_every_connection_of_its_issuer() {
         .all(|e| e.reason == TeardownReason::Unverifiable));
     assert!(conns.iter().all(|c| c.signal.is_fired()));
 }
+
+/// A lapsed connection is judged again on its validated path, as a full
+/// verification would judge it: validity first, then the deny list (a rule
+/// the registry was not told about still ends it), then revocation.
+#[test]
+fn a_lapsed_connection_is_judged_again_on_its_path() {
+    let pki = pki();
+    let now = pki.options.now;
+    let mut v = verifier(pki);
+    let reg = Registry::new(options());
+    let short = pki
+        .intermediate
+        .issue_leaf(
+            &CertSpec::leaf("reg-lapse", "reg-lapse", &pki.options)
+                .with_validity(now - Duration::days(1), now + Duration::hours(1)),
+        )
+        .unwrap();
+    let expiring = track(&reg, &v, &short, &pki.intermediate, at(now));
+    let denied = track(&reg, &v, &pki.client, &pki.intermediate, at(now));
+    let rule = |cert: &Cert| vigil_core::DenyRule {
+        key: vigil_core::DenyKey::CertSha256(vigil_core::hex(&vigil_core::sha256(&cert.der))),
+        reason: "key leaked".into(),
+        expires: None,
+    };
+    assert!(v.deny(rule(&short)));
+    assert!(v.deny(rule(&pki.client)));
+    // Expired and denied: expired, as path validation would say first.
+    let events = reg.expire_due(&v, at(now + Duration::hours(2)));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].connection_id, expiring.id);
+    assert_eq!(events[0].reason, TeardownReason::Expired);
+    // The other one was not due: untouched until its deadline (the CRLs'
+    // nextUpdate), when the rule it was not told about ends it.
+    assert!(!denied.signal.is_fired());
+    let deadline = reg.valid_until(denied.id).unwrap();
+    assert!(deadline > at(now + Duration::hours(2)));
+    let events = reg.expire_due(&v, deadline + std::time::Duration::from_secs(1));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].connection_id, denied.id);
+    assert_eq!(events[0].reason, TeardownReason::Denied);
+    assert!(
+        events[0].detail.contains("key leaked"),
+        "{}",
+        events[0].detail
+    );
+    assert!(reg.is_empty());
+}
