@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use vigil_core::hex;
 
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
@@ -355,8 +356,4 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-fn hex(bytes: &[u8]) -> String {
-    vigil_core::hex(bytes)
 }

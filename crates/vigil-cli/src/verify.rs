@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
+use vigil_core::hex;
 
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
@@ -201,10 +202,6 @@ impl Clock for FixedClock {
     fn now(&self) -> SystemTime {
         self.0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    vigil_core::hex(bytes)
 }
 
 /// RFC 3339 to a time.

@@ -511,11 +511,7 @@ async fn openapi_document_is_valid_and_every_route_answers_as_documented() {
 }
 
 fn hex_sha256(der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, der)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    vigil_core::hex(&vigil_core::sha256(der))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

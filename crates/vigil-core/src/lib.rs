@@ -21,6 +21,7 @@ mod cache;
 mod cert;
 mod deny;
 mod der;
+mod idset;
 pub mod input;
 mod name;
 mod path;
@@ -32,6 +33,7 @@ mod verdict;
 mod verify;
 
 pub use deny::{DenyKey, DenyRule};
+pub use idset::IdSet;
 pub use input::InputError;
 pub use path::Usage;
 pub use registry::{

@@ -65,6 +65,21 @@ pub enum TeardownReason {
 }
 
 impl TeardownReason {
+    /// Every reason, in the order of [`TeardownReason::index`].
+    pub const ALL: [Self; 5] = [
+        Self::Revoked,
+        Self::Expired,
+        Self::Unverifiable,
+        Self::Untrusted,
+        Self::Denied,
+    ];
+
+    /// Its position in [`TeardownReason::ALL`] (e.g. for per-reason
+    /// counters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The contract string.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -333,65 +348,8 @@ struct Conn {
 /// The tracked serials of one issuer, each with its connections.
 type Serials = HashMap<Box<[u8]>, Ids>;
 
-/// The connections holding one certificate: usually one, kept without a
-/// set.
-#[derive(Default)]
-enum Ids {
-    #[default]
-    None,
-    One(u64),
-    Many(Box<HashSet<u64>>),
-}
-
-impl Ids {
-    fn insert(&mut self, id: u64) {
-        *self = match std::mem::take(self) {
-            Self::None => Self::One(id),
-            Self::One(first) if first == id => Self::One(first),
-            Self::One(first) => Self::Many(Box::new(HashSet::from_iter([first, id]))),
-            Self::Many(mut set) => {
-                set.insert(id);
-                Self::Many(set)
-            }
-        };
-    }
-
-    fn remove(&mut self, id: u64) {
-        match self {
-            Self::One(only) if *only == id => *self = Self::None,
-            Self::Many(set) => {
-                set.remove(&id);
-                if set.is_empty() {
-                    *self = Self::None;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        matches!(self, Self::None)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        let (one, many) = match self {
-            Self::None => (None, None),
-            Self::One(id) => (Some(*id), None),
-            Self::Many(set) => (None, Some(set.iter().copied())),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Self::Many(set) => {
-                std::mem::size_of::<HashSet<u64>>()
-                    + set.capacity() * (std::mem::size_of::<u64>() + 1)
-            }
-            _ => 0,
-        }
-    }
-}
+/// The connections holding one certificate.
+type Ids = crate::IdSet<u64>;
 
 /// A connection whose revocation status is re-checked: id, validated path
 /// (without anchor) and anchor digest, copied out of the lock.

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
+use vigil_core::hex;
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -1185,10 +1186,6 @@ fn unix(t: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    vigil_core::hex(bytes)
 }
 
 /// The store key of a deny rule: its key, as JSON.

@@ -420,14 +420,7 @@ impl TrackerInner {
     fn publish(&self, events: Vec<TeardownEvent>) {
         let dry_run = self.enforcement == Enforcement::DryRun;
         for event in events {
-            let slot = match event.reason {
-                TeardownReason::Revoked => 0,
-                TeardownReason::Expired => 1,
-                TeardownReason::Unverifiable => 2,
-                TeardownReason::Untrusted => 3,
-                TeardownReason::Denied => 4,
-            };
-            self.counters.reasons[slot].fetch_add(1, Ordering::Relaxed);
+            self.counters.reasons[event.reason.index()].fetch_add(1, Ordering::Relaxed);
             if dry_run {
                 self.counters.dry_run.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(

@@ -28,16 +28,18 @@
 //! Exit status 2: bad arguments or unusable files; 1: the server could not
 //! start (e.g. the address is taken).
 
+#[path = "common/pem_files.rs"]
+mod pem_files;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use pem_files::{load_certs, load_key};
 use rustls::ServerConfig;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -131,28 +133,6 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         policy,
         refresh,
     }))
-}
-
-/// Every certificate in a PEM file, in order; at least one.
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no CERTIFICATE in the file", path.display()));
-    }
-    Ok(certs)
-}
-
-/// The first private key in a PEM file: PKCS#8, SEC1 or PKCS#1.
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
-        pem::Error::NoItemsFound => format!(
-            "{}: no PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY in the file",
-            path.display()
-        ),
-        other => format!("{}: {other}", path.display()),
-    })
 }
 
 /// Everything built from the command line before anything listens.

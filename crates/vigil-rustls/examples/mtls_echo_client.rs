@@ -15,13 +15,16 @@
 //! otherwise. Exit status 2: bad arguments or unusable files; 1: the
 //! connection failed.
 
+#[path = "common/pem_files.rs"]
+mod pem_files;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use pem_files::{load_certs, load_key};
+use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -76,28 +79,6 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         anchor: anchor.ok_or_else(|| missing("--anchor"))?,
         name,
     }))
-}
-
-/// Every certificate in a PEM file, in order; at least one.
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no CERTIFICATE in the file", path.display()));
-    }
-    Ok(certs)
-}
-
-/// The first private key in a PEM file: PKCS#8, SEC1 or PKCS#1.
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
-        pem::Error::NoItemsFound => format!(
-            "{}: no PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY in the file",
-            path.display()
-        ),
-        other => format!("{}: {other}", path.display()),
-    })
 }
 
 fn config(args: &Args) -> Result<ClientConfig, String> {

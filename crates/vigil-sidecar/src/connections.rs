@@ -54,51 +54,8 @@ struct Peer {
     members: Members,
 }
 
-/// The registrations of one peer: usually one, kept without a set.
-enum Members {
-    None,
-    One(ApiId),
-    Many(HashSet<ApiId>),
-}
-
-impl Members {
-    fn insert(&mut self, id: ApiId) {
-        *self = match std::mem::replace(self, Self::None) {
-            Self::None => Self::One(id),
-            Self::One(first) if first == id => Self::One(first),
-            Self::One(first) => Self::Many(HashSet::from([first, id])),
-            Self::Many(mut set) => {
-                set.insert(id);
-                Self::Many(set)
-            }
-        };
-    }
-
-    fn remove(&mut self, id: ApiId) {
-        match self {
-            Self::One(only) if *only == id => *self = Self::None,
-            Self::Many(set) => {
-                set.remove(&id);
-                if set.is_empty() {
-                    *self = Self::None;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        matches!(self, Self::None)
-    }
-
-    fn to_vec(&self) -> Vec<ApiId> {
-        match self {
-            Self::None => Vec::new(),
-            Self::One(id) => vec![*id],
-            Self::Many(set) => set.iter().copied().collect(),
-        }
-    }
-}
+/// The registrations of one peer.
+type Members = vigil_core::IdSet<ApiId>;
 
 struct Reg {
     peer: PeerKey,
@@ -680,8 +637,7 @@ impl Connections {
             };
             maps.by_conn.remove(&(key.0, conn.0));
             peer.members
-                .to_vec()
-                .into_iter()
+                .iter()
                 .filter_map(|id| {
                     let reg = maps.active.remove(&id)?;
                     if let Some(l) = reg.lease {
@@ -702,14 +658,7 @@ impl Connections {
     fn announce(&self, id: ApiId, reg: Gone, event: &TeardownEvent) {
         let reg_lease_key = reg.lease_key;
         let out = TeardownOut::new(id, event, &reg.labels);
-        let slot = match event.reason {
-            TeardownReason::Revoked => 0,
-            TeardownReason::Expired => 1,
-            TeardownReason::Unverifiable => 2,
-            TeardownReason::Untrusted => 3,
-            TeardownReason::Denied => 4,
-        };
-        self.counters.teardowns[slot].fetch_add(1, Ordering::Relaxed);
+        self.counters.teardowns[event.reason.index()].fetch_add(1, Ordering::Relaxed);
         self.hub
             .publish("teardown", serde_json::to_string(&out).unwrap_or_default());
         tracing::info!(
@@ -755,7 +704,7 @@ impl Connections {
             };
             maps.peers
                 .get(key)
-                .map(|p| p.members.to_vec())
+                .map(|p| p.members.iter().collect())
                 .unwrap_or_default()
         };
         for id in members {

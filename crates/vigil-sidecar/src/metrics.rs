@@ -252,7 +252,8 @@ pub(crate) fn render(app: &AppState) -> String {
         "counter",
         "Teardowns announced, by reason.",
     );
-    for (reason, n) in ["revoked", "expired", "unverifiable", "untrusted", "denied"]
+    for (reason, n) in vigil_core::TeardownReason::ALL
+        .map(vigil_core::TeardownReason::as_str)
         .iter()
         .zip(&c.teardowns)
     {

@@ -121,7 +121,7 @@ fn schemas() -> Value {
         object(&["spki_sha256"], json!({"spki_sha256": hex})),
     ]});
     let teardown_reason = json!({"type": "string",
-        "enum": ["revoked", "expired", "unverifiable", "untrusted", "denied"]});
+        "enum": vigil_core::TeardownReason::ALL.map(vigil_core::TeardownReason::as_str)});
     json!({
         "Error": object(&["error", "detail"], json!({"error": string(), "detail": string()})),
         "VerifyRequest": object(&["chain"], json!({"chain": chain, "usage": usage,

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
+use vigil_core::hex;
 
 use serde::Serialize;
 use vigil_core::{
@@ -367,10 +368,6 @@ fn minimal(mut value: &[u8]) -> &[u8] {
         }
     }
     value
-}
-
-fn hex(bytes: &[u8]) -> String {
-    vigil_core::hex(bytes)
 }
 
 /// "6d 23h", "59m 58s", "12s": the two largest units.

@@ -7,6 +7,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use vigil_core::hex;
 
 use super::{RevocationKey, SourceKind, SourceMeta, SourceRecord, SourceStatus, StoreError};
 
@@ -163,10 +164,6 @@ pub(super) fn decode_revocation_key(raw: &[u8]) -> Result<RevocationKey, StoreEr
         issuer_key: issuer_key.to_vec(),
         serial: serial.to_vec(),
     })
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    vigil_core::hex(bytes)
 }
 
 #[cfg(test)]

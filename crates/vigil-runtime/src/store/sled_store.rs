@@ -269,7 +269,7 @@ fn decode_fact(
 ) -> Result<(RevocationKey, RevocationFact), StoreError> {
     let key = codec::decode_revocation_key(raw_key)?;
     let fact = serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
-        key: codec::hex(raw_key),
+        key: vigil_core::hex(raw_key),
         detail: format!("bad revocation fact: {e}"),
     })?;
     Ok((key, fact))
