@@ -668,12 +668,34 @@ fn signature_by_another_key_under_the_issuers_name_is_invalid() {
     assert_refused_under_both_policies(&resp, ReasonCode::OcspSignatureInvalid);
 }
 
-// 9c. a bad answer is not outvoted by a good one for the same certificate.
+// 9c. an answer that fails verification is nobody's word: beside a
+// verified good answer for the same certificate it is set aside (and
+// reported), in either order and under either policy (issue 11: a forged
+// answer must not outrank good data).
 #[test]
-fn corrupted_response_next_to_a_good_one_is_still_rejected() {
+fn corrupted_response_next_to_a_good_one_is_set_aside_and_reported() {
+    let fx = fixture();
     let good_resp = respond(ask_good_client());
     let bad = corrupt_response_signature(&good_resp).unwrap();
-    let verdict = verify_client(&[&good_resp, &bad], PREFER);
+    let impostor = respond(ask_good_client().signed_by(cert(IMPOSTOR)));
+    for forged in [&bad[..], &impostor[..]] {
+        for policy in [REQUIRE, PREFER] {
+            for order in [[&good_resp[..], forged], [forged, &good_resp[..]]] {
+                let verdict = verify_client(&order, policy);
+                assert_verdict(&verdict, GOOD);
+                let leaf = leaf_result(&verdict, fx, roles::CLIENT);
+                assert!(
+                    leaf.warning
+                        .as_deref()
+                        .is_some_and(|w| w.contains("set aside")),
+                    "the forged answer is reported: {}",
+                    verdict.to_json()
+                );
+            }
+        }
+    }
+    // Alone, it still decides nothing good.
+    let verdict = verify_client(&[&bad], PREFER);
     assert_verdict(&verdict, invalid(ReasonCode::OcspSignatureInvalid));
 }
 

@@ -51,6 +51,10 @@ pub(crate) struct CertInfo {
     /// id-pkix-ocsp-nocheck is present (RFC 6960 §4.2.2.2.1).
     pub(crate) ocsp_nocheck: bool,
     pub(crate) sha256: [u8; 32],
+    /// SHA-256 of the SubjectPublicKeyInfo: the key identity that
+    /// revocation memory and OCSP holdings are keyed by (a name can be
+    /// copied by anyone; a key cannot).
+    pub(crate) spki_sha256: [u8; 32],
     /// The certificate itself (DER).
     pub(crate) der: Box<[u8]>,
     /// Where subject and issuer name, serial (minimal form) and
@@ -142,6 +146,7 @@ impl CertInfo {
                 .any(|e| e.oid.as_bytes() == OID_OCSP_NOCHECK),
             ocsp_signing: matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.ocsp_signing),
             sha256: sha256(der),
+            spki_sha256: sha256(cert.public_key().raw),
             der: der.into(),
             spans,
         })

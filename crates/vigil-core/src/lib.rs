@@ -46,7 +46,24 @@ pub use verdict::{
     rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
     Verdict,
 };
-pub use verify::{CrlLoad, Methods, Verifier, VerifierConfig, VerifyOptions};
+pub use verify::{AdmittedPath, CrlLoad, Methods, Verifier, VerifierConfig, VerifyOptions};
+
+/// Caps on what input can grow in the core, with what happens at the cap.
+///
+/// | what | cap | at the cap |
+/// |---|---|---|
+/// | admitted CA certificates (CRL signers) | [`MAX_ADMITTED_CAS`](limits::MAX_ADMITTED_CAS) | the oldest is forgotten (CRLs it verified stay verified) |
+/// | CA certificates waiting for their issuer | [`MAX_CANDIDATE_CAS`](limits::MAX_CANDIDATE_CAS) | the oldest is dropped |
+/// | CRLs waiting for a signer (pending) | [`MAX_PENDING_CRLS`](limits::MAX_PENDING_CRLS), [`MAX_PENDING_CRL_BYTES`](limits::MAX_PENDING_CRL_BYTES) | the oldest pending CRL is dropped |
+/// | OCSP answers held without a source (stapled, files) | [`MAX_UNKEYED_OCSP`](limits::MAX_UNKEYED_OCSP) | the oldest is dropped |
+/// | remembered revocations | [`MAX_FACTS`](limits::MAX_FACTS) | new facts are refused and counted (a revocation is never forgotten to make room); facts go when their certificate expires |
+pub mod limits {
+    pub use crate::revocation::memory::MAX_FACTS;
+    pub use crate::verify::{
+        MAX_ADMITTED_CAS, MAX_CANDIDATE_CAS, MAX_PENDING_CRLS, MAX_PENDING_CRL_BYTES,
+        MAX_UNKEYED_OCSP,
+    };
+}
 
 /// Certificate DER, re-exported from rustls-pki-types.
 pub use rustls_pki_types::CertificateDer;

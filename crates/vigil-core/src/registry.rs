@@ -650,15 +650,6 @@ impl Registry {
         self.on_revoked_key(&crate::name::name_key(issuer), serial, reason, at)
     }
 
-    /// [`Registry::on_revoked`] for a remembered [`crate::RevocationFact`].
-    pub fn on_revocation_fact(
-        &self,
-        fact: &crate::RevocationFact,
-        at: SystemTime,
-    ) -> Vec<TeardownEvent> {
-        self.on_revoked_key(&fact.issuer_key, &fact.serial, fact.reason, at)
-    }
-
     fn on_revoked_key(
         &self,
         issuer_key: &[u8],

@@ -327,6 +327,10 @@ pub struct RevocationResult {
     /// For `revoked`: the revocation date, RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    /// Data about this certificate that failed a check and was set aside
+    /// (an extension of the contract shape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The outcome of verifying a chain.

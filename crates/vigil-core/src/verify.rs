@@ -44,6 +44,8 @@ pub struct VerifyOptions {
 pub struct Verifier {
     trust: TrustStore,
     pub(crate) cas: Vec<CaCert>,
+    /// CA certificates given before their issuer was admitted.
+    candidates: Vec<CaCert>,
     pub(crate) crls: Vec<CrlSlot>,
     pub(crate) ocsp: Vec<OcspSlot>,
     denials: Vec<crate::DenyRule>,
@@ -140,7 +142,50 @@ pub enum CrlLoad {
 }
 
 /// How many OCSP responses given without a key (stapled, files) are kept.
-const MAX_UNKEYED_OCSP: usize = 4096;
+pub const MAX_UNKEYED_OCSP: usize = 4096;
+/// How many CRLs wait for a signer (pending) at most.
+pub const MAX_PENDING_CRLS: usize = 64;
+/// How many bytes of pending CRLs are kept at most.
+pub const MAX_PENDING_CRL_BYTES: usize = 256 << 20;
+/// How many admitted CA certificates (CRL signer candidates) are kept.
+pub const MAX_ADMITTED_CAS: usize = 4096;
+/// How many CA certificates wait for their issuer to be admitted.
+pub const MAX_CANDIDATE_CAS: usize = 64;
+
+/// A chain whose path validated to a trust anchor (leaf first, anchor
+/// last), as only [`Verifier::validate`] makes one: what the runtime may
+/// fetch for and admit.
+#[derive(Clone, Debug)]
+pub struct AdmittedPath {
+    certs: Vec<Arc<CertInfo>>,
+}
+
+impl AdmittedPath {
+    /// The certificates of the path, leaf first, the anchor last (DER).
+    pub fn certificates(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.certs.iter().map(|c| &c.der[..])
+    }
+
+    /// Each certificate below the anchor with its issuer on the path
+    /// (certificate DER, issuer DER), leaf first; `depth` limits it to the
+    /// leaf.
+    pub fn with_issuers(&self, depth: Depth) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let below_anchor = self.certs.len().saturating_sub(1);
+        let n = match depth {
+            Depth::Leaf => below_anchor.min(1),
+            Depth::Chain => below_anchor,
+        };
+        self.certs
+            .windows(2)
+            .take(n)
+            .map(|w| (&w[0].der[..], &w[1].der[..]))
+    }
+
+    /// Whether `cert` (DER) is a certificate of this path.
+    pub fn contains(&self, cert: &[u8]) -> bool {
+        self.certs.iter().any(|c| &c.der[..] == cert)
+    }
+}
 
 impl Verifier {
     /// A verifier with these anchors and nothing else.
@@ -155,6 +200,7 @@ impl Verifier {
             config,
             trust,
             cas: Vec::new(),
+            candidates: Vec::new(),
             crls: Vec::new(),
             ocsp: Vec::new(),
             denials: Vec::new(),
@@ -219,27 +265,121 @@ impl Verifier {
         &self.denials
     }
 
-    /// Remembers an (untrusted) CA certificate as a possible CRL signer.
-    /// Whether it is trusted is decided by path validation, per chain.
-    pub fn add_ca_certificate(&mut self, der: &CertificateDer<'_>) -> Result<(), InputError> {
+    /// Admits a CA (or CRL-signing) certificate as a possible CRL signer,
+    /// when it can be tied to a trust anchor: its issuer is an anchor or an
+    /// admitted certificate of its issuer's name whose key verifies its
+    /// signature (RFC 5280 §6.1.3 (a)(1)). Returns whether it is admitted.
+    /// A certificate that cannot be tied yet waits among a bounded set of
+    /// candidates and is admitted when its issuer is; nothing else it
+    /// brings is used. Whether a path through it is trusted is still
+    /// decided by path validation, per chain.
+    pub fn add_ca_certificate(&mut self, der: &CertificateDer<'_>) -> Result<bool, InputError> {
         let info = CertInfo::parse(der)?;
-        if self.cas.iter().any(|c| c.info.sha256 == info.sha256)
-            || self.trust.anchor_infos().any(|a| a.sha256 == info.sha256)
-        {
-            return Ok(());
+        if self.is_admitted(&info.sha256) {
+            return Ok(true);
         }
+        if !self.tied_to_anchor(&info) {
+            if !self.candidates.iter().any(|c| c.info.sha256 == info.sha256) {
+                if self.candidates.len() >= MAX_CANDIDATE_CAS {
+                    self.candidates.remove(0);
+                }
+                self.candidates.push(CaCert {
+                    info: Arc::new(info),
+                    der: der.as_ref().to_vec(),
+                });
+            }
+            return Ok(false);
+        }
+        self.admit_ca(Arc::new(info));
+        // Candidates that were waiting for this one.
+        while let Some(i) = self
+            .candidates
+            .iter()
+            .position(|c| self.tied_to_anchor(&c.info))
+        {
+            let c = self.candidates.remove(i);
+            if !self.is_admitted(&c.info.sha256) {
+                self.admit_ca(c.info);
+            }
+        }
+        self.bump();
+        Ok(true)
+    }
+
+    /// Validates the path of `chain` (leaf first, then any intermediates)
+    /// to an anchor at `at`, without looking at revocation: signatures,
+    /// validity, usage and name (RFC 5280 §6.1, by rustls-webpki). This is
+    /// the one door for peer material: only the certificates of an
+    /// [`AdmittedPath`] are ever fetched for, admitted as CRL signers
+    /// ([`Verifier::admit`]) or asked about by OCSP; anything else a peer
+    /// appended is ignored. Err: the rejection, as a verdict.
+    pub fn validate(
+        &self,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+        at: SystemTime,
+    ) -> Result<AdmittedPath, Box<Verdict>> {
+        self.validated(chain, options, unix_secs(at))
+            .map(|path| AdmittedPath { certs: path.certs })
+            .map_err(Box::new)
+    }
+
+    /// Admits the CA certificates of a validated path as CRL signers (they
+    /// chain to an anchor); returns how many were new.
+    pub fn admit(&mut self, path: &AdmittedPath) -> usize {
+        let below_anchor = path.certs.len().saturating_sub(1);
+        let mut added = 0;
+        for info in path.certs.iter().take(below_anchor).skip(1) {
+            if !self.is_admitted(&info.sha256) {
+                self.admit_ca(info.clone());
+                added += 1;
+            }
+        }
+        if added > 0 {
+            self.bump();
+        }
+        added
+    }
+
+    /// Whether every CA certificate of `path` is admitted already.
+    pub fn has_admitted(&self, path: &AdmittedPath) -> bool {
+        let below_anchor = path.certs.len().saturating_sub(1);
+        path.certs
+            .iter()
+            .take(below_anchor)
+            .skip(1)
+            .all(|c| self.is_admitted(&c.sha256))
+    }
+
+    fn is_admitted(&self, sha256: &[u8; 32]) -> bool {
+        self.cas.iter().any(|c| &c.info.sha256 == sha256)
+            || self.trust.anchor_infos().any(|a| &a.sha256 == sha256)
+    }
+
+    /// Signed by an anchor or an admitted certificate of its issuer's name.
+    fn tied_to_anchor(&self, info: &CertInfo) -> bool {
+        // A self-issued certificate (a key rollover, RFC 5280 §6.1) counts
+        // when an admitted key of its name signed it.
+        self.trust
+            .anchor_infos()
+            .chain(self.cas.iter().map(|c| c.info.as_ref()))
+            .filter(|i| i.subject_key[..] == info.issuer_key[..])
+            .any(|i| crate::cert::signed_by(&info.der, i.spki_der()))
+    }
+
+    fn admit_ca(&mut self, info: Arc<CertInfo>) {
         let signer = CrlSigner::from_info(&info);
         for slot in &mut self.crls {
             if slot.issuer_key == info.subject_key {
                 slot.try_signer(&signer);
             }
         }
-        self.cas.push(CaCert {
-            info: Arc::new(info),
-            der: der.as_ref().to_vec(),
-        });
-        self.bump();
-        Ok(())
+        if self.cas.len() >= MAX_ADMITTED_CAS {
+            // The oldest goes; CRLs it verified stay verified.
+            self.cas.remove(0);
+        }
+        let der = info.der.to_vec();
+        self.cas.push(CaCert { info, der });
     }
 
     /// Loads a CRL (DER): parses it, verifies it with every known
@@ -290,10 +430,27 @@ impl Verifier {
                             return Ok(CrlLoad::Unchanged { entries: old.len() })
                         }
                         std::cmp::Ordering::Greater => {
-                            for (issuer, serial, entry) in old.entries() {
-                                if new.lookup_cert(issuer, serial).is_none() {
-                                    self.memory
-                                        .remember(issuer, serial, entry, Source::Crl, None);
+                            // Entries the newer issue dropped are remembered
+                            // under the signer's key (RFC 5280 §5.2.3 series;
+                            // "revoked stays revoked"). Only the entries of a
+                            // direct CRL are the signer's own certificates;
+                            // an indirect CRL's entries name other issuers
+                            // by name alone, so they are not remembered
+                            // here (a verification that sees them revoked
+                            // remembers them under the issuer's key).
+                            if let Some(issuer) = self.signer_spki(old.signer_fingerprint()) {
+                                if !old.is_indirect() {
+                                    for (name, serial, entry) in old.entries() {
+                                        if new.lookup_cert(name, serial).is_none() {
+                                            self.memory.remember(
+                                                &issuer,
+                                                serial,
+                                                entry,
+                                                Source::Crl,
+                                                None,
+                                            );
+                                        }
+                                    }
                                 }
                             }
                             self.crls.remove(at);
@@ -310,12 +467,42 @@ impl Verifier {
                 .retain(|s| !(s.issuer_key == key && s.verified.is_empty() && s.pending.is_none()));
             CrlLoad::Rejected(e.clone())
         } else {
+            self.make_room_for_pending(der.len());
             slot.pending = Some(Arc::from(der));
             CrlLoad::Pending
         };
         self.crls.push(slot);
         self.bump();
         Ok(load)
+    }
+
+    /// The SPKI digest of the anchor or admitted CA certificate with this
+    /// SHA-256.
+    fn signer_spki(&self, fingerprint: &[u8; 32]) -> Option<[u8; 32]> {
+        self.trust
+            .anchor_infos()
+            .chain(self.cas.iter().map(|c| c.info.as_ref()))
+            .find(|i| &i.sha256 == fingerprint)
+            .map(|i| i.spki_sha256)
+    }
+
+    /// Pending CRLs (no signer known yet) are bounded in number and bytes:
+    /// the oldest go first.
+    fn make_room_for_pending(&mut self, incoming: usize) {
+        loop {
+            let (count, bytes) = self
+                .crls
+                .iter()
+                .filter_map(|s| s.pending.as_ref())
+                .fold((0usize, 0usize), |(n, b), p| (n + 1, b + p.len()));
+            if count < MAX_PENDING_CRLS && bytes + incoming <= MAX_PENDING_CRL_BYTES {
+                return;
+            }
+            let Some(oldest) = self.crls.iter().position(|s| s.pending.is_some()) else {
+                return;
+            };
+            self.crls.remove(oldest);
+        }
     }
 
     /// Loads an OCSP response (DER) to use as if stapled: parsed now, its
@@ -346,6 +533,86 @@ impl Verifier {
             key: None,
             der: der.to_vec(),
             responses,
+            rejected: false,
+            verified: Default::default(),
+        });
+        self.bump();
+        Ok(n)
+    }
+
+    /// Holds, under `key`, an OCSP response that failed verification or
+    /// freshness, restricted to its answer about `cert` (DER) issued by
+    /// `issuer`: so that a verdict about that certificate can say why when
+    /// nothing verified is held. Whatever else it says is dropped, so it
+    /// can't touch other certificates' verdicts, and it ranks below any
+    /// verified answer. Nothing is held when it has no such answer.
+    pub fn hold_rejected_ocsp(&mut self, key: &str, der: &[u8], cert: &[u8], issuer: &[u8]) {
+        let Ok(parsed) = ParsedOcsp::from_der(der) else {
+            return;
+        };
+        let Some(single) = parsed.status_for(cert, issuer).cloned() else {
+            return;
+        };
+        self.ocsp.retain(|slot| slot.key.as_deref() != Some(key));
+        self.ocsp.push(OcspSlot {
+            key: Some(key.to_owned()),
+            der: der.to_vec(),
+            responses: vec![single],
+            rejected: true,
+            verified: Default::default(),
+        });
+        self.bump();
+    }
+
+    /// Admits an OCSP response stapled by a peer whose path validated
+    /// (`path`, from [`Verifier::validate`]): only its answers about
+    /// certificates of that path, each verified for its issuer on the path
+    /// (RFC 6960 §3.2, §4.2.2.2), are kept; whatever else it says is
+    /// dropped. A staple is a peer's claim: one that fails is never held,
+    /// so a peer cannot staple an answer about someone else's certificate
+    /// into the verdicts of others. Returns how many answers were kept.
+    pub fn add_stapled_ocsp(
+        &mut self,
+        der: &[u8],
+        path: &AdmittedPath,
+        at: SystemTime,
+    ) -> Result<usize, OcspError> {
+        let parsed = ParsedOcsp::from_der(der)?;
+        let mut keep = Vec::new();
+        let mut refused = None;
+        for (cert, issuer) in path.with_issuers(Depth::Chain) {
+            let Some(single) = parsed.status_for(cert, issuer) else {
+                continue;
+            };
+            match parsed.verify_for_issuer(issuer, at) {
+                Ok(_) => keep.push(single.clone()),
+                Err(e) => refused = Some(e),
+            }
+        }
+        if keep.is_empty() {
+            return Err(refused.unwrap_or(OcspError::NotForPath {
+                detail: "it answers for no certificate of the peer's path".into(),
+            }));
+        }
+        let n = keep.len();
+        if self
+            .ocsp
+            .iter()
+            .any(|slot| slot.key.is_none() && slot.der == der)
+        {
+            return Ok(n);
+        }
+        let unkeyed = self.ocsp.iter().filter(|s| s.key.is_none()).count();
+        if unkeyed >= MAX_UNKEYED_OCSP {
+            if let Some(i) = self.ocsp.iter().position(|s| s.key.is_none()) {
+                self.ocsp.remove(i);
+            }
+        }
+        self.ocsp.push(OcspSlot {
+            key: None,
+            der: der.to_vec(),
+            responses: keep,
+            rejected: false,
             verified: Default::default(),
         });
         self.bump();
@@ -363,6 +630,19 @@ impl Verifier {
         self.bump();
     }
 
+    /// Revocations learned since the last call (by loading a newer CRL of a
+    /// series, or by a verification that found a certificate revoked): what
+    /// must be persisted now, so that a crash loses none.
+    pub fn take_new_facts(&self) -> Vec<RevocationFact> {
+        self.memory.take_journal()
+    }
+
+    /// (facts remembered, facts refused at [`crate::limits::MAX_FACTS`], journal entries
+    /// dropped before they were persisted).
+    pub fn fact_stats(&self) -> (usize, u64, u64) {
+        self.memory.stats()
+    }
+
     /// Forgets revocations of certificates that expired before `at`;
     /// returns how many.
     pub fn forget_expired(&mut self, at: SystemTime) -> usize {
@@ -376,16 +656,33 @@ impl Verifier {
 
     /// Loads or replaces the OCSP response kept under `key` (e.g. the
     /// responder URL and the certificate's serial), so that refreshed
-    /// answers replace older ones instead of piling up.
+    /// answers replace older ones instead of piling up. An answer older
+    /// than the one held (by thisUpdate) is refused: holdings only move
+    /// forward (RFC 6960 §3.2 (4)), so a replayed answer can't undo a newer
+    /// one.
     pub fn set_ocsp_response(&mut self, key: &str, der: &[u8]) -> Result<usize, OcspError> {
         let parsed = ParsedOcsp::from_der(der)?;
         let responses = parsed.responses().to_vec();
         let n = responses.len();
+        let newest = |rs: &[crate::revocation::SingleResponse]| {
+            rs.iter().map(|r| r.this_update).max().unwrap_or(i64::MIN)
+        };
+        if let Some(held) = self
+            .ocsp
+            .iter()
+            .find(|slot| slot.key.as_deref() == Some(key) && !slot.rejected)
+        {
+            let (held, offered) = (newest(&held.responses), newest(&responses));
+            if offered < held {
+                return Err(OcspError::Older { held, offered });
+            }
+        }
         self.ocsp.retain(|slot| slot.key.as_deref() != Some(key));
         self.ocsp.push(OcspSlot {
             key: Some(key.to_owned()),
             der: der.to_vec(),
             responses,
+            rejected: false,
             verified: Default::default(),
         });
         self.bump();
@@ -593,31 +890,38 @@ impl Verifier {
         options: &VerifyOptions,
         now: i64,
     ) -> (Verdict, Option<(i64, i64)>) {
+        match self.validated(chain, options, now) {
+            Ok(path) => self.judge(&path, options, now),
+            Err(verdict) => (verdict, None),
+        }
+    }
+
+    /// Path validation alone (RFC 5280 §6.1): the path, or the rejection.
+    fn validated(
+        &self,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+        now: i64,
+    ) -> Result<ValidatedPath, Verdict> {
         let Some((leaf, rest)) = chain.split_first() else {
-            return (
-                rejected(
-                    Status::Invalid,
-                    ReasonCode::MalformedCertificate,
-                    "empty chain".into(),
-                ),
-                None,
-            );
+            return Err(rejected(
+                Status::Invalid,
+                ReasonCode::MalformedCertificate,
+                "empty chain".into(),
+            ));
         };
         let name = match options.name.as_deref().map(ServerName::try_from) {
             None => None,
             Some(Ok(n)) => Some(n),
             Some(Err(_)) => {
-                return (
-                    rejected(
-                        Status::Invalid,
-                        ReasonCode::NameMismatch,
-                        format!(
-                            "'{}' is not a valid DNS name or IP address",
-                            options.name.as_deref().unwrap_or_default()
-                        ),
+                return Err(rejected(
+                    Status::Invalid,
+                    ReasonCode::NameMismatch,
+                    format!(
+                        "'{}' is not a valid DNS name or IP address",
+                        options.name.as_deref().unwrap_or_default()
                     ),
-                    None,
-                )
+                ))
             }
         };
         let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.max(0) as u64));
@@ -628,7 +932,7 @@ impl Verifier {
                 .find(|c| c.der == der)
                 .map(|c| c.info.clone())
         };
-        let path = match path::validate(
+        match path::validate(
             &self.trust,
             leaf,
             rest,
@@ -637,10 +941,9 @@ impl Verifier {
             name.as_ref(),
             &known,
         ) {
-            Ok(p) => p,
-            Err(f) => return (rejected(Status::Invalid, f.code, f.detail), None),
-        };
-        self.judge(&path, options, now)
+            Ok(p) => Ok(p),
+            Err(f) => Err(rejected(Status::Invalid, f.code, f.detail)),
+        }
     }
 
     /// A path validated before (leaf first, anchor last; without the
@@ -782,6 +1085,7 @@ impl Verifier {
                     Outcome::Revoked(e) => Some(rfc3339(e.revoked_at)),
                     _ => None,
                 },
+                warning: check.warning.clone(),
             };
             results.push(result);
             let (code, detail) = match check.outcome {

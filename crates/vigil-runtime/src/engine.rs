@@ -17,8 +17,8 @@ use vigil_core::revocation::{
 };
 use vigil_core::schedule::{next_refresh, RefreshPolicy, SourceTiming};
 use vigil_core::{
-    CertificateDer, CrlLoad, DenyRule, Reason, RevocationFact as CoreFact, Source, TrustStore,
-    Verdict, Verifier, VerifierConfig, VerifyOptions,
+    AdmittedPath, CertificateDer, CrlLoad, DenyRule, Reason, RevocationFact as CoreFact,
+    RevocationPolicy, Source, TrustStore, Verdict, Verifier, VerifierConfig, VerifyOptions,
 };
 
 use crate::{
@@ -150,6 +150,7 @@ struct Inner {
     sources: Mutex<BTreeMap<String, Tracked>>,
     changes: watch::Sender<u64>,
     refresh_stats: crate::stats::RefreshStats,
+    store_errors: std::sync::atomic::AtomicU64,
 }
 
 /// What a refresh did.
@@ -232,6 +233,7 @@ impl Engine {
             }
             sources.insert(record.url.clone(), tracked);
         }
+        let mut legacy_facts = 0usize;
         for fact in store
             .revocations()
             .map_err(EngineError::Store)?
@@ -239,8 +241,15 @@ impl Engine {
             .flatten()
         {
             let (key, fact) = fact;
+            // Facts are keyed by the issuer's SPKI digest. A key of another
+            // length was written by a version that keyed them by name: such
+            // a fact can't be tied to a key and is not used (reported).
+            let Ok(issuer_spki_sha256) = <[u8; 32]>::try_from(&key.issuer_key[..]) else {
+                legacy_facts += 1;
+                continue;
+            };
             verifier.remember(CoreFact {
-                issuer_key: key.issuer_key,
+                issuer_spki_sha256,
                 serial: key.serial,
                 revoked_at: fact.revoked_at,
                 reason: fact.reason.and_then(Reason::from_code),
@@ -251,6 +260,12 @@ impl Engine {
                 },
                 expires_at: (fact.expires_at != i64::MAX).then_some(fact.expires_at),
             });
+        }
+        if legacy_facts > 0 {
+            tracing::warn!(
+                count = legacy_facts,
+                "stored revocation facts keyed by issuer name (an older version) are not used"
+            );
         }
         for (key, value) in store.entries(Table::Denials).map_err(EngineError::Store)? {
             match serde_json::from_slice::<DenyRule>(&value) {
@@ -280,6 +295,7 @@ impl Engine {
                 sources: Mutex::new(sources),
                 changes,
                 refresh_stats: crate::stats::RefreshStats::default(),
+                store_errors: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -305,20 +321,36 @@ impl Engine {
         loaded
     }
 
-    /// Loads an OCSP response stapled by a peer whose certificate is `cert`
-    /// (DER): the connections resting on that certificate are re-checked
-    /// with it.
-    pub fn add_stapled_ocsp(&self, der: &[u8], cert: &[u8]) -> Result<usize, OcspError> {
+    /// Considers an OCSP response stapled by the peer that presented
+    /// `chain` (leaf first): the chain's path must validate to an anchor
+    /// first, and only the response's answers about certificates of that
+    /// path that verify for their issuer are held (see
+    /// [`Verifier::add_stapled_ocsp`]); anything else is refused and never
+    /// held. The connections resting on the leaf are re-checked with it.
+    pub fn add_stapled_ocsp(
+        &self,
+        der: &[u8],
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+    ) -> Result<usize, OcspError> {
+        let path = self
+            .validate(chain, options)
+            .map_err(|verdict| OcspError::NotForPath {
+                detail: format!("the peer's chain does not validate ({})", verdict.reason),
+            })?;
+        let at = self.now();
         let (loaded, changed) = {
             let mut verifier = self.write();
             let before = verifier.generation();
-            let loaded = verifier.add_ocsp_response(der);
+            let loaded = verifier.add_stapled_ocsp(der, &path, at);
             (loaded, verifier.generation() != before)
         };
         // The same staple again changes nothing (the verifier keeps one copy).
         if loaded.is_ok() && changed {
             self.changed();
-            self.notify(&Change::Certificate(cert));
+            if let Some(leaf) = chain.first() {
+                self.notify(&Change::Certificate(leaf));
+            }
         }
         loaded
     }
@@ -427,11 +459,13 @@ impl Engine {
             .clone()
     }
 
-    /// Remembers an untrusted CA certificate as a possible CRL signer.
+    /// Admits a CA certificate as a possible CRL signer when it chains to
+    /// an anchor by signature (see [`Verifier::add_ca_certificate`]);
+    /// returns whether it was admitted.
     pub fn add_ca_certificate(
         &self,
         der: &CertificateDer<'_>,
-    ) -> Result<(), vigil_core::InputError> {
+    ) -> Result<bool, vigil_core::InputError> {
         self.write().add_ca_certificate(der)
     }
 
@@ -456,19 +490,31 @@ impl Engine {
         self.inner.changes.subscribe()
     }
 
-    /// Verifies a chain (leaf first) now: first fetching what the chain's
-    /// certificates name and the engine lacks or holds stale (unless
-    /// offline), then deciding with the core.
+    /// Verifies a chain (leaf first) now. Unless offline, the path is
+    /// validated first, and only if it validates to an anchor are the
+    /// revocation sources of the certificates on that path fetched (those
+    /// it lacks or holds past their refresh time); then the core decides.
+    /// Callers on a hot path try [`Engine::verify_cached`] first. A chain that does not
+    /// validate costs no network I/O, and certificates a peer appended
+    /// beyond its path are never fetched for.
     pub async fn verify(
         &self,
         chain: &[CertificateDer<'_>],
         options: &VerifyOptions,
     ) -> Arc<Verdict> {
-        if !self.inner.config.offline && options.policy != vigil_core::RevocationPolicy::Off {
-            self.prefetch(chain).await;
+        if self.inner.config.offline || options.policy == RevocationPolicy::Off {
+            let verdict = self.verify_cached(chain, options);
+            self.persist_new_facts().await;
+            return verdict;
         }
+        let Ok(path) = self.validate(chain, options) else {
+            // No path to an anchor: nothing it names is fetched.
+            return self.verify_cached(chain, options);
+        };
+        self.admit(&path);
+        self.prefetch(&path, options.depth).await;
         let verdict = self.verify_cached(chain, options);
-        self.persist_facts().await;
+        self.persist_new_facts().await;
         verdict
     }
 
@@ -482,41 +528,51 @@ impl Engine {
         self.read().verify(chain, options, at)
     }
 
-    /// Fetches what the chain's certificates name and the engine lacks or
-    /// holds past its refresh time.
-    pub async fn prefetch(&self, chain: &[CertificateDer<'_>]) {
-        let now = unix(self.now());
-        // The chain's CA certificates let fetched CRLs be verified as they
-        // arrive (trust in them is still decided by path validation).
-        {
-            let mut verifier = self.write();
-            for ca in chain.iter().skip(1) {
-                let _ = verifier.add_ca_certificate(ca);
-            }
+    /// Validates the path of `chain` to an anchor now (no revocation), the
+    /// one way to an [`AdmittedPath`]: see [`Verifier::validate`].
+    pub fn validate(
+        &self,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+    ) -> Result<AdmittedPath, Box<Verdict>> {
+        let at = self.now();
+        self.read().validate(chain, options, at)
+    }
+
+    /// Admits the CA certificates of a validated path as CRL signers, so
+    /// that CRLs fetched for it verify as they arrive.
+    fn admit(&self, path: &AdmittedPath) {
+        if !self.read().has_admitted(path) {
+            self.write().admit(path);
         }
+    }
+
+    /// Fetches the revocation sources named by the certificates of a
+    /// validated path (down to `depth`) that the engine lacks or holds past
+    /// their refresh time. At most [`MAX_URLS_PER_KIND`] CRL and OCSP URLs
+    /// of each certificate are used; the rest are ignored and reported.
+    pub async fn prefetch(&self, path: &AdmittedPath, depth: vigil_core::Depth) {
+        let now = unix(self.now());
         let mut crls = Vec::new();
         let mut ocsp = Vec::new();
-        let anchors = self.anchors();
-        for (i, cert) in chain.iter().enumerate() {
+        let methods = self.inner.config.verifier.methods;
+        for (cert, issuer) in path.with_issuers(depth) {
             let Ok(sources) = revocation_sources(cert) else {
                 continue;
             };
-            if self.inner.config.verifier.methods.uses_crl() {
-                for url in sources.crl_urls {
+            let (crl_urls, ocsp_urls) = cap_urls(sources.crl_urls, sources.ocsp_urls, cert);
+            if methods.uses_crl() {
+                for url in crl_urls {
                     if self.due(&url, now) && !crls.contains(&url) {
                         crls.push(url);
                     }
                 }
             }
-            if !self.inner.config.verifier.methods.uses_ocsp() {
+            if !methods.uses_ocsp() {
                 continue;
             }
-            let issuer = chain[i + 1..]
-                .iter()
-                .chain(anchors.iter())
-                .find(|c| vigil_core::is_issued_by(cert, c));
-            if let (Some(issuer), Some(serial)) = (issuer, serial_hex(cert)) {
-                for url in sources.ocsp_urls {
+            if let Some(serial) = serial_hex(cert) {
+                for url in ocsp_urls {
                     let key = format!("{url}#{serial}");
                     if self.due(&key, now) {
                         ocsp.push((key, url, cert.to_vec(), issuer.to_vec()));
@@ -597,10 +653,11 @@ impl Engine {
                     Err(e) => return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}")),
                 };
                 // Stale, future-dated or forged data is no refresh: it is
-                // never stored, and the verifier only learns from it what it
-                // can (its series rules keep a newer CRL; a CRL that fails
-                // verification sits beside the good one and is used only to
-                // report why, when nothing better is held).
+                // never stored. The verifier is shown it only so that a
+                // verdict can say why when nothing verified is held: its
+                // series rules keep a newer CRL, and data that failed a
+                // check ranks below any verified data (it never displaces
+                // it, RFC 5280 §6.3.3 (f)).
                 let cfg = &self.inner.config.verifier;
                 let unusable =
                     if let Some(next) = next_update.filter(|n| n + cfg.stale_grace_secs < now) {
@@ -641,20 +698,16 @@ impl Engine {
                     let _ = self.write().add_crl(&bytes);
                     return self.fail(url, SourceKind::Crl, started, format!("CRL rejected: {e}"));
                 }
+                // Loaded first, then the revocations it made the verifier
+                // remember (entries a newer issue dropped) are made durable,
+                // and only then does the new CRL replace the old one in the
+                // store: a crash at any point loses no revocation.
                 let engine = self.clone();
                 let body = bytes.clone();
-                let load = tokio::task::spawn_blocking(move || engine.write().add_crl(&body));
-                let mut pending_record = Some(record);
-                let (loaded, early_put) = match (precheck.is_some(), pending_record.take()) {
-                    (true, Some(record)) => {
-                        let (loaded, put) = tokio::join!(load, self.put(record));
-                        (loaded, Some(put))
-                    }
-                    (_, record) => {
-                        pending_record = record;
-                        (load.await, None)
-                    }
-                };
+                let loaded =
+                    tokio::task::spawn_blocking(move || engine.write().add_crl(&body)).await;
+                self.persist_new_facts().await;
+
                 let entries = match loaded {
                     Ok(Ok(CrlLoad::Verified { entries } | CrlLoad::Unchanged { entries })) => {
                         Some(entries)
@@ -687,11 +740,7 @@ impl Engine {
                         return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
                     }
                 };
-                let put = match (early_put, pending_record) {
-                    (Some(put), _) => put,
-                    (None, Some(record)) => self.put(record).await,
-                    (None, None) => Ok(PutOutcome::Stored),
-                };
+                let put = self.put(record).await;
                 if let Ok(PutOutcome::RefusedOlder { .. }) = put {
                     return self.fail(
                         url,
@@ -784,18 +833,18 @@ impl Engine {
                 return self.fail(key, SourceKind::Ocsp, started, "OCSP nonce mismatch".into());
             }
         }
-        // Verified here, against the issuer this request was about, so that
-        // nothing forged, stale or beside the point replaces what is held
-        // (RFC 6960 §3.2).
-        // What fails here never replaces an answer held; with none held it
-        // is loaded so that the verdict can say why (e.g. a bad signature,
-        // which no policy soft-fails). It is never stored.
+        // Verified here, against the issuer this request was about (RFC 6960
+        // §3.2, §4.2.2.2), so that nothing forged, stale or beside the point
+        // replaces what is held. What fails is never stored; when nothing
+        // is held for this source, its answer about the certificate asked
+        // for (and nothing else it says) is shown to the verifier so that
+        // the verdict can say why; it ranks below any verified answer.
         let held = self
             .tracked(key)
             .is_some_and(|t| t.timing.last_success.is_some());
         let keep_for_verdict = |engine: &Self| {
             if !held {
-                let _ = engine.write().set_ocsp_response(key, &body);
+                engine.write().hold_rejected_ocsp(key, &body, cert, issuer);
             }
         };
         if let Err(e) = parsed.verify_for_issuer(issuer, self.now()) {
@@ -842,16 +891,16 @@ impl Engine {
             );
         }
         let loaded = self.write().set_ocsp_response(key, &body);
-        if let Err(e @ (OcspError::NotSuccessful { .. } | OcspError::UnsupportedResponseType)) =
-            &loaded
-        {
+        if let Err(e) = &loaded {
             return self.fail(key, SourceKind::Ocsp, started, e.to_string());
         }
         let mut record = SourceRecord::new(key, SourceKind::Ocsp, body, now);
         record.this_update = this_update;
         record.next_update = next_update;
         record.last_attempt = Some(started);
-        let _ = self.put(record).await;
+        if let Err(e) = self.put(record).await {
+            self.store_failed("put OCSP answer", &e);
+        }
         self.update(key, SourceKind::Ocsp, |t| {
             t.timing = SourceTiming {
                 this_update,
@@ -1012,27 +1061,23 @@ impl Engine {
             .collect()
     }
 
-    /// Persists every remembered revocation (few; written when they change).
-    async fn persist_facts(&self) {
-        let facts = self.read().revocation_facts();
+    /// Makes the revocations the verifier learned since the last call
+    /// durable (written and flushed) before returning. Store errors are
+    /// logged and counted ([`Engine::store_errors`]), never dropped
+    /// silently; the facts stay remembered in memory either way.
+    pub async fn persist_new_facts(&self) {
+        let facts = self.read().take_new_facts();
         if facts.is_empty() {
             return;
         }
         let store = Arc::clone(&self.inner.store);
-        let _ = tokio::task::spawn_blocking(move || {
-            let known: Vec<RevocationKey> = store
-                .revocations()
-                .map(|all| all.into_iter().flatten().map(|(k, _)| k).collect())
-                .unwrap_or_default();
+        let written = tokio::task::spawn_blocking(move || {
             for fact in facts {
                 let key = RevocationKey {
-                    issuer_key: fact.issuer_key,
+                    issuer_key: fact.issuer_spki_sha256.to_vec(),
                     serial: fact.serial,
                 };
-                if known.contains(&key) {
-                    continue;
-                }
-                let _ = store.put_revocation(
+                store.put_revocation(
                     &key,
                     &RevocationFact {
                         revoked_at: fact.revoked_at,
@@ -1043,10 +1088,36 @@ impl Engine {
                         },
                         expires_at: fact.expires_at.unwrap_or(i64::MAX),
                     },
-                );
+                )?;
             }
+            Ok::<(), StoreError>(())
         })
         .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.store_failed("persist revocation facts", &e),
+            Err(e) => self.store_failed(
+                "persist revocation facts",
+                &StoreError::Invalid {
+                    detail: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    /// Store write errors since start: nonzero means what the engine learned
+    /// may not survive a restart (`/readyz` reports it degraded).
+    pub fn store_errors(&self) -> u64 {
+        self.inner
+            .store_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn store_failed(&self, what: &str, e: &StoreError) {
+        self.inner
+            .store_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(error = %e, "store write failed: {what}");
     }
 
     async fn put(&self, record: SourceRecord) -> Result<PutOutcome, StoreError> {
@@ -1191,6 +1262,31 @@ fn unix(t: SystemTime) -> i64 {
 /// The store key of a deny rule: its key, as JSON.
 fn deny_key_bytes(key: &vigil_core::DenyKey) -> Vec<u8> {
     serde_json::to_vec(key).unwrap_or_default()
+}
+
+/// How many CRL distribution point URLs, and how many OCSP URLs, of one
+/// certificate are used; a CA that names more gets the first ones.
+pub const MAX_URLS_PER_KIND: usize = 4;
+
+/// The first [`MAX_URLS_PER_KIND`] URLs of each kind; the rest are
+/// reported and ignored.
+fn cap_urls(
+    mut crl: Vec<String>,
+    mut ocsp: Vec<String>,
+    cert: &[u8],
+) -> (Vec<String>, Vec<String>) {
+    if crl.len() > MAX_URLS_PER_KIND || ocsp.len() > MAX_URLS_PER_KIND {
+        tracing::warn!(
+            serial = serial_hex(cert).unwrap_or_default(),
+            crl_urls = crl.len(),
+            ocsp_urls = ocsp.len(),
+            kept = MAX_URLS_PER_KIND,
+            "certificate names more revocation URLs than are used"
+        );
+        crl.truncate(MAX_URLS_PER_KIND);
+        ocsp.truncate(MAX_URLS_PER_KIND);
+    }
+    (crl, ocsp)
 }
 
 fn serial_hex(cert: &[u8]) -> Option<String> {

@@ -14,7 +14,10 @@ mod stats;
 mod store;
 mod tracker;
 
-pub use engine::{Clock, Engine, EngineConfig, EngineError, Refreshed, SourceState, SystemClock};
+pub use engine::{
+    Clock, Engine, EngineConfig, EngineError, Refreshed, SourceState, SystemClock,
+    MAX_URLS_PER_KIND,
+};
 pub use fetch::{
     FetchConfig, FetchError, FetchOutcome, Fetcher, OcspMethod, OcspOutcome, Validators,
 };

@@ -66,16 +66,17 @@ impl VigilServerVerifier {
         server_name: &ServerName<'_>,
         ocsp_response: &[u8],
     ) -> Arc<Verdict> {
-        if !ocsp_response.is_empty() {
-            let leaf = chain.first().map_or(&[][..], |c| c.as_ref());
-            if let Err(e) = self.engine.add_stapled_ocsp(ocsp_response, leaf) {
-                tracing::info!(error = %e, "stapled OCSP response not used");
-            }
-        }
         let options = VerifyOptions {
             name: Some(server_name.to_str().into_owned()),
             ..self.options.clone()
         };
+        // Considered only once the server's path validates, and only for
+        // the certificates of that path (see Engine::add_stapled_ocsp).
+        if !ocsp_response.is_empty() {
+            if let Err(e) = self.engine.add_stapled_ocsp(ocsp_response, chain, &options) {
+                tracing::info!(error = %e, "stapled OCSP response not used");
+            }
+        }
         decide(&self.engine, chain, &options)
     }
 }

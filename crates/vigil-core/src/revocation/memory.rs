@@ -15,9 +15,10 @@ use crate::verdict::Source;
 /// [`crate::Verifier::revocation_facts`] and [`crate::Verifier::remember`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevocationFact {
-    /// Opaque comparison key of the issuer's name (stable for this version
-    /// of Vigil: persist the bytes as they are).
-    pub issuer_key: Vec<u8>,
+    /// SHA-256 of the issuer's SubjectPublicKeyInfo. Facts are keyed by the
+    /// issuer's key, never by its name: anyone can make a CA with a copied
+    /// name, nobody but the key holder can sign for the key.
+    pub issuer_spki_sha256: [u8; 32],
     /// Serial number, minimal INTEGER content octets.
     pub serial: Vec<u8>,
     /// When it was revoked, Unix seconds.
@@ -31,13 +32,35 @@ pub struct RevocationFact {
     pub expires_at: Option<i64>,
 }
 
-/// issuer key -> serial -> fact: looked up by borrowed keys, without
-/// allocating (a look-up is part of every verification).
-type Facts = HashMap<Vec<u8>, HashMap<Vec<u8>, RevocationFact>>;
+/// How many facts are remembered at most. Facts enter only from verified
+/// data of an admitted signer, so reaching this means a CA revoked that
+/// many certificates; new facts beyond it are refused (and counted), never
+/// made room for by forgetting a revocation.
+pub const MAX_FACTS: usize = 2_000_000;
+
+/// How many newly learned facts wait for the runtime to persist them; past
+/// this the oldest wait is dropped from the journal (the fact itself stays
+/// in memory) and counted.
+const MAX_JOURNAL: usize = 100_000;
+
+/// issuer SPKI digest -> serial -> fact: looked up by borrowed keys,
+/// without allocating (a look-up is part of every verification).
+type Facts = HashMap<[u8; 32], HashMap<Vec<u8>, RevocationFact>>;
+
+#[derive(Default)]
+struct State {
+    facts: Facts,
+    len: usize,
+    /// Facts learned (or completed with an expiry) since the last
+    /// [`Memory::take_journal`]: what the runtime must persist.
+    journal: std::collections::VecDeque<RevocationFact>,
+    refused: u64,
+    journal_dropped: u64,
+}
 
 #[derive(Default)]
 pub(crate) struct Memory {
-    facts: Mutex<Facts>,
+    state: Mutex<State>,
 }
 
 impl Memory {
@@ -45,7 +68,7 @@ impl Memory {
     /// removeFromCRL); keeps the first record, learning the expiry later.
     pub(crate) fn remember(
         &self,
-        issuer_key: &[u8],
+        issuer: &[u8; 32],
         serial: &[u8],
         entry: RevokedEntry,
         source: Source,
@@ -57,44 +80,49 @@ impl Memory {
         ) {
             return;
         }
-        let Ok(mut facts) = self.facts.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let serials = match facts.get_mut(issuer_key) {
-            Some(serials) => serials,
-            None => facts.entry(issuer_key.to_vec()).or_default(),
-        };
-        if let Some(fact) = serials.get_mut(serial) {
-            if fact.expires_at.is_none() {
+        let state = &mut *state;
+        if let Some(fact) = state.facts.get_mut(issuer).and_then(|s| s.get_mut(serial)) {
+            if fact.expires_at.is_none() && expires_at.is_some() {
                 fact.expires_at = expires_at;
+                let fact = fact.clone();
+                journal(state, fact);
             }
             return;
         }
-        let fact = serials
-            .entry(serial.to_vec())
-            .or_insert_with(|| RevocationFact {
-                issuer_key: issuer_key.to_vec(),
-                serial: serial.to_vec(),
-                revoked_at: entry.revoked_at,
-                reason: entry.reason,
-                source,
-                expires_at,
-            });
-        if fact.expires_at.is_none() {
-            fact.expires_at = expires_at;
+        if state.len >= MAX_FACTS {
+            state.refused += 1;
+            return;
         }
+        let fact = RevocationFact {
+            issuer_spki_sha256: *issuer,
+            serial: serial.to_vec(),
+            revoked_at: entry.revoked_at,
+            reason: entry.reason,
+            source,
+            expires_at,
+        };
+        state
+            .facts
+            .entry(*issuer)
+            .or_default()
+            .insert(serial.to_vec(), fact.clone());
+        state.len += 1;
+        journal(state, fact);
     }
 
     /// The remembered revocation of this certificate, if any and if the
     /// certificate has not expired.
     pub(crate) fn recall(
         &self,
-        issuer_key: &[u8],
+        issuer: &[u8; 32],
         serial: &[u8],
         now: i64,
     ) -> Option<(RevokedEntry, Source)> {
-        let facts = self.facts.lock().ok()?;
-        let fact = facts.get(issuer_key)?.get(serial)?;
+        let state = self.state.lock().ok()?;
+        let fact = state.facts.get(issuer)?.get(serial)?;
         if fact.expires_at.is_some_and(|e| now > e) {
             return None;
         }
@@ -108,33 +136,68 @@ impl Memory {
     }
 
     pub(crate) fn export(&self) -> Vec<RevocationFact> {
-        self.facts
+        self.state
             .lock()
-            .map(|f| f.values().flat_map(|s| s.values().cloned()).collect())
+            .map(|s| s.facts.values().flat_map(|s| s.values().cloned()).collect())
             .unwrap_or_default()
     }
 
+    /// Facts learned since the last call, to persist.
+    pub(crate) fn take_journal(&self) -> Vec<RevocationFact> {
+        self.state
+            .lock()
+            .map(|mut s| std::mem::take(&mut s.journal).into())
+            .unwrap_or_default()
+    }
+
+    /// (facts held, facts refused at the cap, journal entries dropped).
+    pub(crate) fn stats(&self) -> (usize, u64, u64) {
+        self.state
+            .lock()
+            .map(|s| (s.len, s.refused, s.journal_dropped))
+            .unwrap_or_default()
+    }
+
+    /// Restores a fact (from the store): not journalled again.
     pub(crate) fn import(&self, fact: RevocationFact) {
-        if let Ok(mut facts) = self.facts.lock() {
-            facts
-                .entry(fact.issuer_key.clone())
+        if let Ok(mut state) = self.state.lock() {
+            if state.len >= MAX_FACTS {
+                state.refused += 1;
+                return;
+            }
+            let added = state
+                .facts
+                .entry(fact.issuer_spki_sha256)
                 .or_default()
-                .insert(fact.serial.clone(), fact);
+                .insert(fact.serial.clone(), fact)
+                .is_none();
+            if added {
+                state.len += 1;
+            }
         }
     }
 
     /// Drops facts about certificates that expired before `now`.
     pub(crate) fn prune(&self, now: i64) -> usize {
-        let Ok(mut facts) = self.facts.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return 0;
         };
         let mut dropped = 0;
-        facts.retain(|_, serials| {
+        state.facts.retain(|_, serials| {
             let before = serials.len();
             serials.retain(|_, f| f.expires_at.is_none_or(|e| e >= now));
             dropped += before - serials.len();
             !serials.is_empty()
         });
+        state.len -= dropped;
         dropped
     }
+}
+
+fn journal(state: &mut State, fact: RevocationFact) {
+    if state.journal.len() >= MAX_JOURNAL {
+        state.journal.pop_front();
+        state.journal_dropped += 1;
+    }
+    state.journal.push_back(fact);
 }

@@ -46,6 +46,20 @@ pub enum OcspError {
         /// Why the responder was refused.
         detail: String,
     },
+    /// Older than the answer already held for the same source (RFC 6960
+    /// §3.2 (4): the most recent answer counts; holdings only move forward).
+    Older {
+        /// thisUpdate of the answer held, Unix seconds.
+        held: i64,
+        /// thisUpdate of the answer offered, Unix seconds.
+        offered: i64,
+    },
+    /// A stapled answer that speaks of no certificate of the peer's
+    /// validated path (or the path does not validate): not admitted.
+    NotForPath {
+        /// Why.
+        detail: String,
+    },
 }
 
 impl fmt::Display for OcspError {
@@ -61,6 +75,13 @@ impl fmt::Display for OcspError {
             Self::UnauthorizedResponder { detail } => {
                 write!(f, "OCSP responder not authorized: {detail}")
             }
+            Self::Older { held, offered } => write!(
+                f,
+                "OCSP answer older than the one held (thisUpdate {} < {})",
+                crate::verdict::rfc3339(*offered),
+                crate::verdict::rfc3339(*held)
+            ),
+            Self::NotForPath { detail } => write!(f, "stapled OCSP answer not admitted: {detail}"),
         }
     }
 }

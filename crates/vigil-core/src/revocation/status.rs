@@ -43,9 +43,13 @@ impl Verifier {
         depth: u8,
     ) -> Check {
         let check = self.check_sources(cert, is_ca, path, issuer_at, now, depth);
+        // Keyed by the key of the issuer on the validated path (its SPKI),
+        // never by its name: only data signed for that key speaks of its
+        // certificates.
+        let issuer = &path[issuer_at].spki_sha256;
         if let Outcome::Revoked(entry) = &check.outcome {
             self.memory.remember(
-                &cert.issuer_key,
+                issuer,
                 cert.serial(),
                 *entry,
                 check.source(),
@@ -55,12 +59,13 @@ impl Verifier {
         }
         // The sources no longer say so (stale, gone, or a later issue left
         // it out), but a verified source once did.
-        match self.memory.recall(&cert.issuer_key, cert.serial(), now) {
+        match self.memory.recall(issuer, cert.serial(), now) {
             Some((entry, source)) => Check {
                 outcome: Outcome::Revoked(entry),
                 crl: None,
                 ocsp: None,
                 remembered: Some(source),
+                warning: None,
             },
             None => check,
         }
@@ -111,8 +116,12 @@ impl Verifier {
                 (Some(b), Outcome::Good) => {
                     !matches!(b.outcome, Outcome::Good | Outcome::Revoked(_))
                 }
+                // Failures of verified data outrank those of data that
+                // failed its signature or authorisation check, whichever
+                // method each came from.
                 (Some(b), Outcome::Failed(..)) => {
-                    matches!(b.outcome, Outcome::Failed(..)) && c.rank() > b.rank()
+                    matches!(b.outcome, Outcome::Failed(..))
+                        && (c.trust_class(), c.rank()) > (b.trust_class(), b.rank())
                 }
             };
             if better {
@@ -127,6 +136,7 @@ impl Verifier {
             crl: None,
             ocsp: None,
             remembered: None,
+            warning: None,
         })
     }
 
@@ -145,12 +155,23 @@ impl Verifier {
         let mut mask = 0u16;
         let mut best_good: Option<Arc<VerifiedCrl>> = None;
         let mut failure: Option<(ReasonCode, String, Option<Arc<VerifiedCrl>>)> = None;
+        // CRLs no acceptable key signed are nobody's word: a failure of
+        // verified data (stale, out of scope, unsupported) outranks them
+        // (RFC 5280 §6.3.3 (f) rejects them before anything else is read).
+        let mut unverified: Option<(ReasonCode, String, Option<Arc<VerifiedCrl>>)> = None;
         let mut fail = |code: ReasonCode, detail: String, crl: Option<Arc<VerifiedCrl>>| {
-            if failure
-                .as_ref()
-                .is_none_or(|(c, ..)| code.rank() > c.rank())
-            {
-                failure = Some((code, detail, crl));
+            let slot = if matches!(
+                code,
+                ReasonCode::CrlSignatureInvalid
+                    | ReasonCode::UnsupportedCrlSigner
+                    | ReasonCode::CrlSignerNotAuthorized
+            ) {
+                &mut unverified
+            } else {
+                &mut failure
+            };
+            if slot.as_ref().is_none_or(|(c, ..)| code.rank() > c.rank()) {
+                *slot = Some((code, detail, crl));
             }
         };
         let mut deltas: Vec<Arc<VerifiedCrl>> = Vec::new();
@@ -210,6 +231,7 @@ impl Verifier {
                             crl: Some(crl),
                             ocsp: None,
                             remembered: None,
+                            warning: None,
                         };
                     }
                 }
@@ -226,6 +248,7 @@ impl Verifier {
                             crl: Some(crl),
                             ocsp: None,
                             remembered: None,
+                            warning: None,
                         };
                     }
                 }
@@ -252,6 +275,7 @@ impl Verifier {
                         crl: Some(crl),
                         ocsp: None,
                         remembered: None,
+                        warning: None,
                     };
                 }
                 held = Some((entry, crl.clone()));
@@ -323,6 +347,7 @@ impl Verifier {
                     crl: Some(delta.clone()),
                     ocsp: None,
                     remembered: None,
+                    warning: None,
                 };
             }
             if held.is_some()
@@ -340,6 +365,7 @@ impl Verifier {
                 crl: Some(crl),
                 ocsp: None,
                 remembered: None,
+                warning: None,
             };
         }
         if mask & reasons::ALL == reasons::ALL {
@@ -348,6 +374,7 @@ impl Verifier {
                 crl: source,
                 ocsp: None,
                 remembered: None,
+                warning: unverified.map(|(_, why, _)| format!("a CRL was set aside: {why}")),
             };
         }
         if let Some(crl) = best_good {
@@ -360,15 +387,17 @@ impl Verifier {
                     crl: Some(crl),
                     ocsp: None,
                     remembered: None,
+                    warning: None,
                 };
             }
         }
-        if let Some((code, detail, crl)) = failure {
+        if let Some((code, detail, crl)) = failure.or(unverified) {
             return Check {
                 outcome: Outcome::Failed(code, detail),
                 crl,
                 ocsp: None,
                 remembered: None,
+                warning: None,
             };
         }
         Check {
@@ -379,6 +408,7 @@ impl Verifier {
             crl: None,
             ocsp: None,
             remembered: None,
+            warning: None,
         }
     }
 }
@@ -390,6 +420,10 @@ pub(crate) struct Check {
     pub(crate) ocsp: Option<(i64, Option<i64>)>,
     /// A remembered revocation decided, first said by this kind of source.
     pub(crate) remembered: Option<Source>,
+    /// Data about the certificate that failed a check and was set aside
+    /// (e.g. an OCSP answer from an unauthorised responder beside a
+    /// verified one): reported, never decisive over verified data.
+    pub(crate) warning: Option<String>,
 }
 
 impl Check {
@@ -415,6 +449,24 @@ impl Check {
         }
     }
 
+    /// How much a failure says: about verified data (stale, out of scope,
+    /// unsupported, unknown to the responder) 2; about data that no
+    /// acceptable key signed 1; no data at all 0.
+    fn trust_class(&self) -> u8 {
+        match self.outcome {
+            Outcome::Failed(
+                ReasonCode::OcspSignatureInvalid
+                | ReasonCode::OcspResponderNotAuthorized
+                | ReasonCode::CrlSignatureInvalid
+                | ReasonCode::UnsupportedCrlSigner
+                | ReasonCode::CrlSignerNotAuthorized,
+                _,
+            ) => 1,
+            Outcome::Failed(ReasonCode::RevocationDataMissing, _) => 0,
+            _ => 2,
+        }
+    }
+
     fn rank(&self) -> u8 {
         match &self.outcome {
             Outcome::Good => 0,
@@ -428,6 +480,9 @@ impl Check {
 pub(crate) struct OcspSlot {
     /// Replacement key given by [`Verifier::set_ocsp_response`].
     pub(crate) key: Option<String>,
+    /// Held only to report why it was refused
+    /// ([`Verifier::hold_rejected_ocsp`]).
+    pub(crate) rejected: bool,
     pub(crate) der: Vec<u8>,
     pub(crate) responses: Vec<crate::revocation::SingleResponse>,
     /// Issuers (certificate SHA-256) the response verified for, with the
@@ -480,18 +535,32 @@ impl Verifier {
         depth: u8,
     ) -> Option<Check> {
         let issuer = &path[issuer_at];
+        // Answers whose signature or responder failed RFC 6960 §3.2 / §4.2.2.2
+        // are nobody's word: any verified answer (good, revoked, unknown,
+        // even stale) outranks them, whatever order they came in. They
+        // decide only when nothing verified is held, and are reported.
         let mut best: Option<Check> = None;
+        let mut unverified: Option<Check> = None;
         let mut consider = |check: Check| {
-            let better = match &best {
+            let forged = matches!(
+                check.outcome,
+                Outcome::Failed(
+                    ReasonCode::OcspSignatureInvalid | ReasonCode::OcspResponderNotAuthorized,
+                    _
+                )
+            );
+            let slot = if forged { &mut unverified } else { &mut best };
+            let better = match &*slot {
                 None => true,
                 Some(b) => match (&check.outcome, &b.outcome) {
+                    // RFC 6960 §3.2 (4): the most recent answer counts.
                     (Outcome::Good, Outcome::Good) => check.times().0 > b.times().0,
                     (Outcome::Good, _) => b.rank() < ReasonCode::CrlSignatureInvalid.rank(),
                     _ => check.rank() > b.rank(),
                 },
             };
             if better {
-                best = Some(check);
+                *slot = Some(check);
             }
         };
         for slot in &self.ocsp {
@@ -502,6 +571,7 @@ impl Verifier {
                     crl: None,
                     ocsp: times,
                     remembered: None,
+                    warning: None,
                 };
                 let verified = slot
                     .verify_for(issuer, now)
@@ -549,6 +619,7 @@ impl Verifier {
                             crl: None,
                             ocsp: times,
                             remembered: None,
+                            warning: None,
                         })
                     }
                     OcspCertStatus::Unknown => consider(failed(
@@ -583,13 +654,27 @@ impl Verifier {
                                 crl: None,
                                 ocsp: Some((single.this_update, Some(expires))),
                                 remembered: None,
+                                warning: None,
                             });
                         }
                     }
                 }
             }
         }
-        best
+        match (best, unverified) {
+            (
+                Some(mut verified),
+                Some(Check {
+                    outcome: Outcome::Failed(_, why),
+                    ..
+                }),
+            ) => {
+                verified.warning = Some(format!("an OCSP answer was set aside: {why}"));
+                Some(verified)
+            }
+            (Some(verified), _) => Some(verified),
+            (None, unverified) => unverified,
+        }
     }
 }
 
