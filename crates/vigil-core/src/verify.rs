@@ -637,6 +637,12 @@ impl Verifier {
         self.memory.take_journal()
     }
 
+    /// Whether [`Verifier::take_new_facts`] has something (one atomic
+    /// load).
+    pub fn has_new_facts(&self) -> bool {
+        self.memory.has_unsaved()
+    }
+
     /// (facts remembered, facts refused at [`crate::limits::MAX_FACTS`], journal entries
     /// dropped before they were persisted).
     pub fn fact_stats(&self) -> (usize, u64, u64) {

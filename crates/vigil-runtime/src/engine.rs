@@ -151,6 +151,8 @@ struct Inner {
     changes: watch::Sender<u64>,
     refresh_stats: crate::stats::RefreshStats,
     store_errors: std::sync::atomic::AtomicU64,
+    /// When expired facts were last pruned, Unix seconds.
+    last_prune: std::sync::atomic::AtomicI64,
 }
 
 /// What a refresh did.
@@ -296,6 +298,7 @@ impl Engine {
                 changes,
                 refresh_stats: crate::stats::RefreshStats::default(),
                 store_errors: std::sync::atomic::AtomicU64::new(0),
+                last_prune: std::sync::atomic::AtomicI64::new(0),
             }),
         })
     }
@@ -518,14 +521,39 @@ impl Engine {
         verdict
     }
 
-    /// Verifies with what is loaded, without fetching.
+    /// Verifies with what is loaded, without fetching. A revocation the
+    /// verification learned (e.g. from a stapled answer) is persisted in
+    /// the background at once when a tokio runtime is at hand.
     pub fn verify_cached(
         &self,
         chain: &[CertificateDer<'_>],
         options: &VerifyOptions,
     ) -> Arc<Verdict> {
         let at = self.now();
-        self.read().verify(chain, options, at)
+        let (verdict, learned) = {
+            let verifier = self.read();
+            let verdict = verifier.verify(chain, options, at);
+            (verdict, verifier.has_new_facts())
+        };
+        if learned {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let engine = self.clone();
+                handle.spawn(async move { engine.persist_new_facts().await });
+            }
+        }
+        verdict
+    }
+
+    /// Forgets remembered revocations of certificates that expired, in
+    /// memory and in the store (RFC 5280 §3.3: an expired certificate's
+    /// status need not be kept); returns how many were dropped from memory.
+    pub fn prune_expired_facts(&self) -> usize {
+        let now = self.now();
+        let dropped = self.write().forget_expired(now);
+        if let Err(e) = self.inner.store.prune_revocations(unix(now)) {
+            self.store_failed("prune revocation facts", &e);
+        }
+        dropped
     }
 
     /// Validates the path of `chain` to an anchor now (no revocation), the
@@ -1066,6 +1094,26 @@ impl Engine {
     /// logged and counted ([`Engine::store_errors`]), never dropped
     /// silently; the facts stay remembered in memory either way.
     pub async fn persist_new_facts(&self) {
+        let now = unix(self.now());
+        let last = self
+            .inner
+            .last_prune
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= 3600
+            && self
+                .inner
+                .last_prune
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            let engine = self.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.prune_expired_facts()).await;
+        }
         let facts = self.read().take_new_facts();
         if facts.is_empty() {
             return;

@@ -596,8 +596,25 @@ async fn a_session_resumed_after_revocation_is_closed_at_once() {
     assert!(client.closed_within(Duration::from_secs(2)).await);
     let m = server.tracker.metrics();
     assert_eq!((m.resumed, m.refused), (1, 1), "{m:?}");
-    let refused = server.refused.lock().unwrap();
-    let event = refused.iter().find_map(TornDown::from_io).unwrap();
+    // The server task records the refusal after the client sees the close.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let event = loop {
+        let found = server
+            .refused
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(TornDown::from_io)
+            .cloned();
+        if let Some(event) = found {
+            break event;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no teardown recorded for the refused resumption"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(event.reason, TeardownReason::Revoked);
 }
 

@@ -61,6 +61,9 @@ struct State {
 #[derive(Default)]
 pub(crate) struct Memory {
     state: Mutex<State>,
+    /// The journal is not empty: read without the lock on every
+    /// verification.
+    unsaved: std::sync::atomic::AtomicBool,
 }
 
 impl Memory {
@@ -89,6 +92,8 @@ impl Memory {
                 fact.expires_at = expires_at;
                 let fact = fact.clone();
                 journal(state, fact);
+                self.unsaved
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
             return;
         }
@@ -111,6 +116,13 @@ impl Memory {
             .insert(serial.to_vec(), fact.clone());
         state.len += 1;
         journal(state, fact);
+        self.unsaved
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether facts wait to be persisted.
+    pub(crate) fn has_unsaved(&self) -> bool {
+        self.unsaved.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The remembered revocation of this certificate, if any and if the
@@ -144,10 +156,16 @@ impl Memory {
 
     /// Facts learned since the last call, to persist.
     pub(crate) fn take_journal(&self) -> Vec<RevocationFact> {
-        self.state
+        let taken: Vec<RevocationFact> = self
+            .state
             .lock()
-            .map(|mut s| std::mem::take(&mut s.journal).into())
-            .unwrap_or_default()
+            .map(|mut s| {
+                self.unsaved
+                    .store(false, std::sync::atomic::Ordering::Release);
+                std::mem::take(&mut s.journal).into()
+            })
+            .unwrap_or_default();
+        taken
     }
 
     /// (facts held, facts refused at the cap, journal entries dropped).
