@@ -768,7 +768,17 @@ impl Engine {
                         return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
                     }
                 };
-                let put = self.put(record).await;
+                // A CRL no admitted key verified yet (pending: e.g. an
+                // indirect CRL whose issuer no path brought) is held in
+                // memory only: nothing unverified reaches the store.
+                let put = if entries.is_some() {
+                    self.put(record).await
+                } else {
+                    Ok(PutOutcome::Stored)
+                };
+                if let Err(e) = &put {
+                    self.store_failed("put CRL", e);
+                }
                 if let Ok(PutOutcome::RefusedOlder { .. }) = put {
                     return self.fail(
                         url,
@@ -1186,9 +1196,13 @@ impl Engine {
             t.timing.last_attempt = Some(started);
             t.last_error = Some(error.clone());
         });
-        let store = Arc::clone(&self.inner.store);
+        let engine = self.clone();
         let key = key.to_owned();
-        tokio::task::spawn_blocking(move || store.put_status(&key, &status));
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = engine.inner.store.put_status(&key, &status) {
+                engine.store_failed("put source status", &e);
+            }
+        });
         Refreshed::Failed(error)
     }
 
