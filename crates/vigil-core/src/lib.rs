@@ -2,6 +2,15 @@
 //! CRL verification and indexing (RFC 5280), revocation policy, and the one
 //! [`Verdict`] shape. Bytes and a time go in; decisions come out.
 //!
+//! **The one door for peer material** is [`Verifier::validate`]: only an
+//! [`AdmittedPath`] (a chain whose path validated to an anchor, which only
+//! the verifier can make) is fetched for, admitted as CRL signers
+//! ([`Verifier::admit`]) or considered for stapled OCSP
+//! ([`Verifier::add_stapled_ocsp`]); revocation memory is keyed by the
+//! issuer's key, and data that failed a check never outranks data that
+//! passed. `docs/trust-boundary.md` draws the flow and lists every bound
+//! ([`limits`]).
+//!
 //! ```no_run
 //! use vigil_core::{TrustStore, Verifier, VerifyOptions};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
