@@ -540,6 +540,35 @@ fn signature_by_another_key_under_the_issuers_name_is_invalid() {
     refused_under_both_policies(&w, &resp, "invalid", "ocsp_signature_invalid");
 }
 
+// 9c. issue 11, as reproduced: `--ocsp-response good.der --ocsp-response
+// forged.der` (the forged answer signed by an unauthorised responder for the
+// same CertID), in either order, under require and prefer: the verified
+// answer decides, the forged one is reported on the leaf's entry.
+#[test]
+fn a_forged_answer_beside_a_good_one_is_set_aside_in_either_order() {
+    let w = Workdir::new();
+    let good = w.respond(ask_good_client());
+    for forger in [roles::CLIENT, IMPOSTOR, roles::OTHER_INTERMEDIATE] {
+        let forged = w.respond(ask_good_client().signed_by(cert(forger)));
+        for policy in ["require", "prefer"] {
+            for order in [[&good, &forged], [&forged, &good]] {
+                let got = w
+                    .verify_now(roles::CLIENT, &[order[0], order[1]])
+                    .policy(policy)
+                    .json();
+                accepted(&got, "good", "ok");
+                let leaf = leaf_result(&got, roles::CLIENT);
+                assert!(
+                    leaf["warning"]
+                        .as_str()
+                        .is_some_and(|w| w.contains("set aside")),
+                    "{forger} {policy}: {leaf}"
+                );
+            }
+        }
+    }
+}
+
 // 10. tryLater.
 #[test]
 fn try_later_warns_and_is_ignored() {
