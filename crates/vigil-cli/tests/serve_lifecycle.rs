@@ -535,7 +535,7 @@ async fn a_restart_with_ocsp_only_sources_due_does_not_spin() {
     }
     // Keep only the OCSP sources, fetched two hours ago: all due at start.
     {
-        let store = SledStore::open(&fx.data_dir()).unwrap();
+        let store = SledStore::open(fx.data_dir()).unwrap();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

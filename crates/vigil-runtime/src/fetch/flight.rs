@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(flights.len(), 0);
         // Cancelling inside a select (the future dropped, no task) too.
         tokio::select! {
-            _ = flights.run(2, || std::future::pending::<&'static str>()) => unreachable!(),
+            _ = flights.run(2, std::future::pending::<&'static str>) => unreachable!(),
             () = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
         assert_eq!(flights.len(), 0);
