@@ -14,7 +14,7 @@ use pki_fixtures::responder::{
     start_with_fresh_pki, Behaviour, OcspSigner, Responder, ResponderOptions, Target,
 };
 use pki_fixtures::{CertSpec, Pki, PkiDir, PkiOptions, Reason};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A responder serving a fresh fixture PKI, and that PKI on disk.
 struct Live {
@@ -695,4 +695,30 @@ fn a_bad_fetch_cidr_is_a_usage_error() {
         assert!(out.stderr.contains(value), "{}", out.stderr);
     }
     assert_eq!(live.responder.counts().crl, 0);
+}
+
+#[test]
+fn verify_takes_the_fetch_rules_too() {
+    let live = Live::start();
+    let verify = || {
+        Run::new()
+            .arg("verify")
+            .arg(live.file("client.chain.pem"))
+            .arg("--anchor")
+            .arg(live.file("root.pem"))
+            .args(["--usage", "client"])
+    };
+    let (code, report) = verify()
+        .args(["--fetch-deny", "127.0.0.0/8", "--fetch-deny", "::1"])
+        .json();
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["reason"], "revocation_data_missing", "{report}");
+    let counts = live.responder.counts();
+    assert_eq!((counts.crl, counts.ocsp_get, counts.ocsp_post), (0, 0, 0));
+    // The control: loopback is fetched from by default.
+    let (code, report) = verify().json();
+    assert_eq!((code, &report["reason"]), (0, &json!("ok")), "{report}");
+    assert!(live.responder.counts().crl + live.responder.counts().ocsp() > 0);
+    let out = verify().args(["--fetch-allow", "300.0.0.0/8"]).output();
+    assert_eq!(out.code, 2, "{}", out.stderr);
 }

@@ -599,3 +599,41 @@ async fn a_restart_with_ocsp_only_sources_due_does_not_spin() {
         stopping.elapsed()
     );
 }
+
+/// `VIGIL_FETCH_DENY` reaches the engine: a verification whose sources sit
+/// on a denied address sends them nothing, and `/v1/revocation` says why.
+/// A bad CIDR there is a usage error (exit 2) before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_deny_from_the_environment_keeps_fetches_off_denied_addresses() {
+    let fx = Fixture::start().await;
+    let leaf = fx.leaf("denied");
+    let sidecar = serve_support::Sidecar::start(
+        &fx.data_dir(),
+        &fx.anchor(),
+        &[],
+        &[("VIGIL_FETCH_DENY", "127.0.0.0/8,::1")],
+    );
+    let api = Api::new(&sidecar, None);
+    let verified = api
+        .post("/v1/verify", &json!({ "chain": fx.chain(&leaf) }))
+        .await;
+    assert_eq!(
+        verified.body["reason"], "revocation_data_missing",
+        "{}",
+        verified.text
+    );
+    let counts = fx.responder.counts();
+    assert_eq!((counts.crl, counts.ocsp()), (0, 0));
+    let sources = api.get("/v1/revocation").await;
+    assert!(sources.text.contains("address_denied"), "{}", sources.text);
+    drop(sidecar);
+
+    let out = std::process::Command::new(serve_support::vigil())
+        .args(["serve", "--listen", "127.0.0.1:0", "--anchor"])
+        .arg(fx.anchor())
+        .env("VIGIL_FETCH_ALLOW", "169.254.0.0/16,10.0.0.1/8")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10.0.0.1/8"));
+}
