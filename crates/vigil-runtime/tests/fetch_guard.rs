@@ -335,3 +335,34 @@ fn a_certificate_naming_many_urls_costs_a_few_fetches() {
     assert_eq!(ignored, 0);
     assert_eq!(small.crl_urls.len() + small.ocsp_urls.len(), 3);
 }
+
+/// 0.0.0.0 reaches this host's listeners on Linux (connect(2) treats the
+/// unspecified address as the local host): it is denied by default, and
+/// `allow` lifts that default.
+#[tokio::test]
+async fn allow_lifts_a_default_denial() {
+    let (addr, counter) = counting_server("127.0.0.1", Duration::ZERO).await;
+    let url = format!("http://0.0.0.0:{}/a.crl", addr.port());
+    let none = Validators::default();
+    let guarded = Fetcher::new(config()).expect("fetcher");
+    assert_denied(guarded.fetch_crl(&url, &none).await, "0.0.0.0");
+    assert_eq!(counter.hits(), 0);
+
+    let allowed = Fetcher::new(FetchConfig {
+        allow: vec![cidr("0.0.0.0/32")],
+        ..config()
+    })
+    .expect("fetcher");
+    allowed.fetch_crl(&url, &none).await.expect("fetched");
+    assert_eq!(counter.hits(), 1);
+
+    // An explicit deny is not lifted by allow.
+    let both = Fetcher::new(FetchConfig {
+        deny: vec![cidr("0.0.0.0/8")],
+        allow: vec![cidr("0.0.0.0/32")],
+        ..config()
+    })
+    .expect("fetcher");
+    assert_denied(both.fetch_crl(&url, &none).await, "0.0.0.0");
+    assert_eq!(counter.hits(), 1);
+}
