@@ -68,6 +68,8 @@ pub(crate) struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    #[command(flatten)]
+    fetch: crate::fetch_args::FetchArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,7 +109,19 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
     trust
         .add(settings.issuer.clone())
         .map_err(|e| UsageError(format!("issuer: {e}")))?;
-    let sources = revocation_sources(&settings.cert)?;
+    let named = revocation_sources(&settings.cert)?;
+    let named_count = named.crl_urls.len() + named.ocsp_urls.len();
+    // The same cap as the engine's: a certificate naming hundreds of URLs
+    // costs a few fetches.
+    let (sources, ignored) = vigil_runtime::cap_sources(named);
+    if ignored > 0 {
+        eprintln!(
+            "vigil: warning: {ignored} revocation URLs of the certificate ignored (at most {} CRL \
+             and {} OCSP URLs are fetched)",
+            vigil_runtime::MAX_CRL_URLS_PER_CERT,
+            vigil_runtime::MAX_OCSP_URLS_PER_CERT
+        );
+    }
     let plan = plan(&sources, settings.methods);
 
     let fetched = if settings.policy == RevocationPolicy::Off || plan.is_empty() {
@@ -117,7 +131,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
             .iter()
             .map(|(kind, url)| Job::new(*kind, url, &settings))
             .collect::<Result<Vec<_>, _>>()?;
-        fetch_all(jobs, settings.timeout)?
+        fetch_all(jobs, settings.timeout, &args.fetch)?
     };
 
     let judge = Judge {
@@ -130,7 +144,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
         certificate: report::certificate(&verdict, &settings.cert),
         sources: judged.into_iter().map(|j| j.report).collect(),
         verdict,
-        named: sources.crl_urls.len() + sources.ocsp_urls.len(),
+        named: named_count,
         method: settings.method_name,
         policy: settings.policy,
     };

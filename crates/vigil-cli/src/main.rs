@@ -8,6 +8,7 @@
 mod check;
 mod deny;
 mod drill;
+mod fetch_args;
 mod serve;
 mod verify;
 

@@ -55,6 +55,8 @@ pub(crate) struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    #[command(flatten)]
+    fetch: crate::fetch_args::FetchArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -117,12 +119,12 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
         Arc::new(MemoryStore::new()),
         EngineConfig {
             offline: args.offline,
-            fetch: FetchConfig {
+            fetch: args.fetch.apply(FetchConfig {
                 connect_timeout: Duration::from_secs(5),
                 total_timeout: Duration::from_secs(10),
                 retries: 1,
                 ..FetchConfig::default()
-            },
+            }),
             ..EngineConfig::default()
         },
         Arc::new(FixedClock(at)),

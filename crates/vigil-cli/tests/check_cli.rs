@@ -14,7 +14,7 @@ use pki_fixtures::responder::{
     start_with_fresh_pki, Behaviour, OcspSigner, Responder, ResponderOptions, Target,
 };
 use pki_fixtures::{CertSpec, Pki, PkiDir, PkiOptions, Reason};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A responder serving a fresh fixture PKI, and that PKI on disk.
 struct Live {
@@ -72,6 +72,7 @@ impl Live {
 /// One invocation of the binary being built up.
 struct Run {
     args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
 }
 
 /// What the binary did.
@@ -83,7 +84,15 @@ struct Output {
 
 impl Run {
     fn new() -> Self {
-        Self { args: Vec::new() }
+        Self {
+            args: Vec::new(),
+            envs: Vec::new(),
+        }
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
     }
 
     fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -109,6 +118,7 @@ impl Run {
         ] {
             command.env_remove(var);
         }
+        command.envs(self.envs.iter().map(|(k, v)| (k, v)));
         let out = command.output().unwrap();
         let out = Output {
             code: out.status.code().unwrap(),
@@ -606,4 +616,109 @@ fn online_verify_fetches_the_chains_sources() {
     let (code, v) = verify("client.chain.pem", false);
     assert_eq!((code, v["reason"].as_str()), (1, Some("revoked")), "{v}");
     assert_eq!(v["revocation"][0]["reason"], "keyCompromise");
+}
+
+/// A TCP listener on 127.0.0.1 that counts connections and answers none.
+fn counting_listener() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[test]
+fn environment_proxies_are_not_used() {
+    let live = Live::start();
+    let (proxy, connections) = counting_listener();
+    let mut run = live.check_client();
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        run = run.env(var, &proxy);
+    }
+    let got = run.env("NO_PROXY", "").env("no_proxy", "").json();
+    verdict(&got, 0, "accepted", "ok");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the proxy was used"
+    );
+    assert!(live.responder.counts().crl >= 1);
+}
+
+#[test]
+fn a_denied_responder_address_gets_no_request() {
+    let live = Live::start();
+    let got = live
+        .check_client()
+        .args(["--fetch-deny", "127.0.0.0/8", "--fetch-deny", "::1"])
+        .json();
+    assert_eq!(got.0, 1, "{}", got.1);
+    for kind in ["ocsp", "crl"] {
+        let s = source(&got.1, kind);
+        assert_eq!(s["error"]["code"], "address_denied", "{s}");
+    }
+    let counts = live.responder.counts();
+    assert_eq!((counts.crl, counts.ocsp_get, counts.ocsp_post), (0, 0, 0));
+
+    // Allow does not lift an explicit deny.
+    let got = live
+        .check_client()
+        .args(["--fetch-deny", "127.0.0.0/8", "--fetch-allow", "127.0.0.1"])
+        .json();
+    assert_eq!(source(&got.1, "crl")["error"]["code"], "address_denied");
+}
+
+#[test]
+fn a_bad_fetch_cidr_is_a_usage_error() {
+    let live = Live::start();
+    for (flag, value) in [
+        ("--fetch-deny", "10.0.0.1/8"),
+        ("--fetch-allow", "nope"),
+        ("--fetch-deny", "::/129"),
+    ] {
+        let out = live.check_client().args([flag, value]).output();
+        assert_eq!(out.code, 2, "{flag} {value}: {}", out.stderr);
+        assert!(out.stderr.contains(value), "{}", out.stderr);
+    }
+    assert_eq!(live.responder.counts().crl, 0);
+}
+
+#[test]
+fn verify_takes_the_fetch_rules_too() {
+    let live = Live::start();
+    let verify = || {
+        Run::new()
+            .arg("verify")
+            .arg(live.file("client.chain.pem"))
+            .arg("--anchor")
+            .arg(live.file("root.pem"))
+            .args(["--usage", "client"])
+    };
+    let (code, report) = verify()
+        .args(["--fetch-deny", "127.0.0.0/8", "--fetch-deny", "::1"])
+        .json();
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["reason"], "revocation_data_missing", "{report}");
+    let counts = live.responder.counts();
+    assert_eq!((counts.crl, counts.ocsp_get, counts.ocsp_post), (0, 0, 0));
+    // The control: loopback is fetched from by default.
+    let (code, report) = verify().json();
+    assert_eq!((code, &report["reason"]), (0, &json!("ok")), "{report}");
+    assert!(live.responder.counts().crl + live.responder.counts().ocsp() > 0);
+    let out = verify().args(["--fetch-allow", "300.0.0.0/8"]).output();
+    assert_eq!(out.code, 2, "{}", out.stderr);
 }

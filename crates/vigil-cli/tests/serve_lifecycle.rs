@@ -4,7 +4,8 @@
 //! restarts and still produce teardowns (also for what was revoked while
 //! the sidecar was down); leases expire, and renewed lease lengths outlive
 //! restarts; deny tears down at once and survives a restart;
-//! `Last-Event-ID` resumes the stream.
+//! `Last-Event-ID` resumes the stream; a restart with OCSP-only sources
+//! due neither spins nor delays SIGTERM.
 
 #![allow(clippy::unwrap_used)]
 
@@ -511,4 +512,128 @@ async fn sigterm_ends_event_streams_and_exits_zero() {
     })
     .await;
     assert!(ended.is_ok(), "the event stream did not end");
+}
+
+/// The "restart spin" regression: OCSP sources restored from the store have
+/// no certificate/issuer pair to build a request from. The restarted
+/// sidecar must retry them with backoff (under 10% of a core over 20 s),
+/// keep answering /healthz, and exit on SIGTERM in under 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_ocsp_only_sources_due_does_not_spin() {
+    use vigil_runtime::{SledStore, SourceKind, Store};
+
+    let fx = Fixture::start().await;
+    let leaf = fx.leaf("spin");
+    {
+        let mut sidecar = fx.sidecar(&[]);
+        let api = Api::new(&sidecar, None);
+        let verified = api
+            .post("/v1/verify", &json!({ "chain": fx.chain(&leaf) }))
+            .await;
+        assert_eq!(verified.status, 200, "{}", verified.text);
+        assert!(sidecar.stop().success());
+    }
+    // Keep only the OCSP sources, fetched two hours ago: all due at start.
+    {
+        let store = SledStore::open(fx.data_dir()).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut ocsp = 0;
+        for meta in store.list().unwrap() {
+            let url = meta.unwrap().url;
+            let mut record = store.get(&url).unwrap().unwrap();
+            if record.kind == SourceKind::Crl {
+                assert!(store.remove(&url).unwrap());
+                continue;
+            }
+            ocsp += 1;
+            record.fetched_at = now - 7200;
+            record.last_attempt = Some(now - 7200);
+            record.this_update = Some(now - 7200);
+            record.next_update = Some(now - 3600);
+            store.put(&record).unwrap();
+        }
+        assert!(ocsp >= 1);
+        store.flush().unwrap();
+    }
+
+    // Not ready under `require` (every OCSP answer held is stale), but
+    // alive.
+    let mut sidecar = fx.sidecar(&[]);
+    let api = Api::new(&sidecar, None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ocsp_before = fx.responder.counts().ocsp();
+    let cpu_before = sidecar.cpu_time();
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(20) {
+        let health = tokio::time::timeout(Duration::from_secs(2), api.get("/healthz"))
+            .await
+            .expect("/healthz did not answer within 2 s");
+        assert_eq!(health.status, 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let cpu = sidecar.cpu_time() - cpu_before;
+    let window = watched.elapsed();
+    assert!(
+        cpu.as_secs_f64() < 0.10 * window.as_secs_f64(),
+        "{cpu:?} of CPU in {window:?}"
+    );
+    // No request can be built for them: none is sent, and the sources say
+    // why.
+    assert_eq!(fx.responder.counts().ocsp(), ocsp_before);
+    let sources = api.get("/v1/revocation").await;
+    assert!(
+        sources.text.contains("no certificate known"),
+        "{}",
+        sources.text
+    );
+
+    let stopping = Instant::now();
+    let status = sidecar.stop();
+    assert!(status.success(), "{status:?}: {}", sidecar.log_text());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+}
+
+/// `VIGIL_FETCH_DENY` reaches the engine: a verification whose sources sit
+/// on a denied address sends them nothing, and `/v1/revocation` says why.
+/// A bad CIDR there is a usage error (exit 2) before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_deny_from_the_environment_keeps_fetches_off_denied_addresses() {
+    let fx = Fixture::start().await;
+    let leaf = fx.leaf("denied");
+    let sidecar = serve_support::Sidecar::start(
+        &fx.data_dir(),
+        &fx.anchor(),
+        &[],
+        &[("VIGIL_FETCH_DENY", "127.0.0.0/8,::1")],
+    );
+    let api = Api::new(&sidecar, None);
+    let verified = api
+        .post("/v1/verify", &json!({ "chain": fx.chain(&leaf) }))
+        .await;
+    assert_eq!(
+        verified.body["reason"], "revocation_data_missing",
+        "{}",
+        verified.text
+    );
+    let counts = fx.responder.counts();
+    assert_eq!((counts.crl, counts.ocsp()), (0, 0));
+    let sources = api.get("/v1/revocation").await;
+    assert!(sources.text.contains("address_denied"), "{}", sources.text);
+    drop(sidecar);
+
+    let out = std::process::Command::new(serve_support::vigil())
+        .args(["serve", "--listen", "127.0.0.1:0", "--anchor"])
+        .arg(fx.anchor())
+        .env("VIGIL_FETCH_ALLOW", "169.254.0.0/16,10.0.0.1/8")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10.0.0.1/8"));
 }

@@ -58,7 +58,9 @@ pub fn next_refresh(t: &SourceTiming, p: &RefreshPolicy) -> i64 {
     let Some(last) = t.last_success else {
         return i64::MIN; // never fetched: now
     };
-    let earliest = last.saturating_add(p.min_interval_secs);
+    // A max_interval below min_interval is the operator asking for more
+    // frequent refreshes: it wins (not silently raised to min_interval).
+    let earliest = last.saturating_add(p.min_interval_secs.min(p.max_interval_secs));
     let latest = last.saturating_add(p.max_interval_secs);
     match (t.this_update, t.next_update) {
         (Some(this), Some(next)) if next > this => {
@@ -112,5 +114,26 @@ mod tests {
             ..failing
         };
         assert_eq!(next_refresh(&many, &p), 9000 + 600);
+    }
+
+    #[test]
+    fn a_max_interval_below_the_default_min_interval_is_honoured() {
+        let p = RefreshPolicy {
+            max_interval_secs: 1,
+            ..RefreshPolicy::default()
+        };
+        let t = SourceTiming {
+            this_update: Some(1000),
+            next_update: Some(1000 + 7200),
+            last_success: Some(1000),
+            last_attempt: Some(1000),
+            failures: 0,
+        };
+        assert_eq!(next_refresh(&t, &p), 1001);
+        let no_next = SourceTiming {
+            next_update: None,
+            ..t
+        };
+        assert_eq!(next_refresh(&no_next, &p), 1001);
     }
 }

@@ -43,7 +43,7 @@ impl Clock for SystemClock {
 }
 
 /// Engine settings; the defaults are the strict choices.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Fetch limits and timeouts.
     pub fetch: FetchConfig,
@@ -57,6 +57,28 @@ pub struct EngineConfig {
     pub ocsp_nonce: bool,
     /// Never fetch: use only what is loaded and stored.
     pub offline: bool,
+    /// Revocation sources tracked at most; beyond, the least recently used
+    /// one (named by no verification for the longest time) is forgotten, in
+    /// memory and in the store. Default 10,000.
+    pub max_sources: usize,
+    /// Refreshes the scheduler runs at once (a few slow endpoints do not
+    /// hold up the rest). Default 16.
+    pub refresh_concurrency: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            fetch: FetchConfig::default(),
+            verifier: VerifierConfig::default(),
+            refresh: RefreshPolicy::default(),
+            ocsp_sha256: false,
+            ocsp_nonce: false,
+            offline: false,
+            max_sources: 10_000,
+            refresh_concurrency: 16,
+        }
+    }
 }
 
 /// Why the engine could not start or act.
@@ -116,6 +138,27 @@ struct Tracked {
     crl_number: Option<Vec<u8>>,
     /// For OCSP: the responder URL, the certificate and its issuer.
     ocsp: Option<(String, Vec<u8>, Vec<u8>)>,
+    /// Seconds added to the retry time after a failure, drawn anew at each
+    /// failure, so that sources failing together do not retry together.
+    jitter_secs: i64,
+    /// When a verification last named the source, or it was added (Unix
+    /// seconds): sources are evicted least recently used first.
+    last_used: i64,
+    /// A scheduled refresh of it is running.
+    refreshing: bool,
+}
+
+impl Tracked {
+    /// When the scheduler refreshes it next: [`next_refresh`], plus the
+    /// jitter after failures.
+    fn due_at(&self, policy: &RefreshPolicy) -> i64 {
+        let at = next_refresh(&self.timing, policy);
+        if self.timing.failures > 0 {
+            at.saturating_add(self.jitter_secs)
+        } else {
+            at
+        }
+    }
 }
 
 /// What changed in the engine's data, as told to observers (the connection
@@ -153,6 +196,10 @@ struct Inner {
     store_errors: std::sync::atomic::AtomicU64,
     /// When expired facts were last pruned, Unix seconds.
     last_prune: std::sync::atomic::AtomicI64,
+    /// Wakes the scheduler: a source was added.
+    wake: tokio::sync::Notify,
+    /// Sources evicted by the cap so far.
+    evicted: std::sync::atomic::AtomicU64,
 }
 
 /// What a refresh did.
@@ -299,6 +346,8 @@ impl Engine {
                 refresh_stats: crate::stats::RefreshStats::default(),
                 store_errors: std::sync::atomic::AtomicU64::new(0),
                 last_prune: std::sync::atomic::AtomicI64::new(0),
+                wake: tokio::sync::Notify::new(),
+                evicted: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -623,6 +672,8 @@ impl Engine {
     }
 
     fn due(&self, key: &str, now: i64) -> bool {
+        // A verification names this source: it is in use (source cap LRU).
+        self.mark_used([key]);
         let sources = self
             .inner
             .sources
@@ -1018,57 +1069,98 @@ impl Engine {
             (Some(SourceKind::Ocsp), Some((url, cert, issuer))) => {
                 self.refresh_ocsp(key, url, cert, issuer).await
             }
-            (Some(SourceKind::Ocsp), None) => {
-                Refreshed::Failed("no certificate known for this OCSP source".into())
-            }
+            // An OCSP source restored from the store: the request needs the
+            // certificate and its issuer, which the next verification naming
+            // it supplies. Until then it is retried with backoff like any
+            // failure (never in a loop).
+            (Some(SourceKind::Ocsp), None) => self.fail(
+                key,
+                SourceKind::Ocsp,
+                unix(self.now()),
+                "no certificate known for this OCSP source yet (a verification naming it \
+                 supplies one)"
+                    .into(),
+            ),
             _ => self.refresh_crl(key).await,
         }
     }
 
-    /// Runs the refresh scheduler until the handle is dropped or aborted:
-    /// every source is refreshed at its refresh time (see
-    /// [`vigil_core::schedule`]), failures are retried with backoff and
-    /// jitter.
+    /// Runs the refresh scheduler: every source is refreshed at its refresh
+    /// time (see [`vigil_core::schedule`]), at most
+    /// [`EngineConfig::refresh_concurrency`] at once, so slow endpoints do
+    /// not hold up the rest. Every outcome reschedules the source; failures
+    /// back off exponentially, with jitter. A source added by a
+    /// verification or a handshake wakes the scheduler at once.
+    ///
+    /// The task runs until [`JoinHandle::abort`](tokio::task::JoinHandle::abort)
+    /// is called or the runtime shuts down; dropping the handle detaches
+    /// the task, it does **not** stop it. Aborting also cancels the
+    /// refreshes in flight, so it stops promptly whatever the endpoints do.
     pub fn spawn_scheduler(&self) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let now = unix(engine.now());
-                let due: Vec<(String, Tracked, i64)> = {
-                    let sources = engine
-                        .inner
-                        .sources
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    sources
-                        .iter()
-                        .map(|(k, t)| {
-                            (
-                                k.clone(),
-                                t.clone(),
-                                next_refresh(&t.timing, &engine.inner.config.refresh),
-                            )
-                        })
-                        .collect()
-                };
-                let next = due
-                    .iter()
-                    .map(|(_, _, at)| *at)
-                    .filter(|at| *at > now)
-                    .min();
-                for (key, t, at) in &due {
-                    if *at <= now {
-                        engine.refresh_tracked(key, t).await;
+        tokio::spawn(engine.schedule())
+    }
+
+    /// The scheduler's loop. Each turn awaits something (a refresh
+    /// finishing, the next due time, or a new source), and every source
+    /// launched moves its due time forward when its refresh ends (see
+    /// [`Refreshing`]), so no path loops without yielding.
+    async fn schedule(self) {
+        let policy = self.inner.config.refresh;
+        let limit = self.inner.config.refresh_concurrency.max(1);
+        // Dropped with the task on abort: the refreshes in flight go too.
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            // Armed before the sources are read: a source added after the
+            // read still wakes this turn's wait.
+            let woken = self.inner.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let now = unix(self.now());
+            let mut next: Option<i64> = None;
+            let mut launch = Vec::new();
+            {
+                let mut sources = self
+                    .inner
+                    .sources
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                for (key, t) in sources.iter_mut() {
+                    if t.refreshing {
+                        continue;
                     }
+                    let at = scheduled_at(t, &policy);
+                    if at > now {
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                    } else if running.len() + launch.len() < limit {
+                        t.refreshing = true;
+                        launch.push((key.clone(), t.clone()));
+                    }
+                    // Due but no slot free: a finishing refresh wakes us.
                 }
-                if due.iter().any(|(_, _, at)| *at <= now) {
-                    continue;
-                }
-                let wait = next.map_or(60, |at| (at - now).clamp(1, 60));
-                let jitter = rand::random::<u64>() % 250;
-                tokio::time::sleep(Duration::from_millis(wait as u64 * 1000 + jitter)).await;
             }
-        })
+            for (key, t) in launch {
+                let engine = self.clone();
+                running.spawn(async move {
+                    let _settle = Refreshing {
+                        engine: engine.clone(),
+                        key: key.clone(),
+                        before: t.timing,
+                    };
+                    engine.refresh_tracked(&key, &t).await
+                });
+            }
+            let wait_secs = next.map_or(60, |at| (at - now).clamp(0, 60));
+            let jitter_ms = rand::random::<u64>() % 250;
+            let sleep = tokio::time::sleep(Duration::from_millis(
+                u64::try_from(wait_secs).unwrap_or(60) * 1000 + jitter_ms,
+            ));
+            tokio::select! {
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                () = sleep => {}
+                () = &mut woken => {}
+            }
+        }
     }
 
     /// Every source's state.
@@ -1078,6 +1170,7 @@ impl Engine {
             .sources
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let policy = &self.inner.config.refresh;
         sources
             .iter()
             .map(|(url, t)| SourceState {
@@ -1090,13 +1183,36 @@ impl Engine {
                 next_update: t.timing.next_update.map(vigil_core::rfc3339),
                 last_fetch: t.timing.last_attempt.map(vigil_core::rfc3339),
                 last_error: t.last_error.clone(),
-                next_attempt: Some(next_refresh(&t.timing, &self.inner.config.refresh))
+                next_attempt: Some(t.due_at(policy))
                     .filter(|at| *at != i64::MIN)
                     .map(vigil_core::rfc3339),
                 entries: t.entries,
                 crl_number: t.crl_number.as_deref().map(hex),
             })
             .collect()
+    }
+
+    /// Notes that a verification named these sources (CRL URLs or OCSP
+    /// keys) now: the source cap evicts the least recently used first.
+    pub(crate) fn mark_used<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
+        let now = unix(self.now());
+        let mut sources = self
+            .inner
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            if let Some(t) = sources.get_mut(key) {
+                t.last_used = now;
+            }
+        }
+    }
+
+    /// Sources forgotten so far because of [`EngineConfig::max_sources`].
+    pub fn sources_evicted(&self) -> u64 {
+        self.inner
+            .evicted
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Makes the revocations the verifier learned since the last call
@@ -1191,10 +1307,12 @@ impl Engine {
 
     fn fail(&self, key: &str, kind: SourceKind, started: i64, error: String) -> Refreshed {
         tracing::warn!(url = key, error = %error, "revocation source refresh failed");
+        let policy = self.inner.config.refresh;
         let status = self.update(key, kind, |t| {
             t.timing.failures = t.timing.failures.saturating_add(1);
             t.timing.last_attempt = Some(started);
             t.last_error = Some(error.clone());
+            t.jitter_secs = retry_jitter(t, &policy);
         });
         let engine = self.clone();
         let key = key.to_owned();
@@ -1206,21 +1324,64 @@ impl Engine {
         Refreshed::Failed(error)
     }
 
+    /// Applies `f` to the source `key`, adding it if new (which wakes the
+    /// scheduler, and evicts the least recently used source beyond
+    /// [`EngineConfig::max_sources`]).
     fn update(&self, key: &str, kind: SourceKind, f: impl FnOnce(&mut Tracked)) -> SourceStatus {
         let mut sources = self
             .inner
             .sources
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let added = !sources.contains_key(key);
+        let evicted = if added {
+            let now = unix(self.now());
+            sources.insert(
+                key.to_owned(),
+                Tracked {
+                    last_used: now,
+                    ..Tracked::default()
+                },
+            );
+            self.inner.wake.notify_one();
+            evict_beyond(&mut sources, self.inner.config.max_sources, key)
+        } else {
+            Vec::new()
+        };
         let t = sources.entry(key.to_owned()).or_default();
         t.kind = Some(kind);
         f(t);
-        SourceStatus {
+        let status = SourceStatus {
             last_error: t.last_error.clone(),
             last_attempt: t.timing.last_attempt,
-            next_attempt: Some(next_refresh(&t.timing, &self.inner.config.refresh))
-                .filter(|at| *at != i64::MIN),
+            next_attempt: Some(t.due_at(&self.inner.config.refresh)).filter(|at| *at != i64::MIN),
+        };
+        drop(sources);
+        if !evicted.is_empty() {
+            self.forget(evicted);
         }
+        status
+    }
+
+    /// Removes evicted sources from the store too (in the background: the
+    /// caller holds no lock, and the memory side is already done).
+    fn forget(&self, keys: Vec<String>) {
+        self.inner
+            .evicted
+            .fetch_add(keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            evicted = keys.len(),
+            cap = self.inner.config.max_sources,
+            "revocation source cap reached: least recently used sources forgotten"
+        );
+        let store = Arc::clone(&self.inner.store);
+        tokio::task::spawn_blocking(move || {
+            for key in keys {
+                if let Err(e) = store.remove(&key) {
+                    tracing::error!(url = %key, error = %e, "evicted source not removed from the store");
+                }
+            }
+        });
     }
 
     fn tracked(&self, key: &str) -> Option<Tracked> {
@@ -1312,6 +1473,85 @@ impl Engine {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Ends one scheduled refresh, whatever way it ends (done, failed,
+/// cancelled, panicked): the source is free to be scheduled again, and if
+/// its timing did not move (a path that recorded nothing), it is counted as
+/// a failure so that its next attempt backs off instead of being due again
+/// at once.
+struct Refreshing {
+    engine: Engine,
+    key: String,
+    before: SourceTiming,
+}
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        let now = unix(self.engine.now());
+        let policy = self.engine.inner.config.refresh;
+        let mut sources = self
+            .engine
+            .inner
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = sources.get_mut(&self.key) {
+            t.refreshing = false;
+            if t.timing == self.before {
+                t.timing.failures = t.timing.failures.saturating_add(1);
+                t.timing.last_attempt = Some(now);
+                t.jitter_secs = retry_jitter(t, &policy);
+            }
+        }
+    }
+}
+
+/// When the scheduler launches `t` next: its due time, but never twice in
+/// the same second, and a source added by a refresh still under way (never
+/// attempted) only after the first retry delay, so the scheduler does not
+/// race the verification that added it.
+fn scheduled_at(t: &Tracked, policy: &RefreshPolicy) -> i64 {
+    let at = t.due_at(policy);
+    match t.timing.last_attempt {
+        Some(last) => at.max(last.saturating_add(1)),
+        None if t.timing.last_success.is_none() && t.timing.failures == 0 => {
+            at.max(t.last_used.saturating_add(policy.retry_base_secs.max(1)))
+        }
+        None => at,
+    }
+}
+
+/// A retry's jitter: up to a fifth of its backoff delay.
+fn retry_jitter(t: &Tracked, policy: &RefreshPolicy) -> i64 {
+    let delay = next_refresh(&t.timing, policy)
+        .saturating_sub(t.timing.last_attempt.unwrap_or(0))
+        .max(0);
+    let spread = u64::try_from(delay / 5).unwrap_or(0);
+    if spread == 0 {
+        0
+    } else {
+        i64::try_from(rand::random::<u64>() % (spread + 1)).unwrap_or(0)
+    }
+}
+
+/// Evicts least recently used sources until at most `cap` remain, never
+/// `keep` (the one just added) nor one being refreshed. Returns their keys.
+fn evict_beyond(sources: &mut BTreeMap<String, Tracked>, cap: usize, keep: &str) -> Vec<String> {
+    let mut evicted = Vec::new();
+    while sources.len() > cap.max(1) {
+        let victim = sources
+            .iter()
+            .filter(|(k, t)| k.as_str() != keep && !t.refreshing)
+            .min_by_key(|(_, t)| t.last_used)
+            .map(|(k, _)| k.clone());
+        let Some(victim) = victim else {
+            break;
+        };
+        sources.remove(&victim);
+        evicted.push(victim);
+    }
+    evicted
 }
 
 fn unix(t: SystemTime) -> i64 {

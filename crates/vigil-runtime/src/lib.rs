@@ -19,7 +19,8 @@ pub use engine::{
     MAX_URLS_PER_KIND,
 };
 pub use fetch::{
-    FetchConfig, FetchError, FetchOutcome, Fetcher, OcspMethod, OcspOutcome, Validators,
+    cap_sources, Cidr, CidrError, FetchConfig, FetchError, FetchOutcome, Fetcher, OcspMethod,
+    OcspOutcome, Validators, DEFAULT_DENIED, MAX_CRL_URLS_PER_CERT, MAX_OCSP_URLS_PER_CERT,
 };
 pub use stats::{KindRefreshMetrics, RefreshMetrics, REFRESH_BUCKETS};
 pub use store::{

@@ -12,9 +12,10 @@
 //!   [`VigilClientVerifier`] over an [`Engine`] trusting the certificates of
 //!   `--anchor`; the engine fetches the CRLs and OCSP answers the clients'
 //!   certificates point at.
-//! * Every source the engine knows is fetched again every
-//!   `--refresh-interval` seconds (default 60), whatever its nextUpdate says,
-//!   on top of the engine's own refresh scheduler.
+//! * The engine's refresh scheduler ([`Engine::spawn_scheduler`]) fetches
+//!   every source it knows again at least every `--refresh-interval` seconds
+//!   (default 60), whatever its nextUpdate says (the policy's
+//!   `max_interval_secs`).
 //! * Each accepted connection is tracked ([`vigil_rustls::accept`]); when new
 //!   data, an expiry or a deadline says its client is no longer trusted, the
 //!   server sends close_notify and closes it, and logs
@@ -45,10 +46,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_rustls::TlsAcceptor;
+use vigil_core::schedule::RefreshPolicy;
 use vigil_core::RevocationPolicy;
 use vigil_runtime::{
-    ConnectionEvent, Engine, EngineConfig, MemoryStore, Refreshed, Store, SystemClock, Tracker,
-    TrackerConfig,
+    ConnectionEvent, Engine, EngineConfig, MemoryStore, Store, SystemClock, Tracker, TrackerConfig,
 };
 use vigil_rustls::{TornDown, VigilClientVerifier};
 
@@ -149,10 +150,20 @@ fn setup(args: &Args) -> Result<Setup, String> {
     let anchors = load_certs(&args.anchor)?;
     let count = anchors.len();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let interval = i64::try_from(args.refresh.as_secs()).unwrap_or(i64::MAX);
     let engine = Engine::open(
         anchors,
         store,
-        EngineConfig::default(),
+        EngineConfig {
+            refresh: RefreshPolicy {
+                min_interval_secs: interval.min(RefreshPolicy::default().min_interval_secs),
+                max_interval_secs: interval,
+                retry_base_secs: 1,
+                retry_max_secs: interval,
+                ..RefreshPolicy::default()
+            },
+            ..EngineConfig::default()
+        },
         Arc::new(SystemClock),
     )
     .map_err(|e| format!("{}: {e}", args.anchor.display()))?;
@@ -235,8 +246,8 @@ async fn serve(args: Args, setup: Setup) -> ExitCode {
         }
     };
 
+    // Runs until the process exits (dropping the handle would not stop it).
     let _scheduler = engine.spawn_scheduler();
-    let _refresher = tokio::spawn(refresh_every(engine.clone(), args.refresh));
     let _expiry = tracker.spawn_expiry(EXPIRY_TICK);
     let _events = tokio::spawn(log_events(tracker.clone()));
 
@@ -261,23 +272,6 @@ async fn serve(args: Args, setup: Setup) -> ExitCode {
                 // E.g. out of file descriptors: wait a little, keep serving.
                 eprintln!("accept failed error={e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Fetches every known source again every `interval`, whatever its
-/// nextUpdate says.
-async fn refresh_every(engine: Engine, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick completes at once; nothing is known yet anyway.
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        for (source, outcome) in engine.refresh_all().await {
-            if let Refreshed::Failed(error) = outcome {
-                eprintln!("refresh failed source={source} error={error:?}");
             }
         }
     }

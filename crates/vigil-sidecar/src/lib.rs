@@ -373,6 +373,8 @@ pub struct ServeConfig {
     pub anchors: Vec<PathBuf>,
     /// Serve over TLS with this certificate chain and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How revocation data is fetched (destination rules, limits).
+    pub fetch: vigil_runtime::FetchConfig,
     /// How the API behaves.
     pub sidecar: SidecarConfig,
 }
@@ -417,7 +419,10 @@ impl Server {
         let engine = Engine::open(
             anchors,
             Arc::clone(&store),
-            EngineConfig::default(),
+            EngineConfig {
+                fetch: config.fetch.clone(),
+                ..EngineConfig::default()
+            },
             Arc::new(SystemClock),
         )
         .map_err(|e| Error::new(format!("cannot start the engine: {e}")))?;

@@ -73,16 +73,20 @@ pub(super) enum Body {
 
 /// Fetches every job at once (a dead responder costs one timeout, not one
 /// per source) on a runtime of this call's own; results keep the job order.
-pub(super) fn fetch_all(jobs: Vec<Job>, timeout: Duration) -> Result<Vec<Fetched>, UsageError> {
+pub(super) fn fetch_all(
+    jobs: Vec<Job>,
+    timeout: Duration,
+    rules: &crate::fetch_args::FetchArgs,
+) -> Result<Vec<Fetched>, UsageError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
-    let fetcher = Fetcher::new(FetchConfig {
+    let fetcher = Fetcher::new(rules.apply(FetchConfig {
         connect_timeout: timeout.min(FetchConfig::default().connect_timeout),
         total_timeout: timeout,
         ..FetchConfig::default()
-    })
+    }))
     .map_err(|e| UsageError(e.to_string()))?;
     Ok(runtime.block_on(async move {
         let mut slots: Vec<Fetched> = jobs

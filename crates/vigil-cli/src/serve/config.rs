@@ -15,6 +15,7 @@ use vigil_core::RevocationPolicy;
 
 use crate::verify::PolicyArg;
 use crate::UsageError;
+use vigil_runtime::Cidr;
 
 /// Default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -85,6 +86,31 @@ pub(crate) struct ServeArgs {
     /// the ceiling for load benchmarks.
     #[arg(long, hide = true)]
     bench_echo: bool,
+
+    // --- fetch destinations (issue 11) ---
+    /// Never fetch from addresses in this range (CIDR or one address), on
+    /// top of the default denials (link-local incl. 169.254.169.254,
+    /// unspecified, multicast, broadcast); repeatable; VIGIL_FETCH_DENY
+    /// takes a comma-separated list. Wins over --fetch-allow.
+    #[arg(
+        long = "fetch-deny",
+        env = "VIGIL_FETCH_DENY",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = crate::fetch_args::parse_cidr
+    )]
+    fetch_deny: Vec<Cidr>,
+    /// Lift a default denial for this range; repeatable; VIGIL_FETCH_ALLOW
+    /// takes a comma-separated list. Does not lift --fetch-deny.
+    #[arg(
+        long = "fetch-allow",
+        env = "VIGIL_FETCH_ALLOW",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = crate::fetch_args::parse_cidr
+    )]
+    fetch_allow: Vec<Cidr>,
+    // --- end fetch destinations ---
 }
 
 /// `--log-level`.
@@ -134,7 +160,37 @@ struct FileConfig {
     event_backlog: Option<u64>,
     #[serde(alias = "log_level")]
     log_level: Option<LogLevel>,
+    // --- fetch destinations (issue 11) ---
+    fetch: Option<FileFetch>,
 }
+
+/// `[fetch]` of the config file: `deny = ["10.0.0.0/8"]`, `allow = [..]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFetch {
+    deny: Option<Vec<String>>,
+    allow: Option<Vec<String>>,
+}
+
+/// The fetch destination rules: flag or environment, else the file's
+/// `[fetch]` table, else none (only the default denials).
+fn fetch_rules(
+    flag_or_env: Vec<Cidr>,
+    file: Option<Vec<String>>,
+    key: &str,
+) -> Result<Vec<Cidr>, UsageError> {
+    if !flag_or_env.is_empty() {
+        return Ok(flag_or_env);
+    }
+    file.unwrap_or_default()
+        .iter()
+        .map(|text| {
+            text.parse::<Cidr>()
+                .map_err(|e| UsageError(format!("{key} (config file): {e}")))
+        })
+        .collect()
+}
+// --- end fetch destinations ---
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -157,6 +213,8 @@ pub(crate) struct Settings {
     pub(crate) event_backlog: usize,
     pub(crate) log_level: LogLevel,
     pub(crate) bench_echo: bool,
+    pub(crate) fetch_deny: Vec<Cidr>,
+    pub(crate) fetch_allow: Vec<Cidr>,
 }
 
 impl Settings {
@@ -287,6 +345,12 @@ impl Settings {
         let log_level =
             pick(&mut from, "log-level", args.log_level, file.log_level).unwrap_or(LogLevel::Info);
 
+        // --- fetch destinations (issue 11) ---
+        let file_fetch = file.fetch.unwrap_or_default();
+        let fetch_deny = fetch_rules(args.fetch_deny, file_fetch.deny, "fetch.deny")?;
+        let fetch_allow = fetch_rules(args.fetch_allow, file_fetch.allow, "fetch.allow")?;
+        // --- end fetch destinations ---
+
         Ok(Self {
             listen,
             data_dir,
@@ -299,6 +363,8 @@ impl Settings {
             event_backlog: usize::try_from(backlog).unwrap_or(usize::MAX),
             log_level,
             bench_echo: args.bench_echo,
+            fetch_deny,
+            fetch_allow,
         })
     }
 }
@@ -311,6 +377,11 @@ impl Settings {
             data_dir: self.data_dir,
             anchors: self.anchors,
             tls: self.tls,
+            fetch: vigil_runtime::FetchConfig {
+                deny: self.fetch_deny,
+                allow: self.fetch_allow,
+                ..vigil_runtime::FetchConfig::default()
+            },
             sidecar: vigil_sidecar::SidecarConfig {
                 policy: self.policy,
                 api_token: self.api_token,
@@ -494,5 +565,45 @@ mod tests {
         let (_dir, path) = config("listen = \"bad\"\n");
         let e = err(&["--config", path.to_str().unwrap(), "--anchor", "a"]);
         assert!(e.contains("(config file)"), "{e}");
+    }
+
+    #[test]
+    fn fetch_rules_come_from_flags_else_the_file() {
+        let (_dir, path) = config(
+            "[fetch]\ndeny = [\"10.0.0.0/8\", \"fd00::/8\"]\nallow = [\"169.254.10.0/24\"]\n",
+        );
+        let p = path.to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", p, "--anchor", "a"])).unwrap();
+        let shown = |v: &[Cidr]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(shown(&s.fetch_deny), ["10.0.0.0/8", "fd00::/8"]);
+        assert_eq!(shown(&s.fetch_allow), ["169.254.10.0/24"]);
+        let s = Settings::resolve(args(&[
+            "--config",
+            p,
+            "--anchor",
+            "a",
+            "--fetch-deny",
+            "127.0.0.2",
+            "--fetch-deny",
+            "192.168.0.0/16",
+        ]))
+        .unwrap();
+        assert_eq!(shown(&s.fetch_deny), ["127.0.0.2/32", "192.168.0.0/16"]);
+        assert_eq!(shown(&s.fetch_allow), ["169.254.10.0/24"]);
+        assert_eq!(s.serve_config().fetch.deny.len(), 2);
+
+        let err = |text: &str| {
+            let (_dir, path) = config(text);
+            Settings::resolve(args(&["--config", path.to_str().unwrap(), "--anchor", "a"]))
+                .unwrap_err()
+                .0
+        };
+        let e = err("[fetch]\ndeny = [\"10.0.0.1/8\"]\n");
+        assert!(e.contains("fetch.deny (config file)"), "{e}");
+        let e = err("[fetch]\nallow = [\"nope\"]\n");
+        assert!(e.contains("fetch.allow (config file)"), "{e}");
+        let e = err("[fetch]\ndenny = []\n");
+        assert!(e.contains("unknown field"), "{e}");
+        assert!(Wrap::try_parse_from(["serve", "--fetch-deny", "10.0.0.0/33"]).is_err());
     }
 }

@@ -152,6 +152,22 @@ impl Sidecar {
         format!("{}{path}", self.base)
     }
 
+    /// The process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// CPU time (user + system) the process has used so far, from
+    /// /proc/PID/stat (fields 14 and 15, clock ticks of 10 ms).
+    pub fn cpu_time(&self) -> Duration {
+        let pid = self.pid().unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Stops with SIGTERM and waits; returns the exit status.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();

@@ -87,6 +87,18 @@ pub enum FetchError {
         /// What is wrong with it.
         detail: String,
     },
+    /// The destination address may not be connected to (see
+    /// [`FetchConfig::deny`](super::FetchConfig::deny)): an IP literal that
+    /// is denied, or a host name all of whose addresses are. Nothing was
+    /// sent.
+    AddressDenied {
+        /// The URL (after redirects, the redirect target).
+        url: String,
+        /// Its host.
+        host: String,
+        /// The denied address (for a host name, the first one resolved).
+        addr: std::net::IpAddr,
+    },
     /// The HTTP client could not be built (e.g. TLS setup).
     Setup {
         /// What went wrong.
@@ -108,7 +120,8 @@ impl FetchError {
             | Self::TooManyRedirects { url, .. }
             | Self::BadRedirect { url, .. }
             | Self::Transport { url, .. }
-            | Self::Body { url, .. } => Some(url),
+            | Self::Body { url, .. }
+            | Self::AddressDenied { url, .. } => Some(url),
             Self::Setup { .. } => None,
         }
     }
@@ -138,6 +151,7 @@ impl FetchError {
             Self::BadRedirect { .. } => "bad_redirect",
             Self::Transport { .. } => "transport",
             Self::Body { .. } => "bad_body",
+            Self::AddressDenied { .. } => "address_denied",
             Self::Setup { .. } => "setup",
         }
     }
@@ -175,6 +189,10 @@ impl fmt::Display for FetchError {
             Self::BadRedirect { url, detail } => write!(f, "{url}: bad redirect: {detail}"),
             Self::Transport { url, detail } => write!(f, "{url}: transfer failed: {detail}"),
             Self::Body { url, detail } => write!(f, "{url}: {detail}"),
+            Self::AddressDenied { url, host, addr } => write!(
+                f,
+                "{url}: destination {addr} of {host} is denied (see --fetch-deny/--fetch-allow)"
+            ),
             Self::Setup { detail } => write!(f, "HTTP client setup failed: {detail}"),
         }
     }
@@ -185,6 +203,18 @@ impl std::error::Error for FetchError {}
 /// Maps a reqwest error for `url` to a [`FetchError`].
 pub(super) fn from_reqwest(url: &str, e: &reqwest::Error, connect_timeout: Duration) -> FetchError {
     let detail = chain(e);
+    // The guarded resolver's refusal, wherever reqwest nested it.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(denied) = s.downcast_ref::<super::guard::Denied>() {
+            return FetchError::AddressDenied {
+                url: url.to_owned(),
+                host: denied.host.clone(),
+                addr: denied.addr,
+            };
+        }
+        source = s.source();
+    }
     if e.is_timeout() {
         FetchError::Timeout {
             url: url.to_owned(),

@@ -11,7 +11,8 @@ use tokio::sync::OnceCell;
 /// arriving while it runs wait for and share its result. If the running
 /// caller is cancelled, a waiting caller takes over (tokio's `OnceCell`
 /// guarantees one initializer at a time). Once done, the key is forgotten,
-/// so the next call fetches afresh.
+/// so the next call fetches afresh; a key whose last caller was cancelled
+/// is forgotten too (the map never keeps an entry nobody waits on).
 pub(super) struct Flights<K, V> {
     running: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
 }
@@ -35,11 +36,17 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
             .entry(key.clone())
             .or_default()
             .clone();
-        let value = cell.get_or_init(work).await.clone();
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if running.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            running.remove(&key);
-        }
+        // Dropped on completion and on cancellation alike.
+        let guard = Leave {
+            flights: self,
+            key,
+            cell: Some(cell),
+        };
+        let value = match &guard.cell {
+            Some(cell) => cell.get_or_init(work).await.clone(),
+            None => work().await,
+        };
+        drop(guard);
         value
     }
 
@@ -49,6 +56,36 @@ impl<K: Eq + Hash + Clone, V: Clone> Flights<K, V> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+/// One caller's hold on a flight. Every clone of a flight's cell is made
+/// and dropped under the map's lock, so the count of holders read there is
+/// exact: the entry goes when the flight is done or nobody else holds it.
+struct Leave<'a, K: Eq + Hash, V> {
+    flights: &'a Flights<K, V>,
+    key: K,
+    cell: Option<Arc<OnceCell<V>>>,
+}
+
+impl<K: Eq + Hash, V> Drop for Leave<'_, K, V> {
+    fn drop(&mut self) {
+        let mut running = self
+            .flights
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(cell) = self.cell.take() else {
+            return;
+        };
+        let ours = running
+            .get(&self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, &cell));
+        // Two holders: the map and this caller.
+        if ours && (cell.initialized() || Arc::strong_count(&cell) <= 2) {
+            running.remove(&self.key);
+        }
+        drop(cell);
     }
 }
 
@@ -112,5 +149,33 @@ mod tests {
             .expect("waiter finished")
             .expect("task");
         assert_eq!(got, "waiter");
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_alone_leaves_no_entry_behind() {
+        let flights = Arc::new(Flights::<u8, &'static str>::new());
+        let leader = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run(1, || async {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        "leader"
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(flights.len(), 1);
+        leader.abort();
+        assert!(leader.await.is_err_and(|e| e.is_cancelled()));
+        assert_eq!(flights.len(), 0);
+        // Cancelling inside a select (the future dropped, no task) too.
+        tokio::select! {
+            _ = flights.run(2, std::future::pending::<&'static str>) => unreachable!(),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        assert_eq!(flights.len(), 0);
     }
 }

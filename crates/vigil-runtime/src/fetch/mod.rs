@@ -9,6 +9,18 @@
 //! jitter on timeouts, connection failures and 5xx only. Concurrent fetches
 //! of the same thing share one request (single-flight).
 //!
+//! Where a fetch may connect is checked on the resolved address, at connect
+//! time, also for redirect targets (see `guard`): by default link-local
+//! (169.254.0.0/16, fe80::/10), unspecified, multicast and broadcast
+//! addresses are refused; [`FetchConfig::deny`] adds ranges and
+//! [`FetchConfig::allow`] lifts default denials. Environment proxies are
+//! not used (a proxy would connect on our behalf, past the check).
+//!
+//! Bounds: at most [`FetchConfig::max_concurrent`] fetches at once and
+//! [`FetchConfig::max_per_host`] to one host (others queue);
+//! [`Fetcher::capped_sources`] keeps at most [`MAX_CRL_URLS_PER_CERT`] CRL
+//! and [`MAX_OCSP_URLS_PER_CERT`] OCSP URLs of one certificate.
+//!
 //! Nothing fetched is trusted here: the core verifies it. That is also why
 //! a redirect from https to http is followed: CRLs and OCSP responses are
 //! signed, and TLS (rustls with ring and the webpki-roots set) only
@@ -17,9 +29,12 @@
 mod body;
 mod error;
 mod flight;
+mod guard;
 mod url;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -30,7 +45,11 @@ use tracing::Instrument as _;
 
 pub use error::FetchError;
 use flight::Flights;
+use guard::{check_literal, AddressPolicy, GuardedResolver};
+pub use guard::{Cidr, CidrError, DEFAULT_DENIED};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::{checked_url, redirect_target};
+use vigil_core::revocation::{revocation_sources, Sources};
 
 /// Limits and timeouts for a [`Fetcher`]. The defaults suit CRLs of a few
 /// million entries on a reasonable link.
@@ -57,8 +76,22 @@ pub struct FetchConfig {
     /// The User-Agent header.
     pub user_agent: String,
     /// Whether to use the proxies named by `HTTP_PROXY`/`HTTPS_PROXY`/
-    /// `NO_PROXY`. Default true; tests against 127.0.0.1 turn it off.
+    /// `NO_PROXY`. Default false: through a proxy, the address check
+    /// applies to the proxy, not to where the proxy then connects, so
+    /// turning this on gives up [`deny`](Self::deny) for proxied URLs.
     pub use_env_proxy: bool,
+    /// Destination ranges never connected to, on top of the default
+    /// denials ([`DEFAULT_DENIED`]). An explicit deny wins over
+    /// [`allow`](Self::allow).
+    pub deny: Vec<Cidr>,
+    /// Ranges lifted from the default denials (e.g. a link-local
+    /// responder). Does not lift [`deny`](Self::deny).
+    pub allow: Vec<Cidr>,
+    /// Fetches in flight at once, all hosts together; more wait. Default 32.
+    pub max_concurrent: usize,
+    /// Fetches in flight at once to one host (name and port); more wait.
+    /// Default 4.
+    pub max_per_host: usize,
 }
 
 impl Default for FetchConfig {
@@ -73,7 +106,11 @@ impl Default for FetchConfig {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(5),
             user_agent: concat!("vigil/", env!("CARGO_PKG_VERSION")).to_owned(),
-            use_env_proxy: true,
+            use_env_proxy: false,
+            deny: Vec::new(),
+            allow: Vec::new(),
+            max_concurrent: 32,
+            max_per_host: 4,
         }
     }
 }
@@ -147,9 +184,20 @@ pub struct Fetcher {
     inner: Arc<Inner>,
 }
 
+/// At most this many CRL distribution point URLs of one certificate are
+/// fetched; the rest are ignored (and counted).
+pub const MAX_CRL_URLS_PER_CERT: usize = 4;
+/// At most this many OCSP responder URLs of one certificate are asked; the
+/// rest are ignored (and counted).
+pub const MAX_OCSP_URLS_PER_CERT: usize = 4;
+
 struct Inner {
     client: reqwest::Client,
     config: FetchConfig,
+    policy: Arc<AddressPolicy>,
+    slots: Arc<Semaphore>,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    urls_ignored: AtomicU64,
     crl_flights: Flights<(String, Validators), Result<FetchOutcome, FetchError>>,
     ocsp_flights: Flights<(String, Vec<u8>), Result<OcspOutcome, FetchError>>,
 }
@@ -157,7 +205,14 @@ struct Inner {
 impl Fetcher {
     /// A fetcher with these limits.
     pub fn new(config: FetchConfig) -> Result<Self, FetchError> {
+        let policy = Arc::new(AddressPolicy {
+            deny: config.deny.clone(),
+            allow: config.allow.clone(),
+        });
         let mut builder = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: Arc::clone(&policy),
+            }))
             .connect_timeout(config.connect_timeout)
             // Redirects are followed by hand, to check every target.
             .redirect(reqwest::redirect::Policy::none())
@@ -173,6 +228,10 @@ impl Fetcher {
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
+                slots: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+                hosts: Mutex::new(HashMap::new()),
+                urls_ignored: AtomicU64::new(0),
+                policy,
                 config,
                 crl_flights: Flights::new(),
                 ocsp_flights: Flights::new(),
@@ -183,6 +242,33 @@ impl Fetcher {
     /// The configuration.
     pub fn config(&self) -> &FetchConfig {
         &self.inner.config
+    }
+
+    /// The revocation sources of `cert_der` (DER), as
+    /// [`revocation_sources`] reads them, deduplicated and capped at
+    /// [`MAX_CRL_URLS_PER_CERT`] CRL and [`MAX_OCSP_URLS_PER_CERT`] OCSP
+    /// URLs (the first ones, in certificate order). What is left out is
+    /// logged and counted ([`Fetcher::urls_ignored`]): a certificate naming
+    /// hundreds of URLs costs a few fetches, not hundreds.
+    pub fn capped_sources(&self, cert_der: &[u8]) -> Result<Sources, vigil_core::InputError> {
+        let (sources, ignored) = cap_sources(revocation_sources(cert_der)?);
+        if ignored > 0 {
+            self.inner
+                .urls_ignored
+                .fetch_add(ignored as u64, Ordering::Relaxed);
+            tracing::warn!(
+                ignored,
+                crl_cap = MAX_CRL_URLS_PER_CERT,
+                ocsp_cap = MAX_OCSP_URLS_PER_CERT,
+                "certificate names more revocation URLs than are fetched; the rest are ignored"
+            );
+        }
+        Ok(sources)
+    }
+
+    /// How many URLs [`Fetcher::capped_sources`] has left out so far.
+    pub fn urls_ignored(&self) -> u64 {
+        self.inner.urls_ignored.load(Ordering::Relaxed)
     }
 
     /// Fetches the CRL at `url`, conditionally when `validators` are given
@@ -339,6 +425,9 @@ impl Fetcher {
         let config = &self.inner.config;
         let mut attempt = 0;
         loop {
+            // Queueing for a slot is not part of the attempt's time; the
+            // slots are given back during the backoff.
+            let permits = self.permits(&request.url).await;
             let result = tokio::time::timeout(config.total_timeout, self.attempt(request))
                 .await
                 .unwrap_or_else(|_| {
@@ -349,6 +438,7 @@ impl Fetcher {
                 });
             match result {
                 Err(e) if e.is_transient() && attempt < config.retries => {
+                    drop(permits);
                     let delay = backoff(config, attempt);
                     tracing::debug!(
                         attempt,
@@ -383,6 +473,9 @@ impl Fetcher {
         let mut url = request.url.clone();
         let mut redirects = 0;
         loop {
+            // A literal address is connected to without resolution: it is
+            // checked here, on every hop (names are checked by the resolver).
+            check_literal(&url, &self.inner.policy)?;
             let mut builder = self
                 .inner
                 .client
@@ -440,6 +533,71 @@ impl Fetcher {
             });
         }
     }
+}
+
+impl Fetcher {
+    /// A global slot and a slot for the host of `url` (name and port),
+    /// held for one attempt, redirects included (a redirect to another host
+    /// still counts against the first one's slot).
+    async fn permits(
+        &self,
+        url: &Url,
+    ) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or(0)
+        );
+        let per_host =
+            {
+                let mut hosts = self
+                    .inner
+                    .hosts
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if !hosts.contains_key(&host) {
+                    // Forget hosts nobody is fetching from or waiting on (a
+                    // held or awaited permit holds a clone), so the table stays
+                    // as small as the set of busy hosts.
+                    hosts.retain(|_, s| Arc::strong_count(s) > 1);
+                }
+                Arc::clone(hosts.entry(host).or_insert_with(|| {
+                    Arc::new(Semaphore::new(self.inner.config.max_per_host.max(1)))
+                }))
+            };
+        // Per host first, so one busy host's queue does not hold global
+        // slots that other hosts could use. The semaphores are never
+        // closed, so acquiring cannot fail.
+        let host_permit = per_host.acquire_owned().await.ok();
+        let global = Arc::clone(&self.inner.slots).acquire_owned().await.ok();
+        (global, host_permit)
+    }
+}
+
+/// Deduplicates the URLs of `sources` and keeps the first
+/// [`MAX_CRL_URLS_PER_CERT`] and [`MAX_OCSP_URLS_PER_CERT`]; returns them
+/// and how many were left out.
+pub fn cap_sources(sources: Sources) -> (Sources, usize) {
+    fn cap(urls: Vec<String>, limit: usize, ignored: &mut usize) -> Vec<String> {
+        let mut kept: Vec<String> = Vec::with_capacity(limit.min(urls.len()));
+        for url in urls {
+            if kept.contains(&url) {
+                continue;
+            }
+            if kept.len() == limit {
+                *ignored += 1;
+            } else {
+                kept.push(url);
+            }
+        }
+        kept
+    }
+    let mut ignored = 0;
+    let capped = Sources {
+        crl_urls: cap(sources.crl_urls, MAX_CRL_URLS_PER_CERT, &mut ignored),
+        ocsp_urls: cap(sources.ocsp_urls, MAX_OCSP_URLS_PER_CERT, &mut ignored),
+    };
+    (capped, ignored)
 }
 
 struct Request {
