@@ -1,97 +1,104 @@
-//! Fuzz target: the input as the leaf certificate of a chain verified
-//! against the fixture root (`data/root.der`), with the fixture intermediate
-//! and both CRLs loaded, at the fixture's generation time.
+//! Fuzz target: `vigil verify` end to end, at library level. The input is a
+//! list of records (`vigil_fuzz::records`): kind 0 a chain part (PEM bundle
+//! or DER, as `vigil verify LEAF --intermediate` reads them), 1 a CRL
+//! (`--crl`, PEM or DER), 2 an OCSP response (`--ocsp-response`), 3 the
+//! options (policy, depth, usage). One Verifier anchored at the fixture
+//! root takes the CRLs and OCSP responses and judges the chain at
+//! `data/now`, cached and uncached.
 //!
-//! Oracles beyond "no panic": the cached and uncached verdicts agree, and a
-//! leaf is only ever accepted if its tbsCertificate is the fixture client's
-//! (`data/client.der`, the seed): nothing else carries a signature of the
-//! intermediate's key.
+//! Oracles beyond "no panic": the cached and uncached verdicts agree; an
+//! accepted leaf is one of the fixture's signed clients (nothing else
+//! carries a signature of the intermediate's key); under `require`, only
+//! the good client can be accepted (everything signed about revoked-client
+//! says revoked).
 
 #![no_main]
 
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
-
 use libfuzzer_sys::fuzz_target;
-use vigil_core::{CertificateDer, RevocationPolicy, TrustStore, Usage, Verifier, VerifyOptions};
+use vigil_core::input::{parse_certificates, parse_crls};
+use vigil_core::{
+    CertificateDer, Depth, RevocationPolicy, TrustStore, Usage, Verifier, VerifyOptions,
+};
+use vigil_fuzz::{now, records, same_tbs, CLIENT, REVOKED_CLIENT, ROOT};
 
-static ROOT: &[u8] = include_bytes!("../data/root.der");
-static INTERMEDIATE: &[u8] = include_bytes!("../data/intermediate.der");
-static ROOT_CRL: &[u8] = include_bytes!("../data/root.crl");
-static INTERMEDIATE_CRL: &[u8] = include_bytes!("../data/intermediate.crl");
-static CLIENT: &[u8] = include_bytes!("../data/client.der");
-
-/// The fixture's `now` (2026-11-26T03:54:51Z): every certificate is valid
-/// and both CRLs are current. Regenerating `data/` means updating this.
-const NOW_UNIX: u64 = 1_795_665_291;
-
-fn verifier() -> &'static Verifier {
-    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
-    VERIFIER.get_or_init(|| {
-        let mut trust = TrustStore::new();
-        trust
-            .add(CertificateDer::from(ROOT))
-            .expect("fuzz/data/root.der is not a usable trust anchor");
-        let mut v = Verifier::new(trust);
-        v.add_ca_certificate(&CertificateDer::from(INTERMEDIATE))
-            .expect("fuzz/data/intermediate.der is not a certificate");
-        v.add_crl(ROOT_CRL)
-            .expect("fuzz/data/root.crl is not a CRL");
-        v.add_crl(INTERMEDIATE_CRL)
-            .expect("fuzz/data/intermediate.crl is not a CRL");
-        v
-    })
-}
-
-/// The tbsCertificate element (header included) of a DER certificate, by a
-/// minimal walk; `None` when the bytes do not have that shape.
-fn tbs(der: &[u8]) -> Option<&[u8]> {
-    fn header(d: &[u8]) -> Option<(usize, usize)> {
-        let first = *d.get(1)?;
-        if first < 0x80 {
-            return Some((2, usize::from(first)));
-        }
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let len = d
-            .get(2..2 + n)?
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        Some((2 + n, len))
-    }
-    let (h, l) = header(der)?;
-    let body = der.get(h..h.checked_add(l)?)?;
-    let (th, tl) = header(body)?;
-    body.get(..th.checked_add(tl)?)
-}
+/// Most parts of each kind used, so one input stays cheap.
+const MAX_PARTS: usize = 8;
 
 fuzz_target!(|data: &[u8]| {
-    let v = verifier();
-    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_UNIX);
-    let leaf = CertificateDer::from(data);
-    let intermediate = CertificateDer::from(INTERMEDIATE);
-    let with_intermediate = [leaf.clone(), intermediate];
-    let alone = [leaf];
-    for policy in [RevocationPolicy::Require, RevocationPolicy::Off] {
-        let options = VerifyOptions {
-            usage: Usage::Any,
-            policy,
-            ..VerifyOptions::default()
-        };
-        for chain in [&with_intermediate[..], &alone[..]] {
-            let verdict = v.verify_uncached(chain, &options, at);
-            let _ = verdict.to_json();
-            let cached = v.verify(chain, &options, at);
-            assert_eq!(*cached, verdict, "cached and uncached verdicts differ");
-            if verdict.is_accepted() {
-                assert!(
-                    tbs(data).is_some() && tbs(data) == tbs(CLIENT),
-                    "a leaf other than the fixture client was accepted: {}",
-                    verdict.to_json()
-                );
-            }
+    let mut chain: Vec<CertificateDer<'static>> = Vec::new();
+    let mut crls: Vec<Vec<u8>> = Vec::new();
+    let mut ocsp: Vec<&[u8]> = Vec::new();
+    let mut knobs = 0u8;
+    for (kind, body) in records(data) {
+        match kind % 4 {
+            0 if chain.len() < MAX_PARTS => match parse_certificates(body, "chain") {
+                Ok(certs) => chain.extend(certs.into_iter().take(MAX_PARTS)),
+                // Unparseable bytes still go to the verifier, as raw DER.
+                Err(_) => chain.push(CertificateDer::from(body.to_vec())),
+            },
+            1 if crls.len() < MAX_PARTS => match parse_crls(body, "crl") {
+                Ok(found) => crls.extend(found.into_iter().take(MAX_PARTS)),
+                Err(_) => crls.push(body.to_vec()),
+            },
+            2 if ocsp.len() < MAX_PARTS => ocsp.push(body),
+            3 => knobs = body.first().copied().unwrap_or(0),
+            _ => {}
         }
+    }
+    if chain.is_empty() {
+        return;
+    }
+
+    let mut trust = TrustStore::new();
+    if trust.add(CertificateDer::from(ROOT)).is_err() {
+        return;
+    }
+    let mut verifier = Verifier::new(trust);
+    for crl in &crls {
+        let _ = verifier.add_crl(crl);
+    }
+    for answer in &ocsp {
+        let _ = verifier.add_ocsp_response(answer);
+    }
+    let policy = match knobs % 3 {
+        0 => RevocationPolicy::Require,
+        1 => RevocationPolicy::Prefer,
+        _ => RevocationPolicy::Off,
+    };
+    let options = VerifyOptions {
+        usage: match (knobs >> 2) % 3 {
+            0 => Usage::Any,
+            1 => Usage::Client,
+            _ => Usage::Server,
+        },
+        policy,
+        depth: if knobs & 0x20 == 0 {
+            Depth::Chain
+        } else {
+            Depth::Leaf
+        },
+        ..VerifyOptions::default()
+    };
+    let at = now();
+    let verdict = verifier.verify_uncached(&chain, &options, at);
+    let _ = verdict.to_json();
+    let cached = verifier.verify(&chain, &options, at);
+    assert_eq!(*cached, verdict, "cached and uncached verdicts differ");
+    let again = verifier.verify(&chain, &options, at);
+    assert_eq!(*again, verdict, "a cached verdict changed");
+    if verdict.is_accepted() {
+        let leaf = chain[0].as_ref();
+        let client = same_tbs(leaf, CLIENT);
+        let revoked = same_tbs(leaf, REVOKED_CLIENT);
+        assert!(
+            client || revoked,
+            "a leaf other than the fixture clients was accepted: {}",
+            verdict.to_json()
+        );
+        assert!(
+            !(revoked && policy == RevocationPolicy::Require),
+            "revoked client accepted under require: {}",
+            verdict.to_json()
+        );
     }
 });

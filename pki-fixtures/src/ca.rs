@@ -329,6 +329,17 @@ impl CrlSpec {
     }
 }
 
+/// How [`Ca::nonconforming_crl`] breaks the cRLNumber rule of RFC 5280 §5.2.3 ("conforming
+/// CRL issuers MUST include this extension in all CRLs", "MUST NOT be marked critical").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CrlNumberFault {
+    /// No cRLNumber extension at all.
+    Missing,
+    /// The cRLNumber extension is marked critical.
+    Critical,
+}
+
 /// A signed CRL (version 2, with authorityKeyIdentifier and cRLNumber, no
 /// issuingDistributionPoint).
 #[derive(Clone, PartialEq, Eq)]
@@ -679,6 +690,23 @@ impl Ca {
         sign_crl(&impostor, &self.key_id, &self.cert.name, spec)
     }
 
+    /// Signs a CRL like [`Ca::crl`], then breaks RFC 5280 §5.2.3's rule for its cRLNumber
+    /// extension as `fault` says and signs it again with this CA's key: a CRL with a good
+    /// signature that a conforming relying party must still refuse.
+    pub fn nonconforming_crl(
+        &self,
+        spec: &CrlSpec,
+        fault: CrlNumberFault,
+    ) -> Result<Crl, FixtureError> {
+        let crl = self.crl(spec)?;
+        let der = with_crl_number_fault(&crl.der, fault, self.issuer.key())?;
+        Ok(Crl {
+            pem: der::pem("X509 CRL", &der),
+            der,
+            ..crl
+        })
+    }
+
     /// The subjectKeyIdentifier of this CA (truncated SHA-256 of its public key), which is
     /// also the authorityKeyIdentifier of everything it signs.
     pub fn key_id(&self) -> &[u8] {
@@ -733,6 +761,61 @@ pub(crate) fn sign_crl(
         next_update,
         revoked_serials,
     })
+}
+
+/// `crl` (DER) with its cRLNumber extension broken as `fault` says, signed again with
+/// `key` (the CA's own key, so only the cRLNumber rule of RFC 5280 §5.2.3 is broken).
+pub(crate) fn with_crl_number_fault(
+    crl: &[u8],
+    fault: CrlNumberFault,
+    key: &KeyPair,
+) -> Result<Vec<u8>, FixtureError> {
+    let bad = || FixtureError::Generation("re-encoding the fixture CRL".into());
+    let mut outer = der::Reader::new(der::single(crl, 0x30).ok_or_else(bad)?);
+    let tbs = outer.read(0x30).ok_or_else(bad)?;
+    let alg = outer.read_element(0x30).ok_or_else(bad)?;
+    let mut fields = der::Reader::new(tbs);
+    let mut content = Vec::with_capacity(tbs.len());
+    while !fields.is_empty() {
+        let (tag, value, whole) = fields.read_any().ok_or_else(bad)?;
+        if tag != 0xa0 {
+            content.extend_from_slice(whole);
+            continue;
+        }
+        // crlExtensions [0] EXPLICIT SEQUENCE OF Extension
+        let mut exts = der::Reader::new(der::single(value, 0x30).ok_or_else(bad)?);
+        let mut list = Vec::new();
+        while !exts.is_empty() {
+            let ext = exts.read_element(0x30).ok_or_else(bad)?;
+            let mut e = der::Reader::new(der::single(ext, 0x30).ok_or_else(bad)?);
+            let oid = e.read_element(0x06).ok_or_else(bad)?;
+            if oid != [0x06, 0x03, 0x55, 0x1d, 0x14] {
+                list.extend_from_slice(ext);
+                continue;
+            }
+            match fault {
+                CrlNumberFault::Missing => {}
+                CrlNumberFault::Critical => {
+                    let _ = e.read_optional(0x01).ok_or_else(bad)?;
+                    let value = e.read_element(0x04).ok_or_else(bad)?;
+                    let mut body = oid.to_vec();
+                    body.extend(der::tlv(0x01, &[0xff]));
+                    body.extend_from_slice(value);
+                    list.extend(der::tlv(0x30, &body));
+                }
+            }
+        }
+        content.extend(der::tlv(0xa0, &der::tlv(0x30, &list)));
+    }
+    let tbs = der::tlv(0x30, &content);
+    let signature = rcgen::SigningKey::sign(key, &tbs)
+        .map_err(|e| FixtureError::generation("re-signing the CRL", e))?;
+    let mut bits = vec![0u8];
+    bits.extend(signature);
+    let mut body = tbs;
+    body.extend_from_slice(alg);
+    body.extend(der::tlv(0x03, &bits));
+    Ok(der::tlv(0x30, &body))
 }
 
 /// Issues a leaf like [`Ca::issue_leaf`] and then flips one bit in the last byte of its

@@ -48,8 +48,8 @@ pub mod responder;
 mod shared;
 
 pub use ca::{
-    crl_url, ocsp_url, Ca, Cert, CertSpec, Crl, CrlSpec, LeafUsage, PkiOptions, Reason,
-    RevokedEntry, ORGANIZATION,
+    crl_url, ocsp_url, Ca, Cert, CertSpec, Crl, CrlNumberFault, CrlSpec, LeafUsage, PkiOptions,
+    Reason, RevokedEntry, ORGANIZATION,
 };
 pub use der::pem;
 pub use error::FixtureError;

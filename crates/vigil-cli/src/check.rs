@@ -496,6 +496,8 @@ fn crl_error(e: &CrlError) -> SourceError {
         CrlError::BadSignature => "crl_signature_invalid",
         CrlError::IssuerMismatch => "crl_issuer_mismatch",
         CrlError::SignerNotCrlSigner => "crl_signer_not_authorized",
+        CrlError::MissingCrlNumber => "crl_number_missing",
+        CrlError::CriticalCrlNumber => "crl_number_critical",
         _ => "crl_invalid",
     };
     SourceError::new(code, e.to_string())

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use pki_fixtures::responder::{
     start_with_fresh_pki, Behaviour, OcspSigner, Responder, ResponderOptions, Target,
 };
-use pki_fixtures::{CertSpec, Pki, PkiDir, PkiOptions, Reason};
+use pki_fixtures::{CertSpec, CrlNumberFault, Pki, PkiDir, PkiOptions, Reason};
 use serde_json::{json, Value};
 
 /// A responder serving a fresh fixture PKI, and that PKI on disk.
@@ -356,6 +356,45 @@ fn forged_data_is_an_error_and_never_accepted() {
             source(&report, "ocsp")["error"]["code"],
             "ocsp_signature_invalid"
         );
+    }
+}
+
+/// RFC 5280 §5.2.3: cRLNumber MUST be present and non-critical. A CRL that
+/// breaks either rule is refused even though its signature is good, and
+/// `vigil check` says which rule (JSON code and text alike).
+#[test]
+fn a_crl_whose_crl_number_is_missing_or_critical_is_refused() {
+    let live = Live::start();
+    live.set(Target::Ocsp, Behaviour::Down);
+    for (fault, code, text) in [
+        (
+            CrlNumberFault::Missing,
+            "crl_number_missing",
+            "no cRLNumber",
+        ),
+        (
+            CrlNumberFault::Critical,
+            "crl_number_critical",
+            "cRLNumber extension is critical",
+        ),
+    ] {
+        live.set(Target::Crl, Behaviour::NonconformingCrl(fault));
+        for policy in ["require", "prefer"] {
+            let (exit, report) = live.check_client().args(["--revocation", policy]).json();
+            assert_eq!(
+                source(&report, "crl")["error"]["code"],
+                code,
+                "{policy}: {report}"
+            );
+            assert_ne!(report["verdict"]["status"], "good", "{policy}: {report}");
+            if policy == "require" {
+                assert_eq!(exit, 1, "{report}");
+                assert_eq!(report["verdict"]["verdict"], "rejected");
+            }
+        }
+        let out = live.check_client().output();
+        assert_eq!(out.code, 1, "{}", out.stdout);
+        assert!(out.stdout.contains(text), "{fault:?}: {}", out.stdout);
     }
 }
 

@@ -159,6 +159,10 @@ async fn crl(
                 let tag = etag(&crl.der);
                 (Bytes::from(crl.der), tag, served.last_modified)
             }),
+            Behaviour::NonconformingCrl(fault) => ca_state.nonconforming_crl(fault).map(|der| {
+                let tag = etag(&der);
+                (Bytes::from(der), tag, served.last_modified)
+            }),
             _ => Ok((
                 served.body.clone(),
                 served.etag.clone(),

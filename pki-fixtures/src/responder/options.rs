@@ -102,6 +102,9 @@ pub enum Behaviour {
     /// claiming the usual signer: a CRL with the CA's issuer name and
     /// authorityKeyIdentifier; OCSP answers with the usual responderID (and `certs`).
     WrongSigner,
+    /// CRL: the current CRL, signed by the CA's own key, with its cRLNumber extension
+    /// missing or marked critical (RFC 5280 §5.2.3 forbids both). OCSP: as `Normal`.
+    NonconformingCrl(crate::CrlNumberFault),
     /// OCSP: `200 OK` carrying an OCSPResponse with responseStatus `tryLater` (3) and no
     /// responseBytes. CRL: `503 Service Unavailable` with `Retry-After: 60`.
     TryLater,

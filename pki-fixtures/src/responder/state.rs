@@ -268,6 +268,14 @@ impl CaState {
         self.sign(&self.impostor, c.this_update, c.next_update, c.number)
     }
 
+    /// The current CRL with its cRLNumber broken as `fault` says, signed by the CA's key.
+    pub(crate) fn nonconforming_crl(
+        &self,
+        fault: crate::CrlNumberFault,
+    ) -> Result<Vec<u8>, FixtureError> {
+        crate::ca::with_crl_number_fault(&self.served.crl.der, fault, self.issuer.key())
+    }
+
     fn sign(
         &self,
         issuer: &Issuer<'static, KeyPair>,
