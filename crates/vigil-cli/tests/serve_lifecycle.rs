@@ -39,7 +39,7 @@ async fn revocation_tears_down_exactly_that_connection_over_sse() {
     let twin = api
         .register(&fx.chain(&doomed_cert), json!({"pod": "a2"}), None)
         .await;
-    let mut events = subscribe(&sidecar.base, None).await;
+    let mut events = subscribe(&api, None).await;
 
     fx.responder
         .revoke(&doomed_cert, Reason::KeyCompromise)
@@ -127,7 +127,7 @@ async fn registrations_survive_graceful_and_kill9_restarts() {
     let b_view = api.get(&format!("/v1/connections/{b}")).await;
     assert_eq!(b_view.body["labels"], json!({"name": "b"}));
     assert_eq!(b_view.body["lease_secs"], 3600);
-    let mut events = subscribe(&sidecar.base, None).await;
+    let mut events = subscribe(&api, None).await;
     fx.responder.revoke(&a_cert, Reason::KeyCompromise).unwrap();
     api.refresh().await;
     let event = next_event(&mut events, "teardown", Duration::from_secs(5))
@@ -144,7 +144,7 @@ async fn registrations_survive_graceful_and_kill9_restarts() {
     let sidecar = fx.sidecar(&token_args());
     let api = Api::new(&sidecar, Some(TOKEN));
     api.wait_ready().await;
-    let mut events = subscribe(&sidecar.base, Some(&last_id)).await;
+    let mut events = subscribe(&api, Some(&last_id)).await;
     // `a`'s removal may not have reached the disk before the kill: then it
     // is announced again (at least once), before or after `c`.
     let event = loop {
@@ -180,7 +180,7 @@ async fn leases_expire_unless_renewed() {
     let sidecar = fx.sidecar(&token_args());
     let api = Api::new(&sidecar, Some(TOKEN));
     let leaf = fx.leaf("leased");
-    let mut events = subscribe(&sidecar.base, None).await;
+    let mut events = subscribe(&api, None).await;
     let lapsing = api.register(&fx.chain(&leaf), json!({}), Some(1)).await;
     let renewed = api.register(&fx.chain(&leaf), json!({}), Some(1)).await;
     let unleased = api.register(&fx.chain(&leaf), json!({}), None).await;
@@ -300,7 +300,7 @@ async fn deny_tears_down_within_100ms_and_survives_restart() {
             .as_str()
             .unwrap()
             .to_owned();
-        let mut events = subscribe(&sidecar.base, None).await;
+        let mut events = subscribe(&api, None).await;
         let sent = Instant::now();
         let reply = api
             .post(
@@ -437,7 +437,7 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
     for leaf in &leaves {
         ids.push(api.register(&fx.chain(leaf), json!({}), None).await);
     }
-    let mut events = subscribe(&sidecar.base, None).await;
+    let mut events = subscribe(&api, None).await;
     fx.responder
         .revoke_many(&leaves.iter().collect::<Vec<_>>(), Reason::KeyCompromise)
         .unwrap();
@@ -464,7 +464,7 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
         .is_some());
     // Resuming after the first event replays the other two, in order.
     let first = seen[0].id.clone().unwrap();
-    let mut resumed = subscribe(&sidecar.base, Some(&first)).await;
+    let mut resumed = subscribe(&api, Some(&first)).await;
     for expected in &seen[1..] {
         let e = next_event(&mut resumed, "teardown", Duration::from_secs(2))
             .await
@@ -472,7 +472,7 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
         assert_eq!(e.id, expected.id);
     }
     // `0`: everything held.
-    let mut all = subscribe(&sidecar.base, Some("0")).await;
+    let mut all = subscribe(&api, Some("0")).await;
     for expected in &seen {
         let e = next_event(&mut all, "teardown", Duration::from_secs(2))
             .await
@@ -486,7 +486,7 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
         api.register(&fx.chain(&leaf), json!({}), Some(1)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut behind = subscribe(&sidecar.base, Some(&first)).await;
+    let mut behind = subscribe(&api, Some(&first)).await;
     let e = behind.recv().await.unwrap();
     assert_eq!(e.event, "reset", "{e:?}");
     let bad = api
@@ -500,7 +500,8 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
 async fn sigterm_ends_event_streams_and_exits_zero() {
     let fx = Fixture::start().await;
     let mut sidecar = fx.sidecar(&[]);
-    let mut events = subscribe(&sidecar.base, None).await;
+    let api = Api::new(&sidecar, None);
+    let mut events = subscribe(&api, None).await;
     let started = Instant::now();
     let status = sidecar.stop();
     assert!(status.success(), "{status:?}");

@@ -80,7 +80,10 @@ pub(crate) struct Route {
     pub(crate) summary: &'static str,
     /// Needs the bearer token (when one is configured).
     pub(crate) auth: bool,
-    /// JSON request body schema, and whether it is required.
+    /// JSON request body schema, and whether it is required. Renew and
+    /// refresh document theirs as required (`{}` for the defaults), while
+    /// an empty body with `Content-Type: application/json` is accepted too,
+    /// as before.
     pub(crate) request: Option<(&'static str, bool)>,
     pub(crate) params: &'static [Param],
     pub(crate) responses: &'static [Resp],
@@ -231,7 +234,7 @@ pub(crate) const ROUTES: &[Route] = &[
         operation_id: "renewLease",
         summary: "Renew a connection's lease from now",
         auth: true,
-        request: Some(("RenewRequest", false)),
+        request: Some(("RenewRequest", true)),
         params: &[],
         responses: &[
             json(200, "The connection with its new lease", "Connection"),
@@ -298,7 +301,7 @@ pub(crate) const ROUTES: &[Route] = &[
         operation_id: "refreshRevocation",
         summary: "Refresh every source, or one ({\"url\": ...}), now; returns when done",
         auth: true,
-        request: Some(("RefreshRequest", false)),
+        request: Some(("RefreshRequest", true)),
         params: &[],
         responses: &[
             json(200, "What each refresh did", "RefreshResult"),
@@ -623,7 +626,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
     }
 }
 
+/// Every request body is a JSON object (serde would also take an array
+/// for a struct, which no schema allows).
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the request body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         let code = match e.classify() {
             serde_json::error::Category::Data => "invalid_request",

@@ -460,12 +460,11 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
         ));
     }
     for (k, v) in labels {
-        if k.is_empty() || k.chars().count() > MAX_LABEL_KEY || v.chars().count() > MAX_LABEL_VALUE
-        {
+        if k.chars().count() > MAX_LABEL_KEY || v.chars().count() > MAX_LABEL_VALUE {
             return Err(ApiError::bad_request(
                 "invalid_request",
                 format!(
-                    "label keys are 1..={MAX_LABEL_KEY} characters and values at most \
+                    "label keys are at most {MAX_LABEL_KEY} characters and values at most \
                      {MAX_LABEL_VALUE}"
                 ),
             ));

@@ -179,7 +179,7 @@ fn schemas() -> Value {
         "description": "Leaf first; each element a PEM block (or bundle) or one base64 DER \
             certificate; at most 16 certificates in all"});
     let labels = json!({"type": "object", "maxProperties": MAX_LABELS,
-        "propertyNames": {"minLength": 1, "maxLength": MAX_LABEL_KEY},
+        "propertyNames": {"maxLength": MAX_LABEL_KEY},
         "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE}});
     let labels_out = json!({"type": "object", "additionalProperties": string()});
     let lease =
