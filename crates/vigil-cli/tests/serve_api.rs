@@ -741,6 +741,7 @@ async fn the_api_serves_tls_when_given_a_certificate() {
     assert_eq!(health.status().as_u16(), 200);
     let verify = client
         .post(sidecar.url("/v1/verify"))
+        .header("content-type", "application/json")
         .body(json!({"chain": fx.chain(&fx.pki.client)}).to_string())
         .send()
         .await

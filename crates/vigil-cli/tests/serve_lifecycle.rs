@@ -349,8 +349,17 @@ async fn deny_tears_down_within_100ms_and_survives_restart() {
         .post("/v1/connections", &json!({"chain": fx.chain(&leaf)}))
         .await;
     assert_eq!(r.status, 403);
+    // Listing is a /v1 read: it needs the token too.
+    let anonymous_list = std::process::Command::new(serve_support::vigil())
+        .args(["deny", "--sidecar", &sidecar.base, "--list"])
+        .env_remove("VIGIL_API_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(anonymous_list.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&anonymous_list.stderr).contains("missing_token"));
     let list = std::process::Command::new(serve_support::vigil())
         .args(["deny", "--sidecar", &sidecar.base, "--list"])
+        .env("VIGIL_API_TOKEN", TOKEN)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&list.stdout);
