@@ -117,7 +117,12 @@ async fn the_token_from_a_file_guards_every_v1_read() {
         let reply = anonymous.get(&path).await;
         assert_eq!(reply.status, 401, "{path}: {}", reply.text);
         assert!(!reply.text.contains("secret"), "{path}");
-        assert_eq!(api.get(&path.replace("/v1/events", "/v1/revocation")).await.status, 200);
+        assert_eq!(
+            api.get(&path.replace("/v1/events", "/v1/revocation"))
+                .await
+                .status,
+            200
+        );
     }
     let verify = anonymous
         .post("/v1/verify", &json!({"chain": fx.chain(&fx.pki.client)}))
@@ -128,18 +133,18 @@ async fn the_token_from_a_file_guards_every_v1_read() {
     }
     // --api-token still works, with a warning that ps shows it.
     let dir2 = fx.dir.path().join("data-flag");
-    let mut flagged = serve_support::Sidecar::start(
-        &dir2,
-        &fx.anchor(),
-        &["--api-token", TOKEN],
-        &[],
-    );
+    let mut flagged =
+        serve_support::Sidecar::start(&dir2, &fx.anchor(), &["--api-token", TOKEN], &[]);
     assert_eq!(
         Api::new(&flagged, Some(TOKEN)).get("/v1/deny").await.status,
         200
     );
     assert!(flagged.stop().success());
-    assert!(flagged.log_text().contains("--api-token is visible"), "{}", flagged.log_text());
+    assert!(
+        flagged.log_text().contains("--api-token is visible"),
+        "{}",
+        flagged.log_text()
+    );
     assert!(!flagged.log_text().contains(TOKEN));
 }
 
@@ -160,21 +165,37 @@ async fn bad_token_settings_and_an_open_non_loopback_listen_exit_2() {
     };
     let (code, err) = run(with(&["--listen", "0.0.0.0:0"]), &[]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("not a loopback address") && err.contains("--insecure-no-auth"), "{err}");
+    assert!(
+        err.contains("not a loopback address") && err.contains("--insecure-no-auth"),
+        "{err}"
+    );
     let (code, err) = run(with(&["--listen", "[::]:0"]), &[]);
     assert_eq!(code, Some(2), "{err}");
     let (code, err) = run(
-        with(&["--listen", "127.0.0.1:0", "--api-token-file", empty.to_str().unwrap()]),
+        with(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--api-token-file",
+            empty.to_str().unwrap(),
+        ]),
         &[],
     );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("empty"), "{err}");
     let (code, err) = run(
-        with(&["--listen", "127.0.0.1:0", "--api-token-file", "/nonexistent/token"]),
+        with(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--api-token-file",
+            "/nonexistent/token",
+        ]),
         &[],
     );
     assert_eq!(code, Some(2), "{err}");
-    let (code, err) = run(with(&["--listen", "127.0.0.1:0"]), &[("VIGIL_API_TOKEN", "")]);
+    let (code, err) = run(
+        with(&["--listen", "127.0.0.1:0"]),
+        &[("VIGIL_API_TOKEN", "")],
+    );
     assert_eq!(code, Some(2), "{err}");
     // --insecure-no-auth (or a token) gets past the check: what fails next
     // is the anchor, before anything is bound.
@@ -183,14 +204,24 @@ async fn bad_token_settings_and_an_open_non_loopback_listen_exit_2() {
         (vec![], vec![("VIGIL_INSECURE_NO_AUTH", "true")]),
         (vec![], vec![("VIGIL_API_TOKEN", TOKEN)]),
     ] {
-        let mut args: Vec<String> = ["--anchor", "/nonexistent/root.pem", "--data-dir", &data, "--listen", "0.0.0.0:0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> = [
+            "--anchor",
+            "/nonexistent/root.pem",
+            "--data-dir",
+            &data,
+            "--listen",
+            "0.0.0.0:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         let (code, err) = run(args, &env);
         assert_eq!(code, Some(2), "{err}");
-        assert!(!err.contains("not a loopback address"), "{extra:?} {env:?}: {err}");
+        assert!(
+            !err.contains("not a loopback address"),
+            "{extra:?} {env:?}: {err}"
+        );
         assert!(err.contains("root.pem"), "{err}");
     }
 }
@@ -210,7 +241,10 @@ async fn caps_answer_429_and_a_last_event_id_past_u64_is_a_reset() {
     let leaf = fx.leaf("capped");
     let _id = api.register(&fx.chain(&leaf), json!({}), None).await;
     let second = api
-        .post("/v1/connections", &json!({"chain": fx.chain(&fx.pki.client)}))
+        .post(
+            "/v1/connections",
+            &json!({"chain": fx.chain(&fx.pki.client)}),
+        )
         .await;
     assert_eq!(second.status, 429, "{}", second.text);
     assert_eq!(second.body["error"], "too_many_connections");
@@ -219,7 +253,10 @@ async fn caps_answer_429_and_a_last_event_id_past_u64_is_a_reset() {
     // A teardown gives an event id of this run.
     let sha = vigil_core::hex(&vigil_core::sha256(&leaf.der));
     let deny = api
-        .post("/v1/deny", &json!({"cert_sha256": sha, "reason": "cap test"}))
+        .post(
+            "/v1/deny",
+            &json!({"cert_sha256": sha, "reason": "cap test"}),
+        )
         .await;
     assert_eq!(deny.status, 201, "{}", deny.text);
     let torn = next_event(&mut events, "teardown", Duration::from_secs(5))
@@ -288,7 +325,11 @@ async fn a_corrupt_stored_deny_rule_fails_readyz_and_stays_on_disk() {
         let store = vigil_runtime::SledStore::open(fx.data_dir()).unwrap();
         use vigil_runtime::Store as _;
         store
-            .put_entry(vigil_runtime::Table::Denials, b"{\"cert_sha256\":\"x\"}", b"{truncated")
+            .put_entry(
+                vigil_runtime::Table::Denials,
+                b"{\"cert_sha256\":\"x\"}",
+                b"{truncated",
+            )
             .unwrap();
         store.flush().unwrap();
     }
@@ -308,7 +349,9 @@ async fn a_corrupt_stored_deny_rule_fails_readyz_and_stays_on_disk() {
     };
     assert_eq!(ready.status, 503, "{}", ready.text);
     assert!(ready.text.contains("deny rule"), "{}", ready.text);
-    assert!(sidecar.log_text().contains("stored deny rule cannot be loaded"));
+    assert!(sidecar
+        .log_text()
+        .contains("stored deny rule cannot be loaded"));
     let probe = std::process::Command::new(vigil())
         .args(["health", "--url", &sidecar.base, "--ready"])
         .output()
@@ -319,5 +362,8 @@ async fn a_corrupt_stored_deny_rule_fails_readyz_and_stays_on_disk() {
     let store = vigil_runtime::SledStore::open(fx.data_dir()).unwrap();
     use vigil_runtime::Store as _;
     let kept = store.entries(vigil_runtime::Table::Denials).unwrap();
-    assert!(kept.iter().any(|(_, v)| v == b"{truncated"), "the corrupt rule was dropped");
+    assert!(
+        kept.iter().any(|(_, v)| v == b"{truncated"),
+        "the corrupt rule was dropped"
+    );
 }

@@ -151,7 +151,9 @@ mod tests {
         assert!(
             matches!(k.normalized(), Ok(DenyKey::IssuerSerial { serial, .. }) if serial == "0080")
         );
-        for bad in ["", "abc", "zz", "0g", "::ab", "ab::cd", "a:bcd", "ab:", ":ab"] {
+        for bad in [
+            "", "abc", "zz", "0g", "::ab", "ab::cd", "a:bcd", "ab:", ":ab",
+        ] {
             let k = DenyKey::IssuerSerial {
                 issuer: "CN=x".into(),
                 serial: bad.into(),
@@ -160,7 +162,9 @@ mod tests {
         }
         assert!(DenyKey::CertSha256("ab".into()).normalized().is_err());
         assert!(DenyKey::SpkiSha256("AB".repeat(32)).normalized().is_ok());
-        assert!(DenyKey::SpkiSha256(["ab"; 32].join(":")).normalized().is_ok());
+        assert!(DenyKey::SpkiSha256(["ab"; 32].join(":"))
+            .normalized()
+            .is_ok());
         let k = DenyKey::IssuerSerial {
             issuer: "Nonsense=x".into(),
             serial: "01".into(),

@@ -153,7 +153,10 @@ fn encode_oid(dotted: &str) -> Option<Vec<u8>> {
     let arcs: Vec<u64> = dotted
         .split('.')
         .map(|a| {
-            if a.is_empty() || !a.bytes().all(|b| b.is_ascii_digit()) || (a.len() > 1 && a.starts_with('0')) {
+            if a.is_empty()
+                || !a.bytes().all(|b| b.is_ascii_digit())
+                || (a.len() > 1 && a.starts_with('0'))
+            {
                 None
             } else {
                 a.parse().ok()
@@ -350,7 +353,10 @@ mod tests {
         // Name ::= SEQUENCE OF SET OF { type, value }: a UTF8String CN
         // with a double space, a PrintableString O.
         let atv = |oid: &[u8], tag: u8, value: &str| {
-            tlv(0x31, &tlv(0x30, &[tlv(0x06, oid), tlv(tag, value.as_bytes())].concat()))
+            tlv(
+                0x31,
+                &tlv(0x30, &[tlv(0x06, oid), tlv(tag, value.as_bytes())].concat()),
+            )
         };
         let der = tlv(
             0x30,

@@ -92,8 +92,7 @@ pub(crate) struct Route {
 
 /// `Last-Event-ID`: `EPOCH-SEQ` as sent, or `0`; blanks around it and an
 /// empty value (live events only) are accepted.
-const LAST_EVENT_ID: &str =
-    r#"{"type": "string", "pattern": "^[ \t]*(0|[0-9]+-[0-9]+)?[ \t]*$"}"#;
+const LAST_EVENT_ID: &str = r#"{"type": "string", "pattern": "^[ \t]*(0|[0-9]+-[0-9]+)?[ \t]*$"}"#;
 
 const fn json(status: u16, description: &'static str, schema: &'static str) -> Resp {
     Resp {

@@ -131,10 +131,7 @@ impl Hub {
             return Err(ApiError::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 "too_many_subscribers",
-                format!(
-                    "at most {} event subscribers at once",
-                    self.max_subscribers
-                ),
+                format!("at most {} event subscribers at once", self.max_subscribers),
             ));
         }
         let (rx, replay, last_seq, gap) = {

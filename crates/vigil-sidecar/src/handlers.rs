@@ -493,9 +493,7 @@ fn parse_deny(body: Value) -> Result<DenyRule, ApiError> {
     // As the schema says: 1..=1024 characters, not only spaces, tabs and
     // line breaks (those are trimmed).
     let reason = match map.remove("reason") {
-        Some(Value::String(r))
-            if !trim_blank(&r).is_empty() && r.chars().count() <= MAX_REASON =>
-        {
+        Some(Value::String(r)) if !trim_blank(&r).is_empty() && r.chars().count() <= MAX_REASON => {
             trim_blank(&r).to_owned()
         }
         Some(_) => {

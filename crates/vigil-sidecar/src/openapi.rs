@@ -10,7 +10,9 @@ use vigil_core::ReasonCode;
 use super::api::{Body, Resp, BODY_STATUSES, MISDIRECTED, ROUTES, UNAUTHORIZED};
 use super::chain::MAX_CHAIN;
 use super::connections::MAX_LEASE_SECS;
-use super::handlers::{MAX_EXPIRES, MIN_EXPIRES, MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_REASON};
+use super::handlers::{
+    MAX_EXPIRES, MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_REASON, MIN_EXPIRES,
+};
 
 /// The document; `metrics_auth`: `/metrics` needs the token.
 pub(crate) fn document(metrics_auth: bool) -> Value {
@@ -188,11 +190,11 @@ fn schemas() -> Value {
         "pattern": "[^ \t\n\r]",
         "description": "Why; blanks around it are trimmed"});
     let expires = json!({"nullable": true, "description": "When the rule stops applying: \
-        RFC 3339, or Unix seconds; absent or null: until lifted",
-        "oneOf": [
-            {"type": "string", "format": "date-time"},
-            {"type": "integer", "minimum": MIN_EXPIRES, "maximum": MAX_EXPIRES},
-        ]});
+    RFC 3339, or Unix seconds; absent or null: until lifted",
+    "oneOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "integer", "minimum": MIN_EXPIRES, "maximum": MAX_EXPIRES},
+    ]});
     let teardown_reason = json!({"type": "string",
         "enum": vigil_core::TeardownReason::ALL.map(vigil_core::TeardownReason::as_str)});
     json!({

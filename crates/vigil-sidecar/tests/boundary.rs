@@ -165,13 +165,22 @@ async fn cross_site_media_types_are_refused_and_create_no_rule() {
         }
         // A bodiless POST without a type (fetch() sends those cross-site).
         let (status, _) = served
-            .send(reqwest::Method::POST, "/v1/revocation/refresh", &headers, None)
+            .send(
+                reqwest::Method::POST,
+                "/v1/revocation/refresh",
+                &headers,
+                None,
+            )
             .await;
         assert_eq!(status, 415, "bodiless refresh as {media:?}");
     }
     let (status, list) = served.get("/v1/deny").await;
     assert_eq!(status, 200);
-    assert_eq!(list["rules"], json!([]), "a cross-site request created a rule");
+    assert_eq!(
+        list["rules"],
+        json!([]),
+        "a cross-site request created a rule"
+    );
     // JSON with parameters, and a bodiless refresh that says JSON, pass.
     let (status, _) = served
         .send(
@@ -230,10 +239,11 @@ async fn a_host_that_is_not_loopback_gets_421_on_a_loopback_bind() {
         }
     }
     // No Host at all (HTTP/1.0).
-    let reply = served
-        .raw("GET /healthz HTTP/1.0\r\n\r\n".into())
-        .await;
-    assert!(reply.starts_with("HTTP/1.0 421") || reply.starts_with("HTTP/1.1 421"), "{reply}");
+    let reply = served.raw("GET /healthz HTTP/1.0\r\n\r\n".into()).await;
+    assert!(
+        reply.starts_with("HTTP/1.0 421") || reply.starts_with("HTTP/1.1 421"),
+        "{reply}"
+    );
     for host in [
         "localhost",
         "LOCALHOST:8787",
@@ -275,31 +285,65 @@ async fn every_v1_route_needs_the_token_and_metrics_when_asked() {
     let json_type = [("content-type", "application/json")];
     for (method, path, body) in [
         (reqwest::Method::GET, "/v1/connections", None),
-        (reqwest::Method::GET, "/v1/connections/0123456789abcdef0123456789abcdef", None),
+        (
+            reqwest::Method::GET,
+            "/v1/connections/0123456789abcdef0123456789abcdef",
+            None,
+        ),
         (reqwest::Method::GET, "/v1/events", None),
         (reqwest::Method::GET, "/v1/revocation", None),
         (reqwest::Method::GET, "/v1/deny", None),
-        (reqwest::Method::POST, "/v1/verify", Some(json!({"chain": served.chain()}))),
-        (reqwest::Method::POST, "/v1/connections", Some(json!({"chain": served.chain()}))),
-        (reqwest::Method::POST, "/v1/revocation/refresh", Some(json!({}))),
-        (reqwest::Method::DELETE, "/v1/connections/0123456789abcdef0123456789abcdef", None),
+        (
+            reqwest::Method::POST,
+            "/v1/verify",
+            Some(json!({"chain": served.chain()})),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/connections",
+            Some(json!({"chain": served.chain()})),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/revocation/refresh",
+            Some(json!({})),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/v1/connections/0123456789abcdef0123456789abcdef",
+            None,
+        ),
         (reqwest::Method::GET, "/metrics", None),
     ] {
         let (status, reply) = served
-            .send(method.clone(), path, &json_type, body.map(|b| b.to_string()))
+            .send(
+                method.clone(),
+                path,
+                &json_type,
+                body.map(|b| b.to_string()),
+            )
             .await;
         assert_eq!(status, 401, "{method} {path}: {reply}");
         assert_eq!(reply["error"], "missing_token");
     }
     for path in ["/healthz", "/openapi.json"] {
-        assert_eq!(served.send(reqwest::Method::GET, path, &[], None).await.0, 200, "{path}");
+        assert_eq!(
+            served.send(reqwest::Method::GET, path, &[], None).await.0,
+            200,
+            "{path}"
+        );
     }
-    let (status, _) = served.send(reqwest::Method::GET, "/readyz", &[], None).await;
+    let (status, _) = served
+        .send(reqwest::Method::GET, "/readyz", &[], None)
+        .await;
     assert_ne!(status, 401);
     assert_eq!(served.get("/v1/connections").await.0, 200);
     assert_eq!(served.get("/metrics").await.0, 200);
     let (_, doc) = served.get("/openapi.json").await;
-    assert_eq!(doc["paths"]["/metrics"]["get"]["security"], json!([{"bearer": []}]));
+    assert_eq!(
+        doc["paths"]["/metrics"]["get"]["security"],
+        json!([{"bearer": []}])
+    );
     assert!(doc["paths"]["/v1/connections"]["get"]["responses"]["401"].is_object());
     served.stop().await;
 }
@@ -323,7 +367,11 @@ async fn caps_on_registrations_and_deny_rules_answer_429() {
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
     let (status, body) = served.post_json("/v1/connections", &register).await;
-    assert_eq!((status, body["error"].as_str()), (429, Some("too_many_connections")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_connections")),
+        "{body}"
+    );
     // Removing one makes room.
     let (status, _) = served
         .send(
@@ -342,12 +390,21 @@ async fn caps_on_registrations_and_deny_rules_answer_429() {
     }
     let third = json!({"spki_sha256": "03".repeat(32), "reason": "cap"});
     let (status, body) = served.post_json("/v1/deny", &third).await;
-    assert_eq!((status, body["error"].as_str()), (429, Some("too_many_deny_rules")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_deny_rules")),
+        "{body}"
+    );
     // Replacing a rule that exists is not growth.
     let again = json!({"spki_sha256": "01".repeat(32), "reason": "changed"});
     let (status, body) = served.post_json("/v1/deny", &again).await;
     assert!(status == 200 || status == 201, "{status} {body}");
-    assert_eq!(served.get("/v1/deny").await.1["rules"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        served.get("/v1/deny").await.1["rules"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     served.stop().await;
 }
 
@@ -411,16 +468,25 @@ async fn a_deny_rule_by_issuer_dn_matches_whatever_the_spacing_and_case() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_records_that_cannot_be_read_make_readyz_fail() {
     for (table, key, what) in [
-        (Table::Denials, b"{\"cert_sha256\":\"zz\"}".to_vec(), "deny rule"),
+        (
+            Table::Denials,
+            b"{\"cert_sha256\":\"zz\"}".to_vec(),
+            "deny rule",
+        ),
         (Table::Connections, vec![7u8; 16], "connection"),
     ] {
         let store = memory();
         store.put_entry(table, &key, b"not json at all").unwrap();
         let served = Served::start(with_token(), Arc::clone(&store)).await;
-        let (status, body) = served.send(reqwest::Method::GET, "/readyz", &[], None).await;
+        let (status, body) = served
+            .send(reqwest::Method::GET, "/readyz", &[], None)
+            .await;
         assert_eq!(status, 503, "{what}: {body}");
         let detail = body["detail"].as_str().unwrap();
-        assert!(detail.contains("could not be loaded") && detail.contains(what), "{detail}");
+        assert!(
+            detail.contains("could not be loaded") && detail.contains(what),
+            "{detail}"
+        );
         // Kept on disk for the operator, not dropped.
         assert!(store.entries(table).unwrap().iter().any(|(k, _)| *k == key));
         served.stop().await;
@@ -435,10 +501,15 @@ async fn stored_records_that_cannot_be_read_make_readyz_fail() {
         .put_entry(Table::Denials, &old_key, old.to_string().as_bytes())
         .unwrap();
     let served = Served::start(with_token(), Arc::clone(&store)).await;
-    let (status, body) = served.send(reqwest::Method::GET, "/readyz", &[], None).await;
+    let (status, body) = served
+        .send(reqwest::Method::GET, "/readyz", &[], None)
+        .await;
     assert_eq!(status, 200, "{body}");
     let (_, list) = served.get("/v1/deny").await;
-    assert_eq!(list["rules"][0]["issuer_serial"]["issuer"], "CN=old form, O=vigil");
+    assert_eq!(
+        list["rules"][0]["issuer_serial"]["issuer"],
+        "CN=old form, O=vigil"
+    );
     // Migrated under its normalised key.
     let keys: Vec<Vec<u8>> = store
         .entries(Table::Denials)

@@ -281,27 +281,41 @@ impl Settings {
         }
         if metrics_auth && api_token.is_none() {
             return Err(UsageError(
-                "metrics-auth needs an API token (--api-token-file FILE or VIGIL_API_TOKEN)"
-                    .into(),
+                "metrics-auth needs an API token (--api-token-file FILE or VIGIL_API_TOKEN)".into(),
             ));
         }
         let max_connections = bounded(
             "max-connections",
-            pick(&mut from, "max-connections", args.max_connections, file.max_connections),
+            pick(
+                &mut from,
+                "max-connections",
+                args.max_connections,
+                file.max_connections,
+            ),
             vigil_sidecar::DEFAULT_MAX_CONNECTIONS as u64,
             1..=10_000_000,
             &from,
         )?;
         let max_subscribers = bounded(
             "max-subscribers",
-            pick(&mut from, "max-subscribers", args.max_subscribers, file.max_subscribers),
+            pick(
+                &mut from,
+                "max-subscribers",
+                args.max_subscribers,
+                file.max_subscribers,
+            ),
             vigil_sidecar::DEFAULT_MAX_SUBSCRIBERS as u64,
             1..=100_000,
             &from,
         )?;
         let max_deny_rules = bounded(
             "max-deny-rules",
-            pick(&mut from, "max-deny-rules", args.max_deny_rules, file.max_deny_rules),
+            pick(
+                &mut from,
+                "max-deny-rules",
+                args.max_deny_rules,
+                file.max_deny_rules,
+            ),
             vigil_sidecar::DEFAULT_MAX_DENY_RULES as u64,
             1..=1_000_000,
             &from,
@@ -486,14 +500,20 @@ fn resolve_token(
     let (token, origin) = if let Some(t) = flag_token {
         (Some(t), "--api-token".to_owned())
     } else if let Some(path) = &flag_token_file {
-        (Some(read_token_file(path)?), format!("api-token-file {}", path.display()))
+        (
+            Some(read_token_file(path)?),
+            format!("api-token-file {}", path.display()),
+        )
     } else if let Some(t) = std::env::var_os("VIGIL_API_TOKEN") {
         let t = t
             .into_string()
             .map_err(|_| UsageError("VIGIL_API_TOKEN: not UTF-8".into()))?;
         (Some(t), "VIGIL_API_TOKEN".to_owned())
     } else if let Some(path) = &file_token_file {
-        (Some(read_token_file(path)?), format!("api-token-file {} (config file)", path.display()))
+        (
+            Some(read_token_file(path)?),
+            format!("api-token-file {} (config file)", path.display()),
+        )
     } else {
         (file_token, "api-token (config file)".to_owned())
     };
@@ -612,6 +632,73 @@ mod tests {
         assert_eq!(s.policy, RevocationPolicy::Off);
         assert_eq!(s.api_token.as_deref(), Some("flag-token"));
         assert_eq!(s.anchors, vec![PathBuf::from("/x.pem")]);
+    }
+
+    #[test]
+    fn a_non_loopback_listen_needs_a_token_or_insecure_no_auth() {
+        let err = |list: &[&str]| Settings::resolve(args(list)).unwrap_err().0;
+        let e = err(&["--anchor", "a", "--listen", "0.0.0.0:8787"]);
+        assert!(
+            e.contains("not a loopback address") && e.contains("--insecure-no-auth"),
+            "{e}"
+        );
+        let s = Settings::resolve(args(&[
+            "--anchor",
+            "a",
+            "--listen",
+            "0.0.0.0:8787",
+            "--insecure-no-auth",
+        ]))
+        .unwrap();
+        assert!(s.insecure_no_auth && s.api_token.is_none());
+        let s = Settings::resolve(args(&[
+            "--anchor",
+            "a",
+            "--listen",
+            "0.0.0.0:8787",
+            "--api-token",
+            "t0ken",
+        ]))
+        .unwrap();
+        assert!(s.token_on_command_line);
+        let (_dir, path) = config("listen = \"[::]:8787\"\ninsecure-no-auth = true\n");
+        assert!(
+            Settings::resolve(args(&["--config", path.to_str().unwrap(), "--anchor", "a"])).is_ok()
+        );
+        let e = err(&["--anchor", "a", "--metrics-auth"]);
+        assert!(e.contains("metrics-auth needs an API token"), "{e}");
+    }
+
+    #[test]
+    fn the_token_file_loses_one_newline_and_may_not_be_empty() {
+        let (dir, _) = config("");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "abc123\r\n").unwrap();
+        let f = file.to_str().unwrap();
+        let s = Settings::resolve(args(&["--anchor", "a", "--api-token-file", f])).unwrap();
+        assert_eq!(s.api_token.as_deref(), Some("abc123"));
+        assert!(!s.token_on_command_line);
+        std::fs::write(&file, "\n").unwrap();
+        let e = Settings::resolve(args(&["--anchor", "a", "--api-token-file", f]))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("empty"), "{e}");
+        let e = Settings::resolve(args(&[
+            "--anchor",
+            "a",
+            "--api-token-file",
+            f,
+            "--api-token",
+            "x",
+        ]))
+        .unwrap_err()
+        .0;
+        assert!(e.contains("give one of them"), "{e}");
+        let (_dir, path) = config("api-token-file = \"tok\"\n");
+        std::fs::write(path.parent().unwrap().join("tok"), "from-file\n").unwrap();
+        let s = Settings::resolve(args(&["--config", path.to_str().unwrap(), "--anchor", "a"]))
+            .unwrap();
+        assert_eq!(s.api_token.as_deref(), Some("from-file"));
     }
 
     #[test]
