@@ -1,6 +1,7 @@
 //! The HTTP API: one table of routes ([`ROUTES`]) from which both the
 //! router and `/openapi.json` are built, so the two cannot drift; the
-//! bearer-token check of mutating routes; bounded JSON bodies.
+//! checks in front of every handler (loopback `Host`, bearer token on every
+//! `/v1` route, `application/json` bodies); bounded JSON bodies.
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};

@@ -79,6 +79,18 @@ pub(crate) fn document(metrics_auth: bool) -> Value {
             if let Some(content) = content {
                 resp.insert("content".into(), content);
             }
+            if route.operation_id == "registerConnection" && r.status == 201 {
+                // What a client does with the id it gets (OpenAPI 3.0 §4.7.20).
+                let id = json!({"id": "$response.body#/id"});
+                resp.insert(
+                    "links".into(),
+                    json!({
+                        "GetConnection": {"operationId": "getConnection", "parameters": id},
+                        "RenewLease": {"operationId": "renewLease", "parameters": id},
+                        "DeleteConnection": {"operationId": "deleteConnection", "parameters": id},
+                    }),
+                );
+            }
             responses.insert(r.status.to_string(), Value::Object(resp));
         }
         op.insert("responses".into(), Value::Object(responses));
