@@ -80,15 +80,18 @@ fn clean_hex(s: &str) -> Result<String, String> {
     let bad = || format!("'{s}' is not hex (pairs of digits, optionally ':'-separated)");
     let mut out = String::with_capacity(s.len());
     let mut digits = 0usize;
-    for (i, c) in s.chars().enumerate() {
+    let mut after_colon = false;
+    for c in s.chars() {
         if c == ':' {
             // Only between pairs, never doubled, never at either end.
-            if digits == 0 || !digits.is_multiple_of(2) || s[..i].ends_with(':') {
+            if digits == 0 || !digits.is_multiple_of(2) || after_colon {
                 return Err(bad());
             }
+            after_colon = true;
         } else if c.is_ascii_hexdigit() {
             out.push(c.to_ascii_lowercase());
             digits += 1;
+            after_colon = false;
         } else {
             return Err(bad());
         }

@@ -282,7 +282,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x509_parser::prelude::{FromDer as _, X509Name};
+    use x509_parser::prelude::X509Name;
 
     fn key(text: &str) -> Vec<u8> {
         parse(text).map(|n| n.key).unwrap_or_default()
