@@ -6,10 +6,14 @@
 #       -e VIGIL_API_TOKEN=... vigil --anchor /etc/vigil/root.pem
 #
 # Inside a container the loopback interface is the container's own, so the
-# image listens on 0.0.0.0:8787 (VIGIL_LISTEN); publish the port on the
-# host's loopback (as above) or set VIGIL_API_TOKEN, since mutating
-# endpoints are open without it. Settings are VIGIL_* variables, so `-e`
-# overrides them and flags override both.
+# image listens on 0.0.0.0:8787 (VIGIL_LISTEN), and a non-loopback listen
+# needs an API token: give VIGIL_API_TOKEN (as above) or mount a file and
+# set VIGIL_API_TOKEN_FILE=/run/secrets/vigil-token. Without one `vigil
+# serve` exits 2 (--insecure-no-auth would serve it open: don't). Every /v1
+# route then needs `Authorization: Bearer <token>`; /healthz and /readyz
+# stay open for the HEALTHCHECK. Still publish the port on the host's
+# loopback unless other hosts must reach it. Settings are VIGIL_*
+# variables, so `-e` overrides them and flags override both.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src

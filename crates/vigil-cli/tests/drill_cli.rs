@@ -196,7 +196,9 @@ fn the_drill_against_a_running_sidecar_passes() {
             "--format",
             "json",
         ])
-        .env_remove("VIGIL_API_TOKEN")
+        // Every /v1 route needs the token: the drill sends it everywhere
+        // (registrations, events, refresh).
+        .env("VIGIL_API_TOKEN", "drill-token-0123")
         .env("NO_PROXY", "*")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -221,7 +223,7 @@ fn the_drill_against_a_running_sidecar_passes() {
                 "--data-dir",
                 dir.path().join("data").to_str().unwrap(),
             ])
-            .env_remove("VIGIL_API_TOKEN")
+            .env("VIGIL_API_TOKEN", "drill-token-0123")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

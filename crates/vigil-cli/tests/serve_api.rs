@@ -167,19 +167,21 @@ async fn bad_input_gets_documented_4xx_and_the_sidecar_stays_healthy() {
     let lower = reqwest::Client::new()
         .post(sidecar.url("/v1/connections"))
         .header("authorization", format!("bearer {TOKEN}"))
+        .header("content-type", "application/json")
         .body(body.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(lower.status().as_u16(), 201);
-    // Reads and verify need no token.
-    assert_eq!(anonymous.get("/v1/connections").await.status, 200);
+    // Reads and verify need it too (every /v1 route: see
+    // every_v1_route_needs_the_token_reads_included).
+    assert_eq!(anonymous.get("/v1/connections").await.status, 401);
     assert_eq!(
         anonymous
             .post("/v1/verify", &json!({"chain": chain}))
             .await
             .status,
-        200
+        401
     );
 
     // A 100 MB body: refused from its Content-Length (413), or the
@@ -188,6 +190,7 @@ async fn bad_input_gets_documented_4xx_and_the_sidecar_stays_healthy() {
     let sent = reqwest::Client::new()
         .post(sidecar.url("/v1/verify"))
         .header("content-type", "application/json")
+        .bearer_auth(TOKEN)
         .body(huge)
         .send()
         .await;
@@ -203,8 +206,12 @@ async fn bad_input_gets_documented_4xx_and_the_sidecar_stays_healthy() {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(
-            b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 104857600\r\nExpect: 100-continue\r\n\r\n",
+            format!(
+                "POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 104857600\r\n\
+                 Expect: 100-continue\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .unwrap();
         let mut buf = vec![0u8; 4096];
@@ -221,8 +228,11 @@ async fn bad_input_gets_documented_4xx_and_the_sidecar_stays_healthy() {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = s.write_all(
-            b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Transfer-Encoding: chunked\r\n\r\n",
+            format!(
+                "POST /v1/verify HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .as_bytes(),
         );
         let chunk = vec![b' '; 64 * 1024];
         for _ in 0..40 {
@@ -250,7 +260,7 @@ async fn bad_input_gets_documented_4xx_and_the_sidecar_stays_healthy() {
     let ok = api.post("/v1/verify", &json!({"chain": chain})).await;
     assert_eq!(ok.body["verdict"], "accepted");
     let metrics = api.get("/metrics").await.text;
-    assert!(metrics.contains("vigil_auth_failures_total 2"), "{metrics}");
+    assert!(metrics.contains("vigil_auth_failures_total 4"), "{metrics}");
     assert!(!sidecar.log_text().contains(TOKEN));
     assert!(!sidecar.log_text().contains("BEGIN CERTIFICATE"));
 }
@@ -443,7 +453,7 @@ async fn openapi_document_is_valid_and_every_route_answers_as_documented() {
             _ => None,
         };
         if path == "/v1/events" {
-            let mut rx = subscribe(&sidecar.base, None).await;
+            let mut rx = subscribe(&api, None).await;
             drop(rx.try_recv());
             continue;
         }
@@ -527,7 +537,7 @@ async fn metrics_cover_verifications_fetches_connections_teardowns_and_subscribe
     )
     .await;
     let id = api.register(&chain, json!({}), None).await;
-    let _events = subscribe(&sidecar.base, None).await;
+    let _events = subscribe(&api, None).await;
     api.post(
         "/v1/deny",
         &json!({"cert_sha256": hex_sha256(&fx.pki.client.der), "reason": "metrics"}),
@@ -731,6 +741,7 @@ async fn the_api_serves_tls_when_given_a_certificate() {
     assert_eq!(health.status().as_u16(), 200);
     let verify = client
         .post(sidecar.url("/v1/verify"))
+        .header("content-type", "application/json")
         .body(json!({"chain": fx.chain(&fx.pki.client)}).to_string())
         .send()
         .await

@@ -40,7 +40,7 @@ async fn revocation_tears_down_exactly_that_connection_over_sse() {
     let twin = api
         .register(&fx.chain(&doomed_cert), json!({"pod": "a2"}), None)
         .await;
-    let mut events = subscribe(&sidecar.base, None).await;
+    let mut events = subscribe(&api, None).await;
 
     fx.responder
         .revoke(&doomed_cert, Reason::KeyCompromise)
@@ -128,7 +128,7 @@ async fn registrations_survive_graceful_and_kill9_restarts() {
     let b_view = api.get(&format!("/v1/connections/{b}")).await;
     assert_eq!(b_view.body["labels"], json!({"name": "b"}));
     assert_eq!(b_view.body["lease_secs"], 3600);
-    let mut events = subscribe(&sidecar.base, None).await;
+    let mut events = subscribe(&api, None).await;
     fx.responder.revoke(&a_cert, Reason::KeyCompromise).unwrap();
     api.refresh().await;
     let event = next_event(&mut events, "teardown", Duration::from_secs(5))
@@ -145,7 +145,7 @@ async fn registrations_survive_graceful_and_kill9_restarts() {
     let sidecar = fx.sidecar(&token_args());
     let api = Api::new(&sidecar, Some(TOKEN));
     api.wait_ready().await;
-    let mut events = subscribe(&sidecar.base, Some(&last_id)).await;
+    let mut events = subscribe(&api, Some(&last_id)).await;
     // `a`'s removal may not have reached the disk before the kill: then it
     // is announced again (at least once), before or after `c`.
     let event = loop {
@@ -181,7 +181,7 @@ async fn leases_expire_unless_renewed() {
     let sidecar = fx.sidecar(&token_args());
     let api = Api::new(&sidecar, Some(TOKEN));
     let leaf = fx.leaf("leased");
-    let mut events = subscribe(&sidecar.base, None).await;
+    let mut events = subscribe(&api, None).await;
     let lapsing = api.register(&fx.chain(&leaf), json!({}), Some(1)).await;
     let renewed = api.register(&fx.chain(&leaf), json!({}), Some(1)).await;
     let unleased = api.register(&fx.chain(&leaf), json!({}), None).await;
@@ -301,7 +301,7 @@ async fn deny_tears_down_within_100ms_and_survives_restart() {
             .as_str()
             .unwrap()
             .to_owned();
-        let mut events = subscribe(&sidecar.base, None).await;
+        let mut events = subscribe(&api, None).await;
         let sent = Instant::now();
         let reply = api
             .post(
@@ -350,8 +350,17 @@ async fn deny_tears_down_within_100ms_and_survives_restart() {
         .post("/v1/connections", &json!({"chain": fx.chain(&leaf)}))
         .await;
     assert_eq!(r.status, 403);
+    // Listing is a /v1 read: it needs the token too.
+    let anonymous_list = std::process::Command::new(serve_support::vigil())
+        .args(["deny", "--sidecar", &sidecar.base, "--list"])
+        .env_remove("VIGIL_API_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(anonymous_list.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&anonymous_list.stderr).contains("missing_token"));
     let list = std::process::Command::new(serve_support::vigil())
         .args(["deny", "--sidecar", &sidecar.base, "--list"])
+        .env("VIGIL_API_TOKEN", TOKEN)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&list.stdout);
@@ -438,7 +447,7 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
     for leaf in &leaves {
         ids.push(api.register(&fx.chain(leaf), json!({}), None).await);
     }
-    let mut events = subscribe(&sidecar.base, None).await;
+    let mut events = subscribe(&api, None).await;
     fx.responder
         .revoke_many(&leaves.iter().collect::<Vec<_>>(), Reason::KeyCompromise)
         .unwrap();
@@ -465,7 +474,7 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
         .is_some());
     // Resuming after the first event replays the other two, in order.
     let first = seen[0].id.clone().unwrap();
-    let mut resumed = subscribe(&sidecar.base, Some(&first)).await;
+    let mut resumed = subscribe(&api, Some(&first)).await;
     for expected in &seen[1..] {
         let e = next_event(&mut resumed, "teardown", Duration::from_secs(2))
             .await
@@ -473,7 +482,7 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
         assert_eq!(e.id, expected.id);
     }
     // `0`: everything held.
-    let mut all = subscribe(&sidecar.base, Some("0")).await;
+    let mut all = subscribe(&api, Some("0")).await;
     for expected in &seen {
         let e = next_event(&mut all, "teardown", Duration::from_secs(2))
             .await
@@ -487,7 +496,7 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
         api.register(&fx.chain(&leaf), json!({}), Some(1)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut behind = subscribe(&sidecar.base, Some(&first)).await;
+    let mut behind = subscribe(&api, Some(&first)).await;
     let e = behind.recv().await.unwrap();
     assert_eq!(e.event, "reset", "{e:?}");
     let bad = api
@@ -501,7 +510,8 @@ async fn events_resume_from_last_event_id_with_keep_alives() {
 async fn sigterm_ends_event_streams_and_exits_zero() {
     let fx = Fixture::start().await;
     let mut sidecar = fx.sidecar(&[]);
-    let mut events = subscribe(&sidecar.base, None).await;
+    let api = Api::new(&sidecar, None);
+    let mut events = subscribe(&api, None).await;
     let started = Instant::now();
     let status = sidecar.stop();
     assert!(status.success(), "{status:?}");

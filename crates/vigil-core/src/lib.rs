@@ -33,6 +33,7 @@ mod der;
 mod idset;
 pub mod input;
 mod name;
+mod name_text;
 mod path;
 mod registry;
 pub mod revocation;

@@ -27,26 +27,49 @@ pub(crate) fn name_key(der: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn key_of(name: &X509Name<'_>) -> Vec<u8> {
-    let mut key = Vec::with_capacity(64);
-    for rdn in name.iter_rdn() {
-        let mut attrs: Vec<Vec<u8>> = rdn
-            .iter()
+    assemble(name.iter_rdn().map(|rdn| {
+        rdn.iter()
             .map(|atv| {
-                let mut a = atv.attr_type().as_bytes().to_vec();
-                a.push(0);
-                match prepared(atv.attr_value()) {
-                    Some(s) => {
-                        a.push(1);
-                        a.extend_from_slice(s.as_bytes());
-                    }
-                    None => {
-                        a.push(2);
-                        a.extend_from_slice(atv.attr_value().data);
-                    }
-                }
-                a
+                let value = match prepared(atv.attr_value()) {
+                    Some(s) => AttrValue::Text(s),
+                    None => AttrValue::Raw(atv.attr_value().data),
+                };
+                attribute(atv.attr_type().as_bytes(), &value)
             })
-            .collect();
+            .collect()
+    }))
+}
+
+/// An attribute value as the key holds it.
+pub(crate) enum AttrValue<'a> {
+    /// A directory string, already prepared ([`prepare_text`]).
+    Text(String),
+    /// Any other type: its content octets, compared exactly.
+    Raw(&'a [u8]),
+}
+
+/// One attribute's part of the key: the type's OID content octets, then
+/// the value.
+pub(crate) fn attribute(oid: &[u8], value: &AttrValue<'_>) -> Vec<u8> {
+    let mut a = oid.to_vec();
+    a.push(0);
+    match value {
+        AttrValue::Text(s) => {
+            a.push(1);
+            a.extend_from_slice(s.as_bytes());
+        }
+        AttrValue::Raw(data) => {
+            a.push(2);
+            a.extend_from_slice(data);
+        }
+    }
+    a
+}
+
+/// The key of a sequence of RDNs, each given as its attributes' parts.
+pub(crate) fn assemble(rdns: impl Iterator<Item = Vec<Vec<u8>>>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(64);
+    for mut attrs in rdns {
         // A multi-valued RDN is a SET: order does not matter.
         attrs.sort();
         for a in attrs {
@@ -56,6 +79,20 @@ pub(crate) fn key_of(name: &X509Name<'_>) -> Vec<u8> {
         key.push(0xfe);
     }
     key
+}
+
+/// The value of a directory-string attribute, prepared; `None` for other
+/// types (compared by their bytes).
+pub(crate) fn prepared_value(value: &Any<'_>) -> Option<String> {
+    prepared(value)
+}
+
+/// RFC 4518 preparation as [`names_match`] applies it to a string value.
+pub(crate) fn prepare_text(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// Simplified RFC 4518 string preparation: case folded by lowercasing,
@@ -78,10 +115,5 @@ fn prepared(value: &Any<'_>) -> Option<String> {
         }
         _ => return None,
     };
-    Some(
-        text.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase(),
-    )
+    Some(prepare_text(&text))
 }

@@ -200,6 +200,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Sources evicted by the cap so far.
     evicted: std::sync::atomic::AtomicU64,
+    /// What [`Engine::open`] could not load.
+    load_problems: Vec<String>,
 }
 
 /// What a refresh did.
@@ -283,12 +285,16 @@ impl Engine {
             sources.insert(record.url.clone(), tracked);
         }
         let mut legacy_facts = 0usize;
-        for fact in store
-            .revocations()
-            .map_err(EngineError::Store)?
-            .into_iter()
-            .flatten()
-        {
+        let mut load_problems = Vec::new();
+        for fact in store.revocations().map_err(EngineError::Store)? {
+            let fact = match fact {
+                Ok(fact) => fact,
+                Err(e) => {
+                    tracing::error!(error = %e, "stored revocation fact cannot be loaded");
+                    load_problems.push(format!("revocation fact: {e}"));
+                    continue;
+                }
+            };
             let (key, fact) = fact;
             // Facts are keyed by the issuer's SPKI digest. A key of another
             // length was written by a version that keyed them by name: such
@@ -316,18 +322,38 @@ impl Engine {
                 "stored revocation facts keyed by issuer name (an older version) are not used"
             );
         }
+        // A deny rule that cannot be read is kept on disk and reported
+        // (`load_problems`: the sidecar's /readyz fails), never dropped in
+        // silence. Rules stored before issuer DNs were normalised are
+        // rewritten under their normalised key, so that lifting works.
         for (key, value) in store.entries(Table::Denials).map_err(EngineError::Store)? {
-            match serde_json::from_slice::<DenyRule>(&value) {
+            let rule = serde_json::from_slice::<DenyRule>(&value)
+                .map_err(|e| e.to_string())
+                .and_then(|rule| {
+                    let key = rule.key.clone().normalized()?;
+                    Ok(DenyRule { key, ..rule })
+                });
+            match rule {
                 Ok(rule) => {
+                    let normal = deny_key_bytes(&rule.key);
+                    if normal != key {
+                        let migrated = serde_json::to_vec(&rule)
+                            .map_err(|e| StoreError::Invalid {
+                                detail: e.to_string(),
+                            })
+                            .and_then(|v| store.put_entry(Table::Denials, &normal, &v))
+                            .and_then(|()| store.delete_entry(Table::Denials, &key).map(drop));
+                        if let Err(e) = migrated {
+                            tracing::error!(error = %e, "cannot rewrite a deny rule under its normalised key");
+                        }
+                    }
                     verifier.deny(rule);
                 }
-                // Failing closed would need the rule; a rule that cannot be
-                // read is reported loudly and kept on disk for inspection.
-                Err(e) => tracing::error!(
-                    key = %String::from_utf8_lossy(&key),
-                    error = %e,
-                    "stored deny rule cannot be decoded"
-                ),
+                Err(e) => {
+                    let key = String::from_utf8_lossy(&key).into_owned();
+                    tracing::error!(key = %key, error = %e, "stored deny rule cannot be loaded");
+                    load_problems.push(format!("deny rule {key}: {e}"));
+                }
             }
         }
         let fetcher = Fetcher::new(config.fetch.clone()).map_err(EngineError::Fetch)?;
@@ -348,8 +374,16 @@ impl Engine {
                 last_prune: std::sync::atomic::AtomicI64::new(0),
                 wake: tokio::sync::Notify::new(),
                 evicted: std::sync::atomic::AtomicU64::new(0),
+                load_problems,
             }),
         })
+    }
+
+    /// Stored records [`Engine::open`] could not load (each named, with
+    /// why); they stay in the store. Not empty: the data in use is not
+    /// what was stored (a service should report itself not ready).
+    pub fn load_problems(&self) -> Vec<String> {
+        self.inner.load_problems.clone()
     }
 
     /// Loads a CRL given directly (a file, a cache outside the store).

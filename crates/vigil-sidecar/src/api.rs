@@ -1,6 +1,7 @@
 //! The HTTP API: one table of routes ([`ROUTES`]) from which both the
 //! router and `/openapi.json` are built, so the two cannot drift; the
-//! bearer-token check of mutating routes; bounded JSON bodies.
+//! checks in front of every handler (loopback `Host`, bearer token on every
+//! `/v1` route, `application/json` bodies); bounded JSON bodies.
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
@@ -67,6 +68,7 @@ pub(crate) struct Param {
     pub(crate) name: &'static str,
     pub(crate) location: &'static str,
     pub(crate) description: &'static str,
+    /// Its JSON schema, as JSON text.
     pub(crate) schema: &'static str,
 }
 
@@ -79,12 +81,19 @@ pub(crate) struct Route {
     pub(crate) summary: &'static str,
     /// Needs the bearer token (when one is configured).
     pub(crate) auth: bool,
-    /// JSON request body schema, and whether it is required.
+    /// JSON request body schema, and whether it is required. Renew and
+    /// refresh document theirs as required (`{}` for the defaults), while
+    /// an empty body with `Content-Type: application/json` is accepted too,
+    /// as before.
     pub(crate) request: Option<(&'static str, bool)>,
     pub(crate) params: &'static [Param],
     pub(crate) responses: &'static [Resp],
     pub(crate) handler: fn(MethodFilter) -> MethodRouter<AppState>,
 }
+
+/// `Last-Event-ID`: `EPOCH-SEQ` as sent, or `0`; blanks around it and an
+/// empty value (live events only) are accepted.
+const LAST_EVENT_ID: &str = r#"{"type": "string", "pattern": "^[ \t]*(0|[0-9]+-[0-9]+)?[ \t]*$"}"#;
 
 const fn json(status: u16, description: &'static str, schema: &'static str) -> Resp {
     Resp {
@@ -95,21 +104,40 @@ const fn json(status: u16, description: &'static str, schema: &'static str) -> R
 }
 
 const BAD: Resp = json(400, "Malformed request", "Error");
-const UNAUTHORIZED: Resp = json(401, "Missing or wrong bearer token", "Error");
+pub(crate) const UNAUTHORIZED: Resp = json(401, "Missing or wrong bearer token", "Error");
 const TOO_LARGE: Resp = json(413, "Body over the size limit", "Error");
 const UNKNOWN: Resp = json(404, "Unknown connection id", "Error");
 const STORE: Resp = json(503, "The store could not make the change durable", "Error");
 
-/// Every route of the API. Mutating routes (POST/DELETE) need the token,
-/// except `POST /v1/verify`, which changes nothing and only fetches
-/// revocation data for chains that already validate to an anchor.
+/// Answered by every route on a loopback bind when `Host` is not loopback.
+pub(crate) const MISDIRECTED: Resp = json(
+    421,
+    "The Host header is not a loopback name or address (loopback bind)",
+    "Error",
+);
+/// Answered by routes with a request body, besides 400 and 413.
+pub(crate) const BODY_STATUSES: &[Resp] = &[
+    BAD,
+    json(408, "The body did not arrive in time", "Error"),
+    TOO_LARGE,
+    json(415, "Content-Type is not application/json", "Error"),
+];
+
+/// Every route of the API. Every `/v1/*` route needs the token when one is
+/// configured (reads too: connection labels, events and revocation sources
+/// tell an attacker what runs where); `/healthz`, `/readyz` and
+/// `/openapi.json` never do, `/metrics` when [`SidecarConfig::metrics_auth`]
+/// is set. Routes with a request body need `Content-Type:
+/// application/json` ([`require_json`]).
+///
+/// [`SidecarConfig::metrics_auth`]: crate::SidecarConfig::metrics_auth
 pub(crate) const ROUTES: &[Route] = &[
     Route {
         method: Method::Post,
         path: "/v1/verify",
         operation_id: "verify",
         summary: "Verify a chain now (accepted and rejected verdicts alike are 200)",
-        auth: false,
+        auth: true,
         request: Some(("VerifyRequest", true)),
         params: &[],
         responses: &[json(200, "The verdict", "Verdict"), BAD, TOO_LARGE],
@@ -133,6 +161,7 @@ pub(crate) const ROUTES: &[Route] = &[
                 "Refused",
             ),
             TOO_LARGE,
+            json(429, "Too many registered connections", "Error"),
             STORE,
         ],
         handler: |m| on(m, h::register),
@@ -142,26 +171,26 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/v1/connections",
         operation_id: "listConnections",
         summary: "List active connections in id order, paginated",
-        auth: false,
+        auth: true,
         request: None,
         params: &[
             Param {
                 name: "limit",
                 location: "query",
                 description: "At most this many (1..=10000, default 1000)",
-                schema: "integer",
+                schema: r#"{"type": "integer", "minimum": 1, "maximum": 10000}"#,
             },
             Param {
                 name: "after",
                 location: "query",
                 description: "Continue after this id (the previous page's `next`)",
-                schema: "string",
+                schema: r#"{"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}"#,
             },
             Param {
                 name: "label",
                 location: "query",
                 description: "Only connections with this label, as key=value",
-                schema: "string",
+                schema: r#"{"type": "string", "pattern": "="}"#,
             },
         ],
         responses: &[json(200, "A page of connections", "ConnectionList"), BAD],
@@ -172,7 +201,7 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/v1/connections/{id}",
         operation_id: "getConnection",
         summary: "One connection, active or recently torn down",
-        auth: false,
+        auth: true,
         request: None,
         params: &[],
         responses: &[json(200, "The connection", "Connection"), BAD, UNKNOWN],
@@ -205,7 +234,7 @@ pub(crate) const ROUTES: &[Route] = &[
         operation_id: "renewLease",
         summary: "Renew a connection's lease from now",
         auth: true,
-        request: Some(("RenewRequest", false)),
+        request: Some(("RenewRequest", true)),
         params: &[],
         responses: &[
             json(200, "The connection with its new lease", "Connection"),
@@ -226,20 +255,21 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/v1/events",
         operation_id: "events",
         summary: "Server-Sent Events: teardown, degraded, lease_expired (and reset)",
-        auth: false,
+        auth: true,
         request: None,
         params: &[
             Param {
                 name: "Last-Event-ID",
                 location: "header",
-                description: "Resume after this event id (0: everything held)",
-                schema: "string",
+                description: "Resume after this event id (0: everything held; an id \
+                    this run has not sent: a reset event, then live events)",
+                schema: LAST_EVENT_ID,
             },
             Param {
                 name: "last_event_id",
                 location: "query",
                 description: "Same as the Last-Event-ID header",
-                schema: "string",
+                schema: LAST_EVENT_ID,
             },
         ],
         responses: &[
@@ -249,6 +279,8 @@ pub(crate) const ROUTES: &[Route] = &[
                 body: Body::EventStream,
             },
             BAD,
+            UNAUTHORIZED,
+            json(429, "Too many event subscribers", "Error"),
         ],
         handler: |m| on(m, h::events),
     },
@@ -257,7 +289,7 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/v1/revocation",
         operation_id: "revocationSources",
         summary: "Cached CRL and OCSP sources and their freshness",
-        auth: false,
+        auth: true,
         request: None,
         params: &[],
         responses: &[json(200, "The sources", "SourceList")],
@@ -269,7 +301,7 @@ pub(crate) const ROUTES: &[Route] = &[
         operation_id: "refreshRevocation",
         summary: "Refresh every source, or one ({\"url\": ...}), now; returns when done",
         auth: true,
-        request: Some(("RefreshRequest", false)),
+        request: Some(("RefreshRequest", true)),
         params: &[],
         responses: &[
             json(200, "What each refresh did", "RefreshResult"),
@@ -296,6 +328,7 @@ pub(crate) const ROUTES: &[Route] = &[
             ),
             BAD,
             UNAUTHORIZED,
+            json(429, "The deny list is full", "Error"),
             STORE,
         ],
         handler: |m| on(m, h::deny),
@@ -305,7 +338,7 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/v1/deny",
         operation_id: "listDenials",
         summary: "The deny list",
-        auth: false,
+        auth: true,
         request: None,
         params: &[],
         responses: &[json(200, "The rules", "DenyList")],
@@ -385,12 +418,24 @@ pub(crate) const ROUTES: &[Route] = &[
     },
 ];
 
-/// The router over `app`.
+impl Route {
+    /// Whether the route needs the token (when one is configured).
+    pub(crate) fn needs_token(&self, metrics_auth: bool) -> bool {
+        self.auth || (metrics_auth && self.path == "/metrics")
+    }
+}
+
+/// The router over `app`. Checks run in this order: the `Host` (421, on a
+/// loopback bind, every route), the token (401), the media type of a body
+/// (415), then the body itself (413, 408, 400).
 pub(crate) fn router(app: AppState, bench_echo: bool) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         let mut methods = (route.handler)(route.method.filter());
-        if route.auth {
+        if route.request.is_some() {
+            methods = methods.route_layer(middleware::from_fn(require_json));
+        }
+        if route.needs_token(app.metrics_auth) {
             methods =
                 methods.route_layer(middleware::from_fn_with_state(app.clone(), require_token));
         }
@@ -402,7 +447,97 @@ pub(crate) fn router(app: AppState, bench_echo: bool) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(app.clone(), check_host))
         .with_state(app)
+}
+
+/// DNS rebinding defence of a loopback bind: a page on `attacker.example`
+/// whose name the attacker re-points at 127.0.0.1 reaches this listener
+/// from the operator's browser, same-origin as far as the browser knows,
+/// but its requests carry `Host: attacker.example`. Only loopback names
+/// and addresses are answered (421, RFC 9110 §15.5.20: this server is not
+/// the one the request was meant for). Applied to every route: `vigil
+/// health` and local probes name 127.0.0.1 or localhost.
+async fn check_host(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if app.loopback_hosts_only && !names_loopback(&req) {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_request",
+            "this sidecar listens on loopback and answers only requests for localhost, \
+             127.0.0.0/8 or [::1] (Host header)",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Whether the request names a loopback host: the `Host` header, and the
+/// authority of an absolute-form target when there is one (RFC 9112
+/// §3.2.2); at least one must be present and all present must be loopback.
+fn names_loopback(req: &Request) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter().peekable();
+    if hosts.peek().is_none() && req.uri().authority().is_none() {
+        return false;
+    }
+    let headers_ok = hosts.all(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<axum::http::uri::Authority>().ok())
+            .is_some_and(|a| is_loopback_host(a.host()))
+    });
+    headers_ok
+        && req
+            .uri()
+            .authority()
+            .is_none_or(|a| is_loopback_host(a.host()))
+}
+
+/// `localhost` (RFC 6761 §6.3), an address in 127.0.0.0/8, or `[::1]`.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// Routes with a request body take only `Content-Type: application/json`
+/// (parameters such as `charset=utf-8` allowed), also when the body is
+/// optional and left empty. A browser sends `text/plain`,
+/// `application/x-www-form-urlencoded` and `multipart/form-data` (or no
+/// type at all, for a bodiless `fetch`) cross-site without a CORS
+/// preflight; `application/json` always needs one, and this server grants
+/// no CORS. So no page the operator visits can deny, lift, register or
+/// refresh.
+async fn require_json(req: Request, next: Next) -> Response {
+    let mut types = req.headers().get_all(header::CONTENT_TYPE).iter();
+    let json = match (types.next(), types.next()) {
+        (Some(v), None) => v.to_str().is_ok_and(is_json_media_type),
+        _ => false,
+    };
+    if !json {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "this endpoint takes Content-Type: application/json (also with an empty body)",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// RFC 9110 §8.3.1: type and subtype are case-insensitive; parameters
+/// follow `;`.
+fn is_json_media_type(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 async fn not_found() -> ApiError {
@@ -491,7 +626,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
     }
 }
 
+/// Every request body is a JSON object (serde would also take an array
+/// for a struct, which no schema allows).
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the request body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         let code = match e.classify() {
             serde_json::error::Category::Data => "invalid_request",

@@ -104,6 +104,8 @@ pub(crate) enum Registered {
 pub(crate) enum ConnError {
     Unknown,
     NoLease,
+    /// The cap on registrations is reached.
+    TooMany(usize),
     Store(String),
 }
 
@@ -129,6 +131,11 @@ pub(crate) struct Connections {
     hub: Arc<Hub>,
     torn: mpsc::UnboundedSender<Torn>,
     pub(crate) counters: ConnCounters,
+    /// Most registrations (leased or not): the bound on this map, since a
+    /// registration without a lease stays until removed or torn down.
+    max: usize,
+    /// Stored records that could not be restored (see [`Connections::problems`]).
+    problems: std::sync::Mutex<Vec<String>>,
 }
 
 /// The fields of a registration besides its chain.
@@ -150,6 +157,7 @@ impl Connections {
         policy: RevocationPolicy,
         hub: Arc<Hub>,
         writer: Writer,
+        max: usize,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Torn>) {
         let trackers = UsageKind::ALL.map(|usage| {
             Tracker::new(
@@ -176,6 +184,8 @@ impl Connections {
             hub,
             torn,
             counters: ConnCounters::default(),
+            max,
+            problems: std::sync::Mutex::new(Vec::new()),
         });
         (this, rx)
     }
@@ -226,6 +236,10 @@ impl Connections {
         labels: BTreeMap<String, String>,
         lease_secs: Option<u32>,
     ) -> Result<Registered, ConnError> {
+        // Checked before the work, and again under the lock.
+        if self.len() >= self.max {
+            return Err(ConnError::TooMany(self.max));
+        }
         let tracker = &self.trackers[usage.index()];
         let verdict = super::verify_chain(&self.engine, &chain, tracker.options()).await;
         if !verdict.is_accepted() {
@@ -259,6 +273,9 @@ impl Connections {
         };
         let ack = {
             let mut maps = self.write();
+            if maps.active.len() >= self.max {
+                return Err(ConnError::TooMany(self.max));
+            }
             while maps.active.contains_key(&id) || maps.tombstones.contains_key(&id) {
                 id = ApiId::random();
             }
@@ -457,6 +474,24 @@ impl Connections {
         self.read().active.len()
     }
 
+    /// Stored registrations (or their parts) that could not be restored:
+    /// they stay in the store and `/readyz` reports them.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn problem(&self, text: String) {
+        tracing::error!(problem = %text, "stored connection data cannot be restored");
+        let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
+        // Bounded: the first ones name the trouble well enough.
+        if problems.len() < 1000 {
+            problems.push(text);
+        }
+    }
+
     /// Distinct chains tracked (registrations of one chain share one).
     pub(crate) fn chains(&self) -> usize {
         self.read().peers.len()
@@ -478,7 +513,7 @@ impl Connections {
         let entries = match entries {
             Ok(e) => e,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the persisted connections");
+                self.problem(format!("cannot read the persisted connections: {e}"));
                 return (0, 0);
             }
         };
@@ -494,20 +529,21 @@ impl Connections {
                     Ok(secs) if u32::from_be_bytes(secs) > 0 => {
                         leases.insert(id, u32::from_be_bytes(secs));
                     }
-                    // The record's own length applies.
-                    _ => tracing::error!(connection = %id, "stored lease length is malformed"),
+                    // The record's own length applies meanwhile.
+                    _ => self.problem(format!("connection {id}: stored lease length is malformed")),
                 }
             } else if let Some(id) = ApiId::from_key(&key) {
                 ids.insert(id);
                 match Record::decode(&value) {
                     Ok(r) => records.push((id, r)),
                     // Kept on disk for inspection rather than dropped.
-                    Err(e) => {
-                        tracing::error!(connection = %id, error = %e, "stored connection cannot be decoded");
-                    }
+                    Err(e) => self.problem(format!("connection {id}: cannot be decoded: {e}")),
                 }
             } else {
-                tracing::error!("stored connection with a malformed key; left in place");
+                self.problem(format!(
+                    "a stored connection entry has a malformed key ({} bytes); left in place",
+                    key.len()
+                ));
             }
         }
         let used: HashSet<[u8; 32]> = records.iter().flat_map(|(_, r)| r.rest.clone()).collect();
@@ -572,7 +608,7 @@ impl Connections {
         let chain = match record.chain(cas) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(connection = %id, error = %e, "stored connection has an unusable chain");
+                self.problem(format!("connection {id}: unusable chain: {e}"));
                 return;
             }
         };

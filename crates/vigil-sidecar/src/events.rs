@@ -41,6 +41,7 @@ pub(crate) struct Hub {
     ring: Mutex<Ring>,
     live: broadcast::Sender<Arc<Event>>,
     subscribers: AtomicU64,
+    max_subscribers: u64,
     published: [AtomicU64; EVENT_NAMES.len()],
 }
 
@@ -61,8 +62,9 @@ enum Resume {
 }
 
 impl Hub {
-    /// A hub holding the last `capacity` events.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A hub holding the last `capacity` events, for at most
+    /// `max_subscribers` subscribers at once.
+    pub(crate) fn new(capacity: usize, max_subscribers: usize) -> Self {
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -76,6 +78,7 @@ impl Hub {
             }),
             live,
             subscribers: AtomicU64::new(0),
+            max_subscribers: u64::try_from(max_subscribers).unwrap_or(u64::MAX),
             published: Default::default(),
         }
     }
@@ -121,6 +124,16 @@ impl Hub {
         keep_alive: Duration,
     ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
         let resume = self.parse_resume(last_event_id)?;
+        // Taken before anything is built; given back by the stream's drop
+        // (or here, when over the cap).
+        if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
+            self.subscribers.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_subscribers",
+                format!("at most {} event subscribers at once", self.max_subscribers),
+            ));
+        }
         let (rx, replay, last_seq, gap) = {
             let ring = self.lock();
             let rx = self.live.subscribe();
@@ -128,6 +141,10 @@ impl Hub {
             let (from, gap) = match resume {
                 Resume::Now => (ring.next_seq, false),
                 Resume::All => (oldest, oldest > 1),
+                // An id this run has not sent yet (a client's bug, or a
+                // forged one): nothing it holds can be trusted, so it is
+                // told to start over, then gets live events.
+                Resume::After(seq) if seq >= ring.next_seq => (ring.next_seq, true),
                 Resume::After(seq) => (seq + 1, seq + 1 < oldest),
             };
             let replay: VecDeque<Arc<Event>> = ring
@@ -138,10 +155,13 @@ impl Hub {
                 .collect();
             (rx, replay, from.saturating_sub(1), gap)
         };
-        self.subscribers.fetch_add(1, Ordering::Relaxed);
         let state = StreamState {
             hub: Arc::clone(self),
-            reset: gap.then(|| "events after your Last-Event-ID were dropped".to_owned()),
+            reset: gap.then(|| {
+                "events after your Last-Event-ID were dropped, or it is not one this \
+                 sidecar sent"
+                    .to_owned()
+            }),
             replay,
             rx,
             last_seq,
@@ -155,15 +175,24 @@ impl Hub {
     }
 
     fn parse_resume(&self, last: Option<&str>) -> Result<Resume, ApiError> {
-        let Some(last) = last.map(str::trim).filter(|s| !s.is_empty()) else {
+        let Some(last) = last
+            .map(|s| s.trim_matches([' ', '\t']))
+            .filter(|s| !s.is_empty())
+        else {
             return Ok(Resume::Now);
         };
         if last == "0" {
             return Ok(Resume::All);
         }
+        // Digits only; a number past u64 is an id this run never sent
+        // (saturated, so it resumes as "unknown future id").
+        let number = |t: &str| {
+            (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| t.parse::<u64>().unwrap_or(u64::MAX))
+        };
         let parsed = last
             .split_once('-')
-            .and_then(|(e, s)| Some((e.parse::<u64>().ok()?, s.parse::<u64>().ok()?)));
+            .and_then(|(e, s)| Some((number(e)?, number(s)?)));
         match parsed {
             Some((epoch, seq)) if epoch == self.epoch => Ok(Resume::After(seq)),
             Some(_) => Ok(Resume::All),
@@ -188,7 +217,7 @@ impl Hub {
             .filter(|e| e.seq > seq)
             .cloned()
             .collect();
-        (events, seq + 1 < oldest)
+        (events, seq.saturating_add(1) < oldest)
     }
 }
 
@@ -203,7 +232,7 @@ struct StreamState {
 
 impl Drop for StreamState {
     fn drop(&mut self) {
-        self.hub.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.hub.subscribers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -251,5 +280,72 @@ impl StreamState {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
+
+    /// The first SSE frame of `hub`'s stream for `last`, as text.
+    async fn first_frame(hub: &Arc<Hub>, last: &str) -> String {
+        let (_stop, shutdown) = watch::channel(false);
+        let sse = hub
+            .subscribe(Some(last), shutdown, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{}", e.detail));
+        let mut body = sse.into_response().into_body().into_data_stream();
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&frame).into_owned()
+    }
+
+    #[tokio::test]
+    async fn last_event_id_past_anything_sent_or_past_u64_is_a_reset_not_a_panic() {
+        let hub = Arc::new(Hub::new(16, 8));
+        hub.publish("teardown", "{}".into());
+        for last in [
+            format!("{}-{}", hub.epoch, u64::MAX),
+            format!("{}-{}", hub.epoch, u64::MAX - 1),
+            format!("{}-99999999999999999999999999", hub.epoch),
+            format!("{}-2", hub.epoch),
+        ] {
+            let frame = first_frame(&hub, &last).await;
+            assert!(frame.contains("event: reset"), "{last}: {frame}");
+        }
+        // Another run's id (an epoch past u64 included) replays what is held.
+        for last in ["99999999999999999999999-1".to_owned(), "1-1".to_owned()] {
+            let frame = first_frame(&hub, &last).await;
+            assert!(frame.contains("event: teardown"), "{last}: {frame}");
+        }
+        for bad in ["x-1", "1-", "-1", "1-+2", "1-2-3"] {
+            let (_stop, shutdown) = watch::channel(false);
+            let refused = hub.subscribe(Some(bad), shutdown, Duration::from_secs(1));
+            assert!(refused.is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_beyond_the_cap_get_429_and_a_slot_frees_on_drop() {
+        let hub = Arc::new(Hub::new(16, 2));
+        let (_stop, shutdown) = watch::channel(false);
+        let one = hub.subscribe(None, shutdown.clone(), Duration::from_secs(60));
+        let two = hub.subscribe(None, shutdown.clone(), Duration::from_secs(60));
+        assert!(one.is_ok() && two.is_ok());
+        let three = hub.subscribe(None, shutdown.clone(), Duration::from_secs(60));
+        assert_eq!(
+            three.err().map(|e| (e.status.as_u16(), e.code)),
+            Some((429, "too_many_subscribers"))
+        );
+        drop(one);
+        assert_eq!(hub.subscribers(), 1);
+        assert!(hub
+            .subscribe(None, shutdown, Duration::from_secs(60))
+            .is_ok());
     }
 }

@@ -19,12 +19,18 @@ use super::error::ApiError;
 use super::record::{ApiId, UsageKind};
 use super::AppState;
 
-/// Most labels on one connection, and their sizes.
-const MAX_LABELS: usize = 32;
-const MAX_LABEL_KEY: usize = 128;
-const MAX_LABEL_VALUE: usize = 1024;
+/// Most labels on one connection, and their sizes (characters).
+pub(crate) const MAX_LABELS: usize = 32;
+pub(crate) const MAX_LABEL_KEY: usize = 128;
+pub(crate) const MAX_LABEL_VALUE: usize = 1024;
 /// Largest page of `GET /v1/connections`.
-const MAX_PAGE: usize = 10_000;
+pub(crate) const MAX_PAGE: usize = 10_000;
+/// Longest deny reason, characters.
+pub(crate) const MAX_REASON: usize = 1024;
+/// Range of a deny rule's `expires`: 0000-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59Z (what RFC 3339 can write).
+pub(crate) const MIN_EXPIRES: i64 = -62_167_219_200;
+pub(crate) const MAX_EXPIRES: i64 = 253_402_300_799;
 
 /// `POST /v1/verify`.
 #[derive(Debug, Deserialize)]
@@ -286,6 +292,19 @@ pub(crate) async fn deny(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let rule = parse_deny(body)?;
+    // The cap check and the insertion are one step.
+    let _serial = app.deny_lock.lock().await;
+    let rules = app.engine.denials();
+    if rules.len() >= app.max_deny_rules && !rules.iter().any(|r| r.key == rule.key) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_deny_rules",
+            format!(
+                "the deny list holds at most {} rules; lift some first",
+                app.max_deny_rules
+            ),
+        ));
+    }
     let engine = app.engine.clone();
     let stored = rule.clone();
     let added = tokio::task::spawn_blocking(move || engine.deny(stored))
@@ -424,6 +443,11 @@ fn conn_error(e: ConnError, id: &str) -> ApiError {
             "no_lease",
             "the connection was registered without a lease; give lease_secs",
         ),
+        ConnError::TooMany(max) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            format!("at most {max} connections may be registered; remove some first"),
+        ),
         ConnError::Store(e) => ApiError::store(e),
     }
 }
@@ -436,12 +460,12 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
         ));
     }
     for (k, v) in labels {
-        if k.is_empty() || k.len() > MAX_LABEL_KEY || v.len() > MAX_LABEL_VALUE {
+        if k.chars().count() > MAX_LABEL_KEY || v.chars().count() > MAX_LABEL_VALUE {
             return Err(ApiError::bad_request(
                 "invalid_request",
                 format!(
-                    "label keys are 1..={MAX_LABEL_KEY} bytes and values at most \
-                     {MAX_LABEL_VALUE} bytes"
+                    "label keys are at most {MAX_LABEL_KEY} characters and values at most \
+                     {MAX_LABEL_VALUE}"
                 ),
             ));
         }
@@ -466,12 +490,16 @@ fn parse_deny(body: Value) -> Result<DenyRule, ApiError> {
     let Value::Object(mut map) = body else {
         return Err(bad("expected a JSON object".into()));
     };
+    // As the schema says: 1..=1024 characters, not only spaces, tabs and
+    // line breaks (those are trimmed).
     let reason = match map.remove("reason") {
-        Some(Value::String(r)) if !r.trim().is_empty() && r.len() <= 1024 => r.trim().to_owned(),
+        Some(Value::String(r)) if !trim_blank(&r).is_empty() && r.chars().count() <= MAX_REASON => {
+            trim_blank(&r).to_owned()
+        }
         Some(_) => {
-            return Err(bad(
-                "reason: a non-empty string of at most 1024 bytes".into()
-            ))
+            return Err(bad(format!(
+                "reason: a string of 1..={MAX_REASON} characters, not only blanks"
+            )))
         }
         None => return Err(bad("reason is required".into())),
     };
@@ -488,6 +516,11 @@ fn parse_deny(body: Value) -> Result<DenyRule, ApiError> {
         ),
         Some(_) => return Err(bad("expires: an RFC 3339 string or null".into())),
     };
+    if expires.is_some_and(|t| !(MIN_EXPIRES..=MAX_EXPIRES).contains(&t)) {
+        return Err(bad(
+            "expires: between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z".into(),
+        ));
+    }
     let keys: Vec<String> = map.keys().cloned().collect();
     let known = ["issuer_serial", "cert_sha256", "spki_sha256"];
     if let Some(unknown) = keys.iter().find(|k| !known.contains(&k.as_str())) {
@@ -535,9 +568,13 @@ fn deny_label(key: &DenyKey) -> String {
     }
 }
 
+fn trim_blank(text: &str) -> &str {
+    text.trim_matches([' ', '\t', '\n', '\r'])
+}
+
 fn parse_rfc3339(text: &str) -> Option<i64> {
     use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(text.trim(), &Rfc3339)
+    time::OffsetDateTime::parse(text, &Rfc3339)
         .ok()
         .map(time::OffsetDateTime::unix_timestamp)
 }

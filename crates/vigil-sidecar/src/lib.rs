@@ -64,6 +64,12 @@ use persist::Writer;
 
 /// How long requests in flight may take to finish at shutdown.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// Default of [`SidecarConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+/// Default of [`SidecarConfig::max_subscribers`].
+pub const DEFAULT_MAX_SUBSCRIBERS: usize = 256;
+/// Default of [`SidecarConfig::max_deny_rules`].
+pub const DEFAULT_MAX_DENY_RULES: usize = 10_000;
 
 /// How the API behaves. [`Default`] is what `vigil serve` uses when nothing
 /// is configured.
@@ -72,9 +78,26 @@ pub struct SidecarConfig {
     /// Revocation policy of `/v1/verify` and of registered connections
     /// (default `require`).
     pub policy: RevocationPolicy,
-    /// Bearer token the mutating endpoints require (all POST/DELETE but
-    /// `/v1/verify`); `None`: no token is asked for.
+    /// Bearer token every `/v1/*` route requires (reads included);
+    /// `None`: no token is asked for. `/healthz`, `/readyz` and
+    /// `/openapi.json` stay open; `/metrics` too unless
+    /// [`SidecarConfig::metrics_auth`].
     pub api_token: Option<String>,
+    /// `/metrics` requires the token too (default off).
+    pub metrics_auth: bool,
+    /// Refuse requests whose `Host` is not a loopback name or address
+    /// (`localhost`, `127.0.0.0/8`, `[::1]`, any port) with 421: the
+    /// DNS-rebinding defence of a loopback bind (default on; [`Server`]
+    /// turns it off when it binds beyond loopback).
+    pub loopback_hosts_only: bool,
+    /// Most registered connections; beyond, `POST /v1/connections` is 429
+    /// (default 100000).
+    pub max_connections: usize,
+    /// Most `/v1/events` subscribers at once; beyond, 429 (default 256).
+    pub max_subscribers: usize,
+    /// Most deny rules; beyond, `POST /v1/deny` of a new key is 429
+    /// (default 10000).
+    pub max_deny_rules: usize,
     /// Largest request body accepted, bytes (default 1 MiB).
     pub max_body_bytes: usize,
     /// Time between keep-alive comments on `/v1/events` (default 15 s).
@@ -97,6 +120,11 @@ impl Default for SidecarConfig {
         Self {
             policy: RevocationPolicy::Require,
             api_token: None,
+            metrics_auth: false,
+            loopback_hosts_only: true,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
+            max_deny_rules: DEFAULT_MAX_DENY_RULES,
             max_body_bytes: 1024 * 1024,
             sse_keep_alive: Duration::from_secs(15),
             event_backlog: 8192,
@@ -112,6 +140,11 @@ impl std::fmt::Debug for SidecarConfig {
         f.debug_struct("SidecarConfig")
             .field("policy", &self.policy)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("metrics_auth", &self.metrics_auth)
+            .field("loopback_hosts_only", &self.loopback_hosts_only)
+            .field("max_connections", &self.max_connections)
+            .field("max_subscribers", &self.max_subscribers)
+            .field("max_deny_rules", &self.max_deny_rules)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("sse_keep_alive", &self.sse_keep_alive)
             .field("event_backlog", &self.event_backlog)
@@ -154,6 +187,12 @@ pub(crate) struct App {
     metrics: metrics::Metrics,
     /// SHA-256 of the API token, when one is configured.
     token_digest: Option<[u8; 32]>,
+    metrics_auth: bool,
+    loopback_hosts_only: bool,
+    max_deny_rules: usize,
+    /// Serialises deny-list changes, so the cap check and the insertion
+    /// are one step.
+    deny_lock: tokio::sync::Mutex<()>,
     max_body_bytes: usize,
     body_read_timeout: Duration,
     header_read_timeout: Duration,
@@ -227,9 +266,15 @@ pub struct Sidecar {
 ///
 /// Must be called within a Tokio runtime (it spawns the background tasks).
 pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Router, Sidecar) {
-    let hub = Arc::new(Hub::new(config.event_backlog));
+    let hub = Arc::new(Hub::new(config.event_backlog, config.max_subscribers));
     let writer = Writer::spawn(Arc::clone(&store));
-    let (conns, torn) = Connections::new(&engine, config.policy, Arc::clone(&hub), writer.clone());
+    let (conns, torn) = Connections::new(
+        &engine,
+        config.policy,
+        Arc::clone(&hub),
+        writer.clone(),
+        config.max_connections,
+    );
     let (stop, shutdown) = watch::channel(false);
     let app = Arc::new(App {
         anchors: engine.anchors().len(),
@@ -242,13 +287,17 @@ pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Rou
             .api_token
             .as_deref()
             .map(|t| vigil_core::sha256(t.as_bytes())),
+        metrics_auth: config.metrics_auth,
+        loopback_hosts_only: config.loopback_hosts_only,
+        max_deny_rules: config.max_deny_rules,
+        deny_lock: tokio::sync::Mutex::new(()),
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: config.body_read_timeout,
         header_read_timeout: config.header_read_timeout,
         keep_alive: config.sse_keep_alive,
         shutdown,
         restored: AtomicBool::new(false),
-        openapi: openapi::document().to_string(),
+        openapi: openapi::document(config.metrics_auth).to_string(),
         rendered: Rendered::default(),
     });
 
@@ -377,6 +426,9 @@ pub struct ServeConfig {
     pub fetch: vigil_runtime::FetchConfig,
     /// How the API behaves.
     pub sidecar: SidecarConfig,
+    /// Serve a non-loopback address without an API token (otherwise
+    /// [`Server::start`] refuses to).
+    pub insecure_no_auth: bool,
 }
 
 enum Bound {
@@ -437,17 +489,29 @@ impl Server {
         let local = listener
             .local_addr()
             .map_err(|e| Error::new(format!("listen {}: {e}", config.listen)))?;
-        if !local.ip().is_loopback() && config.sidecar.api_token.is_none() {
+        let loopback = local.ip().is_loopback();
+        if !loopback && config.sidecar.api_token.is_none() {
+            if !config.insecure_no_auth {
+                return Err(Error::new(format!(
+                    "listen {local}: a non-loopback address needs an API token \
+                     (--api-token-file FILE or VIGIL_API_TOKEN); --insecure-no-auth serves it \
+                     without one"
+                )));
+            }
             tracing::warn!(
                 address = %local,
-                "listening beyond loopback without --api-token: anyone who can reach it may \
-                 register, deny and refresh"
+                "listening beyond loopback without an API token (--insecure-no-auth): anyone \
+                 who can reach it may read, register, deny and refresh"
             );
         }
 
         let policy = config.sidecar.policy;
         let scheduler = engine.spawn_scheduler();
-        let (router, mut sidecar) = app(engine, store, config.sidecar);
+        let mut sidecar_config = config.sidecar;
+        // Beyond loopback the Host is whatever name reaches this machine;
+        // the token is the defence there (ARCHITECTURE.md, HTTP API).
+        sidecar_config.loopback_hosts_only = loopback;
+        let (router, mut sidecar) = app(engine, store, sidecar_config);
         sidecar.tasks.insert(0, scheduler);
         let listener = match tls {
             None => Bound::Plain(listener),
@@ -547,7 +611,8 @@ pub(crate) async fn verify_chain(
 }
 
 /// `/readyz`: the trust store is loaded, persisted connections are
-/// restored, and (under `require`) the revocation data held is usable: no
+/// restored, every stored record (deny rules, revocation facts,
+/// registrations) could be read, and (under `require`) the revocation data held is usable: no
 /// CRL past its nextUpdate or never fetched, and not every OCSP answer
 /// unusable.
 pub(crate) fn readiness(app: &App) -> Result<Value, String> {
@@ -556,6 +621,28 @@ pub(crate) fn readiness(app: &App) -> Result<Value, String> {
     }
     if !app.restored.load(Ordering::Acquire) {
         return Err("restoring persisted connections".into());
+    }
+    // Records that could not be read at start: failing open on them
+    // (a deny rule, a revocation fact, a registration silently gone) is
+    // what this refuses; they stay on disk for the operator.
+    let mut problems = app.engine.load_problems();
+    problems.extend(app.conns.problems());
+    if !problems.is_empty() {
+        let shown: Vec<&str> = problems.iter().take(5).map(String::as_str).collect();
+        return Err(format!(
+            "{} stored record(s) could not be loaded: {}",
+            problems.len(),
+            shown.join("; ")
+        ));
+    }
+    // A store that refuses writes loses what the engine learns (a
+    // remembered revocation among it): not ready until restarted on a
+    // working store.
+    let store_errors = app.engine.store_errors();
+    if store_errors > 0 {
+        return Err(format!(
+            "{store_errors} store write(s) failed; what was learned may not survive a restart"
+        ));
     }
     let sources = app.engine.sources();
     if app.policy == RevocationPolicy::Require {

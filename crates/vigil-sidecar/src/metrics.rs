@@ -116,6 +116,18 @@ pub(crate) fn render(app: &AppState) -> String {
         get(&m.verify_sum_micros) as f64 / 1e6,
     );
 
+    head(
+        &mut out,
+        "vigil_store_write_errors_total",
+        "counter",
+        "Store writes that failed (what the engine learned may not survive a restart).",
+    );
+    let _ = writeln!(
+        out,
+        "vigil_store_write_errors_total {}",
+        app.engine.store_errors()
+    );
+
     let fetches = app.engine.refresh_metrics();
     head(
         &mut out,

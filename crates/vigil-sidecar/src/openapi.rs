@@ -7,11 +7,15 @@
 use serde_json::{json, Map, Value};
 use vigil_core::ReasonCode;
 
-use super::api::{Body, ROUTES};
+use super::api::{Body, Resp, BODY_STATUSES, MISDIRECTED, ROUTES, UNAUTHORIZED};
+use super::chain::MAX_CHAIN;
 use super::connections::MAX_LEASE_SECS;
+use super::handlers::{
+    MAX_EXPIRES, MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_REASON, MIN_EXPIRES,
+};
 
-/// The document.
-pub(crate) fn document() -> Value {
+/// The document; `metrics_auth`: `/metrics` needs the token.
+pub(crate) fn document(metrics_auth: bool) -> Value {
     let mut paths = Map::new();
     for route in ROUTES {
         let mut op = Map::new();
@@ -26,8 +30,9 @@ pub(crate) fn document() -> Value {
             })
             .collect();
         params.extend(route.params.iter().map(|p| {
+            let schema = serde_json::from_str::<Value>(p.schema).unwrap_or_else(|_| string());
             json!({"name": p.name, "in": p.location, "required": false,
-                   "description": p.description, "schema": {"type": p.schema}})
+                   "description": p.description, "schema": schema})
         }));
         if !params.is_empty() {
             op.insert("parameters".into(), Value::Array(params));
@@ -39,11 +44,26 @@ pub(crate) fn document() -> Value {
                        "content": {"application/json": {"schema": reference(schema)}}}),
             );
         }
-        if route.auth {
+        let token = route.needs_token(metrics_auth);
+        if token {
             op.insert("security".into(), json!([{"bearer": []}]));
         }
+        // What the layers in front of every handler answer (api::router).
+        let mut answers: Vec<Resp> = route.responses.to_vec();
+        let mut add = |r: Resp| {
+            if !answers.iter().any(|a| a.status == r.status) {
+                answers.push(r);
+            }
+        };
+        add(MISDIRECTED);
+        if token {
+            add(UNAUTHORIZED);
+        }
+        if route.request.is_some() {
+            BODY_STATUSES.iter().copied().for_each(&mut add);
+        }
         let mut responses = Map::new();
-        for r in route.responses {
+        for r in &answers {
             let mut resp = Map::new();
             resp.insert("description".into(), json!(r.description));
             let content = match r.body {
@@ -58,6 +78,18 @@ pub(crate) fn document() -> Value {
             };
             if let Some(content) = content {
                 resp.insert("content".into(), content);
+            }
+            if route.operation_id == "registerConnection" && r.status == 201 {
+                // What a client does with the id it gets (OpenAPI 3.0 §4.7.20).
+                let id = json!({"id": "$response.body#/id"});
+                resp.insert(
+                    "links".into(),
+                    json!({
+                        "GetConnection": {"operationId": "getConnection", "parameters": id},
+                        "RenewLease": {"operationId": "renewLease", "parameters": id},
+                        "DeleteConnection": {"operationId": "deleteConnection", "parameters": id},
+                    }),
+                );
             }
             responses.insert(r.status.to_string(), Value::Object(resp));
         }
@@ -76,8 +108,15 @@ pub(crate) fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Verifies peer certificate chains, tracks live connections and \
                 announces on /v1/events which must be torn down. Errors are \
-                {\"error\", \"detail\"}. Mutating endpoints need the bearer token when one \
-                is configured (POST /v1/verify does not: it changes nothing). Event data on \
+                {\"error\", \"detail\"}. When a token is configured every /v1 route needs \
+                it (Authorization: Bearer); /healthz, /readyz and /openapi.json never do. \
+                Request bodies are Content-Type: application/json (415 otherwise; also for \
+                the optional bodies of refresh and renew, which may be empty). On a loopback \
+                bind a Host that is not localhost, 127.0.0.0/8 or [::1] gets 421. \
+                Certificates are format x509-certificate (a PEM block or bundle, or base64 \
+                DER), issuer names format x509-name (RFC 4514 syntax, RDNs in the order the \
+                Name holds them, matched by RFC 5280 §7.1 comparison), peer names format \
+                peer-name (a DNS name or an IP address). Event data on \
                 /v1/events: `teardown` is a TeardownEvent, `degraded` a DegradedEvent, \
                 `lease_expired` a LeaseExpiredEvent, `reset` a ResetEvent."
         },
@@ -105,37 +144,87 @@ fn object(required: &[&str], properties: Value) -> Value {
     json!({"type": "object", "required": required, "properties": properties})
 }
 
+/// An object the server refuses unknown members of.
+fn closed(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties,
+           "additionalProperties": false})
+}
+
+/// Hex as deny keys take it: pairs of digits, optionally `:`-separated.
+const HEX: &str = "^[0-9a-fA-F]{2}(:?[0-9a-fA-F]{2})*$";
+const SHA256_HEX: &str = "^[0-9a-fA-F]{2}(:?[0-9a-fA-F]{2}){31}$";
+
+/// The three kinds of deny key, each a closed object with `extra`
+/// members besides its key (`extra_required` of them required).
+fn deny_variants(extra: &Value, extra_required: &[&str]) -> Value {
+    let issuer_serial = closed(
+        &["issuer", "serial"],
+        json!({
+            "issuer": {"type": "string", "format": "x509-name", "minLength": 1, "maxLength": 4096,
+                "description": "Issuer DN as verdicts render it (RFC 4514 syntax, RDNs in the \
+                    Name's order), compared by RFC 5280 §7.1 rules; rules show it canonical \
+                    (case folded, whitespace collapsed)"},
+            "serial": {"type": "string", "pattern": HEX},
+        }),
+    );
+    let sha = json!({"type": "string", "pattern": SHA256_HEX});
+    let variants: Vec<Value> = [
+        ("issuer_serial", issuer_serial),
+        ("cert_sha256", sha.clone()),
+        ("spki_sha256", sha),
+    ]
+    .into_iter()
+    .map(|(key, schema)| {
+        let mut properties = extra.as_object().cloned().unwrap_or_default();
+        properties.insert(key.to_owned(), schema);
+        let mut required = vec![key];
+        required.extend_from_slice(extra_required);
+        closed(&required, Value::Object(properties))
+    })
+    .collect();
+    json!({"oneOf": variants})
+}
+
 fn schemas() -> Value {
     let reasons: Vec<&str> = ReasonCode::all().map(ReasonCode::as_str).collect();
     let usage = json!({"type": "string", "enum": ["client", "server", "any"], "default": "any"});
-    let chain = json!({"type": "array", "minItems": 1, "items": string(),
-        "description": "Leaf first; each element a PEM block (or bundle) or one base64 DER certificate"});
-    let labels = json!({"type": "object", "additionalProperties": string()});
+    let chain = json!({"type": "array", "minItems": 1, "maxItems": MAX_CHAIN,
+        "items": {"type": "string", "format": "x509-certificate", "minLength": 1},
+        "description": "Leaf first; each element a PEM block (or bundle) or one base64 DER \
+            certificate; at most 16 certificates in all"});
+    let labels = json!({"type": "object", "maxProperties": MAX_LABELS,
+        "propertyNames": {"maxLength": MAX_LABEL_KEY},
+        "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE}});
+    let labels_out = json!({"type": "object", "additionalProperties": string()});
     let lease =
         json!({"type": "integer", "minimum": 1, "maximum": MAX_LEASE_SECS, "nullable": true});
-    let hex = json!({"type": "string", "pattern": "^[0-9a-fA-F:]+$"});
-    let deny_key = json!({"oneOf": [
-        object(&["issuer_serial"], json!({"issuer_serial":
-            object(&["issuer", "serial"], json!({"issuer": string(), "serial": hex}))})),
-        object(&["cert_sha256"], json!({"cert_sha256": hex})),
-        object(&["spki_sha256"], json!({"spki_sha256": hex})),
+    let reason = json!({"type": "string", "minLength": 1, "maxLength": MAX_REASON,
+        "pattern": "[^ \t\n\r]",
+        "description": "Why; blanks around it are trimmed"});
+    let expires = json!({"nullable": true, "description": "When the rule stops applying: \
+    RFC 3339, or Unix seconds; absent or null: until lifted",
+    "oneOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "integer", "minimum": MIN_EXPIRES, "maximum": MAX_EXPIRES},
     ]});
     let teardown_reason = json!({"type": "string",
         "enum": vigil_core::TeardownReason::ALL.map(vigil_core::TeardownReason::as_str)});
     json!({
         "Error": object(&["error", "detail"], json!({"error": string(), "detail": string()})),
-        "VerifyRequest": object(&["chain"], json!({"chain": chain, "usage": usage,
-            "name": {"type": "string", "nullable": true, "description": "Expected DNS name or IP"}})),
-        "ConnectionRequest": object(&["chain"], json!({"chain": chain, "usage": usage,
+        "VerifyRequest": closed(&["chain"], json!({"chain": chain, "usage": usage,
+            "name": {"type": "string", "nullable": true, "format": "peer-name",
+                "minLength": 1, "maxLength": 253,
+                "description": "Expected DNS name or IP address"}})),
+        "ConnectionRequest": closed(&["chain"], json!({"chain": chain, "usage": usage,
             "labels": labels, "lease_secs": lease})),
-        "RenewRequest": object(&[], json!({"lease_secs": lease})),
-        "RefreshRequest": object(&[], json!({"url": string()})),
-        "DenyKey": deny_key,
-        "DenyRequest": {"allOf": [reference("DenyKey"), object(&["reason"], json!({
-            "reason": string(),
-            "expires": {"type": "string", "format": "date-time", "nullable": true}}))]},
-        "DenyRule": {"allOf": [reference("DenyKey"), object(&["reason", "expires", "active"], json!({
-            "reason": string(), "expires": nullable_string(), "active": {"type": "boolean"}}))]},
+        "RenewRequest": closed(&[], json!({"lease_secs": lease})),
+        "RefreshRequest": closed(&[], json!({"url": nullable_string()})),
+        "DenyKey": deny_variants(&json!({}), &[]),
+        "DenyRequest": deny_variants(&json!({"reason": reason, "expires": expires}), &["reason"]),
+        "DenyRule": deny_variants(
+            &json!({"reason": string(), "expires": nullable_string(), "active": {"type": "boolean"}}),
+            &["reason", "expires", "active"],
+        ),
         "DenyList": object(&["rules"], json!({"rules": {"type": "array", "items": reference("DenyRule")}})),
         "CertSummary": object(&["subject", "issuer", "serial", "sha256", "not_before", "not_after"],
             json!({"subject": string(), "issuer": string(), "serial": string(), "sha256": string(),
@@ -160,18 +249,18 @@ fn schemas() -> Value {
             "error": string(), "detail": string(), "verdict": reference("Verdict")})),
         "TeardownEvent": object(&["connection_id", "reason", "serial", "subject", "detail", "at", "labels"], json!({
             "connection_id": string(), "reason": teardown_reason, "serial": string(),
-            "subject": string(), "detail": string(), "at": string(), "labels": labels})),
+            "subject": string(), "detail": string(), "at": string(), "labels": labels_out})),
         "DegradedEvent": object(&["connection_id", "serial", "subject", "detail", "at"], json!({
             "connection_id": string(), "serial": string(), "subject": string(),
             "detail": string(), "at": string()})),
         "LeaseExpiredEvent": object(&["connection_id", "labels", "at"], json!({
-            "connection_id": string(), "labels": labels, "at": string()})),
+            "connection_id": string(), "labels": labels_out, "at": string()})),
         "ResetEvent": object(&["detail"], json!({"detail": string()})),
         "Connection": object(&["id", "state", "usage", "labels", "registered_at", "lease_secs",
                                "lease_expires_at", "valid_until", "subject", "serial"], json!({
             "id": string(),
             "state": {"type": "string", "enum": ["active", "torn_down"]},
-            "usage": usage, "labels": labels, "registered_at": string(),
+            "usage": usage, "labels": labels_out, "registered_at": string(),
             "lease_secs": lease, "lease_expires_at": nullable_string(),
             "valid_until": nullable_string(), "subject": string(), "serial": string(),
             "teardown": reference("TeardownEvent")})),

@@ -136,7 +136,7 @@ async fn slow_clients_are_cut_off_but_event_streams_are_not() {
         let started = Instant::now();
         let mut slow_head = TcpStream::connect(addr).await.unwrap();
         slow_head
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: vigil\r\n")
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
             .await
             .unwrap();
         let (_, closed) = read_for(&mut slow_head, Duration::from_secs(5)).await;
@@ -147,7 +147,7 @@ async fn slow_clients_are_cut_off_but_event_streams_are_not() {
         let mut slow_body = TcpStream::connect(addr).await.unwrap();
         slow_body
             .write_all(
-                b"POST /v1/verify HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/json\r\n\
+                b"POST /v1/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                   Content-Length: 100\r\n\r\n{\"chain\": [",
             )
             .await
@@ -160,7 +160,7 @@ async fn slow_clients_are_cut_off_but_event_streams_are_not() {
         // An event stream outlives both deadlines (keep-alives flow) ...
         let mut events = TcpStream::connect(addr).await.unwrap();
         events
-            .write_all(b"GET /v1/events HTTP/1.1\r\nHost: vigil\r\n\r\n")
+            .write_all(b"GET /v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .unwrap();
         let (head, closed) = read_for(&mut events, Duration::from_millis(200)).await;
@@ -172,7 +172,7 @@ async fn slow_clients_are_cut_off_but_event_streams_are_not() {
 
         // ... and a normal request still works.
         let mut fine = TcpStream::connect(addr).await.unwrap();
-        fine.write_all(b"GET /healthz HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\n\r\n")
+        fine.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .await
             .unwrap();
         let (reply, closed) = read_for(&mut fine, Duration::from_secs(3)).await;

@@ -31,8 +31,12 @@ const DEFAULT_EVENT_BACKLOG: u64 = 8192;
 #[command(after_help = "\
 Precedence: flag > VIGIL_* environment > --config file > default.
 Config file keys are the flag names (e.g. listen, data-dir, anchor = [..],
-revocation, api-token, tls-cert, tls-key); relative paths in the file are
-relative to the file's directory.
+revocation, api-token-file, insecure-no-auth, metrics-auth, max-connections,
+tls-cert, tls-key); relative paths in the file are relative to the file's
+directory.
+The API token: --api-token-file FILE or VIGIL_API_TOKEN (--api-token works but
+shows in `ps`). Every /v1 route needs it; a non-loopback --listen without one
+is refused unless --insecure-no-auth.
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 2 when the settings,
 anchors, data directory, TLS files or listen address are unusable at start,
 1 when the sidecar fails after starting.")]
@@ -54,15 +58,31 @@ pub(crate) struct ServeArgs {
     /// Revocation policy [default: require].
     #[arg(long, env = "VIGIL_REVOCATION", value_enum)]
     revocation: Option<PolicyArg>,
-    /// Bearer token required by mutating endpoints (POST/DELETE other than
-    /// /v1/verify). Unset: no token is asked for.
-    #[arg(
-        long,
-        env = "VIGIL_API_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
+    /// Bearer token every /v1 route requires. Visible in `ps`: prefer
+    /// --api-token-file or VIGIL_API_TOKEN. Unset: no token is asked for
+    /// (allowed on a loopback address only, unless --insecure-no-auth).
+    #[arg(long, value_name = "TOKEN")]
     api_token: Option<String>,
+    /// File holding the bearer token (one trailing newline is ignored).
+    #[arg(long, env = "VIGIL_API_TOKEN_FILE", value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without an API token (otherwise an
+    /// error). Anyone who can reach it may then read, register, deny and
+    /// refresh.
+    #[arg(long, env = "VIGIL_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    insecure_no_auth: Option<bool>,
+    /// /metrics requires the token too (it is open by default).
+    #[arg(long, env = "VIGIL_METRICS_AUTH", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    metrics_auth: Option<bool>,
+    /// Most registered connections; beyond, 429 [default: 100000].
+    #[arg(long, env = "VIGIL_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<u64>,
+    /// Most /v1/events subscribers at once; beyond, 429 [default: 256].
+    #[arg(long, env = "VIGIL_MAX_SUBSCRIBERS", value_name = "N")]
+    max_subscribers: Option<u64>,
+    /// Most deny rules; beyond, 429 [default: 10000].
+    #[arg(long, env = "VIGIL_MAX_DENY_RULES", value_name = "N")]
+    max_deny_rules: Option<u64>,
     /// Serve the API over TLS with this certificate chain (PEM); needs
     /// --tls-key.
     #[arg(long, env = "VIGIL_TLS_CERT", value_name = "FILE")]
@@ -148,6 +168,18 @@ struct FileConfig {
     revocation: Option<String>,
     #[serde(alias = "api_token")]
     api_token: Option<String>,
+    #[serde(alias = "api_token_file")]
+    api_token_file: Option<PathBuf>,
+    #[serde(alias = "insecure_no_auth")]
+    insecure_no_auth: Option<bool>,
+    #[serde(alias = "metrics_auth")]
+    metrics_auth: Option<bool>,
+    #[serde(alias = "max_connections")]
+    max_connections: Option<u64>,
+    #[serde(alias = "max_subscribers")]
+    max_subscribers: Option<u64>,
+    #[serde(alias = "max_deny_rules")]
+    max_deny_rules: Option<u64>,
     #[serde(alias = "tls_cert")]
     tls_cert: Option<PathBuf>,
     #[serde(alias = "tls_key")]
@@ -207,6 +239,13 @@ pub(crate) struct Settings {
     pub(crate) anchors: Vec<PathBuf>,
     pub(crate) policy: RevocationPolicy,
     pub(crate) api_token: Option<String>,
+    /// The token was given on the command line (`ps` shows it).
+    pub(crate) token_on_command_line: bool,
+    pub(crate) insecure_no_auth: bool,
+    pub(crate) metrics_auth: bool,
+    pub(crate) max_connections: usize,
+    pub(crate) max_subscribers: usize,
+    pub(crate) max_deny_rules: usize,
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) max_body_bytes: usize,
     pub(crate) keep_alive: Duration,
@@ -278,11 +317,67 @@ impl Settings {
             (None, None) => RevocationPolicy::Require,
         };
 
-        let api_token = pick(&mut from, "api-token", args.api_token, file.api_token);
-        if let Some(token) = &api_token {
-            check_token(token)
-                .map_err(|e| UsageError(format!("api-token{}: {e}", from.of("api-token"))))?;
+        let token_on_command_line = args.api_token.is_some();
+        let api_token = resolve_token(
+            args.api_token,
+            args.api_token_file,
+            file.api_token,
+            file.api_token_file.map(in_file),
+        )?;
+        let insecure_no_auth = args
+            .insecure_no_auth
+            .or(file.insecure_no_auth)
+            .unwrap_or(false);
+        let metrics_auth = args.metrics_auth.or(file.metrics_auth).unwrap_or(false);
+        if api_token.is_none() && !listen.ip().is_loopback() && !insecure_no_auth {
+            return Err(UsageError(format!(
+                "listen{}: {listen} is not a loopback address, and no API token is set: give \
+                 one with --api-token-file FILE or VIGIL_API_TOKEN (or serve it open with \
+                 --insecure-no-auth)",
+                from.of("listen")
+            )));
         }
+        if metrics_auth && api_token.is_none() {
+            return Err(UsageError(
+                "metrics-auth needs an API token (--api-token-file FILE or VIGIL_API_TOKEN)".into(),
+            ));
+        }
+        let max_connections = bounded(
+            "max-connections",
+            pick(
+                &mut from,
+                "max-connections",
+                args.max_connections,
+                file.max_connections,
+            ),
+            vigil_sidecar::DEFAULT_MAX_CONNECTIONS as u64,
+            1..=10_000_000,
+            &from,
+        )?;
+        let max_subscribers = bounded(
+            "max-subscribers",
+            pick(
+                &mut from,
+                "max-subscribers",
+                args.max_subscribers,
+                file.max_subscribers,
+            ),
+            vigil_sidecar::DEFAULT_MAX_SUBSCRIBERS as u64,
+            1..=100_000,
+            &from,
+        )?;
+        let max_deny_rules = bounded(
+            "max-deny-rules",
+            pick(
+                &mut from,
+                "max-deny-rules",
+                args.max_deny_rules,
+                file.max_deny_rules,
+            ),
+            vigil_sidecar::DEFAULT_MAX_DENY_RULES as u64,
+            1..=1_000_000,
+            &from,
+        )?;
 
         let tls_cert = pick(
             &mut from,
@@ -357,6 +452,12 @@ impl Settings {
             anchors,
             policy,
             api_token,
+            token_on_command_line,
+            insecure_no_auth,
+            metrics_auth,
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+            max_subscribers: usize::try_from(max_subscribers).unwrap_or(usize::MAX),
+            max_deny_rules: usize::try_from(max_deny_rules).unwrap_or(usize::MAX),
             tls,
             max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
             keep_alive: Duration::from_secs(keep_alive),
@@ -382,9 +483,14 @@ impl Settings {
                 allow: self.fetch_allow,
                 ..vigil_runtime::FetchConfig::default()
             },
+            insecure_no_auth: self.insecure_no_auth,
             sidecar: vigil_sidecar::SidecarConfig {
                 policy: self.policy,
                 api_token: self.api_token,
+                metrics_auth: self.metrics_auth,
+                max_connections: self.max_connections,
+                max_subscribers: self.max_subscribers,
+                max_deny_rules: self.max_deny_rules,
                 max_body_bytes: self.max_body_bytes,
                 sse_keep_alive: self.keep_alive,
                 event_backlog: self.event_backlog,
@@ -446,6 +552,57 @@ fn bounded(
             range.end()
         )))
     }
+}
+
+/// The token: `--api-token` (flag) > `--api-token-file` (flag or
+/// `VIGIL_API_TOKEN_FILE`) > `VIGIL_API_TOKEN` > the file's `api-token-file`
+/// > its `api-token`. Giving two of one level is an error.
+fn resolve_token(
+    flag_token: Option<String>,
+    flag_token_file: Option<PathBuf>,
+    file_token: Option<String>,
+    file_token_file: Option<PathBuf>,
+) -> Result<Option<String>, UsageError> {
+    if flag_token.is_some() && flag_token_file.is_some() {
+        return Err(UsageError(
+            "api-token and api-token-file: give one of them".into(),
+        ));
+    }
+    let (token, origin) = if let Some(t) = flag_token {
+        (Some(t), "--api-token".to_owned())
+    } else if let Some(path) = &flag_token_file {
+        (
+            Some(read_token_file(path)?),
+            format!("api-token-file {}", path.display()),
+        )
+    } else if let Some(t) = std::env::var_os("VIGIL_API_TOKEN") {
+        let t = t
+            .into_string()
+            .map_err(|_| UsageError("VIGIL_API_TOKEN: not UTF-8".into()))?;
+        (Some(t), "VIGIL_API_TOKEN".to_owned())
+    } else if let Some(path) = &file_token_file {
+        (
+            Some(read_token_file(path)?),
+            format!("api-token-file {} (config file)", path.display()),
+        )
+    } else {
+        (file_token, "api-token (config file)".to_owned())
+    };
+    if let Some(token) = &token {
+        check_token(token).map_err(|e| UsageError(format!("{origin}: {e}")))?;
+    }
+    Ok(token)
+}
+
+/// The token in `path`: one trailing newline (LF or CRLF) is dropped.
+fn read_token_file(path: &Path) -> Result<String, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("api-token-file {}: {e}", path.display())))?;
+    let token = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    Ok(token.to_owned())
 }
 
 /// RFC 6750 §2.1: a bearer token is a b64token.
@@ -546,6 +703,73 @@ mod tests {
         assert_eq!(s.policy, RevocationPolicy::Off);
         assert_eq!(s.api_token.as_deref(), Some("flag-token"));
         assert_eq!(s.anchors, vec![PathBuf::from("/x.pem")]);
+    }
+
+    #[test]
+    fn a_non_loopback_listen_needs_a_token_or_insecure_no_auth() {
+        let err = |list: &[&str]| Settings::resolve(args(list)).unwrap_err().0;
+        let e = err(&["--anchor", "a", "--listen", "0.0.0.0:8787"]);
+        assert!(
+            e.contains("not a loopback address") && e.contains("--insecure-no-auth"),
+            "{e}"
+        );
+        let s = Settings::resolve(args(&[
+            "--anchor",
+            "a",
+            "--listen",
+            "0.0.0.0:8787",
+            "--insecure-no-auth",
+        ]))
+        .unwrap();
+        assert!(s.insecure_no_auth && s.api_token.is_none());
+        let s = Settings::resolve(args(&[
+            "--anchor",
+            "a",
+            "--listen",
+            "0.0.0.0:8787",
+            "--api-token",
+            "t0ken",
+        ]))
+        .unwrap();
+        assert!(s.token_on_command_line);
+        let (_dir, path) = config("listen = \"[::]:8787\"\ninsecure-no-auth = true\n");
+        assert!(
+            Settings::resolve(args(&["--config", path.to_str().unwrap(), "--anchor", "a"])).is_ok()
+        );
+        let e = err(&["--anchor", "a", "--metrics-auth"]);
+        assert!(e.contains("metrics-auth needs an API token"), "{e}");
+    }
+
+    #[test]
+    fn the_token_file_loses_one_newline_and_may_not_be_empty() {
+        let (dir, _) = config("");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "abc123\r\n").unwrap();
+        let f = file.to_str().unwrap();
+        let s = Settings::resolve(args(&["--anchor", "a", "--api-token-file", f])).unwrap();
+        assert_eq!(s.api_token.as_deref(), Some("abc123"));
+        assert!(!s.token_on_command_line);
+        std::fs::write(&file, "\n").unwrap();
+        let e = Settings::resolve(args(&["--anchor", "a", "--api-token-file", f]))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("empty"), "{e}");
+        let e = Settings::resolve(args(&[
+            "--anchor",
+            "a",
+            "--api-token-file",
+            f,
+            "--api-token",
+            "x",
+        ]))
+        .unwrap_err()
+        .0;
+        assert!(e.contains("give one of them"), "{e}");
+        let (_dir, path) = config("api-token-file = \"tok\"\n");
+        std::fs::write(path.parent().unwrap().join("tok"), "from-file\n").unwrap();
+        let s = Settings::resolve(args(&["--config", path.to_str().unwrap(), "--anchor", "a"]))
+            .unwrap();
+        assert_eq!(s.api_token.as_deref(), Some("from-file"));
     }
 
     #[test]

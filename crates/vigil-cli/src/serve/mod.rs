@@ -22,6 +22,12 @@ use config::Settings;
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, UsageError> {
     let settings = Settings::resolve(args)?;
     init_logging(settings.log_level);
+    if settings.token_on_command_line {
+        tracing::warn!(
+            "--api-token is visible to every local user (ps, /proc); prefer --api-token-file \
+             FILE or VIGIL_API_TOKEN"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vigil-serve")

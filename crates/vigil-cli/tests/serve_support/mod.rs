@@ -243,12 +243,19 @@ impl Api {
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<String>) -> Reply {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             request = request.bearer_auth(t);
         }
+        // Bodies are JSON; a POST says so also without one (the API refuses
+        // any other media type, and a bodiless POST without one, with 415).
+        if body.is_some() || method == reqwest::Method::POST {
+            request = request.header("content-type", "application/json");
+        }
         if let Some(b) = body {
-            request = request.header("content-type", "application/json").body(b);
+            request = request.body(b);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
@@ -319,11 +326,14 @@ pub struct SseEvent {
 /// Subscribes to `/v1/events`; events (and `:` comments as event
 /// `comment`) arrive on the receiver.
 pub async fn subscribe(
-    base: &str,
+    api: &Api,
     last_event_id: Option<&str>,
 ) -> mpsc::UnboundedReceiver<SseEvent> {
     let client = reqwest::Client::new();
-    let mut request = client.get(format!("{base}/v1/events"));
+    let mut request = client.get(format!("{}/v1/events", api.base));
+    if let Some(t) = &api.token {
+        request = request.bearer_auth(t);
+    }
     if let Some(id) = last_event_id {
         request = request.header("Last-Event-ID", id);
     }
