@@ -331,3 +331,62 @@ async fn the_source_cap_evicts_the_least_recently_used_source() {
     assert_eq!(urls(&engine), [b, c]);
     assert_eq!(engine.sources_evicted(), 2);
 }
+
+/// `refresh_concurrency` bounds the scheduler's refreshes in flight: six
+/// due sources on a slow endpoint, a bound of two, never more than two
+/// requests at once (the fetcher's own per-host bound is four).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_refreshes_in_flight_are_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    #[derive(Clone, Default)]
+    struct Load {
+        now: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+        hits: Arc<AtomicUsize>,
+    }
+    let load = Load::default();
+    let router = axum::Router::new()
+        .route(
+            "/{name}",
+            axum::routing::get(
+                |axum::extract::State(l): axum::extract::State<Load>| async move {
+                    l.hits.fetch_add(1, Ordering::SeqCst);
+                    let now = l.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    l.peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    l.now.fetch_sub(1, Ordering::SeqCst);
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                },
+            ),
+        )
+        .with_state(load.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let (_responder, pki) = responder().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let engine = open(
+        &[&pki],
+        store,
+        EngineConfig {
+            fetch: fetch_config(Duration::from_secs(5)),
+            refresh: fast_policy(),
+            refresh_concurrency: 2,
+            ..EngineConfig::default()
+        },
+    );
+    // Six sources, each failed once (sequentially: one request at a time).
+    for i in 0..6 {
+        engine.refresh_crl(&format!("http://{addr}/{i}.crl")).await;
+    }
+    assert_eq!(load.peak.load(Ordering::SeqCst), 1);
+    let scheduler = engine.spawn_scheduler();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    scheduler.abort();
+    // All six were retried...
+    assert!(load.hits.load(Ordering::SeqCst) >= 6 + 6);
+    // ...two at a time.
+    assert_eq!(load.peak.load(Ordering::SeqCst), 2);
+}
