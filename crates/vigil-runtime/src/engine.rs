@@ -715,6 +715,9 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner);
         match sources.get(key) {
             None => true,
+            // Restored from the store without the certificate/issuer pair:
+            // the scheduler cannot refresh it, this verification can.
+            Some(t) if t.kind == Some(SourceKind::Ocsp) && t.ocsp.is_none() => true,
             Some(t) => next_refresh(&t.timing, &self.inner.config.refresh) <= now,
         }
     }

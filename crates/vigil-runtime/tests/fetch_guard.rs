@@ -366,3 +366,51 @@ async fn allow_lifts_a_default_denial() {
     assert_denied(both.fetch_crl(&url, &none).await, "0.0.0.0");
     assert_eq!(counter.hits(), 1);
 }
+
+/// A certificate made by `openssl` naming 10 CRL distribution points and 6
+/// OCSP responders: the fetcher keeps the first 4 of each and counts the
+/// rest.
+#[test]
+fn capped_sources_of_a_real_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cdp: Vec<String> = (1..=10)
+        .map(|i| format!("URI:http://127.0.0.1:9/{i}.crl"))
+        .collect();
+    let aia: Vec<String> = (1..=6)
+        .map(|i| format!("OCSP;URI:http://127.0.0.1:9/ocsp{i}"))
+        .collect();
+    let cert = dir.path().join("c.der");
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=many",
+            "-days",
+            "1",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("k.pem"))
+        .args(["-outform", "DER", "-out"])
+        .arg(&cert)
+        .arg("-addext")
+        .arg(format!("crlDistributionPoints={}", cdp.join(",")))
+        .arg("-addext")
+        .arg(format!("authorityInfoAccess={}", aia.join(",")))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    let der = std::fs::read(&cert).expect("certificate");
+    let f = Fetcher::new(config()).expect("fetcher");
+    let sources = f.capped_sources(&der).expect("sources");
+    assert_eq!(
+        sources.crl_urls,
+        (1..=4)
+            .map(|i| format!("http://127.0.0.1:9/{i}.crl"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(sources.ocsp_urls.len(), MAX_OCSP_URLS_PER_CERT);
+    assert_eq!(f.urls_ignored(), 6 + 2);
+}

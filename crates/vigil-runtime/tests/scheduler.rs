@@ -138,6 +138,14 @@ fn restored_ocsp_only_sources_do_not_spin_and_abort_is_prompt() {
             scheduler.abort();
             let joined = tokio::time::timeout(Duration::from_secs(2), scheduler).await;
             let abort_took = aborted.elapsed();
+            // A verification naming them supplies the pair, backoff or not:
+            // they are refreshed and recover.
+            let v = engine.verify(&client_chain(&pki), &require()).await;
+            assert_eq!(v.reason, ReasonCode::Ok, "{v:?}");
+            assert!(responder.counts().ocsp() > requests_before);
+            for s in engine.sources() {
+                assert_eq!(s.last_error, None, "{s:?}");
+            }
             responder.shutdown().await;
             (
                 cpu,
@@ -152,7 +160,7 @@ fn restored_ocsp_only_sources_do_not_spin_and_abort_is_prompt() {
     });
     let (cpu, attempts, sources, joined, abort_took, _) = done_rx
         .recv_timeout(Duration::from_secs(20))
-        .expect("the scheduler never yielded (it spins on the restored OCSP sources)");
+        .expect("the test thread failed (see its panic above) or the scheduler never yielded");
     assert!(cpu < Duration::from_millis(400), "{cpu:?} of CPU in 4 s");
     // Per source: the stored attempt, then retries after ~1 s and ~2 s.
     assert!(
@@ -322,4 +330,63 @@ async fn the_source_cap_evicts_the_least_recently_used_source() {
     engine.refresh_crl(c).await;
     assert_eq!(urls(&engine), [b, c]);
     assert_eq!(engine.sources_evicted(), 2);
+}
+
+/// `refresh_concurrency` bounds the scheduler's refreshes in flight: six
+/// due sources on a slow endpoint, a bound of two, never more than two
+/// requests at once (the fetcher's own per-host bound is four).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_refreshes_in_flight_are_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    #[derive(Clone, Default)]
+    struct Load {
+        now: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+        hits: Arc<AtomicUsize>,
+    }
+    let load = Load::default();
+    let router = axum::Router::new()
+        .route(
+            "/{name}",
+            axum::routing::get(
+                |axum::extract::State(l): axum::extract::State<Load>| async move {
+                    l.hits.fetch_add(1, Ordering::SeqCst);
+                    let now = l.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    l.peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    l.now.fetch_sub(1, Ordering::SeqCst);
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                },
+            ),
+        )
+        .with_state(load.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let (_responder, pki) = responder().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let engine = open(
+        &[&pki],
+        store,
+        EngineConfig {
+            fetch: fetch_config(Duration::from_secs(5)),
+            refresh: fast_policy(),
+            refresh_concurrency: 2,
+            ..EngineConfig::default()
+        },
+    );
+    // Six sources, each failed once (sequentially: one request at a time).
+    for i in 0..6 {
+        engine.refresh_crl(&format!("http://{addr}/{i}.crl")).await;
+    }
+    assert_eq!(load.peak.load(Ordering::SeqCst), 1);
+    let scheduler = engine.spawn_scheduler();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    scheduler.abort();
+    // All six were retried...
+    assert!(load.hits.load(Ordering::SeqCst) >= 6 + 6);
+    // ...two at a time.
+    assert_eq!(load.peak.load(Ordering::SeqCst), 2);
 }

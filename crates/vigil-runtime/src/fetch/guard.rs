@@ -22,8 +22,9 @@
 //! metadata endpoint 169.254.169.254, fe80::/10), unspecified (0.0.0.0/8,
 //! `::`), multicast (224.0.0.0/4, ff00::/8) and broadcast. Loopback and
 //! private ranges stay allowed: private PKIs and the test fixtures live
-//! there. IPv4-mapped IPv6 addresses (`::ffff:169.254.169.254`) are judged
-//! as the IPv4 address they reach.
+//! there. IPv4-mapped IPv6 addresses (`::ffff:169.254.169.254`) and NAT64
+//! well-known-prefix addresses (`64:ff9b::a9fe:a9fe`) are judged as the IPv4
+//! address they reach as well.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -73,9 +74,13 @@ impl Cidr {
     }
 
     /// Whether `ip` is in this network. An IPv4 network also contains the
-    /// IPv4-mapped IPv6 form of its addresses (`::ffff:a.b.c.d`).
+    /// IPv6 forms that reach its addresses: IPv4-mapped (`::ffff:a.b.c.d`,
+    /// RFC 4291 §2.5.5.2) and the NAT64 well-known prefix
+    /// (`64:ff9b::a.b.c.d`, RFC 6052 §2.1).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.contains_exact(ip) || self.contains_exact(ip.to_canonical())
+        self.contains_exact(ip)
+            || self.contains_exact(ip.to_canonical())
+            || nat64_embedded(ip).is_some_and(|v4| self.contains_exact(IpAddr::V4(v4)))
     }
 
     fn contains_exact(&self, ip: IpAddr) -> bool {
@@ -112,6 +117,15 @@ impl Cidr {
             }
         }
     }
+}
+
+/// The IPv4 address in a NAT64 well-known-prefix address (64:ff9b::/96).
+fn nat64_embedded(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let bits = u128::from(v6);
+    (bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000).then(|| Ipv4Addr::from(bits as u32))
 }
 
 fn max_prefix(addr: IpAddr) -> u8 {
@@ -346,6 +360,8 @@ mod tests {
             "ff02::1",
             "::ffff:0.0.0.0",
             "::ffff:255.255.255.255",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::169.254.169.254",
         ] {
             assert!(!p.permits(ip(denied)), "{denied} permitted");
         }
@@ -358,6 +374,8 @@ mod tests {
             "8.8.8.8",
             "2001:db8::1",
             "::ffff:127.0.0.1",
+            "64:ff9b::808:808",
+            "64:ff9c::a9fe:a9fe",
         ] {
             assert!(p.permits(ip(allowed)), "{allowed} denied");
         }
