@@ -660,18 +660,19 @@ impl Engine {
 
     /// Fetches the revocation sources named by the certificates of a
     /// validated path (down to `depth`) that the engine lacks or holds past
-    /// their refresh time. At most [`MAX_URLS_PER_KIND`] CRL and OCSP URLs
-    /// of each certificate are used; the rest are ignored and reported.
+    /// their refresh time. At most 4 CRL and 4 OCSP URLs of each
+    /// certificate are used ([`Fetcher::capped_sources`]); the rest are
+    /// ignored and reported.
     pub async fn prefetch(&self, path: &AdmittedPath, depth: vigil_core::Depth) {
         let now = unix(self.now());
         let mut crls = Vec::new();
         let mut ocsp = Vec::new();
         let methods = self.inner.config.verifier.methods;
         for (cert, issuer) in path.with_issuers(depth) {
-            let Ok(sources) = revocation_sources(cert) else {
+            let Ok(sources) = self.inner.fetcher.capped_sources(cert) else {
                 continue;
             };
-            let (crl_urls, ocsp_urls) = cap_urls(sources.crl_urls, sources.ocsp_urls, cert);
+            let (crl_urls, ocsp_urls) = (sources.crl_urls, sources.ocsp_urls);
             if methods.uses_crl() {
                 for url in crl_urls {
                     if self.due(&url, now) && !crls.contains(&url) {
@@ -1245,6 +1246,12 @@ impl Engine {
         }
     }
 
+    /// Revocation URLs left out so far because a certificate named more
+    /// than are used ([`Fetcher::capped_sources`]).
+    pub fn urls_ignored(&self) -> u64 {
+        self.inner.fetcher.urls_ignored()
+    }
+
     /// Sources forgotten so far because of [`EngineConfig::max_sources`].
     pub fn sources_evicted(&self) -> u64 {
         self.inner
@@ -1601,31 +1608,6 @@ fn unix(t: SystemTime) -> i64 {
 /// The store key of a deny rule: its key, as JSON.
 fn deny_key_bytes(key: &vigil_core::DenyKey) -> Vec<u8> {
     serde_json::to_vec(key).unwrap_or_default()
-}
-
-/// How many CRL distribution point URLs, and how many OCSP URLs, of one
-/// certificate are used; a CA that names more gets the first ones.
-pub const MAX_URLS_PER_KIND: usize = 4;
-
-/// The first [`MAX_URLS_PER_KIND`] URLs of each kind; the rest are
-/// reported and ignored.
-fn cap_urls(
-    mut crl: Vec<String>,
-    mut ocsp: Vec<String>,
-    cert: &[u8],
-) -> (Vec<String>, Vec<String>) {
-    if crl.len() > MAX_URLS_PER_KIND || ocsp.len() > MAX_URLS_PER_KIND {
-        tracing::warn!(
-            serial = serial_hex(cert).unwrap_or_default(),
-            crl_urls = crl.len(),
-            ocsp_urls = ocsp.len(),
-            kept = MAX_URLS_PER_KIND,
-            "certificate names more revocation URLs than are used"
-        );
-        crl.truncate(MAX_URLS_PER_KIND);
-        ocsp.truncate(MAX_URLS_PER_KIND);
-    }
-    (crl, ocsp)
 }
 
 fn serial_hex(cert: &[u8]) -> Option<String> {

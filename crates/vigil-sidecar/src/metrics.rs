@@ -128,6 +128,29 @@ pub(crate) fn render(app: &AppState) -> String {
         app.engine.store_errors()
     );
 
+    head(
+        &mut out,
+        "vigil_sources_evicted_total",
+        "counter",
+        "Revocation sources forgotten because the source cap was reached (least recently used first).",
+    );
+    let _ = writeln!(
+        out,
+        "vigil_sources_evicted_total {}",
+        app.engine.sources_evicted()
+    );
+    head(
+        &mut out,
+        "vigil_revocation_urls_ignored_total",
+        "counter",
+        "CRL/OCSP URLs left out because a certificate named more than are used.",
+    );
+    let _ = writeln!(
+        out,
+        "vigil_revocation_urls_ignored_total {}",
+        app.engine.urls_ignored()
+    );
+
     let fetches = app.engine.refresh_metrics();
     head(
         &mut out,
