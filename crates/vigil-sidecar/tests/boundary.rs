@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vigil_core::CertificateDer;
-use vigil_runtime::{Engine, EngineConfig, MemoryStore, Store, SystemClock, Table};
+use vigil_runtime::{Engine, EngineConfig, MemoryStore, Store, StoreError, SystemClock, Table};
 use vigil_sidecar::{app, Sidecar, SidecarConfig};
 
 const TOKEN: &str = "boundary-token-0123";
@@ -519,5 +519,81 @@ async fn stored_records_that_cannot_be_read_make_readyz_fail() {
         .collect();
     assert_eq!(keys.len(), 1);
     assert_ne!(keys[0], old_key);
+    served.stop().await;
+}
+
+/// A store whose one revocation fact cannot be decoded (as a sled record
+/// written by a broken disk would be).
+struct CorruptFact(MemoryStore);
+
+impl Store for CorruptFact {
+    fn get(&self, url: &str) -> Result<Option<vigil_runtime::SourceRecord>, StoreError> {
+        self.0.get(url)
+    }
+    fn put(
+        &self,
+        record: &vigil_runtime::SourceRecord,
+    ) -> Result<vigil_runtime::PutOutcome, StoreError> {
+        self.0.put(record)
+    }
+    fn put_status(
+        &self,
+        url: &str,
+        status: &vigil_runtime::SourceStatus,
+    ) -> Result<bool, StoreError> {
+        self.0.put_status(url, status)
+    }
+    fn list(&self) -> Result<Vec<Result<vigil_runtime::SourceMeta, StoreError>>, StoreError> {
+        self.0.list()
+    }
+    fn remove(&self, url: &str) -> Result<bool, StoreError> {
+        self.0.remove(url)
+    }
+    fn put_revocation(
+        &self,
+        key: &vigil_runtime::RevocationKey,
+        fact: &vigil_runtime::RevocationFact,
+    ) -> Result<(), StoreError> {
+        self.0.put_revocation(key, fact)
+    }
+    #[allow(clippy::type_complexity)]
+    fn revocations(
+        &self,
+    ) -> Result<
+        Vec<Result<(vigil_runtime::RevocationKey, vigil_runtime::RevocationFact), StoreError>>,
+        StoreError,
+    > {
+        let mut facts = self.0.revocations()?;
+        facts.push(Err(StoreError::Invalid {
+            detail: "revocation fact: truncated record".into(),
+        }));
+        Ok(facts)
+    }
+    fn prune_revocations(&self, now: i64) -> Result<usize, StoreError> {
+        self.0.prune_revocations(now)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.0.flush()
+    }
+    fn put_entry(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.0.put_entry(table, key, value)
+    }
+    fn delete_entry(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+        self.0.delete_entry(table, key)
+    }
+    fn entries(&self, table: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.0.entries(table)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_fact_that_cannot_be_read_makes_readyz_fail() {
+    let served = Served::start(with_token(), Arc::new(CorruptFact(MemoryStore::new()))).await;
+    let (status, body) = served
+        .send(reqwest::Method::GET, "/readyz", &[], None)
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("revocation fact"), "{detail}");
     served.stop().await;
 }
