@@ -10,7 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::Command;
 
-use pki_fixtures::{roles, KeyAlg, Pki, PkiDir, PkiOptions};
+use pki_fixtures::{roles, CrlNumberFault, CrlSpec, KeyAlg, Pki, PkiDir, PkiOptions};
 use serde_json::Value;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -300,6 +300,26 @@ fn client_under(policy: &str, crls: &[&str]) -> (i32, Value) {
 
 /// The path every accepted client chain must take.
 const CLIENT_PATH: &[&str] = &[roles::CLIENT, roles::INTERMEDIATE, roles::ROOT];
+
+/// RFC 5280 §5.2.3: a `--crl` whose cRLNumber is missing or critical is
+/// refused as malformed input (exit 2, naming the file and the rule), even
+/// though the intermediate's own key signed it.
+#[test]
+fn a_crl_whose_crl_number_is_missing_or_critical_is_refused() {
+    let fx = Fixture::new();
+    let spec = CrlSpec::new(&fx.pki.options);
+    for (fault, needle) in [
+        (CrlNumberFault::Missing, "no cRLNumber"),
+        (CrlNumberFault::Critical, "cRLNumber extension is critical"),
+    ] {
+        let crl = fx.pki.intermediate.nonconforming_crl(&spec, fault).unwrap();
+        let name = format!("{fault:?}.crl");
+        fx.write(&name, &crl.der);
+        client_chain(&fx, &[roles::ROOT_CRL])
+            .file("--crl", &fx, &name)
+            .usage_error(&[&name, needle]);
+    }
+}
 
 #[test]
 fn help_exits_zero() {
