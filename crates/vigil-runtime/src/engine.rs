@@ -12,9 +12,7 @@ use vigil_core::hex;
 
 use serde::Serialize;
 use tokio::sync::watch;
-use vigil_core::revocation::{
-    build_request, revocation_sources, CertIdHash, OcspError, ParsedCrl, ParsedOcsp,
-};
+use vigil_core::revocation::{build_request, CertIdHash, OcspError, ParsedCrl, ParsedOcsp};
 use vigil_core::schedule::{next_refresh, RefreshPolicy, SourceTiming};
 use vigil_core::{
     AdmittedPath, CertificateDer, CrlLoad, DenyRule, Reason, RevocationFact as CoreFact,

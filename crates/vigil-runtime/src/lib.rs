@@ -14,10 +14,7 @@ mod stats;
 mod store;
 mod tracker;
 
-pub use engine::{
-    Clock, Engine, EngineConfig, EngineError, Refreshed, SourceState, SystemClock,
-    MAX_URLS_PER_KIND,
-};
+pub use engine::{Clock, Engine, EngineConfig, EngineError, Refreshed, SourceState, SystemClock};
 pub use fetch::{
     cap_sources, Cidr, CidrError, FetchConfig, FetchError, FetchOutcome, Fetcher, OcspMethod,
     OcspOutcome, Validators, DEFAULT_DENIED, MAX_CRL_URLS_PER_CERT, MAX_OCSP_URLS_PER_CERT,
