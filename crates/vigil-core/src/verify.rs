@@ -512,17 +512,23 @@ impl Verifier {
         let parsed = ParsedOcsp::from_der(der)?;
         let responses = parsed.responses().to_vec();
         let n = responses.len();
-        // A server staples the same answer on every handshake: keep one copy
-        // and leave the verdict cache alone.
+        self.hold_unkeyed(der, responses);
+        Ok(n)
+    }
+
+    /// Holds an OCSP answer that came without a source key (a file, a
+    /// staple). A server staples the same answer on every handshake: one
+    /// copy is kept and the verdict cache left alone. Bounded: the oldest
+    /// unkeyed answers go first (their servers have stapled newer ones
+    /// since).
+    fn hold_unkeyed(&mut self, der: &[u8], responses: Vec<crate::revocation::SingleResponse>) {
         if self
             .ocsp
             .iter()
             .any(|slot| slot.key.is_none() && slot.der == der)
         {
-            return Ok(n);
+            return;
         }
-        // Bounded: the oldest unkeyed answers go first (their servers have
-        // stapled newer ones since).
         let unkeyed = self.ocsp.iter().filter(|s| s.key.is_none()).count();
         if unkeyed >= MAX_UNKEYED_OCSP {
             if let Some(i) = self.ocsp.iter().position(|s| s.key.is_none()) {
@@ -537,7 +543,6 @@ impl Verifier {
             verified: Default::default(),
         });
         self.bump();
-        Ok(n)
     }
 
     /// Holds, under `key`, an OCSP response that failed verification or
@@ -595,27 +600,7 @@ impl Verifier {
             }));
         }
         let n = keep.len();
-        if self
-            .ocsp
-            .iter()
-            .any(|slot| slot.key.is_none() && slot.der == der)
-        {
-            return Ok(n);
-        }
-        let unkeyed = self.ocsp.iter().filter(|s| s.key.is_none()).count();
-        if unkeyed >= MAX_UNKEYED_OCSP {
-            if let Some(i) = self.ocsp.iter().position(|s| s.key.is_none()) {
-                self.ocsp.remove(i);
-            }
-        }
-        self.ocsp.push(OcspSlot {
-            key: None,
-            der: der.to_vec(),
-            responses: keep,
-            rejected: false,
-            verified: Default::default(),
-        });
-        self.bump();
+        self.hold_unkeyed(der, keep);
         Ok(n)
     }
 
