@@ -483,7 +483,9 @@ async fn openapi_document_is_valid_and_every_route_answers_as_documented() {
             assert!(reply.text.is_empty(), "{method} {path}: {}", reply.text);
         }
     }
-    // Torn-down connections and error bodies match their schemas too.
+    // Torn-down connections, the events and error bodies match their
+    // schemas too.
+    let mut events = subscribe(&api, None).await;
     let denied = api
         .post(
             "/v1/deny",
@@ -506,6 +508,33 @@ async fn openapi_document_is_valid_and_every_route_answers_as_documented() {
         &json!({"$ref": "#/components/schemas/TeardownEvent"}),
         &gone.body["teardown"],
         "teardown",
+    )
+    .unwrap();
+    let event = loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("a teardown event")
+            .expect("the stream stays open");
+        if e.event == "teardown" {
+            break e;
+        }
+    };
+    // Under text/event-stream (OpenAPI 3.0) the schema is one event's
+    // fields, as an SSE parser reads them.
+    let sse = json!({"event": event.event, "data": event.data.to_string(), "id": event.id});
+    validate(
+        &doc,
+        &doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["schema"],
+        &sse,
+        "event",
+    )
+    .unwrap();
+    validate(
+        &doc,
+        &json!({"$ref": "#/components/schemas/TeardownEvent"}),
+        &event.data,
+        "teardown event",
     )
     .unwrap();
     let refused = api.post("/v1/connections", &json!({"chain": chain})).await;

@@ -10,6 +10,7 @@ use vigil_core::ReasonCode;
 use super::api::{Body, Resp, BODY_STATUSES, MISDIRECTED, ROUTES, UNAUTHORIZED};
 use super::chain::MAX_CHAIN;
 use super::connections::MAX_LEASE_SECS;
+use super::events::EVENT_NAMES;
 use super::handlers::{
     MAX_EXPIRES, MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_REASON, MIN_EXPIRES,
 };
@@ -72,8 +73,11 @@ pub(crate) fn document(metrics_auth: bool) -> Value {
                     Some(json!({"application/json": {"schema": reference(schema)}}))
                 }
                 Body::Text => Some(json!({"text/plain": {"schema": {"type": "string"}}})),
+                // OpenAPI 3.0 has no itemSchema: under text/event-stream,
+                // `schema` describes one event (its fields as the SSE
+                // parser reads them), as schemathesis and others read it.
                 Body::EventStream => {
-                    Some(json!({"text/event-stream": {"schema": {"type": "string"}}}))
+                    Some(json!({"text/event-stream": {"schema": reference("ServerSentEvent")}}))
                 }
             };
             if let Some(content) = content {
@@ -186,6 +190,7 @@ fn deny_variants(extra: &Value, extra_required: &[&str]) -> Value {
 }
 
 fn schemas() -> Value {
+    let event_names: Vec<&str> = EVENT_NAMES.iter().copied().chain(["reset"]).collect();
     let reasons: Vec<&str> = ReasonCode::all().map(ReasonCode::as_str).collect();
     let usage = json!({"type": "string", "enum": ["client", "server", "any"], "default": "any"});
     let chain = json!({"type": "array", "minItems": 1, "maxItems": MAX_CHAIN,
@@ -256,6 +261,11 @@ fn schemas() -> Value {
         "LeaseExpiredEvent": object(&["connection_id", "labels", "at"], json!({
             "connection_id": string(), "labels": labels_out, "at": string()})),
         "ResetEvent": object(&["detail"], json!({"detail": string()})),
+        "ServerSentEvent": object(&["event", "data"], json!({
+            "event": {"type": "string", "enum": event_names},
+            "data": {"type": "string", "description": "JSON: the event's schema by its name"},
+            "id": {"type": "string", "description": "resume point for Last-Event-ID; reset has none"},
+            "retry": {"type": "integer"}})),
         "Connection": object(&["id", "state", "usage", "labels", "registered_at", "lease_secs",
                                "lease_expires_at", "valid_until", "subject", "serial"], json!({
             "id": string(),
