@@ -1,11 +1,11 @@
-//! Reading certificates and CRLs from bytes and files: PEM bundles or DER,
-//! with clear errors for everything else.
+//! Reading certificates, CRLs and private keys from bytes and files: PEM or
+//! DER, with clear errors for everything else.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::pem::{PemObject, SectionKind};
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::der::{self, tag};
 
@@ -18,7 +18,7 @@ pub const MAX_INPUT_BYTES: u64 = 512 * 1024 * 1024;
 pub enum InputError {
     /// The file could not be read.
     Io {
-        /// The path.
+        /// The file that could not be read.
         path: PathBuf,
         /// The OS error.
         error: std::io::Error,
@@ -48,13 +48,27 @@ pub enum InputError {
     TooLarge {
         /// Where it came from.
         source: String,
-        /// Its size.
+        /// Its size in bytes.
         size: u64,
     },
     /// A directory holds no certificate at all.
     NoCertificates {
-        /// The directory.
+        /// The directory searched.
         path: PathBuf,
+    },
+    /// The private key is encrypted (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
+    /// legacy PEM key with `Proc-Type: 4,ENCRYPTED`); Vigil reads only
+    /// unencrypted keys.
+    EncryptedKey {
+        /// Where it came from.
+        source: String,
+    },
+    /// More than one private key where exactly one is expected.
+    SeveralKeys {
+        /// Where it came from.
+        source: String,
+        /// How many keys were found.
+        count: usize,
     },
 }
 
@@ -85,6 +99,14 @@ impl fmt::Display for InputError {
             }
             Self::NoCertificates { path } => {
                 write!(f, "{}: directory holds no certificate", path.display())
+            }
+            Self::EncryptedKey { source } => write!(
+                f,
+                "{source}: the private key is encrypted; give an unencrypted key \
+                 (e.g. `openssl pkey -in KEY -out PLAIN_KEY`)"
+            ),
+            Self::SeveralKeys { source, count } => {
+                write!(f, "{source}: {count} private keys where one is expected")
             }
         }
     }
@@ -164,6 +186,105 @@ pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, In
         return Ok(out);
     }
     parse_certificates(&read_file(path)?, &path.display().to_string())
+}
+
+/// The private key of a file: PKCS#8 (`PRIVATE KEY`), SEC1 (`EC PRIVATE
+/// KEY`) or PKCS#1 (`RSA PRIVATE KEY`) PEM, or one DER key of those forms.
+/// Exactly one key: none, several, or an encrypted one is an error; other
+/// PEM sections (e.g. the certificate chain in the same file) are ignored.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let pki = pki_fixtures::generate(&pki_fixtures::PkiOptions::default())?;
+/// # let dir = pki_fixtures::PkiDir::new(&pki)?;
+/// # let path = dir.file("server.key.pem");
+/// let key = vigil_core::input::load_private_key(&path)?; // e.g. "server.key.pem"
+/// let chain = vigil_core::input::load_certificates(&dir.file("server.chain.pem"))?;
+/// // Ready for rustls: `ServerConfig::builder()...with_single_cert(chain, key)`.
+/// # assert!(matches!(key, rustls_pki_types::PrivateKeyDer::Pkcs8(_)));
+/// # assert_eq!(chain.len(), 2);
+/// # Ok(()) }
+/// ```
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, InputError> {
+    parse_private_key(&read_file(path)?, &path.display().to_string())
+}
+
+/// The private key in `bytes` (PEM or DER), as [`load_private_key`] reads a
+/// file; `source` names the input in errors.
+pub fn parse_private_key(bytes: &[u8], source: &str) -> Result<PrivateKeyDer<'static>, InputError> {
+    let encrypted = || InputError::EncryptedKey {
+        source: source.to_owned(),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(InputError::Empty {
+            source: source.to_owned(),
+        });
+    }
+    if looks_like_pem(bytes) {
+        // RFC 1421 headers of a legacy OpenSSL encrypted key; the base64
+        // decoder would otherwise report them as bad PEM.
+        const LEGACY_ENCRYPTED: &[u8] = b"Proc-Type: 4,ENCRYPTED";
+        if bytes
+            .windows(LEGACY_ENCRYPTED.len())
+            .any(|w| w == LEGACY_ENCRYPTED)
+        {
+            return Err(encrypted());
+        }
+        let mut found = Vec::new();
+        let mut keys = Vec::new();
+        for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
+            let (kind, der) = item.map_err(|e| InputError::Malformed {
+                source: source.to_owned(),
+                detail: pem_error(&e),
+            })?;
+            let key = match kind {
+                SectionKind::PrivateKey => PrivateKeyDer::Pkcs8(der.into()),
+                SectionKind::EcPrivateKey => PrivateKeyDer::Sec1(der.into()),
+                SectionKind::RsaPrivateKey => PrivateKeyDer::Pkcs1(der.into()),
+                other => {
+                    found.push(format!("{other:?}"));
+                    continue;
+                }
+            };
+            der::single(key.secret_der(), tag::SEQUENCE).map_err(|e| InputError::Malformed {
+                source: source.to_owned(),
+                detail: format!("not a valid private key ({e})"),
+            })?;
+            keys.push(key);
+        }
+        let unknown = unknown_labels(bytes);
+        if unknown.iter().any(|l| l == "ENCRYPTED PRIVATE KEY") {
+            return Err(encrypted());
+        }
+        return match keys.len() {
+            0 => {
+                found.extend(unknown);
+                Err(InputError::WrongPemLabel {
+                    source: source.to_owned(),
+                    expected: "PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY",
+                    found,
+                })
+            }
+            1 => Ok(keys.remove(0)),
+            count => Err(InputError::SeveralKeys {
+                source: source.to_owned(),
+                count,
+            }),
+        };
+    }
+    let malformed = |detail: String| InputError::Malformed {
+        source: source.to_owned(),
+        detail,
+    };
+    let content = der::single(bytes, tag::SEQUENCE)
+        .map_err(|e| malformed(format!("neither PEM nor DER ({e})")))?;
+    // EncryptedPrivateKeyInfo (RFC 5958 §3) opens with an AlgorithmIdentifier
+    // SEQUENCE; the plain forms open with an INTEGER version.
+    if der::Reader::new(content).peek_tag() == Some(tag::SEQUENCE) {
+        return Err(encrypted());
+    }
+    PrivateKeyDer::try_from(bytes.to_vec())
+        .map_err(|e| malformed(format!("not a PKCS#8, SEC1 or PKCS#1 private key ({e})")))
 }
 
 fn sections(
