@@ -29,9 +29,6 @@
 //! Exit status 2: bad arguments or unusable files; 1: the server could not
 //! start (e.g. the address is taken).
 
-#[path = "common/pem_files.rs"]
-mod pem_files;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -40,16 +37,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pem_files::{load_certs, load_key};
 use rustls::ServerConfig;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_rustls::TlsAcceptor;
-use vigil_core::schedule::RefreshPolicy;
+use vigil_core::input::{load_certificates, load_private_key};
 use vigil_core::RevocationPolicy;
 use vigil_runtime::{
-    ConnectionEvent, Engine, EngineConfig, MemoryStore, Store, SystemClock, Tracker, TrackerConfig,
+    ConnectionEvent, Engine, EngineConfig, MemoryStore, RefreshPolicy, Store, SystemClock, Tracker,
+    TrackerConfig,
 };
 use vigil_rustls::{TornDown, VigilClientVerifier};
 
@@ -145,9 +142,9 @@ struct Setup {
 }
 
 fn setup(args: &Args) -> Result<Setup, String> {
-    let chain = load_certs(&args.cert)?;
-    let key = load_key(&args.key)?;
-    let anchors = load_certs(&args.anchor)?;
+    let chain = load_certificates(&args.cert).map_err(|e| e.to_string())?;
+    let key = load_private_key(&args.key).map_err(|e| e.to_string())?;
+    let anchors = load_certificates(&args.anchor).map_err(|e| e.to_string())?;
     let count = anchors.len();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let interval = i64::try_from(args.refresh.as_secs()).unwrap_or(i64::MAX);

@@ -15,20 +15,17 @@
 //! otherwise. Exit status 2: bad arguments or unusable files; 1: the
 //! connection failed.
 
-#[path = "common/pem_files.rs"]
-mod pem_files;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use pem_files::{load_certs, load_key};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use vigil_core::input::{load_certificates, load_private_key};
 use vigil_runtime::{Engine, EngineConfig, MemoryStore, Store, SystemClock};
 use vigil_rustls::VigilServerVerifier;
 
@@ -82,11 +79,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 }
 
 fn config(args: &Args) -> Result<ClientConfig, String> {
-    let chain = load_certs(&args.cert)?;
-    let key = load_key(&args.key)?;
+    let chain = load_certificates(&args.cert).map_err(|e| e.to_string())?;
+    let key = load_private_key(&args.key).map_err(|e| e.to_string())?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let engine = Engine::open(
-        load_certs(&args.anchor)?,
+        load_certificates(&args.anchor).map_err(|e| e.to_string())?,
         store,
         EngineConfig::default(),
         Arc::new(SystemClock),

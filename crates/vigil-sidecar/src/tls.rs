@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::Listener;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
@@ -22,18 +20,10 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The server configuration from PEM files; HTTP/1.1 by ALPN.
 pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Error> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| Error::new(format!("tls-cert {}: {e}", cert.display())))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::new(format!("tls-cert {}: {e}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(Error::new(format!(
-            "tls-cert {}: no CERTIFICATE in the file",
-            cert.display()
-        )));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| Error::new(format!("tls-key {}: {e}", key.display())))?;
+    let certs = vigil_core::input::load_certificates(cert)
+        .map_err(|e| Error::new(format!("tls-cert {e}")))?;
+    let key =
+        vigil_core::input::load_private_key(key).map_err(|e| Error::new(format!("tls-key {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
