@@ -1,11 +1,34 @@
 //! rustls certificate verifiers backed by Vigil's [`Engine`]: path
 //! validation, live CRL/OCSP revocation and policy decided by Vigil, inside
-//! the TLS handshake.
+//! the TLS handshake; and TLS streams that close themselves when their peer
+//! stops being trusted.
+//!
+//! # Contents
 //!
 //! * [`VigilClientVerifier`]: a [`rustls::server::danger::ClientCertVerifier`]
 //!   for servers that require client certificates (mTLS).
 //! * [`VigilServerVerifier`]: a [`rustls::client::danger::ServerCertVerifier`]
 //!   that also uses the OCSP response the server staples.
+//! * [`accept`], [`connect`] and [`GuardedStream`]: tokio-rustls streams
+//!   tracked by a [`Tracker`]; on teardown they send close_notify, close and
+//!   fail pending I/O with [`TornDown`] (an idle one is shut down after
+//!   [`CLOSE_GRACE`]). [`TlsPeer`] is what a stream must offer to be tracked.
+//! * [`verdict_error`] and [`Rejected`]: how a rejected verdict becomes a
+//!   rustls error and a TLS alert.
+//!
+//! # Example
+//!
+//! An mTLS server whose clients are verified by Vigil; a client's
+//! connection is closed once its certificate is revoked. It runs against
+//! the fixture PKI and its CRL/OCSP responder on 127.0.0.1 (`pki-fixtures`);
+//! with real files, only the paths change. The same code is
+//! `examples/live_connections.rs` and the README's example.
+//!
+//! ```
+#![doc = include_str!("../examples/live_connections.rs")]
+//! ```
+//!
+//! # Alerts
 //!
 //! A rejected [`Verdict`](vigil_core::Verdict) becomes
 //! [`rustls::Error::InvalidCertificate`] with the closest
@@ -48,12 +71,13 @@
 //! # Live connections
 //!
 //! A verifier decides once, at the handshake. To end connections when their
-//! peer stops being trusted, track them with a
-//! [`vigil_runtime::Tracker`] over the same engine and accept through
-//! [`accept`] (or wrap with [`GuardedStream::track`]): on revocation,
-//! expiry, data that can no longer be verified under `require`, anchor
-//! removal or an operator's deny, the stream sends close_notify, closes and
-//! fails pending I/O with [`TornDown`]. Dropping the stream untracks it.
+//! peer stops being trusted, track them with a [`Tracker`] over the same
+//! engine and accept through [`accept`] (or wrap with
+//! [`GuardedStream::track`]): on revocation, expiry, data that can no longer
+//! be verified under `require`, anchor removal or an operator's deny, the
+//! stream sends close_notify, closes and fails pending I/O with
+//! [`TornDown`]; see [`GuardedStream`] for the details, including dry runs.
+//! Dropping the stream untracks it.
 
 #![forbid(unsafe_code)]
 
@@ -69,4 +93,4 @@ pub use server::VigilServerVerifier;
 pub use stream::{accept, connect, GuardedStream, TlsPeer, TornDown, CLOSE_GRACE};
 
 #[cfg(doc)]
-use vigil_runtime::Engine;
+use vigil_runtime::{Engine, Tracker};

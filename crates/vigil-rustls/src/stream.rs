@@ -1,19 +1,5 @@
-//! tokio-rustls streams tied to a [`Tracker`]: a [`GuardedStream`] is
-//! tracked from the moment its handshake completes (full or resumed: the
-//! peer chain is verified again against current data, since rustls does not
-//! call the verifier on resumption), closed when its peer stops being
-//! trusted, and untracked when dropped.
-//!
-//! On teardown (under [`Enforcement::Enforce`]):
-//! 1. a pending or next read, write or flush wakes, sends the TLS
-//!    close_notify alert and shuts the TCP write side (so the peer sees the
-//!    close at once), then fails with [`std::io::ErrorKind::ConnectionAborted`]
-//!    whose inner error is a [`TornDown`] carrying the event;
-//! 2. if the application is not using the stream at all, a watchdog shuts
-//!    the socket down after [`CLOSE_GRACE`], so an idle connection goes too.
-//!
-//! Under [`Enforcement::DryRun`] the stream is left alone (the tracker
-//! emits and counts the event).
+//! tokio-rustls streams tied to a [`Tracker`] (documented on
+//! [`GuardedStream`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -32,10 +18,24 @@ use vigil_core::{ConnectionId, TeardownEvent};
 use vigil_runtime::{Enforcement, Tracked, Tracker};
 
 /// How long a torn-down connection that nobody reads or writes is given to
-/// close itself (sending close_notify) before its socket is shut down.
+/// close itself (sending close_notify) before its socket is shut down (see
+/// [`GuardedStream`]).
 pub const CLOSE_GRACE: Duration = Duration::from_millis(20);
 
-/// The error inside the [`io::Error`] a torn-down stream returns.
+/// Why a [`GuardedStream`] was closed: the error inside the [`io::Error`]
+/// (kind [`io::ErrorKind::ConnectionAborted`]) its reads, writes and
+/// flushes return once its peer is no longer trusted, and that [`accept`]
+/// and [`connect`] return for a peer refused at tracking time. It carries
+/// the [`TeardownEvent`]: reason (`revoked`, `expired`, `unverifiable`,
+/// `untrusted`, `denied`), the certificate concerned, a detail and the time.
+///
+/// ```
+/// # fn on_error(error: std::io::Error) {
+/// if let Some(event) = vigil_rustls::TornDown::from_io(&error) {
+///     eprintln!("closed: {} ({})", event.reason, event.detail);
+/// }
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornDown(pub TeardownEvent);
 
@@ -65,7 +65,8 @@ impl TornDown {
     }
 }
 
-/// A TLS stream whose peer certificate chain can be tracked.
+/// A TLS stream whose peer certificate chain can be tracked: implemented
+/// for tokio-rustls's server and client streams over a [`TcpStream`].
 pub trait TlsPeer: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// The peer's chain, leaf first; none when the peer sent no certificate.
     fn peer_chain(&self) -> Option<Vec<CertificateDer<'static>>>;
@@ -172,7 +173,37 @@ impl Guard {
     }
 }
 
-/// A TLS stream tracked by a [`Tracker`]; see the module documentation.
+/// A TLS stream tracked by a [`Tracker`]: made by [`accept`], [`connect`]
+/// or [`GuardedStream::track`], it reads and writes like the stream it
+/// wraps until its peer stops being trusted.
+///
+/// Tracking starts once the handshake completed, full or resumed: the peer
+/// chain is verified again against current data then (rustls does not call
+/// the verifier on resumption), and a chain no longer trusted is closed at
+/// once (close_notify sent, [`TornDown`] returned). A peer that sent no
+/// certificate cannot be tracked: the stream is returned unguarded
+/// ([`GuardedStream::id`] is `None`).
+///
+/// # Teardown
+///
+/// When the tracker says the peer must go (revocation, expiry, revocation
+/// data that can no longer be verified under `require`, anchor removal, an
+/// operator's deny), under [`Enforcement::Enforce`] (the default):
+///
+/// 1. a pending or next read, write or flush wakes, sends the TLS
+///    close_notify alert and shuts the TCP write side (so the peer sees the
+///    close at once), then fails with [`io::ErrorKind::ConnectionAborted`]
+///    whose inner error is a [`TornDown`] carrying the event (read it with
+///    [`TornDown::from_io`], or later with [`GuardedStream::teardown`]);
+/// 2. if the application is not using the stream at all, a watchdog shuts
+///    the socket down after [`CLOSE_GRACE`], so an idle connection goes too
+///    (this needs a tokio runtime when the stream is tracked).
+///
+/// Under [`Enforcement::DryRun`] the stream is left alone: the tracker only
+/// emits and counts the event ([`Tracker::subscribe`],
+/// [`vigil_runtime::TrackerMetrics::dry_run`]).
+///
+/// Dropping the stream untracks the connection.
 pub struct GuardedStream<S> {
     inner: S,
     tracker: Tracker,
