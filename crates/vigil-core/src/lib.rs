@@ -1,6 +1,7 @@
 //! Vigil's engine, sans I/O: certificate path validation (rustls-webpki),
-//! CRL verification and indexing (RFC 5280), revocation policy, and the one
-//! [`Verdict`] shape. Bytes and a time go in; decisions come out.
+//! CRL and OCSP verification and indexing (RFC 5280, RFC 6960), revocation
+//! policy, and the one [`Verdict`] shape. Bytes and a time go in; decisions
+//! come out.
 //!
 //! **The one door for peer material** is [`Verifier::validate`]: only an
 //! [`AdmittedPath`] (a chain whose path validated to an anchor, which only
@@ -11,16 +12,44 @@
 //! passed. `docs/trust-boundary.md` draws the flow and lists every bound
 //! ([`limits`]).
 //!
-//! ```no_run
-//! use vigil_core::{TrustStore, Verifier, VerifyOptions};
+//! # Contents
+//!
+//! * Deciding: [`TrustStore`] (anchors), [`Verifier`] ([`VerifierConfig`],
+//!   [`VerifyOptions`], [`Usage`], [`RevocationPolicy`], [`Depth`]) and the
+//!   [`Verdict`] it returns ([`Status`], [`ReasonCode`], [`CertSummary`],
+//!   [`RevocationResult`]).
+//! * Revocation data: [`revocation`] (CRL and OCSP parsing and
+//!   verification, the URLs a certificate names), [`schedule`] (when to
+//!   fetch again).
+//! * Live connections: [`Registry`] indexes them by the certificates they
+//!   depend on and says which must go ([`TeardownEvent`],
+//!   [`TeardownSignal`]); operator denials are [`DenyRule`]s.
+//! * Input: [`input`] reads certificates, CRLs and private keys (PEM or
+//!   DER) with errors that name the file ([`InputError`]).
+//!
+//! # Example
+//!
+//! Verifying a client chain offline against an anchor and two CRLs (the
+//! files of the fixture PKI; hidden lines make them):
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use vigil_core::{Status, TrustStore, Usage, Verifier, VerifyOptions};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let pki = pki_fixtures::generate(&pki_fixtures::PkiOptions::default())?;
+//! # let dir = pki_fixtures::PkiDir::new(&pki)?;
+//! # let file = |name: &str| dir.file(name);
 //! let mut trust = TrustStore::new();
-//! trust.add_path("root.pem".as_ref())?;
+//! trust.add_path(&file("root.pem"))?;
 //! let mut verifier = Verifier::new(trust);
-//! verifier.add_crl(&std::fs::read("root.crl")?)?;
-//! let chain = vigil_core::input::load_certificates("leaf-chain.pem".as_ref())?;
-//! let verdict = verifier.verify(&chain, &VerifyOptions::default(), std::time::SystemTime::now());
-//! println!("{}", verdict.to_json());
+//! for crl in ["root.crl", "intermediate.crl"] {
+//!     verifier.add_crl(&vigil_core::input::read_file(&file(crl))?)?;
+//! }
+//! let chain = vigil_core::input::load_certificates(&file("client.chain.pem"))?;
+//! let options = VerifyOptions { usage: Usage::Client, ..VerifyOptions::default() };
+//! let verdict = verifier.verify(&chain, &options, SystemTime::now());
+//! assert_eq!(verdict.status, Status::Good);
+//! println!("{}", verdict.to_json()); // the contract JSON (ARCHITECTURE.md)
 //! # Ok(()) }
 //! ```
 
@@ -77,6 +106,9 @@ pub mod limits {
 
 /// Certificate DER, re-exported from rustls-pki-types.
 pub use rustls_pki_types::CertificateDer;
+/// Private key DER (PKCS#8, SEC1 or PKCS#1), re-exported from
+/// rustls-pki-types: what [`input::load_private_key`] returns.
+pub use rustls_pki_types::PrivateKeyDer;
 
 /// Checks that `name` is a DNS name or IP address usable as `--name`.
 pub fn check_peer_name(name: &str) -> Result<(), String> {
