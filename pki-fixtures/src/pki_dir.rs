@@ -32,7 +32,7 @@ impl PkiDir {
         Ok(Self { dir, manifest })
     }
 
-    /// The directory.
+    /// The temporary directory the files are in.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

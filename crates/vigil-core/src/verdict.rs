@@ -312,7 +312,7 @@ pub struct RevocationResult {
     pub subject: String,
     /// Which source answered.
     pub source: Source,
-    /// The answer.
+    /// What that source says of the certificate: good, revoked or unknown.
     pub status: CertStatus,
     /// thisUpdate of the data used, RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -94,7 +94,7 @@ pub enum FetchError {
     AddressDenied {
         /// The URL (after redirects, the redirect target).
         url: String,
-        /// Its host.
+        /// The URL's host (name or IP literal).
         host: String,
         /// The denied address (for a host name, the first one resolved).
         addr: std::net::IpAddr,

@@ -239,7 +239,8 @@ impl Fetcher {
         })
     }
 
-    /// The configuration.
+    /// The limits, timeouts and destination rules this fetcher was built
+    /// with.
     pub fn config(&self) -> &FetchConfig {
         &self.inner.config
     }
