@@ -1,5 +1,8 @@
-//! `vigil`: verify certificate chains against CA chains and revocation data,
-//! and check certificates' revocation status live.
+//! `vigil`: verify certificate chains against CA chains and revocation data
+//! (`verify`), check a certificate's revocation status live (`check`), run
+//! the sidecar (`serve`) and its container health probe (`health`), deny
+//! certificates through it (`deny`), and run the revocation drill
+//! (`drill`). Contracts: ARCHITECTURE.md.
 //!
 //! Exit status: 0 accepted, 1 rejected, 2 usage or unreadable/malformed input.
 
