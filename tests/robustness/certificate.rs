@@ -8,9 +8,9 @@ use vigil_core::{
     VerifyOptions,
 };
 
-use crate::fixture::*;
-use crate::harness::*;
-use crate::support::mutate::*;
+use crate::fixture::{fx, intermediate_key, options, over_intermediate, require, verifier};
+use crate::harness::{for_each_mutant, pem, resign, split_signed, verify_both, Case};
+use crate::support::mutate::mutate;
 
 const CERT_SEED: u64 = 0x5eed_0003;
 const CERT_ITERATIONS: usize = 2000;

@@ -7,9 +7,12 @@ use vigil_core::input::{parse_certificates, parse_crls};
 use vigil_core::revocation::{ParsedCrl, VerifiedCrl};
 use vigil_core::{CrlLoad, ReasonCode, RevocationPolicy, Status};
 
-use crate::fixture::*;
-use crate::harness::*;
-use crate::support::mutate::*;
+use crate::fixture::{fx, intermediate_key, options, require, verifier};
+use crate::harness::{
+    check_same_as_original, elements, for_each_mutant, pem, resign, split_signed, tbs_of,
+    verify_both,
+};
+use crate::support::mutate::mutate;
 
 const CRL_SEED: u64 = 0x5eed_0001;
 const CRL_ITERATIONS: usize = 3000;

@@ -5,9 +5,10 @@ use vigil_core::input::{parse_certificates, parse_crls};
 use vigil_core::revocation::{CrlSigner, ParsedCrl};
 use vigil_core::{CertificateDer, Decision, TrustStore};
 
-use crate::fixture::*;
-use crate::harness::*;
-use crate::support::mutate::*;
+use pki_fixtures::der::tlv;
+
+use crate::fixture::{fx, over_intermediate, require, verifier};
+use crate::harness::{verify_both, Case};
 
 /// Properly nested SEQUENCEs, `depth` deep, around nothing.
 fn nested_sequences(depth: usize) -> Vec<u8> {

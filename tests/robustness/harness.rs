@@ -7,8 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use vigil_core::revocation::VerifiedCrl;
 use vigil_core::{CertificateDer, Verdict, Verifier, VerifyOptions};
 
-use crate::fixture::*;
-use crate::support::mutate::*;
+use pki_fixtures::der::{tlv, Reader};
+
+use crate::fixture::Fx;
+use crate::support::mutate::Rng;
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -20,12 +22,12 @@ pub(crate) fn pem(label: &str, der: &[u8]) -> Vec<u8> {
 }
 
 /// The top-level elements of a DER content.
-pub(crate) fn elements(mut content: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn elements(content: &[u8]) -> Vec<Vec<u8>> {
+    let mut r = Reader::new(content);
     let mut out = Vec::new();
-    while !content.is_empty() {
-        let (h, l) = tlv_header(content).unwrap();
-        out.push(content[..h + l].to_vec());
-        content = &content[h + l..];
+    while !r.is_empty() {
+        let (_, _, whole) = r.read_any().unwrap();
+        out.push(whole.to_vec());
     }
     out
 }
@@ -33,22 +35,18 @@ pub(crate) fn elements(mut content: &[u8]) -> Vec<Vec<u8>> {
 /// The parts of a signed structure (Certificate or CertificateList):
 /// the tbs content octets and the signatureAlgorithm element.
 pub(crate) fn split_signed(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let (hlen, len) = tlv_header(der).unwrap();
-    let outer = &der[hlen..hlen + len];
-    let (thlen, tlen) = tlv_header(outer).unwrap();
-    let tbs_content = outer[thlen..thlen + tlen].to_vec();
-    let rest = &outer[thlen + tlen..];
-    let (ahlen, alen) = tlv_header(rest).unwrap();
-    let alg = rest[..ahlen + alen].to_vec();
-    (tbs_content, alg)
+    let (_, outer, _) = Reader::new(der).read_any().unwrap();
+    let mut signed = Reader::new(outer);
+    let (_, tbs_content, _) = signed.read_any().unwrap();
+    let (_, _, alg) = signed.read_any().unwrap();
+    (tbs_content.to_vec(), alg.to_vec())
 }
 
 /// The tbs element (header included) of a signed structure, if readable.
 pub(crate) fn tbs_of(der: &[u8]) -> Option<&[u8]> {
-    let (hlen, len) = tlv_header(der)?;
-    let outer = der.get(hlen..hlen.checked_add(len)?)?;
-    let (thlen, tlen) = tlv_header(outer)?;
-    outer.get(..thlen.checked_add(tlen)?)
+    let (_, outer, _) = Reader::new(der).read_any()?;
+    let (_, _, tbs) = Reader::new(outer).read_any()?;
+    Some(tbs)
 }
 
 /// Signs `tbs_content` (wrapped in a SEQUENCE) with a P-256 PKCS#8 key and

@@ -4,9 +4,9 @@ use vigil_core::input::{parse_certificates, parse_crls};
 use vigil_core::revocation::ParsedCrl;
 use vigil_core::TrustStore;
 
-use crate::fixture::*;
-use crate::harness::*;
-use crate::support::mutate::*;
+use crate::fixture::{fx, require, verifier};
+use crate::harness::{for_each_mutant, verify_both};
+use crate::support::mutate::{mutate, Rng};
 
 const PEM_SEED: u64 = 0x5eed_0006;
 const PEM_ITERATIONS: usize = 3000;

@@ -4,22 +4,24 @@
 use vigil_core::revocation::VerifiedCrl;
 use vigil_core::{CertificateDer, CrlLoad, ReasonCode};
 
-use crate::fixture::*;
-use crate::harness::*;
-use crate::support::mutate::*;
+use pki_fixtures::der::{tlv, Reader};
+
+use crate::fixture::{fx, intermediate_key, over_intermediate, require, verifier, Fx};
+use crate::harness::{elements, hex, resign, split_signed};
 
 /// The leaf's tbsCertificate content with its serial number INTEGER
 /// replaced by `serial_content`.
 fn with_serial(tbs_content: &[u8], serial_content: &[u8]) -> Vec<u8> {
     // version [0] EXPLICIT, then serialNumber INTEGER.
-    let (vh, vl) = tlv_header(tbs_content).unwrap();
-    assert_eq!(tbs_content[0], 0xa0);
-    let after_version = vh + vl;
-    let (sh, sl) = tlv_header(&tbs_content[after_version..]).unwrap();
-    assert_eq!(tbs_content[after_version], 0x02);
+    let mut fields = Reader::new(tbs_content);
+    let (tag, _, version) = fields.read_any().unwrap();
+    assert_eq!(tag, 0xa0);
+    let (tag, _, serial) = fields.read_any().unwrap();
+    assert_eq!(tag, 0x02);
+    let after_version = version.len();
     let mut out = tbs_content[..after_version].to_vec();
     out.extend(tlv(0x02, serial_content));
-    out.extend_from_slice(&tbs_content[after_version + sh + sl..]);
+    out.extend_from_slice(&tbs_content[after_version + serial.len()..]);
     out
 }
 

@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use vigil_core::{Decision, ReasonCode, RevocationPolicy};
 
-use crate::fixture::*;
-use crate::harness::*;
+use crate::fixture::{fx, options, require, verifier};
+use crate::harness::{verify_both, Case};
 
 #[test]
 fn extreme_times_reject_the_good_chain_without_panic() {

@@ -2,6 +2,8 @@
 //! mutators that flip bits, write special bytes, truncate, insert, delete,
 //! duplicate ranges and rewrite tags and lengths found by a lenient TLV walk.
 
+use pki_fixtures::der::read_header;
+
 /// xorshift64* (Marsaglia / Vigna): small, fast, and good enough to pick
 /// mutations. Deterministic for a given seed.
 pub(crate) struct Rng(u64);
@@ -60,30 +62,14 @@ pub(crate) struct Header {
     pub(crate) len: usize,
 }
 
-/// Reads a TLV header: (header length, content length), definite lengths of
-/// up to 4 octets only.
-pub(crate) fn tlv_header(data: &[u8]) -> Option<(usize, usize)> {
-    let first = *data.get(1)?;
-    if first < 0x80 {
-        return Some((2, usize::from(first)));
-    }
-    let n = usize::from(first & 0x7f);
-    if n == 0 || n > 4 || data.len() < 2 + n {
-        return None;
-    }
-    let len = data[2..2 + n]
-        .iter()
-        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-    Some((2 + n, len))
-}
-
 /// Every TLV header found by a lenient walk (descending into constructed
 /// elements, BIT STRINGs and OCTET STRINGs that happen to hold DER).
 pub(crate) fn headers(data: &[u8]) -> Vec<Header> {
     fn walk(data: &[u8], base: usize, depth: u32, out: &mut Vec<Header>) {
         let mut i = 0;
         while i < data.len() && out.len() < 2048 {
-            let Some((hlen, len)) = tlv_header(&data[i..]) else {
+            // Definite lengths of up to 4 octets only.
+            let Some((_, hlen, len)) = read_header(&data[i..]).filter(|(_, h, _)| *h <= 6) else {
                 return;
             };
             let start = i + hlen;
@@ -125,14 +111,6 @@ pub(crate) fn der_len(len: usize) -> Vec<u8> {
         .collect();
     let mut out = vec![0x80 | bytes.len() as u8];
     out.extend(bytes);
-    out
-}
-
-/// A TLV with `tag` around `content`.
-pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    out.extend(der_len(content.len()));
-    out.extend_from_slice(content);
     out
 }
 
