@@ -1,5 +1,10 @@
 //! Minimal DER / PEM helpers: just enough to build the one extension rcgen cannot
-//! (authorityInfoAccess) and to corrupt a signature without breaking the encoding.
+//! (authorityInfoAccess), to corrupt a signature without breaking the encoding, and
+//! for the little parsing the responder does.
+//!
+//! The DER reader ([`read_header`], [`Reader`]) and writer ([`tlv`]) are public so that
+//! the workspace's tests take structures apart with the same code as the fixtures
+//! (one DER reader, not one per test file).
 
 use crate::FixtureError;
 
@@ -15,7 +20,7 @@ pub(crate) const OID_AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1
 const OID_AD_OCSP_CONTENT: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
 
 /// Encodes one tag-length-value with a definite, minimal length.
-pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + 6);
     out.push(tag);
     let len = content.len();
@@ -43,8 +48,9 @@ pub(crate) fn aia_ocsp_value(uri: &str) -> Vec<u8> {
 }
 
 /// Reads the header of the TLV at the start of `input`.
-/// Returns `(tag, header_len, content_len)`.
-pub(crate) fn read_header(input: &[u8]) -> Option<(u8, usize, usize)> {
+/// Returns `(tag, header_len, content_len)`: a definite length of at most
+/// `size_of::<usize>()` octets; the content is not checked to be there.
+pub fn read_header(input: &[u8]) -> Option<(u8, usize, usize)> {
     let tag = *input.first()?;
     let first = *input.get(1)?;
     if first < 0x80 {
@@ -117,28 +123,31 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// A cursor over a sequence of DER TLVs, for the little parsing the responder does
-/// (OCSP requests, certificate names and keys, CRL entries). Every method returns `None`
-/// on malformed or unexpected input instead of panicking.
-pub(crate) struct Reader<'a> {
+/// (OCSP requests, certificate names and keys, CRL entries) and for tests that take
+/// certificates and CRLs apart. Every method returns `None` on malformed or unexpected
+/// input instead of panicking.
+pub struct Reader<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    /// A reader over `data`, a sequence of TLVs (e.g. the content of a SEQUENCE).
+    pub fn new(data: &'a [u8]) -> Self {
         Self { data }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether every TLV has been consumed.
+    pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
     /// The tag of the next TLV, without consuming it.
-    pub(crate) fn peek_tag(&self) -> Option<u8> {
+    pub fn peek_tag(&self) -> Option<u8> {
         self.data.first().copied()
     }
 
     /// Consumes the next TLV: `(tag, content, whole encoding)`.
-    pub(crate) fn read_any(&mut self) -> Option<(u8, &'a [u8], &'a [u8])> {
+    pub fn read_any(&mut self) -> Option<(u8, &'a [u8], &'a [u8])> {
         let (tag, hdr, len) = read_header(self.data)?;
         let end = hdr.checked_add(len)?;
         let whole = self.data.get(..end)?;
@@ -147,7 +156,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes the next TLV, which must have tag `tag`, and returns its content.
-    pub(crate) fn read(&mut self, tag: u8) -> Option<&'a [u8]> {
+    pub fn read(&mut self, tag: u8) -> Option<&'a [u8]> {
         match self.read_any()? {
             (t, content, _) if t == tag => Some(content),
             _ => None,
@@ -155,7 +164,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Like [`Reader::read`] but returns the whole encoding, header included.
-    pub(crate) fn read_element(&mut self, tag: u8) -> Option<&'a [u8]> {
+    pub fn read_element(&mut self, tag: u8) -> Option<&'a [u8]> {
         match self.read_any()? {
             (t, _, whole) if t == tag => Some(whole),
             _ => None,
@@ -163,7 +172,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes the next TLV only if it has tag `tag`. `Some(None)`: absent.
-    pub(crate) fn read_optional(&mut self, tag: u8) -> Option<Option<&'a [u8]>> {
+    pub fn read_optional(&mut self, tag: u8) -> Option<Option<&'a [u8]>> {
         if self.peek_tag() == Some(tag) {
             self.read(tag).map(Some)
         } else {

@@ -35,9 +35,11 @@
 //!
 //! [`responder`] serves a [`Pki`]'s CRLs and answers OCSP for it over HTTP on
 //! 127.0.0.1, with revocations added at run time and misbehaviour on demand.
+//!
+//! [`der`] is the one DER reader and writer of the fixtures and the tests.
 
 mod ca;
-mod der;
+pub mod der;
 mod error;
 mod keys;
 pub mod openssl;

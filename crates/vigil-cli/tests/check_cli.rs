@@ -5,9 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pki_fixtures::responder::{
@@ -15,6 +14,10 @@ use pki_fixtures::responder::{
 };
 use pki_fixtures::{CertSpec, CrlNumberFault, Pki, PkiDir, PkiOptions, Reason};
 use serde_json::{json, Value};
+
+mod cli_support;
+
+use cli_support::Run;
 
 /// A responder serving a fresh fixture PKI, and that PKI on disk.
 struct Live {
@@ -69,82 +72,12 @@ impl Live {
     }
 }
 
-/// One invocation of the binary being built up.
-struct Run {
-    args: Vec<OsString>,
-    envs: Vec<(OsString, OsString)>,
-}
-
-/// What the binary did.
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 impl Run {
-    fn new() -> Self {
-        Self {
-            args: Vec::new(),
-            envs: Vec::new(),
-        }
-    }
-
-    fn env(mut self, key: &str, value: &str) -> Self {
-        self.envs.push((key.into(), value.into()));
-        self
-    }
-
-    fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
-    fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(self, args: I) -> Self {
-        args.into_iter().fold(self, Run::arg)
-    }
-
-    fn output(&self) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        command.args(&self.args);
-        // The responder is on 127.0.0.1: no proxy may come in between.
-        for var in [
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            command.env_remove(var);
-        }
-        command.envs(self.envs.iter().map(|(k, v)| (k, v)));
-        let out = command.output().unwrap();
-        let out = Output {
-            code: out.status.code().unwrap(),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(
-            !out.stderr.contains("panicked"),
-            "vigil panicked with {:?}: {}",
-            self.args,
-            out.stderr
-        );
-        out
-    }
-
     /// Runs with `--format json`: the exit status and the report.
     fn json(self) -> (i32, Value) {
-        let out = self.arg("--format").arg("json").output();
-        let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON value ({e}): {:?} / stderr {}",
-                out.stdout, out.stderr
-            )
-        });
+        let (out, report) = self.json_output();
         assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
-        (out.code, report)
+        (out.code.unwrap(), report)
     }
 }
 
@@ -393,7 +326,7 @@ fn a_crl_whose_crl_number_is_missing_or_critical_is_refused() {
             }
         }
         let out = live.check_client().output();
-        assert_eq!(out.code, 1, "{}", out.stdout);
+        assert_eq!(out.code, Some(1), "{}", out.stdout);
         assert!(out.stdout.contains(text), "{fault:?}: {}", out.stdout);
     }
 }
@@ -477,7 +410,7 @@ fn a_wrong_issuer_is_rejected_and_the_certificate_still_shown() {
 fn text_output_lists_every_source_with_its_answer_and_timing() {
     let live = Live::start();
     let out = live.check_client().output();
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     let text = out.stdout;
     assert!(text.starts_with("certificate: "), "{text}");
     assert!(
@@ -495,7 +428,7 @@ fn text_output_lists_every_source_with_its_answer_and_timing() {
 
     live.set(Target::Ocsp, Behaviour::Status500);
     let out = live.check_client().args(["--timeout", "2"]).output();
-    assert_eq!(out.code, 0);
+    assert_eq!(out.code, Some(0));
     assert!(
         out.stdout.contains("error: http_status: "),
         "{}",
@@ -539,7 +472,7 @@ fn a_certificate_without_http_sources_says_so_and_fails_closed() {
     verdict(&got, 0, "accepted", "revocation_unknown_soft_fail");
 
     let out = Run::new().arg("check").arg(&path).output();
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert!(
         out.stdout
             .contains("names no http(s) CRL distribution point or OCSP responder"),
@@ -582,7 +515,7 @@ fn bad_input_exits_2() {
     ];
     for (args, says) in cases {
         let out = Run::new().arg("check").args(&args).output();
-        assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert_eq!(out.code, Some(2), "{args:?}: {}{}", out.stdout, out.stderr);
         assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
@@ -600,7 +533,7 @@ fn checking_a_ca_certificate_is_refused_with_a_note() {
         .arg("--issuer")
         .arg(live.file("root.pem"))
         .output();
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout
             .contains("REJECTED: invalid (unsupported_ca_end_entity)"),
@@ -630,7 +563,7 @@ fn online_verify_fetches_the_chains_sources() {
         }
         let out = run.output();
         let json: Value = serde_json::from_str(out.stdout.trim()).unwrap();
-        (out.code, json)
+        (out.code.unwrap(), json)
     };
     // Offline with no files: nothing fetched, fails closed.
     let (code, v) = verify("client.chain.pem", true);
@@ -730,7 +663,7 @@ fn a_bad_fetch_cidr_is_a_usage_error() {
         ("--fetch-deny", "::/129"),
     ] {
         let out = live.check_client().args([flag, value]).output();
-        assert_eq!(out.code, 2, "{flag} {value}: {}", out.stderr);
+        assert_eq!(out.code, Some(2), "{flag} {value}: {}", out.stderr);
         assert!(out.stderr.contains(value), "{}", out.stderr);
     }
     assert_eq!(live.responder.counts().crl, 0);
@@ -759,5 +692,5 @@ fn verify_takes_the_fetch_rules_too() {
     assert_eq!((code, &report["reason"]), (0, &json!("ok")), "{report}");
     assert!(live.responder.counts().crl + live.responder.counts().ocsp() > 0);
     let out = verify().args(["--fetch-allow", "300.0.0.0/8"]).output();
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
 }

@@ -14,9 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::cell::Cell;
-use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use pki_fixtures::openssl::{corrupt_response_signature, CertIdHash, IndexEntry, OcspQuery};
@@ -24,6 +22,10 @@ use pki_fixtures::{roles, Ca, Cert, CertSpec, KeyAlg, LeafUsage, Pki, PkiDir, Pk
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
+
+mod cli_support;
+
+use cli_support::{assert_usage_error, Run};
 
 /// Role (file stem) of the delegated responder: a leaf of `intermediate`
 /// with only id-kp-OCSPSigning.
@@ -177,28 +179,7 @@ impl Workdir {
     }
 }
 
-/// One invocation of the binary being built up.
-struct Run {
-    args: Vec<OsString>,
-}
-
-/// What the binary did.
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 impl Run {
-    fn new() -> Self {
-        Self { args: Vec::new() }
-    }
-
-    fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
     fn ocsp(self, response: &Path) -> Self {
         self.arg("--ocsp-response").arg(response)
     }
@@ -215,34 +196,9 @@ impl Run {
         self.arg("--revocation").arg(policy)
     }
 
-    fn output(&self) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(&self.args)
-            .output()
-            .unwrap();
-        let out = Output {
-            code: out.status.code(),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(
-            !out.stderr.contains("panicked"),
-            "vigil panicked with {:?}: {}",
-            self.args,
-            out.stderr
-        );
-        out
-    }
-
     /// Runs with `--format json`: the exit status, the verdict and stderr.
     fn json(self) -> (i32, Value, String) {
-        let out = self.arg("--format").arg("json").output();
-        let verdict: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON value ({e}): {:?} / stderr {}",
-                out.stdout, out.stderr
-            )
-        });
+        let (out, verdict) = self.json_output();
         (out.code.unwrap(), verdict, out.stderr)
     }
 }
@@ -329,26 +285,6 @@ fn assert_openssl_times(r: &Value) {
     let (this, next) = (parse("this_update"), parse("next_update"));
     assert!(this >= fixture().pki.options.now, "{r}");
     assert_eq!(next - this, Duration::days(7), "{r}");
-}
-
-/// Exit status 2, nothing on stdout, and stderr mentions every `needle`.
-#[track_caller]
-fn assert_usage_error(out: &Output, needles: &[&str]) {
-    assert_eq!(
-        out.code,
-        Some(2),
-        "stdout {:?} stderr {:?}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
-    for needle in needles {
-        assert!(
-            out.stderr.contains(needle),
-            "stderr {:?} does not mention {needle:?}",
-            out.stderr
-        );
-    }
 }
 
 /// `(source, status, reason)` of a leaf answered by OCSP.

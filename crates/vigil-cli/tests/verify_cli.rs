@@ -6,14 +6,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
-use std::process::Command;
 
 use pki_fixtures::{roles, CrlNumberFault, CrlSpec, KeyAlg, Pki, PkiDir, PkiOptions};
 use serde_json::Value;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+
+mod cli_support;
+
+use cli_support::{assert_usage_error, Run};
 
 /// The fixture PKI's `now`; every run passes it as `--at`.
 const NOW: OffsetDateTime = datetime!(2026-01-15 12:00:00 UTC);
@@ -91,7 +93,7 @@ impl Fixture {
         Run::new()
             .arg("verify")
             .arg(self.path(leaf))
-            .args(&["--at", NOW_TEXT, "--offline"])
+            .args(["--at", NOW_TEXT, "--offline"])
     }
 
     /// `vigil verify <leaf> --at NOW --anchor root.pem`.
@@ -101,32 +103,7 @@ impl Fixture {
     }
 }
 
-/// One invocation of the binary being built up.
-struct Run {
-    args: Vec<OsString>,
-}
-
-/// What the binary did.
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 impl Run {
-    fn new() -> Self {
-        Self { args: Vec::new() }
-    }
-
-    fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
-    fn args(self, args: &[&str]) -> Self {
-        args.iter().fold(self, |run, a| run.arg(a))
-    }
-
     /// Replaces the value of `--at`.
     fn at(mut self, value: &str) -> Self {
         let i = self.args.iter().position(|a| a == "--at").unwrap();
@@ -143,38 +120,12 @@ impl Run {
         names.iter().fold(self, |run, n| run.file("--crl", fx, n))
     }
 
-    fn output(&self) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(&self.args)
-            .output()
-            .unwrap();
-        let out = Output {
-            code: out.status.code(),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(
-            !out.stderr.contains("panicked"),
-            "vigil panicked with {:?}: {}",
-            self.args,
-            out.stderr
-        );
-        out
-    }
-
     /// Runs with `--format json`; returns the exit status and the verdict,
     /// after checking stdout is exactly one JSON object with the contract's
     /// top-level keys.
     fn json(self) -> (i32, Value) {
-        let run = self.args(&["--format", "json"]);
-        let out = run.output();
+        let (out, verdict) = self.json_output();
         let code = out.code.unwrap();
-        let verdict: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON value ({e}): {:?} / stderr {}",
-                out.stdout, out.stderr
-            )
-        });
         let keys: BTreeSet<&str> = verdict
             .as_object()
             .unwrap_or_else(|| panic!("not a JSON object: {verdict}"))
@@ -232,30 +183,6 @@ fn rejected(got: &(i32, Value), status: &str, reason: &str) {
     assert_verdict(got, 1, "rejected", status, reason);
 }
 
-/// Exit status 2, nothing on stdout, and stderr mentions every `needle`.
-#[track_caller]
-fn assert_usage_error(out: &Output, needles: &[&str]) {
-    assert_eq!(
-        out.code,
-        Some(2),
-        "stdout {:?} stderr {:?}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "stdout on a usage error: {:?}",
-        out.stdout
-    );
-    for needle in needles {
-        assert!(
-            out.stderr.contains(needle),
-            "stderr {:?} does not mention {needle:?}",
-            out.stderr
-        );
-    }
-}
-
 fn serials(v: &Value, list: &str) -> Vec<String> {
     v[list]
         .as_array()
@@ -278,7 +205,7 @@ const MAIN_CRLS: &[&str] = &[roles::ROOT_CRL, roles::INTERMEDIATE_CRL];
 /// these CRLs.
 fn client_leaf(fx: &Fixture, role: &str, crls: &[&str]) -> Run {
     fx.verify(&format!("{role}.chain.pem"))
-        .args(&["--usage", "client"])
+        .args(["--usage", "client"])
         .crls(fx, crls)
 }
 
@@ -294,7 +221,7 @@ fn client_json(role: &str, crls: &[&str]) -> (i32, Value) {
 /// The client chain with these CRLs under `--revocation policy`, as JSON.
 fn client_under(policy: &str, crls: &[&str]) -> (i32, Value) {
     client_chain(&Fixture::new(), crls)
-        .args(&["--revocation", policy])
+        .args(["--revocation", policy])
         .json()
 }
 
@@ -323,7 +250,7 @@ fn a_crl_whose_crl_number_is_missing_or_critical_is_refused() {
 
 #[test]
 fn help_exits_zero() {
-    let out = Run::new().args(&["verify", "--help"]).output();
+    let out = Run::new().args(["verify", "--help"]).output();
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     for flag in [
         "--anchor",
@@ -439,7 +366,7 @@ fn same_verdict_from_pem_and_der_files() {
     let pem = client_chain(&fx, MAIN_CRLS).json();
     let der = fx
         .verify("client.der")
-        .args(&["--usage", "client"])
+        .args(["--usage", "client"])
         .file("--intermediate", &fx, "intermediate.der")
         .file("--crl", &fx, "root.crl.pem")
         .file("--crl", &fx, "intermediate.crl.pem")
@@ -460,7 +387,7 @@ fn defaults_require_revocation_and_fail_closed() {
 
 fn server(fx: &Fixture, name: &str) -> (i32, Value) {
     fx.verify("server.chain.pem")
-        .args(&["--usage", "server", "--name", name])
+        .args(["--usage", "server", "--name", name])
         .crls(fx, MAIN_CRLS)
         .json()
 }
@@ -529,14 +456,14 @@ fn revoked_leaf_text() {
 fn revoked_leaf_rejected_under_prefer() {
     let fx = Fixture::new();
     let got = client_leaf(&fx, roles::REVOKED_CLIENT, MAIN_CRLS)
-        .args(&["--revocation", "prefer"])
+        .args(["--revocation", "prefer"])
         .json();
     rejected(&got, "revoked", "revoked");
 }
 
 fn revoked_intermediate(fx: &Fixture, extra: &[&str]) -> (i32, Value) {
     fx.verify("leaf-of-revoked-intermediate.chain.pem")
-        .args(&["--usage", "client"])
+        .args(["--usage", "client"])
         .args(extra)
         .crls(fx, &[roles::ROOT_CRL, roles::REVOKED_INTERMEDIATE_CRL])
         .json()
@@ -577,7 +504,7 @@ fn expired_leaf_is_rejected() {
     // At a time inside its validity it is fine: the time comes from --at.
     let earlier = fx
         .verify("expired-client.chain.pem")
-        .args(&["--usage", "client", "--revocation", "off"])
+        .args(["--usage", "client", "--revocation", "off"])
         .at(&rfc3339(NOW - Duration::days(2)))
         .json();
     accepted(&earlier, "unknown", "revocation_not_checked");
@@ -701,7 +628,7 @@ fn chain_out_of_order_in_leaf_file_is_accepted() {
     );
     let got = fx
         .verify("shuffled.pem")
-        .args(&["--usage", "client"])
+        .args(["--usage", "client"])
         .crls(&fx, MAIN_CRLS)
         .json();
     assert_client_path(&fx, &got);
@@ -712,7 +639,7 @@ fn chain_out_of_order_via_intermediate_flags_is_accepted() {
     let fx = Fixture::new();
     let got = fx
         .verify("client.pem")
-        .args(&["--usage", "client"])
+        .args(["--usage", "client"])
         .file("--intermediate", &fx, "root.pem")
         .file("--intermediate", &fx, "intermediate.pem")
         .crls(&fx, MAIN_CRLS)
@@ -734,7 +661,7 @@ fn chain_with_unrelated_certificates_is_accepted() {
     );
     let got = fx
         .verify("crowded.pem")
-        .args(&["--usage", "client"])
+        .args(["--usage", "client"])
         .file("--intermediate", &fx, "other-root.pem")
         .file("--intermediate", &fx, "intermediate.pem")
         .crls(
@@ -898,7 +825,7 @@ fn at_with_an_offset_is_the_same_instant() {
 fn invalid_usage_value() {
     let fx = Fixture::new();
     fx.verify("client.chain.pem")
-        .args(&["--usage", "admin"])
+        .args(["--usage", "admin"])
         .crls(&fx, MAIN_CRLS)
         .usage_error(&["--usage", "admin"]);
 }
@@ -908,7 +835,7 @@ fn invalid_revocation_and_depth_values() {
     let fx = Fixture::new();
     for (flag, value) in [("--revocation", "maybe"), ("--depth", "deep")] {
         client_chain(&fx, MAIN_CRLS)
-            .args(&[flag, value])
+            .args([flag, value])
             .usage_error(&[flag, value]);
     }
 }
@@ -917,7 +844,7 @@ fn invalid_revocation_and_depth_values() {
 fn invalid_name_value() {
     let fx = Fixture::new();
     fx.verify("server.chain.pem")
-        .args(&["--usage", "server", "--name", "not a name!"])
+        .args(["--usage", "server", "--name", "not a name!"])
         .crls(&fx, MAIN_CRLS)
         .usage_error(&["--name", "not a name!"]);
 }

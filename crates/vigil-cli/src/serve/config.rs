@@ -3,16 +3,20 @@
 //! (clap reads both: flag > environment), else the TOML `--config` file,
 //! else the default. Everything is validated before the sidecar starts, with
 //! an error that names the setting and where its value came from.
+//!
+//! The flags are declared in `args`, the file's keys in `file`; this module
+//! merges them with the defaults and checks the result.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
-use serde::Deserialize;
+use clap::ValueEnum;
 use vigil_core::RevocationPolicy;
 
+use super::args::{LogLevel, ServeArgs};
+use super::file::{parent_dir, read_file_config, FileConfig, OneOrMany};
 use crate::verify::PolicyArg;
 use crate::UsageError;
 use vigil_runtime::Cidr;
@@ -24,185 +28,6 @@ pub(crate) const DEFAULT_DATA_DIR: &str = "./vigil-data";
 const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 const DEFAULT_KEEP_ALIVE_SECS: u64 = 15;
 const DEFAULT_EVENT_BACKLOG: u64 = 8192;
-
-/// Raw flags of `vigil serve` (ARCHITECTURE.md, `vigil serve`). Each is also
-/// `VIGIL_<NAME>` in the environment and a key of the `--config` file.
-#[derive(Args, Debug, Default)]
-#[command(after_help = "\
-Precedence: flag > VIGIL_* environment > --config file > default.
-Config file keys are the flag names (e.g. listen, data-dir, anchor = [..],
-revocation, api-token-file, insecure-no-auth, metrics-auth, max-connections,
-tls-cert, tls-key); relative paths in the file are relative to the file's
-directory.
-The API token: --api-token-file FILE or VIGIL_API_TOKEN (--api-token works but
-shows in `ps`). Every /v1 route needs it; a non-loopback --listen without one
-is refused unless --insecure-no-auth.
-Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 2 when the settings,
-anchors, data directory, TLS files or listen address are unusable at start,
-1 when the sidecar fails after starting.")]
-pub(crate) struct ServeArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8787].
-    #[arg(long, env = "VIGIL_LISTEN", value_name = "ADDR")]
-    listen: Option<String>,
-    /// Data directory (the store: revocation data, connections, deny list)
-    /// [default: ./vigil-data].
-    #[arg(long, env = "VIGIL_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Trust anchors (PEM bundle, DER or a directory), repeatable;
-    /// VIGIL_ANCHOR takes a comma-separated list.
-    #[arg(long, env = "VIGIL_ANCHOR", value_name = "FILE", value_delimiter = ',')]
-    anchor: Vec<PathBuf>,
-    /// Revocation policy [default: require].
-    #[arg(long, env = "VIGIL_REVOCATION", value_enum)]
-    revocation: Option<PolicyArg>,
-    /// Bearer token every /v1 route requires. Visible in `ps`: prefer
-    /// --api-token-file or VIGIL_API_TOKEN. Unset: no token is asked for
-    /// (allowed on a loopback address only, unless --insecure-no-auth).
-    #[arg(long, value_name = "TOKEN")]
-    api_token: Option<String>,
-    /// File holding the bearer token (one trailing newline is ignored).
-    #[arg(long, env = "VIGIL_API_TOKEN_FILE", value_name = "FILE")]
-    api_token_file: Option<PathBuf>,
-    /// Serve a non-loopback address without an API token (otherwise an
-    /// error). Anyone who can reach it may then read, register, deny and
-    /// refresh.
-    #[arg(long, env = "VIGIL_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
-    insecure_no_auth: Option<bool>,
-    /// /metrics requires the token too (it is open by default).
-    #[arg(long, env = "VIGIL_METRICS_AUTH", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
-    metrics_auth: Option<bool>,
-    /// Most registered connections; beyond, 429 [default: 100000].
-    #[arg(long, env = "VIGIL_MAX_CONNECTIONS", value_name = "N")]
-    max_connections: Option<u64>,
-    /// Most /v1/events subscribers at once; beyond, 429 [default: 256].
-    #[arg(long, env = "VIGIL_MAX_SUBSCRIBERS", value_name = "N")]
-    max_subscribers: Option<u64>,
-    /// Most deny rules; beyond, 429 [default: 10000].
-    #[arg(long, env = "VIGIL_MAX_DENY_RULES", value_name = "N")]
-    max_deny_rules: Option<u64>,
-    /// Serve the API over TLS with this certificate chain (PEM); needs
-    /// --tls-key.
-    #[arg(long, env = "VIGIL_TLS_CERT", value_name = "FILE")]
-    tls_cert: Option<PathBuf>,
-    /// Private key (PEM) for --tls-cert.
-    #[arg(long, env = "VIGIL_TLS_KEY", value_name = "FILE")]
-    tls_key: Option<PathBuf>,
-    /// Largest request body accepted, bytes [default: 1048576].
-    #[arg(long, env = "VIGIL_MAX_BODY_BYTES", value_name = "BYTES")]
-    max_body_bytes: Option<u64>,
-    /// Seconds between keep-alive comments on /v1/events [default: 15].
-    #[arg(long, env = "VIGIL_SSE_KEEP_ALIVE", value_name = "SECS")]
-    sse_keep_alive: Option<u64>,
-    /// Events kept for Last-Event-ID resumption [default: 8192].
-    #[arg(long, env = "VIGIL_EVENT_BACKLOG", value_name = "N")]
-    event_backlog: Option<u64>,
-    /// Log level on stderr [default: info].
-    #[arg(long, env = "VIGIL_LOG_LEVEL", value_enum)]
-    log_level: Option<LogLevel>,
-    /// Adds POST /bench/echo, a trivial handler behind the same stack, as
-    /// the ceiling for load benchmarks.
-    #[arg(long, hide = true)]
-    bench_echo: bool,
-
-    // --- fetch destinations (issue 11) ---
-    /// Never fetch from addresses in this range (CIDR or one address), on
-    /// top of the default denials (link-local incl. 169.254.169.254,
-    /// unspecified, multicast, broadcast); repeatable; VIGIL_FETCH_DENY
-    /// takes a comma-separated list. Wins over --fetch-allow.
-    #[arg(
-        long = "fetch-deny",
-        env = "VIGIL_FETCH_DENY",
-        value_name = "CIDR",
-        value_delimiter = ',',
-        value_parser = crate::fetch_args::parse_cidr
-    )]
-    fetch_deny: Vec<Cidr>,
-    /// Lift a default denial for this range; repeatable; VIGIL_FETCH_ALLOW
-    /// takes a comma-separated list. Does not lift --fetch-deny.
-    #[arg(
-        long = "fetch-allow",
-        env = "VIGIL_FETCH_ALLOW",
-        value_name = "CIDR",
-        value_delimiter = ',',
-        value_parser = crate::fetch_args::parse_cidr
-    )]
-    fetch_allow: Vec<Cidr>,
-    // --- end fetch destinations ---
-}
-
-/// `--log-level`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
-
-impl LogLevel {
-    pub(crate) fn level(self) -> tracing::Level {
-        match self {
-            Self::Error => tracing::Level::ERROR,
-            Self::Warn => tracing::Level::WARN,
-            Self::Info => tracing::Level::INFO,
-            Self::Debug => tracing::Level::DEBUG,
-            Self::Trace => tracing::Level::TRACE,
-        }
-    }
-}
-
-/// The `--config` file. Unknown keys are errors, so a typo is not silently
-/// ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileConfig {
-    listen: Option<String>,
-    #[serde(alias = "data_dir")]
-    data_dir: Option<PathBuf>,
-    anchor: Option<OneOrMany>,
-    revocation: Option<String>,
-    #[serde(alias = "api_token")]
-    api_token: Option<String>,
-    #[serde(alias = "api_token_file")]
-    api_token_file: Option<PathBuf>,
-    #[serde(alias = "insecure_no_auth")]
-    insecure_no_auth: Option<bool>,
-    #[serde(alias = "metrics_auth")]
-    metrics_auth: Option<bool>,
-    #[serde(alias = "max_connections")]
-    max_connections: Option<u64>,
-    #[serde(alias = "max_subscribers")]
-    max_subscribers: Option<u64>,
-    #[serde(alias = "max_deny_rules")]
-    max_deny_rules: Option<u64>,
-    #[serde(alias = "tls_cert")]
-    tls_cert: Option<PathBuf>,
-    #[serde(alias = "tls_key")]
-    tls_key: Option<PathBuf>,
-    #[serde(alias = "max_body_bytes")]
-    max_body_bytes: Option<u64>,
-    #[serde(alias = "sse_keep_alive")]
-    sse_keep_alive: Option<u64>,
-    #[serde(alias = "event_backlog")]
-    event_backlog: Option<u64>,
-    #[serde(alias = "log_level")]
-    log_level: Option<LogLevel>,
-    // --- fetch destinations (issue 11) ---
-    fetch: Option<FileFetch>,
-}
-
-/// `[fetch]` of the config file: `deny = ["10.0.0.0/8"]`, `allow = [..]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileFetch {
-    deny: Option<Vec<String>>,
-    allow: Option<Vec<String>>,
-}
 
 /// The fetch destination rules: flag or environment, else the file's
 /// `[fetch]` table, else none (only the default denials).
@@ -223,13 +48,6 @@ fn fetch_rules(
         .collect()
 }
 // --- end fetch destinations ---
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(PathBuf),
-    Many(Vec<PathBuf>),
-}
 
 /// Checked settings.
 #[derive(Clone, Debug)]
@@ -621,19 +439,6 @@ fn check_token(token: &str) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-fn read_file_config(path: &Path) -> Result<FileConfig, UsageError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError(format!("--config {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| UsageError(format!("--config {}: {e}", path.display())))
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! data directory, TLS files or listen address are unusable at start, 1
 //! when the sidecar fails after starting.
 
+mod args;
 mod config;
+mod file;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 use vigil_sidecar::Server;
 
 use crate::UsageError;
-pub(crate) use config::ServeArgs;
+pub(crate) use args::ServeArgs;
 use config::Settings;
 
 /// Runs the sidecar until SIGTERM/SIGINT.
@@ -36,7 +38,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, UsageError> {
     runtime.block_on(serve(settings))
 }
 
-fn init_logging(level: config::LogLevel) {
+fn init_logging(level: args::LogLevel) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level.level())
         .with_writer(std::io::stderr)

@@ -14,6 +14,9 @@
 //! registry lock, never the other way round (signal callbacks only send on
 //! a channel).
 
+mod restore;
+mod teardown;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -21,16 +24,14 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use vigil_core::{
-    CertificateDer, ConnectionId, RevocationPolicy, TeardownEvent, TeardownReason, Verdict,
-    VerifyOptions,
+    CertificateDer, ConnectionId, RevocationPolicy, TeardownEvent, Verdict, VerifyOptions,
 };
-use vigil_runtime::{ConnectionEvent, Engine, Store, Table, Tracker, TrackerConfig};
+use vigil_runtime::{ConnectionEvent, Engine, Tracker, TrackerConfig};
 
 use super::events::Hub;
 use super::persist::{durable, Writer};
 use super::record::{
-    ca_key, lease_key, now_ms, parse_ca_key, parse_lease_key, rfc3339_ms, ApiId, ConnectionView,
-    Record, TeardownOut, UsageKind,
+    ca_key, lease_key, now_ms, rfc3339_ms, ApiId, ConnectionView, Record, UsageKind,
 };
 
 /// Longest lease, seconds (30 days).
@@ -497,298 +498,6 @@ impl Connections {
         self.read().peers.len()
     }
 
-    /// Tracks every persisted registration again: each is verified against
-    /// current data (fetching what is missing or stale); those no longer
-    /// trusted are announced as teardowns and forgotten. CA certificates no
-    /// registration refers to any more are removed. Returns (restored,
-    /// refused).
-    pub(crate) async fn restore(self: &Arc<Self>, store: Arc<dyn Store>) -> (u64, u64) {
-        let entries = tokio::task::spawn_blocking(move || store.entries(Table::Connections))
-            .await
-            .unwrap_or_else(|e| {
-                Err(vigil_runtime::StoreError::Invalid {
-                    detail: e.to_string(),
-                })
-            });
-        let entries = match entries {
-            Ok(e) => e,
-            Err(e) => {
-                self.problem(format!("cannot read the persisted connections: {e}"));
-                return (0, 0);
-            }
-        };
-        let mut cas = HashMap::new();
-        let mut records = Vec::new();
-        let mut leases: HashMap<ApiId, u32> = HashMap::new();
-        let mut ids: HashSet<ApiId> = HashSet::new();
-        for (key, value) in entries {
-            if let Some(digest) = parse_ca_key(&key) {
-                cas.insert(digest, value);
-            } else if let Some(id) = parse_lease_key(&key) {
-                match <[u8; 4]>::try_from(value.as_slice()) {
-                    Ok(secs) if u32::from_be_bytes(secs) > 0 => {
-                        leases.insert(id, u32::from_be_bytes(secs));
-                    }
-                    // The record's own length applies meanwhile.
-                    _ => self.problem(format!("connection {id}: stored lease length is malformed")),
-                }
-            } else if let Some(id) = ApiId::from_key(&key) {
-                ids.insert(id);
-                match Record::decode(&value) {
-                    Ok(r) => records.push((id, r)),
-                    // Kept on disk for inspection rather than dropped.
-                    Err(e) => self.problem(format!("connection {id}: cannot be decoded: {e}")),
-                }
-            } else {
-                self.problem(format!(
-                    "a stored connection entry has a malformed key ({} bytes); left in place",
-                    key.len()
-                ));
-            }
-        }
-        let used: HashSet<[u8; 32]> = records.iter().flat_map(|(_, r)| r.rest.clone()).collect();
-        // Renewed lengths win over the records' own.
-        let records: Vec<(ApiId, Record, bool)> = records
-            .into_iter()
-            .map(|(id, mut record)| {
-                let renewed = leases.get(&id).copied();
-                record.lease_secs = renewed.or(record.lease_secs);
-                (id, record, renewed.is_some())
-            })
-            .collect();
-        {
-            let mut maps = self.write();
-            for id in leases.keys().filter(|id| !ids.contains(id)) {
-                self.writer.delete_soon(lease_key(*id));
-            }
-            for digest in cas.keys() {
-                if used.contains(digest) {
-                    maps.stored_cas.insert(*digest);
-                } else {
-                    self.writer.delete_soon(ca_key(digest));
-                }
-            }
-        }
-        let cas = Arc::new(cas);
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .max(1);
-        let chunk = records.len().div_ceil(workers).max(1);
-        let mut jobs = tokio::task::JoinSet::new();
-        let mut records = records.into_iter();
-        loop {
-            let part: Vec<(ApiId, Record, bool)> = records.by_ref().take(chunk).collect();
-            if part.is_empty() {
-                break;
-            }
-            let this = Arc::clone(self);
-            let cas = Arc::clone(&cas);
-            jobs.spawn(async move {
-                for (id, record, renewed) in part {
-                    this.restore_one(id, record, renewed, &cas).await;
-                }
-            });
-        }
-        while jobs.join_next().await.is_some() {}
-        (
-            self.counters.restored.load(Ordering::Relaxed),
-            self.counters.restore_refused.load(Ordering::Relaxed),
-        )
-    }
-
-    /// `lease_key`: a renewed length is stored for it (and is the record's
-    /// `lease_secs` by now).
-    async fn restore_one(
-        &self,
-        id: ApiId,
-        record: Record,
-        lease_key: bool,
-        cas: &HashMap<[u8; 32], Vec<u8>>,
-    ) {
-        let chain = match record.chain(cas) {
-            Ok(c) => c,
-            Err(e) => {
-                self.problem(format!("connection {id}: unusable chain: {e}"));
-                return;
-            }
-        };
-        let usage = record.usage;
-        let tracker = &self.trackers[usage.index()];
-        let verdict = super::verify_chain(&self.engine, &chain, tracker.options()).await;
-        let now = now_ms();
-        let lease = record.lease_secs.map(|secs| Lease {
-            secs,
-            expires_ms: now.saturating_add(i64::from(secs) * 1000),
-        });
-        let refused = if verdict.is_accepted() {
-            let mut maps = self.write();
-            let reg = NewReg {
-                id,
-                usage,
-                labels: record.labels.clone(),
-                registered_at: record.registered_at.saturating_mul(1000),
-                lease,
-                lease_key,
-            };
-            self.attach(&mut maps, chain, reg).err()
-        } else {
-            Some(verdict)
-        };
-        let Some(verdict) = refused else {
-            self.counters.restored.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        // Became untrusted while the sidecar was down.
-        self.counters
-            .restore_refused
-            .fetch_add(1, Ordering::Relaxed);
-        let (subject, serial) = leaf_names(&verdict);
-        let event = TeardownEvent {
-            connection_id: ConnectionId(0),
-            reason: TeardownReason::from_code(verdict.reason),
-            serial,
-            subject,
-            detail: verdict.detail.clone(),
-            at: vigil_core::rfc3339(now / 1000),
-        };
-        let gone = Gone {
-            usage,
-            labels: record.labels,
-            registered_at: record.registered_at.saturating_mul(1000),
-            lease,
-            lease_key,
-        };
-        self.announce(id, gone, &event);
-    }
-
-    fn on_teardown(&self, key: PeerKey, conn: ConnectionId, event: &TeardownEvent) {
-        let gone: Vec<(ApiId, Gone)> = {
-            let mut maps = self.write();
-            // A peer of the same chain tracked since is another one.
-            if maps.peers.get(&key).is_none_or(|p| p.conn != conn) {
-                return;
-            }
-            let Some(peer) = maps.peers.remove(&key) else {
-                return;
-            };
-            maps.by_conn.remove(&(key.0, conn.0));
-            peer.members
-                .iter()
-                .filter_map(|id| {
-                    let reg = maps.active.remove(&id)?;
-                    if let Some(l) = reg.lease {
-                        maps.leases.remove(&(l.expires_ms, id));
-                    }
-                    Some((id, Gone::from(reg)))
-                })
-                .collect()
-        };
-        for (id, reg) in gone {
-            self.announce(id, reg, event);
-        }
-    }
-
-    /// Publishes the teardown of `id`, keeps a tombstone and forgets the
-    /// registration in the store (after the event is out, so a crash in
-    /// between announces it again after the restart rather than never).
-    fn announce(&self, id: ApiId, reg: Gone, event: &TeardownEvent) {
-        let reg_lease_key = reg.lease_key;
-        let out = TeardownOut::new(id, event, &reg.labels);
-        self.counters.teardowns[event.reason.index()].fetch_add(1, Ordering::Relaxed);
-        self.hub
-            .publish("teardown", serde_json::to_string(&out).unwrap_or_default());
-        tracing::info!(
-            connection = %id,
-            reason = %event.reason,
-            serial = %event.serial,
-            "teardown announced"
-        );
-        let view = ConnectionView {
-            id: id.to_string(),
-            state: "torn_down",
-            usage: reg.usage,
-            registered_at: rfc3339_ms(reg.registered_at),
-            lease_secs: reg.lease.map(|l| l.secs),
-            lease_expires_at: reg.lease.map(|l| rfc3339_ms(l.expires_ms)),
-            valid_until: None,
-            subject: event.subject.clone(),
-            serial: event.serial.clone(),
-            labels: reg.labels,
-            teardown: Some(out),
-        };
-        {
-            let mut maps = self.write();
-            if maps.tomb_order.len() >= TOMBSTONES {
-                if let Some(old) = maps.tomb_order.pop_front() {
-                    maps.tombstones.remove(&old);
-                }
-            }
-            maps.tomb_order.push_back(id);
-            maps.tombstones.insert(id, view);
-        }
-        if reg_lease_key {
-            self.writer.delete_soon(lease_key(id));
-        }
-        self.writer.delete_soon(id.key());
-    }
-
-    fn on_degraded(&self, usage: usize, notice: vigil_core::DegradedNotice) {
-        let members: Vec<ApiId> = {
-            let maps = self.read();
-            let Some(key) = maps.by_conn.get(&(usage, notice.connection_id.0)) else {
-                return;
-            };
-            maps.peers
-                .get(key)
-                .map(|p| p.members.iter().collect())
-                .unwrap_or_default()
-        };
-        for id in members {
-            let data = serde_json::json!({
-                "connection_id": id.to_string(),
-                "serial": notice.serial,
-                "subject": notice.subject,
-                "detail": notice.detail,
-                "at": notice.at,
-            });
-            self.hub.publish("degraded", data.to_string());
-        }
-    }
-
-    fn expire_leases(&self, now: i64) {
-        let expired: Vec<(ApiId, Reg)> = {
-            let mut maps = self.write();
-            let due: Vec<(i64, ApiId)> = maps
-                .leases
-                .range(..(now, ApiId(u128::MAX)))
-                .copied()
-                .collect();
-            let mut out = Vec::new();
-            for (at, id) in due {
-                maps.leases.remove(&(at, id));
-                if let Some(reg) = maps.active.remove(&id) {
-                    self.detach(&mut maps, id, &reg);
-                    out.push((id, reg));
-                }
-            }
-            out
-        };
-        for (id, reg) in expired {
-            self.counters.lease_expired.fetch_add(1, Ordering::Relaxed);
-            if reg.lease_key {
-                self.writer.delete_soon(lease_key(id));
-            }
-            self.writer.delete_soon(id.key());
-            let data = serde_json::json!({
-                "connection_id": id.to_string(),
-                "labels": reg.labels,
-                "at": rfc3339_ms(now),
-            });
-            self.hub.publish("lease_expired", data.to_string());
-            tracing::info!(connection = %id, "lease expired; connection forgotten");
-        }
-    }
-
     /// Undoes a registration whose record could not be stored.
     fn forget(&self, id: ApiId) {
         let mut maps = self.write();
@@ -849,39 +558,8 @@ impl Connections {
     }
 }
 
-/// A registration on its way out.
-struct Gone {
-    usage: UsageKind,
-    labels: BTreeMap<String, String>,
-    registered_at: i64,
-    lease: Option<Lease>,
-    lease_key: bool,
-}
-
-impl From<Reg> for Gone {
-    fn from(reg: Reg) -> Self {
-        Self {
-            usage: UsageKind::ALL[reg.peer.0],
-            labels: reg.labels,
-            registered_at: reg.registered_at,
-            lease: reg.lease,
-            lease_key: reg.lease_key,
-        }
-    }
-}
-
 /// The peer of `chain` for `usage`: SHA-256 over the certificates' digests.
 fn peer_key(usage: UsageKind, chain: &[CertificateDer<'_>]) -> PeerKey {
     let digests: Vec<u8> = chain.iter().flat_map(|c| vigil_core::sha256(c)).collect();
     (usage.index(), vigil_core::sha256(&digests))
-}
-
-/// The leaf's subject and serial, from the verdict's path (empty when no
-/// path was found).
-fn leaf_names(verdict: &Verdict) -> (String, String) {
-    verdict
-        .chain
-        .first()
-        .map(|c| (c.subject.clone(), c.serial.clone()))
-        .unwrap_or_default()
 }
