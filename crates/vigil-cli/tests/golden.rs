@@ -101,6 +101,36 @@ fn the_golden_helpers_keep_order_and_check_formats() {
     golden_support::self_check();
 }
 
+/// Every golden file is in the printer's exact form (so a hand edit shows
+/// up as a diff of the next regeneration, not as a silent reformat).
+#[test]
+fn every_golden_file_is_canonical_json() {
+    let dir = golden_support::golden_path("x")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(
+            path.extension().and_then(OsStr::to_str),
+            Some("json"),
+            "{}",
+            path.display()
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed = parse_or_panic(&text, &path.display().to_string());
+        assert_eq!(
+            golden_support::pretty(&parsed),
+            text,
+            "{} is not in canonical form",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 20, "golden files found: {seen}");
+}
+
 // ------------------------------------------------------------ vigil verify
 
 /// The fixture PKI at [`NOW`] (shared by the process), on disk.
