@@ -125,8 +125,11 @@ impl Fixture {
     /// `role` and its intermediates, leaf first (no root).
     fn chain(&self, role: &str) -> Vec<CertificateDer<'static>> {
         match self.pki.chain(role) {
-            Some(chain) => chain.into_iter().map(der).collect(),
-            None => vec![der(self.cert(role)), der(&self.pki.intermediate.cert)],
+            Some(chain) => chain.into_iter().map(Cert::certificate_der).collect(),
+            None => vec![
+                self.cert(role).certificate_der(),
+                self.pki.intermediate.cert.certificate_der(),
+            ],
         }
     }
 
@@ -198,10 +201,6 @@ fn eight_days_later() -> SystemTime {
     SystemTime::now() + std::time::Duration::from_secs(8 * 86_400)
 }
 
-fn der(cert: &Cert) -> CertificateDer<'static> {
-    CertificateDer::from(cert.der.clone())
-}
-
 /// A verifier trusting the fixture root, knowing `intermediate`, loaded
 /// with the CRLs `crls` and the OCSP responses `responses` (each must load
 /// and answer for exactly one certificate).
@@ -215,9 +214,9 @@ fn verifier(fx: &Fixture, crls: &[&str], responses: &[&[u8]]) -> Verifier {
 
 fn verifier_without_ocsp(fx: &Fixture, crls: &[&str]) -> Verifier {
     let mut trust = TrustStore::new();
-    assert!(trust.add(der(&fx.pki.root.cert)).unwrap());
+    assert!(trust.add(fx.pki.root.cert.certificate_der()).unwrap());
     let mut v = Verifier::new(trust);
-    v.add_ca_certificate(&der(&fx.pki.intermediate.cert))
+    v.add_ca_certificate(&fx.pki.intermediate.cert.certificate_der())
         .unwrap();
     for name in crls {
         v.add_crl(&fx.pki.crl(name).unwrap().der).unwrap();

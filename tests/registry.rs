@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use pki_fixtures::{generate_shared, Ca, Cert, CertSpec, CrlSpec, Pki, PkiOptions, Reason};
 use time::{macros::datetime, Duration, OffsetDateTime};
 use vigil_core::{
-    CertificateDer, ConnectionId, CrlLoad, Registry, TeardownReason, TeardownSignal, TrustStore,
-    Usage, Verifier, VerifyOptions,
+    ConnectionId, CrlLoad, Registry, TeardownReason, TeardownSignal, TrustStore, Usage, Verifier,
+    VerifyOptions,
 };
 
 fn pki() -> &'static Pki {
@@ -19,10 +19,6 @@ fn pki() -> &'static Pki {
         ..PkiOptions::default()
     })
     .unwrap()
-}
-
-fn der(cert: &Cert) -> CertificateDer<'static> {
-    CertificateDer::from(cert.der.clone())
 }
 
 fn options() -> VerifyOptions {
@@ -40,11 +36,11 @@ fn at(t: OffsetDateTime) -> SystemTime {
 /// for the root (number 1) and intermediate (number 1), and the other PKI's.
 fn verifier(pki: &Pki) -> Verifier {
     let mut trust = TrustStore::new();
-    trust.add(der(&pki.root.cert)).unwrap();
-    trust.add(der(&pki.other_root.cert)).unwrap();
+    trust.add(pki.root.cert.certificate_der()).unwrap();
+    trust.add(pki.other_root.cert.certificate_der()).unwrap();
     let mut v = Verifier::new(trust);
     for ca in [&pki.intermediate, &pki.other_intermediate] {
-        v.add_ca_certificate(&der(&ca.cert)).unwrap();
+        v.add_ca_certificate(&ca.cert.certificate_der()).unwrap();
     }
     let fresh = CrlSpec::new(&pki.options);
     for crl in [
@@ -70,7 +66,7 @@ struct Tracked {
 }
 
 fn track(reg: &Registry, v: &Verifier, leaf: &Cert, ca: &Ca, now: SystemTime) -> Tracked {
-    let chain = vec![der(leaf), der(&ca.cert)];
+    let chain = vec![leaf.certificate_der(), ca.cert.certificate_der()];
     let verdict = v.verify(&chain, &options(), now);
     assert!(verdict.is_accepted(), "{}", verdict.to_json());
     let mut labels = BTreeMap::new();
@@ -167,7 +163,8 @@ fn a_revoked_intermediate_takes_all_and_only_its_leaves() {
             &pki.options,
         ))
         .unwrap();
-    v.add_ca_certificate(&der(&second.cert)).unwrap();
+    v.add_ca_certificate(&second.cert.certificate_der())
+        .unwrap();
     v.add_crl(&second.crl(&CrlSpec::new(&pki.options)).unwrap().der)
         .unwrap();
     let reg = Registry::new(options());
@@ -288,7 +285,7 @@ fn removing_an_anchor_untrusts_its_connections_only() {
     // A verifier without that anchor: a CRL re-check also says untrusted.
     let b = track(&reg, &v, &pki.client, &pki.intermediate, now);
     let mut trust = TrustStore::new();
-    trust.add(der(&pki.other_root.cert)).unwrap();
+    trust.add(pki.other_root.cert.certificate_der()).unwrap();
     let without = Verifier::new(trust);
     let events = reg.reverify(&without, &[b.id, o.id], now);
     assert_eq!(events.len(), 2);
@@ -306,7 +303,10 @@ fn a_rejected_verdict_is_never_tracked() {
     let now = at(pki.options.now);
     let v = verifier(pki);
     let reg = Registry::new(options());
-    let chain = vec![der(&pki.expired_client), der(&pki.intermediate.cert)];
+    let chain = vec![
+        pki.expired_client.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+    ];
     let verdict = v.verify(&chain, &options(), now);
     assert!(!verdict.is_accepted());
     let (_, signal) = reg.track(chain, BTreeMap::new(), &verdict, now);
@@ -329,7 +329,10 @@ fn closed_connections_leave_no_trace() {
     // certificates shared, as in a server with many clients of one CA.
     let keep = track(&reg, &v, &pki.client, &pki.intermediate, now);
     let baseline = reg.stats();
-    let chain = vec![der(&pki.client), der(&pki.intermediate.cert)];
+    let chain = vec![
+        pki.client.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+    ];
     let verdict = v.verify(&chain, &options(), now);
     let mut labels = BTreeMap::new();
     labels.insert("peer".to_owned(), "127.0.0.1:1".to_owned());
@@ -375,10 +378,10 @@ fn connections_on_one_certificate_share_it_and_reverify_from_the_presented_chain
     let reg = Registry::new(options());
     // The anchor and an unrelated CA certificate presented too.
     let long = vec![
-        der(&pki.client),
-        der(&pki.intermediate.cert),
-        der(&pki.root.cert),
-        der(&pki.other_intermediate.cert),
+        pki.client.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+        pki.root.cert.certificate_der(),
+        pki.other_intermediate.cert.certificate_der(),
     ];
     let verdict = v.verify(&long, &options(), now);
     assert!(verdict.is_accepted(), "{}", verdict.to_json());

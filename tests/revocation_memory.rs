@@ -8,8 +8,7 @@ use std::time::SystemTime;
 use pki_fixtures::{generate_shared, Cert, CrlSpec, Pki, PkiOptions, Reason};
 use time::{macros::datetime, Duration};
 use vigil_core::{
-    CertStatus, CertificateDer, CrlLoad, ReasonCode, Source, TrustStore, Usage, Verifier,
-    VerifyOptions,
+    CertStatus, CrlLoad, ReasonCode, Source, TrustStore, Usage, Verifier, VerifyOptions,
 };
 
 fn pki() -> &'static Pki {
@@ -20,15 +19,12 @@ fn pki() -> &'static Pki {
     .unwrap()
 }
 
-fn der(cert: &Cert) -> CertificateDer<'static> {
-    CertificateDer::from(cert.der.clone())
-}
-
 fn verifier(pki: &Pki) -> Verifier {
     let mut trust = TrustStore::new();
-    trust.add(der(&pki.root.cert)).unwrap();
+    trust.add(pki.root.cert.certificate_der()).unwrap();
     let mut v = Verifier::new(trust);
-    v.add_ca_certificate(&der(&pki.intermediate.cert)).unwrap();
+    v.add_ca_certificate(&pki.intermediate.cert.certificate_der())
+        .unwrap();
     assert!(matches!(
         v.add_crl(&pki.root_crl.der).unwrap(),
         CrlLoad::Verified { .. }
@@ -48,7 +44,10 @@ fn crl(pki: &Pki, number: u64, revoked: &[(&Cert, Reason)]) -> Vec<u8> {
 }
 
 fn client_verdict(v: &Verifier, pki: &Pki, at: SystemTime) -> vigil_core::Verdict {
-    let chain = [der(&pki.client), der(&pki.intermediate.cert)];
+    let chain = [
+        pki.client.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+    ];
     let options = VerifyOptions {
         usage: Usage::Client,
         ..VerifyOptions::default()

@@ -87,6 +87,12 @@ impl Cert {
     pub fn is_valid_at(&self, at: OffsetDateTime) -> bool {
         self.not_before <= at && at <= self.not_after
     }
+
+    /// The certificate as rustls and webpki take it (an owned copy of
+    /// [`Cert::der`]).
+    pub fn certificate_der(&self) -> rustls_pki_types::CertificateDer<'static> {
+        rustls_pki_types::CertificateDer::from(self.der.clone())
+    }
 }
 
 impl fmt::Debug for Cert {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use pki_fixtures::responder::{start_with_fresh_pki, Responder, ResponderOptions};
 use pki_fixtures::{Cert, CertSpec, KeyAlg, Pki, PkiDir, PkiOptions, Reason};
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -219,21 +219,20 @@ async fn start_server(dir: &PkiDir, key: &Path, extra: &[&str]) -> (Proc, Socket
     (server, addr)
 }
 
-fn der(cert: &Cert) -> CertificateDer<'static> {
-    CertificateDer::from(cert.der.clone())
-}
-
 /// A rustls client trusting the fixture root, presenting `leaf` (issued by
 /// the intermediate).
 fn client_config(pki: &Pki, leaf: &Cert) -> ClientConfig {
     let mut roots = RootCertStore::empty();
-    roots.add(der(&pki.root.cert)).unwrap();
+    roots.add(pki.root.cert.certificate_der()).unwrap();
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_client_auth_cert(
-            vec![der(leaf), der(&pki.intermediate.cert)],
+            vec![
+                leaf.certificate_der(),
+                pki.intermediate.cert.certificate_der(),
+            ],
             PrivatePkcs8KeyDer::from(leaf.key_pkcs8_der.clone()).into(),
         )
         .unwrap()

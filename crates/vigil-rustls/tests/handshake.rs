@@ -38,7 +38,7 @@ fn fetch_config() -> FetchConfig {
 fn engine(pki: &Pki) -> Engine {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     Engine::open(
-        vec![der(&pki.root.cert)],
+        vec![pki.root.cert.certificate_der()],
         store,
         EngineConfig {
             fetch: fetch_config(),
@@ -49,12 +49,11 @@ fn engine(pki: &Pki) -> Engine {
     .unwrap()
 }
 
-fn der(cert: &Cert) -> CertificateDer<'static> {
-    CertificateDer::from(cert.der.clone())
-}
-
 fn chain(pki: &Pki, leaf: &Cert) -> Vec<CertificateDer<'static>> {
-    vec![der(leaf), der(&pki.intermediate.cert)]
+    vec![
+        leaf.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+    ]
 }
 
 fn key(cert: &Cert) -> rustls::pki_types::PrivateKeyDer<'static> {
@@ -80,7 +79,7 @@ fn mtls_server(pki: &Pki, verifier: VigilClientVerifier) -> ServerConfig {
 /// A client trusting the fixture root (rustls's own verifier) presenting `leaf`.
 fn mtls_client(pki: &Pki, leaf: &Cert) -> ClientConfig {
     let mut roots = RootCertStore::empty();
-    roots.add(der(&pki.root.cert)).unwrap();
+    roots.add(pki.root.cert.certificate_der()).unwrap();
     ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()

@@ -14,7 +14,7 @@ use pki_fixtures::responder::{
     start_with_fresh_pki, Behaviour, Responder, ResponderOptions, Target,
 };
 use pki_fixtures::{Ca, Cert, CertSpec, Pki, PkiOptions, Reason};
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,10 +34,6 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn der(cert: &Cert) -> CertificateDer<'static> {
-    CertificateDer::from(cert.der.clone())
-}
-
 fn key(cert: &Cert) -> rustls::pki_types::PrivateKeyDer<'static> {
     PrivatePkcs8KeyDer::from(cert.key_pkcs8_der.clone()).into()
 }
@@ -45,7 +41,7 @@ fn key(cert: &Cert) -> rustls::pki_types::PrivateKeyDer<'static> {
 fn engine(pki: &Pki, methods: Methods, skew: i64) -> Engine {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     Engine::open(
-        vec![der(&pki.root.cert)],
+        vec![pki.root.cert.certificate_der()],
         store,
         EngineConfig {
             fetch: FetchConfig {
@@ -104,7 +100,10 @@ async fn serve(pki: &Pki, engine: Engine, policy: RevocationPolicy, mode: Enforc
         .unwrap()
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(
-            vec![der(&pki.server), der(&pki.intermediate.cert)],
+            vec![
+                pki.server.certificate_der(),
+                pki.intermediate.cert.certificate_der(),
+            ],
             key(&pki.server),
         )
         .unwrap();
@@ -173,13 +172,16 @@ async fn strict_server(pki: &Pki) -> Server {
 
 fn client_config(pki: &Pki, leaf: &Cert, issuer: &Ca) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    roots.add(der(&pki.root.cert)).unwrap();
+    roots.add(pki.root.cert.certificate_der()).unwrap();
     Arc::new(
         ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
-            .with_client_auth_cert(vec![der(leaf), der(&issuer.cert)], key(leaf))
+            .with_client_auth_cert(
+                vec![leaf.certificate_der(), issuer.cert.certificate_der()],
+                key(leaf),
+            )
             .unwrap(),
     )
 }
@@ -536,7 +538,7 @@ async fn removing_the_anchor_closes_its_connections() {
     assert_eq!(
         server
             .engine
-            .set_anchors(vec![der(&pki.root.cert)])
+            .set_anchors(vec![pki.root.cert.certificate_der()])
             .unwrap(),
         (0, 0)
     );
@@ -545,7 +547,7 @@ async fn removing_the_anchor_closes_its_connections() {
     assert_eq!(
         server
             .engine
-            .set_anchors(vec![der(&pki.other_root.cert)])
+            .set_anchors(vec![pki.other_root.cert.certificate_der()])
             .unwrap(),
         (1, 1)
     );
@@ -670,7 +672,10 @@ async fn an_idle_connection_is_closed_by_the_watchdog_and_normal_closes_leave_no
         .unwrap()
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(
-            vec![der(&pki.server), der(&pki.intermediate.cert)],
+            vec![
+                pki.server.certificate_der(),
+                pki.intermediate.cert.certificate_der(),
+            ],
             key(&pki.server),
         )
         .unwrap();
@@ -757,7 +762,10 @@ async fn an_operator_deny_closes_at_once_and_refuses_until_lifted() {
         .unwrap();
     // Named as verdicts name it: the issuer DN and serial of the leaf.
     let verdict = server.engine.verify_cached(
-        &[der(&pki.client), der(&pki.intermediate.cert)],
+        &[
+            pki.client.certificate_der(),
+            pki.intermediate.cert.certificate_der(),
+        ],
         server.tracker.options(),
     );
     assert!(verdict.is_accepted(), "{verdict:?}");
@@ -802,7 +810,10 @@ async fn a_client_closes_its_connection_when_the_server_certificate_is_revoked()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![der(&pki.server), der(&pki.intermediate.cert)],
+            vec![
+                pki.server.certificate_der(),
+                pki.intermediate.cert.certificate_der(),
+            ],
             key(&pki.server),
         )
         .unwrap();

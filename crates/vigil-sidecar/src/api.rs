@@ -1,18 +1,16 @@
 //! The HTTP API: one table of routes ([`ROUTES`]) from which both the
-//! router and `/openapi.json` are built, so the two cannot drift; the
-//! checks in front of every handler (loopback `Host`, bearer token on every
-//! `/v1` route, `application/json` bodies); bounded JSON bodies.
+//! router and `/openapi.json` are built, so the two cannot drift. The
+//! checks the router puts in front of every handler (loopback `Host`,
+//! bearer token on every `/v1` route, `application/json` bodies) are in
+//! `guard`; bounded JSON bodies in `body`.
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
-use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::guard::{check_host, require_json, require_token};
 use super::handlers as h;
 use super::AppState;
 
@@ -451,95 +449,6 @@ pub(crate) fn router(app: AppState, bench_echo: bool) -> Router {
         .with_state(app)
 }
 
-/// DNS rebinding defence of a loopback bind: a page on `attacker.example`
-/// whose name the attacker re-points at 127.0.0.1 reaches this listener
-/// from the operator's browser, same-origin as far as the browser knows,
-/// but its requests carry `Host: attacker.example`. Only loopback names
-/// and addresses are answered (421, RFC 9110 §15.5.20: this server is not
-/// the one the request was meant for). Applied to every route: `vigil
-/// health` and local probes name 127.0.0.1 or localhost.
-async fn check_host(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if app.loopback_hosts_only && !names_loopback(&req) {
-        return ApiError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "misdirected_request",
-            "this sidecar listens on loopback and answers only requests for localhost, \
-             127.0.0.0/8 or [::1] (Host header)",
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
-
-/// Whether the request names a loopback host: the `Host` header, and the
-/// authority of an absolute-form target when there is one (RFC 9112
-/// §3.2.2); at least one must be present and all present must be loopback.
-fn names_loopback(req: &Request) -> bool {
-    let mut hosts = req.headers().get_all(header::HOST).iter().peekable();
-    if hosts.peek().is_none() && req.uri().authority().is_none() {
-        return false;
-    }
-    let headers_ok = hosts.all(|v| {
-        v.to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<axum::http::uri::Authority>().ok())
-            .is_some_and(|a| is_loopback_host(a.host()))
-    });
-    headers_ok
-        && req
-            .uri()
-            .authority()
-            .is_none_or(|a| is_loopback_host(a.host()))
-}
-
-/// `localhost` (RFC 6761 §6.3), an address in 127.0.0.0/8, or `[::1]`.
-pub(crate) fn is_loopback_host(host: &str) -> bool {
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.to_canonical().is_loopback())
-}
-
-/// Routes with a request body take only `Content-Type: application/json`
-/// (parameters such as `charset=utf-8` allowed), also when the body is
-/// optional and left empty. A browser sends `text/plain`,
-/// `application/x-www-form-urlencoded` and `multipart/form-data` (or no
-/// type at all, for a bodiless `fetch`) cross-site without a CORS
-/// preflight; `application/json` always needs one, and this server grants
-/// no CORS. So no page the operator visits can deny, lift, register or
-/// refresh.
-async fn require_json(req: Request, next: Next) -> Response {
-    let mut types = req.headers().get_all(header::CONTENT_TYPE).iter();
-    let json = match (types.next(), types.next()) {
-        (Some(v), None) => v.to_str().is_ok_and(is_json_media_type),
-        _ => false,
-    };
-    if !json {
-        return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "this endpoint takes Content-Type: application/json (also with an empty body)",
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
-
-/// RFC 9110 §8.3.1: type and subtype are case-insensitive; parameters
-/// follow `;`.
-fn is_json_media_type(value: &str) -> bool {
-    value
-        .split(';')
-        .next()
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -554,140 +463,4 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not take that method; see /openapi.json",
     )
-}
-
-/// RFC 6750 §2.1: `Authorization: Bearer <token>`. The presented and the
-/// configured token are compared as SHA-256 digests in constant time, so the
-/// time taken says nothing about either (length included).
-async fn require_token(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(expected) = &app.token_digest {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                // RFC 9110 §11.1: the scheme is case-insensitive.
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
-        let Some(token) = presented else {
-            app.metrics.auth_failure();
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_token",
-                "this endpoint needs Authorization: Bearer <token>",
-            )
-            .into_response();
-        };
-        let digest = vigil_core::sha256(token.as_bytes());
-        if !bool::from(digest.ct_eq(expected)) {
-            app.metrics.auth_failure();
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the bearer token is not the configured one",
-            )
-            .into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// A JSON body, bounded by the configured limit; errors in the API shape.
-pub(crate) struct JsonBody<T>(pub(crate) T);
-
-/// A JSON body that may be absent (empty).
-pub(crate) struct OptionalJson<T>(pub(crate) Option<T>);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(req, app.max_body_bytes, app.body_read_timeout).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request(
-                "malformed_json",
-                "the request needs a JSON body",
-            ));
-        }
-        parse_json(&bytes).map(Self)
-    }
-}
-
-impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(req, app.max_body_bytes, app.body_read_timeout).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(None));
-        }
-        parse_json(&bytes).map(|v| Self(Some(v)))
-    }
-}
-
-/// Every request body is a JSON object (serde would also take an array
-/// for a struct, which no schema allows).
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "the request body must be a JSON object",
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let code = match e.classify() {
-            serde_json::error::Category::Data => "invalid_request",
-            _ => "malformed_json",
-        };
-        ApiError::bad_request(code, e.to_string())
-    })
-}
-
-/// The body, refused with 413 before reading when Content-Length is over
-/// `limit` (so a client that sent `Expect: 100-continue` never sends it),
-/// and while reading when a chunked body grows over it; 408 when it has not
-/// all arrived within `deadline`.
-async fn read_body(
-    req: Request,
-    limit: usize,
-    deadline: std::time::Duration,
-) -> Result<axum::body::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request bodies are limited to {limit} bytes"),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let read = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "the request body did not arrive within {} s",
-                    deadline.as_secs_f64()
-                ),
-            )
-        })?;
-    read.map_err(|e| {
-        let mut source: Option<&dyn std::error::Error> = Some(&e);
-        while let Some(err) = source {
-            if err.to_string().contains("length limit") {
-                return too_large();
-            }
-            source = err.source();
-        }
-        ApiError::bad_request("unreadable_body", "the request body could not be read")
-    })
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use vigil_core::{DenyKey, DenyRule, VerifyOptions};
 use vigil_runtime::Refreshed;
 
-use super::api::{JsonBody, OptionalJson};
+use super::body::{JsonBody, OptionalJson};
 use super::chain::parse_chain;
 use super::connections::{ConnError, Registered, MAX_LEASE_SECS};
 use super::error::ApiError;

@@ -29,11 +29,13 @@
 //! Over TLS the handshake has 10 s.
 
 mod api;
+mod body;
 mod chain;
 mod config;
 mod connections;
 mod error;
 mod events;
+mod guard;
 mod handlers;
 mod metrics;
 mod openapi;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use pki_fixtures::Cert;
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::PrivatePkcs8KeyDer;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use vigil_core::{Methods, RevocationPolicy, VerifierConfig};
@@ -64,7 +64,7 @@ pub(crate) async fn run(
     let skew = if deadline_driven { 0 } else { 300 };
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let engine = Engine::open(
-        vec![der(&setup.pki.root.cert)],
+        vec![setup.pki.root.cert.certificate_der()],
         store,
         EngineConfig {
             fetch: FetchConfig {
@@ -266,10 +266,6 @@ impl Clients {
             Self::Worker(worker) => worker.stop(),
         }
     }
-}
-
-fn der(cert: &Cert) -> CertificateDer<'static> {
-    CertificateDer::from(cert.der.clone())
 }
 
 fn key(cert: &Cert) -> rustls::pki_types::PrivateKeyDer<'static> {

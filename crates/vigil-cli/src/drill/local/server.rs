@@ -16,7 +16,7 @@ use vigil_core::{RevocationPolicy, Usage, VerifyOptions};
 use vigil_runtime::{Engine, Tracker, TrackerConfig};
 use vigil_rustls::VigilClientVerifier;
 
-use super::{der, key, provider};
+use super::{key, provider};
 
 /// The in-process mTLS echo server.
 pub(super) struct Server {
@@ -48,7 +48,10 @@ pub(super) async fn start_server(
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(
-            vec![der(&pki.server), der(&pki.intermediate.cert)],
+            vec![
+                pki.server.certificate_der(),
+                pki.intermediate.cert.certificate_der(),
+            ],
             key(&pki.server),
         )
         .map_err(|e| e.to_string())?;
