@@ -3,7 +3,7 @@
 //! `/v1/events` which must be torn down, deny certificates at once.
 //!
 //! Two ways in:
-//! - [`app`] builds the router over an [`Engine`] the caller already has
+//! - [`app`] builds the router over an [`Engine`](vigil_runtime::Engine) the caller already has
 //!   (and the store it opened it with); serve it with [`serve`] (deadlines
 //!   for slow clients, graceful drain) or with `axum::serve`, and end with
 //!   [`Sidecar::shutdown`] and [`Sidecar::close`].
