@@ -11,7 +11,7 @@ use super::AppState;
 /// A JSON body, bounded by the configured limit; errors in the API shape.
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
-/// A JSON body that may be absent (empty).
+/// A JSON body that may be absent (zero bytes).
 pub(crate) struct OptionalJson<T>(pub(crate) Option<T>);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
@@ -34,7 +34,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
         let bytes = read_body(req, app.max_body_bytes, app.body_read_timeout).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // Absent means empty: whitespace alone is not JSON (RFC 8259 §2).
+        if bytes.is_empty() {
             return Ok(Self(None));
         }
         parse_json(&bytes).map(|v| Self(Some(v)))
