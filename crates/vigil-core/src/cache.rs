@@ -3,15 +3,87 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls_pki_types::CertificateDer;
 
+use crate::options::VerifyOptions;
 use crate::verdict::Verdict;
-use crate::verify::VerifyOptions;
 
 /// Verdicts per generation: the cache holds at most twice as many.
 const GENERATION_CAPACITY: usize = 4 * 1024;
+
+/// Independently locked parts of the cache: a hit locks one of them, so
+/// concurrent verifications rarely meet (a power of two).
+const SHARDS: usize = 16;
+
+/// What every snapshot descended from one verifier shares: the verdict
+/// cache, the seed of its key hash (random per verifier, fixed for its
+/// life) and the generation counter.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub(crate) cache: ShardedCache,
+    pub(crate) seed: hashbrown::DefaultHashBuilder,
+    generations: AtomicU64,
+}
+
+impl Shared {
+    /// A generation no snapshot of this lineage had before.
+    pub(crate) fn next_generation(&self) -> u64 {
+        self.generations.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// The verdict cache in [`SHARDS`] parts chosen by the key hash, each a
+/// two-generation [`VerdictCache`] of a share of the capacity: the same
+/// memory bound as one cache, without one lock for every hit.
+pub(crate) struct ShardedCache {
+    shards: Vec<Mutex<VerdictCache>>,
+}
+
+impl Default for ShardedCache {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(VerdictCache::with_capacity(GENERATION_CAPACITY / SHARDS)))
+                .collect(),
+        }
+    }
+}
+
+impl ShardedCache {
+    fn shard(&self, key: &CacheKey) -> std::sync::MutexGuard<'_, VerdictCache> {
+        // The high bits: the map inside uses the low ones.
+        let i = (key.hash >> 32) as usize % self.shards.len();
+        // A cache holds no invariant a panic could break halfway.
+        self.shards[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(
+        &self,
+        key: &CacheKey,
+        options: &VerifyOptions,
+        generation: u64,
+        now: i64,
+    ) -> Option<Arc<Verdict>> {
+        self.shard(key).get(key, options, generation, now)
+    }
+
+    pub(crate) fn insert(
+        &self,
+        key: &CacheKey,
+        options: &VerifyOptions,
+        generation: u64,
+        window: (i64, i64),
+        verdict: Arc<Verdict>,
+    ) {
+        self.shard(key)
+            .insert(key, options, generation, window, verdict);
+    }
+}
 
 /// What a verification is cached under: the chain's SHA-256 over its
 /// certificates, each preceded by its length, and a fast seeded hash of
@@ -55,10 +127,17 @@ impl CacheKey {
 /// back to `current`, so chains in steady use stay cached however many
 /// others pass through, and there is no cliff where a working set just
 /// over the capacity never hits.
-#[derive(Default)]
 pub(crate) struct VerdictCache {
     current: HashMap<u64, CacheEntry>,
     previous: HashMap<u64, CacheEntry>,
+    /// Verdicts per generation.
+    capacity: usize,
+}
+
+impl Default for VerdictCache {
+    fn default() -> Self {
+        Self::with_capacity(GENERATION_CAPACITY)
+    }
 }
 
 struct CacheEntry {
@@ -71,6 +150,14 @@ struct CacheEntry {
 }
 
 impl VerdictCache {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            capacity,
+        }
+    }
+
     pub(crate) fn get(
         &mut self,
         key: &CacheKey,
@@ -98,7 +185,7 @@ impl VerdictCache {
     }
 
     fn put(&mut self, hash: u64, entry: CacheEntry) {
-        if self.current.len() >= GENERATION_CAPACITY {
+        if self.current.len() >= self.capacity {
             self.previous = std::mem::take(&mut self.current);
         }
         self.current.insert(hash, entry);

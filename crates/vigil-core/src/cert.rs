@@ -4,8 +4,7 @@
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::der::{self, tag, Reader};
-use crate::revocation::crl::distribution_point_name;
-use crate::revocation::reasons;
+use crate::x509::{distribution_point_name, reasons};
 use crate::InputError;
 
 /// keyUsage keyCertSign as a bit of [`CertInfo::key_usage`].

@@ -3,7 +3,7 @@
 //! policy, and the one [`Verdict`] shape. Bytes and a time go in; decisions
 //! come out.
 //!
-//! **The one door for peer material** is [`Verifier::validate`]: only an
+//! **The one door for peer material** is [`Snapshot::validate`]: only an
 //! [`AdmittedPath`] (a chain whose path validated to an anchor, which only
 //! the verifier can make) is fetched for, admitted as CRL signers
 //! ([`Verifier::admit`]) or considered for stapled OCSP
@@ -14,9 +14,10 @@
 //!
 //! # Contents
 //!
-//! * Deciding: [`TrustStore`] (anchors), [`Verifier`] ([`VerifierConfig`],
-//!   [`VerifyOptions`], [`Usage`], [`RevocationPolicy`], [`Depth`]) and the
-//!   [`Verdict`] it returns ([`Status`], [`ReasonCode`], [`CertSummary`],
+//! * Deciding: [`TrustStore`] (anchors), [`Verifier`] (the writer:
+//!   [`VerifierConfig`]) and the [`Snapshot`] it publishes, which
+//!   verifications read ([`VerifyOptions`], [`Usage`], [`RevocationPolicy`],
+//!   [`Depth`]), and the [`Verdict`] they return ([`Status`], [`ReasonCode`], [`CertSummary`],
 //!   [`RevocationResult`]).
 //! * Revocation data: [`revocation`] (CRL and OCSP parsing and
 //!   verification, the URLs a certificate names), [`schedule`] (when to
@@ -26,6 +27,14 @@
 //!   [`TeardownSignal`]); operator denials are [`DenyRule`]s.
 //! * Input: [`input`] reads certificates, CRLs and private keys (PEM or
 //!   DER) with errors that name the file ([`InputError`]).
+//!
+//! **Readers never wait for writers.** What a verification reads is an
+//! immutable [`Snapshot`]; a [`Verifier`] builds the next one beside it
+//! (a new CRL is parsed, verified and indexed by
+//! [`Snapshot::prepare_crl`] against the published snapshot, then
+//! [`Verifier::commit_crl`] re-checks what may have changed and links it
+//! in), sharing every unchanged part, and the runtime publishes it by a
+//! pointer swap.
 //!
 //! # Example
 //!
@@ -63,29 +72,34 @@ mod idset;
 pub mod input;
 mod name;
 mod name_text;
+mod options;
 mod path;
 mod registry;
 pub mod revocation;
 pub mod schedule;
+mod snapshot;
 mod trust;
 mod verdict;
 mod verify;
+mod x509;
 
 pub use deny::{DenyKey, DenyRule};
 pub use idset::IdSet;
 pub use input::InputError;
+pub use options::{Freshness, Methods, VerifierConfig, VerifyOptions};
 pub use path::Usage;
 pub use registry::{
     ConnectionId, DegradedNotice, Reclaimable, Registry, RegistryStats, TeardownEvent,
     TeardownReason, TeardownSignal,
 };
 pub use revocation::{CrlError, Depth, Reason, RevocationFact, RevocationPolicy, VerifiedCrl};
+pub use snapshot::Snapshot;
 pub use trust::TrustStore;
 pub use verdict::{
     rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
     Verdict,
 };
-pub use verify::{AdmittedPath, CrlLoad, Methods, Verifier, VerifierConfig, VerifyOptions};
+pub use verify::{AdmittedPath, CrlLoad, PreparedCrl, Verifier};
 
 /// Caps on what input can grow in the core, with what happens at the cap.
 ///

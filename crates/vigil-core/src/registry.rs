@@ -32,9 +32,10 @@ use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
 use crate::cert::{hex, sha256, CertInfo};
+use crate::options::VerifyOptions;
 use crate::revocation::{ParsedCrl, Reason, VerifiedCrl};
+use crate::snapshot::{unix_secs, Snapshot};
 use crate::verdict::{rfc3339, ReasonCode, Verdict};
-use crate::verify::{unix_secs, Verifier, VerifyOptions};
 
 /// Identifies one tracked connection for the life of its [`Registry`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -617,7 +618,7 @@ impl Registry {
     /// serial, and only those.
     pub fn on_certificate_data(
         &self,
-        verifier: &Verifier,
+        verifier: &Snapshot,
         cert_der: &[u8],
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
@@ -738,7 +739,7 @@ impl Registry {
     /// [`Registry::expire_due`]'s: its deadline is that nextUpdate.
     pub fn on_crl(
         &self,
-        verifier: &Verifier,
+        verifier: &Snapshot,
         crl_der: &[u8],
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
@@ -773,7 +774,7 @@ impl Registry {
     /// concerned; the others are not touched.
     pub fn on_revocation_data(
         &self,
-        verifier: &Verifier,
+        verifier: &Snapshot,
         issuer: &[u8],
         serial: Option<&[u8]>,
         at: SystemTime,
@@ -800,7 +801,7 @@ impl Registry {
     /// fail (or whose anchor is gone) are torn down.
     fn recheck_revocation(
         &self,
-        verifier: &Verifier,
+        verifier: &Snapshot,
         candidates: Vec<PathCandidate>,
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
@@ -823,7 +824,7 @@ impl Registry {
     /// with their new deadline; the others go.
     pub fn reverify(
         &self,
-        verifier: &Verifier,
+        verifier: &Snapshot,
         ids: &[ConnectionId],
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
@@ -833,7 +834,7 @@ impl Registry {
 
     /// Re-verifies every tracked connection (e.g. after a trust-store
     /// reload). Costs a full verification per connection.
-    pub fn reverify_all(&self, verifier: &Verifier, at: SystemTime) -> Vec<TeardownEvent> {
+    pub fn reverify_all(&self, verifier: &Snapshot, at: SystemTime) -> Vec<TeardownEvent> {
         let candidates = {
             let inner = self.lock();
             let ids = inner.conns.keys().copied().collect();
@@ -850,7 +851,7 @@ impl Registry {
     /// without being built or their signatures checked again, which time
     /// does not change; a path that expired while other certificates were
     /// presented with it is verified in full, in case they make another.
-    pub fn expire_due(&self, verifier: &Verifier, at: SystemTime) -> Vec<TeardownEvent> {
+    pub fn expire_due(&self, verifier: &Snapshot, at: SystemTime) -> Vec<TeardownEvent> {
         let now = unix_secs(at);
         let candidates = {
             let inner = self.lock();
@@ -909,7 +910,7 @@ impl Registry {
 
     fn reverify_candidates(
         &self,
-        verifier: &Verifier,
+        verifier: &Snapshot,
         candidates: Vec<Candidate>,
         at: SystemTime,
         recheck: Recheck,

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 use vigil_core::revocation::{build_request, CertIdHash, OcspError, ParsedCrl, ParsedOcsp};
 use vigil_core::schedule::{next_refresh, RefreshPolicy, SourceTiming};
 use vigil_core::{
-    AdmittedPath, CertificateDer, CrlLoad, DenyRule, Reason, RevocationFact as CoreFact,
-    RevocationPolicy, Source, TrustStore, Verdict, Verifier, VerifierConfig, VerifyOptions,
+    AdmittedPath, CertificateDer, CrlLoad, DenyRule, Freshness, Reason, RevocationFact as CoreFact,
+    RevocationPolicy, Snapshot, Source, TrustStore, Verdict, Verifier, VerifierConfig,
+    VerifyOptions,
 };
 
 use crate::{
@@ -175,13 +176,17 @@ pub(crate) enum Change<'a> {
     Denied(&'a vigil_core::DenyKey),
 }
 
-/// Told of every data change, with the verifier that now holds it.
+/// Told of every data change, with the snapshot the change published.
 pub(crate) trait Observer: Send + Sync {
-    fn on_change(&self, verifier: &Verifier, change: &Change<'_>, at: SystemTime);
+    fn on_change(&self, snapshot: &Snapshot, change: &Change<'_>, at: SystemTime);
 }
 
 struct Inner {
-    verifier: RwLock<Verifier>,
+    /// What verifications read: swapped, never locked (issue 12).
+    current: arc_swap::ArcSwap<Snapshot>,
+    /// Serialises writers: each builds the next snapshot from the current
+    /// one and publishes it before the next writer starts.
+    writer: Mutex<()>,
     anchors: RwLock<Vec<CertificateDer<'static>>>,
     observers: Mutex<Vec<Weak<dyn Observer>>>,
     store: Arc<dyn Store>,
@@ -358,7 +363,8 @@ impl Engine {
         let (changes, _) = watch::channel(0);
         Ok(Self {
             inner: Arc::new(Inner {
-                verifier: RwLock::new(verifier),
+                current: arc_swap::ArcSwap::new(verifier.snapshot()),
+                writer: Mutex::new(()),
                 anchors: RwLock::new(anchors),
                 observers: Mutex::new(Vec::new()),
                 store,
@@ -385,11 +391,23 @@ impl Engine {
     }
 
     /// Loads a CRL given directly (a file, a cache outside the store).
+    ///
+    /// The CRL is parsed, verified and indexed against the published
+    /// snapshot without holding anything; only linking it into the next
+    /// snapshot is serialised with other writers, and verifications never
+    /// wait for either.
     pub fn add_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::CrlError> {
-        let load = self.write().add_crl(der);
+        let (load, published) = self.ingest_crl(der)?;
         self.changed();
-        self.notify(&Change::Crl(der));
-        load
+        self.notify(&published, &Change::Crl(der));
+        Ok(load)
+    }
+
+    /// Prepares a CRL off to the side, then commits it under the writer
+    /// lock (see [`Verifier::commit_crl`]); returns the snapshot published.
+    fn ingest_crl(&self, der: &[u8]) -> Result<(CrlLoad, Arc<Snapshot>), vigil_core::CrlError> {
+        let prepared = self.read().prepare_crl(der)?;
+        Ok(self.write(|v| v.commit_crl(prepared)))
     }
 
     /// Loads an OCSP response given directly (a file). Tracked connections
@@ -397,10 +415,10 @@ impl Engine {
     /// hashes; prefer [`Engine::add_stapled_ocsp`] when the certificate is
     /// known.
     pub fn add_ocsp_response(&self, der: &[u8]) -> Result<usize, OcspError> {
-        let loaded = self.write().add_ocsp_response(der);
+        let (loaded, published) = self.write(|v| v.add_ocsp_response(der));
         if loaded.is_ok() {
             self.changed();
-            self.notify(&Change::Unscoped);
+            self.notify(&published, &Change::Unscoped);
         }
         loaded
     }
@@ -423,17 +441,16 @@ impl Engine {
                 detail: format!("the peer's chain does not validate ({})", verdict.reason),
             })?;
         let at = self.now();
-        let (loaded, changed) = {
-            let mut verifier = self.write();
+        let ((loaded, changed), published) = self.write(|verifier| {
             let before = verifier.generation();
             let loaded = verifier.add_stapled_ocsp(der, &path, at);
             (loaded, verifier.generation() != before)
-        };
+        });
         // The same staple again changes nothing (the verifier keeps one copy).
         if loaded.is_ok() && changed {
             self.changed();
             if let Some(leaf) = chain.first() {
-                self.notify(&Change::Certificate(leaf));
+                self.notify(&published, &Change::Certificate(leaf));
             }
         }
         loaded
@@ -442,7 +459,7 @@ impl Engine {
     /// Trusts one more anchor at run time; returns false when it already
     /// was. Connections are not affected (adding trust never ends one).
     pub fn add_anchor(&self, der: CertificateDer<'static>) -> Result<bool, vigil_core::InputError> {
-        let added = self.write().add_anchor(der.clone())?;
+        let added = self.write(|v| v.add_anchor(der.clone())).0?;
         if added {
             self.inner
                 .anchors
@@ -459,7 +476,7 @@ impl Engine {
     /// `untrusted`, and no new path to it is accepted. Returns whether it
     /// was trusted.
     pub fn remove_anchor(&self, sha256: &[u8; 32]) -> bool {
-        let removed = self.write().remove_anchor(sha256);
+        let (removed, published) = self.write(|v| v.remove_anchor(sha256));
         if removed {
             self.inner
                 .anchors
@@ -467,7 +484,7 @@ impl Engine {
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(|a| &vigil_core::sha256(a) != sha256);
             self.changed();
-            self.notify(&Change::AnchorRemoved(*sha256));
+            self.notify(&published, &Change::AnchorRemoved(*sha256));
         }
         removed
     }
@@ -508,10 +525,10 @@ impl Engine {
         self.inner
             .store
             .put_entry(Table::Denials, &deny_key_bytes(&rule.key), &value)?;
-        let added = self.write().deny(rule.clone());
+        let (added, published) = self.write(|v| v.deny(rule.clone()));
         if added {
             self.changed();
-            self.notify(&Change::Denied(&rule.key));
+            self.notify(&published, &Change::Denied(&rule.key));
         }
         Ok(added)
     }
@@ -522,7 +539,7 @@ impl Engine {
         self.inner
             .store
             .delete_entry(Table::Denials, &deny_key_bytes(key))?;
-        let lifted = self.write().lift(key);
+        let lifted = self.write(|v| v.lift(key)).0;
         if lifted {
             self.changed();
         }
@@ -550,7 +567,7 @@ impl Engine {
         &self,
         der: &CertificateDer<'_>,
     ) -> Result<bool, vigil_core::InputError> {
-        self.write().add_ca_certificate(der)
+        self.write(|v| v.add_ca_certificate(der)).0
     }
 
     /// The DER subject Name (outer SEQUENCE included) of each trust anchor,
@@ -630,15 +647,21 @@ impl Engine {
     /// status need not be kept); returns how many were dropped from memory.
     pub fn prune_expired_facts(&self) -> usize {
         let now = self.now();
-        let dropped = self.write().forget_expired(now);
+        let dropped = self.write(|v| v.forget_expired(now)).0;
         if let Err(e) = self.inner.store.prune_revocations(unix(now)) {
             self.store_failed("prune revocation facts", &e);
         }
         dropped
     }
 
+    /// The published snapshot of the data: what verifications read now.
+    /// Later changes publish new snapshots; this one never changes.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.current.load_full()
+    }
+
     /// Validates the path of `chain` to an anchor now (no revocation), the
-    /// one way to an [`AdmittedPath`]: see [`Verifier::validate`].
+    /// one way to an [`AdmittedPath`]: see [`vigil_core::Snapshot::validate`].
     pub fn validate(
         &self,
         chain: &[CertificateDer<'_>],
@@ -652,7 +675,7 @@ impl Engine {
     /// that CRLs fetched for it verify as they arrive.
     fn admit(&self, path: &AdmittedPath) {
         if !self.read().has_admitted(path) {
-            self.write().admit(path);
+            self.write(|v| v.admit(path));
         }
     }
 
@@ -773,20 +796,21 @@ impl Engine {
                 // series rules keep a newer CRL, and data that failed a
                 // check ranks below any verified data (it never displaces
                 // it, RFC 5280 §6.3.3 (f)).
-                let cfg = &self.inner.config.verifier;
-                let unusable =
-                    if let Some(next) = next_update.filter(|n| n + cfg.stale_grace_secs < now) {
-                        Some(format!(
-                            "stale CRL served (nextUpdate {})",
-                            vigil_core::rfc3339(next)
-                        ))
-                    } else if this_update.is_some_and(|t| t > now + cfg.clock_skew_secs) {
-                        Some("CRL from the future".to_owned())
-                    } else {
-                        None
-                    };
+                let freshness = self.inner.config.verifier.crl_freshness(
+                    this_update.unwrap_or(now),
+                    next_update,
+                    now,
+                );
+                let unusable = match freshness {
+                    Freshness::Stale { expired } => Some(format!(
+                        "stale CRL served (nextUpdate {})",
+                        vigil_core::rfc3339(expired)
+                    )),
+                    Freshness::NotYetValid { .. } => Some("CRL from the future".to_owned()),
+                    Freshness::Current => None,
+                };
                 if let Some(why) = unusable {
-                    let _ = self.write().add_crl(&bytes);
+                    let _ = self.ingest_crl(&bytes);
                     return self.fail(url, SourceKind::Crl, started, why);
                 }
                 let mut record = SourceRecord::new(url, SourceKind::Crl, bytes.clone(), now);
@@ -797,38 +821,55 @@ impl Engine {
                 record.crl_number = number.clone();
                 record.last_attempt = Some(started);
 
-                // When a known certificate verifies the signature (a quick
-                // check: one hash and one signature), the CRL is indexed and
-                // persisted at the same time; otherwise persisted only once
-                // the verifier took it, so nothing forged replaces good data
-                // in the store.
+                // Parsed, signature-checked and indexed against the published
+                // snapshot, off the async workers and without any lock:
+                // verifications go on meanwhile. A CRL that every known key
+                // of its issuer's name refuses is shown to the verifier (for
+                // verdicts to say why) and never persisted, so nothing
+                // forged replaces good data in the store.
                 let engine = self.clone();
                 let body = bytes.clone();
-                let precheck =
-                    tokio::task::spawn_blocking(move || engine.read().precheck_crl(&body))
+                let prepared =
+                    match tokio::task::spawn_blocking(move || engine.read().prepare_crl(&body))
                         .await
-                        .ok()
-                        .flatten();
-                if let Some(Err(e)) = precheck {
-                    let _ = self.write().add_crl(&bytes);
+                    {
+                        Ok(Ok(prepared)) => prepared,
+                        Ok(Err(e)) => {
+                            return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}"))
+                        }
+                        Err(e) => {
+                            return self.fail(
+                                url,
+                                SourceKind::Crl,
+                                started,
+                                format!("CRL load: {e}"),
+                            )
+                        }
+                    };
+                if let Some(Err(e)) = prepared.signature_check() {
+                    let _ = self.write(|v| v.commit_crl(prepared));
                     return self.fail(url, SourceKind::Crl, started, format!("CRL rejected: {e}"));
                 }
-                // Loaded first, then the revocations it made the verifier
+                // Published first, then the revocations it made the verifier
                 // remember (entries a newer issue dropped) are made durable,
                 // and only then does the new CRL replace the old one in the
                 // store: a crash at any point loses no revocation.
                 let engine = self.clone();
-                let body = bytes.clone();
                 let loaded =
-                    tokio::task::spawn_blocking(move || engine.write().add_crl(&body)).await;
+                    tokio::task::spawn_blocking(move || engine.write(|v| v.commit_crl(prepared)))
+                        .await;
                 self.persist_new_facts().await;
 
-                let entries = match loaded {
-                    Ok(Ok(CrlLoad::Verified { entries } | CrlLoad::Unchanged { entries })) => {
-                        Some(entries)
+                let (load, published) = match loaded {
+                    Ok(done) => done,
+                    Err(e) => {
+                        return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
                     }
-                    Ok(Ok(CrlLoad::Pending)) => None,
-                    Ok(Ok(CrlLoad::Rollback { stored, offered })) => {
+                };
+                let entries = match load {
+                    CrlLoad::Verified { entries } | CrlLoad::Unchanged { entries } => Some(entries),
+                    CrlLoad::Pending => None,
+                    CrlLoad::Rollback { stored, offered } => {
                         return self.fail(
                             url,
                             SourceKind::Crl,
@@ -840,19 +881,13 @@ impl Engine {
                             ),
                         )
                     }
-                    Ok(Ok(CrlLoad::Rejected(e))) => {
+                    CrlLoad::Rejected(e) => {
                         return self.fail(
                             url,
                             SourceKind::Crl,
                             started,
                             format!("CRL rejected: {e}"),
                         )
-                    }
-                    Ok(Err(e)) => {
-                        return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}"))
-                    }
-                    Err(e) => {
-                        return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
                     }
                 };
                 // A CRL no admitted key verified yet (pending: e.g. an
@@ -892,7 +927,7 @@ impl Engine {
                 });
                 self.changed();
                 let der = bytes.to_vec();
-                self.notify_blocking(move |engine| engine.notify(&Change::Crl(&der)))
+                self.notify_blocking(move |engine| engine.notify(&published, &Change::Crl(&der)))
                     .await;
                 Refreshed::Updated
             }
@@ -969,7 +1004,7 @@ impl Engine {
             .is_some_and(|t| t.timing.last_success.is_some());
         let keep_for_verdict = |engine: &Self| {
             if !held {
-                engine.write().hold_rejected_ocsp(key, &body, cert, issuer);
+                engine.write(|v| v.hold_rejected_ocsp(key, &body, cert, issuer));
             }
         };
         if let Err(e) = parsed.verify_for_issuer(issuer, self.now()) {
@@ -990,32 +1025,24 @@ impl Engine {
             );
         };
         let (this_update, next_update) = (Some(single.this_update), single.next_update);
-        let cfg = &self.inner.config.verifier;
-        let expires = single
-            .next_update
-            .unwrap_or(single.this_update + cfg.ocsp_max_age_secs);
-        if expires + cfg.clock_skew_secs + cfg.stale_grace_secs < now {
+        let freshness =
+            self.inner
+                .config
+                .verifier
+                .ocsp_freshness(single.this_update, single.next_update, now);
+        let unusable = match freshness {
+            Freshness::Stale { expired } => Some(format!(
+                "stale OCSP answer served (expired {})",
+                vigil_core::rfc3339(expired)
+            )),
+            Freshness::NotYetValid { .. } => Some("OCSP answer from the future".to_owned()),
+            Freshness::Current => None,
+        };
+        if let Some(why) = unusable {
             keep_for_verdict(self);
-            return self.fail(
-                key,
-                SourceKind::Ocsp,
-                started,
-                format!(
-                    "stale OCSP answer served (expired {})",
-                    vigil_core::rfc3339(expires)
-                ),
-            );
+            return self.fail(key, SourceKind::Ocsp, started, why);
         }
-        if single.this_update > now + cfg.clock_skew_secs {
-            keep_for_verdict(self);
-            return self.fail(
-                key,
-                SourceKind::Ocsp,
-                started,
-                "OCSP answer from the future".into(),
-            );
-        }
-        let loaded = self.write().set_ocsp_response(key, &body);
+        let (loaded, published) = self.write(|v| v.set_ocsp_response(key, &body));
         if let Err(e) = &loaded {
             return self.fail(key, SourceKind::Ocsp, started, e.to_string());
         }
@@ -1038,7 +1065,7 @@ impl Engine {
         });
         self.changed();
         let cert = cert.to_vec();
-        self.notify_blocking(move |engine| engine.notify(&Change::Certificate(&cert)))
+        self.notify_blocking(move |engine| engine.notify(&published, &Change::Certificate(&cert)))
             .await;
         Refreshed::Updated
     }
@@ -1475,10 +1502,10 @@ impl Engine {
         }
     }
 
-    /// Tells every live observer of `change`, under the verifier's read
-    /// lock (observers only read; they never call back into the engine's
-    /// writers).
-    fn notify(&self, change: &Change<'_>) {
+    /// Tells every live observer of `change`, with the snapshot the change
+    /// published (a later change is told with its own): so re-checks judge
+    /// by the data that caused them.
+    fn notify(&self, snapshot: &Snapshot, change: &Change<'_>) {
         let observers: Vec<Arc<dyn Observer>> = self
             .inner
             .observers
@@ -1491,29 +1518,40 @@ impl Engine {
             return;
         }
         let at = self.now();
-        let verifier = self.read();
         for observer in observers {
-            observer.on_change(&verifier, change, at);
+            observer.on_change(snapshot, change, at);
         }
     }
 
-    /// Runs `f` with the verifier, read-locked.
-    pub(crate) fn with_verifier<R>(&self, f: impl FnOnce(&Verifier) -> R) -> R {
+    /// Runs `f` with the published snapshot.
+    pub(crate) fn with_verifier<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
         f(&self.read())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Verifier> {
-        self.inner
-            .verifier
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The published snapshot: a pointer load, no lock.
+    fn read(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.inner.current.load()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Verifier> {
-        self.inner
-            .verifier
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Runs one change: under the writer lock, `f` builds the next
+    /// snapshot from the current one (copy on write: unchanged parts are
+    /// shared), which is then published by a pointer swap. Verifications
+    /// go on with the previous snapshot meanwhile. Returns what `f`
+    /// returned and the snapshot now published.
+    fn write<R>(&self, f: impl FnOnce(&mut Verifier) -> R) -> (R, Arc<Snapshot>) {
+        let _writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.inner.current.load_full();
+        let mut verifier = Verifier::from_snapshot(current.clone());
+        let result = f(&mut verifier);
+        let next = verifier.snapshot();
+        if !Arc::ptr_eq(&next, &current) {
+            self.inner.current.store(next.clone());
+        }
+        (result, next)
     }
 }
 

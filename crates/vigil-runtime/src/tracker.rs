@@ -25,8 +25,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{broadcast, Notify};
 use vigil_core::{
-    CertificateDer, ConnectionId, DegradedNotice, Registry, RevocationPolicy, Status,
-    TeardownEvent, TeardownReason, TeardownSignal, Verdict, Verifier, VerifyOptions,
+    CertificateDer, ConnectionId, DegradedNotice, Registry, RevocationPolicy, Snapshot, Status,
+    TeardownEvent, TeardownReason, TeardownSignal, Verdict, VerifyOptions,
 };
 
 use crate::engine::{Change, Observer};
@@ -521,7 +521,7 @@ impl Drop for Delivering {
 const RECLAIM_ELSEWHERE: usize = 64;
 
 impl Observer for TrackerInner {
-    fn on_change(&self, verifier: &Verifier, change: &Change<'_>, at: std::time::SystemTime) {
+    fn on_change(&self, verifier: &Snapshot, change: &Change<'_>, at: std::time::SystemTime) {
         if self.registry.is_empty() {
             return;
         }

@@ -14,6 +14,7 @@ use rustls_pki_types::SignatureVerificationAlgorithm;
 use super::index::{RevokedEntry, SerialIndex};
 use super::{reasons, Reason};
 use crate::der::{self, tag, DerError, Reader};
+use crate::x509::distribution_point_name;
 
 /// OIDs (content octets) of the CRL and entry extensions Vigil knows.
 mod oid {
@@ -476,10 +477,6 @@ enum Index {
 /// (certificate issuer's name key, serial) -> entry.
 type IndirectIndex = HashMap<(Vec<u8>, Vec<u8>), RevokedEntry>;
 
-/// A DistributionPointName: fullName GeneralNames (each as DER), or the
-/// nameRelativeToCRLIssuer RDN (as a DER SET).
-pub(crate) type DistributionPointName = (Vec<Vec<u8>>, Option<Vec<u8>>);
-
 /// Orders non-negative INTEGER content octets numerically.
 pub(crate) fn cmp_unsigned(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     let trim = |n: &[u8]| -> usize { n.iter().take_while(|b| **b == 0).count() };
@@ -836,32 +833,6 @@ fn parse_idp(value: &[u8]) -> Result<IdpScope, CrlError> {
         });
     }
     Ok(scope)
-}
-
-/// DistributionPointName ::= CHOICE { fullName [0] GeneralNames,
-/// nameRelativeToCRLIssuer [1] RDN }. Returns each GeneralName's DER, or
-/// the relative name as a DER RelativeDistinguishedName (a SET).
-pub(crate) fn distribution_point_name(dpn: &[u8]) -> Result<DistributionPointName, DerError> {
-    let mut r = Reader::new(dpn);
-    let (t, value, _) = r.read_any()?;
-    r.finish()?;
-    match t {
-        0xa0 => {
-            let mut names = Vec::new();
-            let mut g = Reader::new(value);
-            while !g.is_empty() {
-                let (_, _, whole) = g.read_any()?;
-                names.push(whole.to_vec());
-            }
-            Ok((names, None))
-        }
-        // [1] IMPLICIT RelativeDistinguishedName: re-tag as a SET.
-        0xa1 => Ok((Vec::new(), Some(der::encode(0x31, value)))),
-        found => Err(DerError::UnexpectedTag {
-            expected: 0xa0,
-            found,
-        }),
-    }
 }
 
 /// Dotted-decimal form of an OID's content octets, for messages.

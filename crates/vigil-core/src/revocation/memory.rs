@@ -4,7 +4,7 @@
 //! is kept until the certificate expires, even when the CRL goes stale, the
 //! responder disappears, or a later CRL or response no longer lists it.
 
-use std::sync::Mutex;
+use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 
 use hashbrown::HashMap;
 
@@ -12,7 +12,7 @@ use super::{Reason, RevokedEntry};
 use crate::verdict::Source;
 
 /// One remembered revocation, for persistence (see
-/// [`crate::Verifier::revocation_facts`] and [`crate::Verifier::remember`]).
+/// [`crate::Snapshot::revocation_facts`] and [`crate::Verifier::remember`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevocationFact {
     /// SHA-256 of the issuer's SubjectPublicKeyInfo. Facts are keyed by the
@@ -58,9 +58,12 @@ struct State {
     journal_dropped: u64,
 }
 
+/// Shared by every snapshot of a verifier (it only learns, and forgets
+/// what expired): read-locked by each look-up, so verifications do not
+/// queue behind each other; written only when a fact is new.
 #[derive(Default)]
 pub(crate) struct Memory {
-    state: Mutex<State>,
+    state: RwLock<State>,
     /// The journal is not empty: read without the lock on every
     /// verification.
     unsaved: std::sync::atomic::AtomicBool,
@@ -83,9 +86,18 @@ impl Memory {
         ) {
             return;
         }
-        let Ok(mut state) = self.state.lock() else {
+        // A verification that sees a remembered revocation again changes
+        // nothing: a read lock tells.
+        let known = self.state.read().map(|s| {
+            s.facts
+                .get(issuer)
+                .and_then(|f| f.get(serial))
+                .is_some_and(|f| f.expires_at.is_some() || expires_at.is_none())
+        });
+        if known.unwrap_or(false) {
             return;
-        };
+        }
+        let mut state = self.write();
         let state = &mut *state;
         if let Some(fact) = state.facts.get_mut(issuer).and_then(|s| s.get_mut(serial)) {
             if fact.expires_at.is_none() && expires_at.is_some() {
@@ -133,7 +145,7 @@ impl Memory {
         serial: &[u8],
         now: i64,
     ) -> Option<(RevokedEntry, Source)> {
-        let state = self.state.lock().ok()?;
+        let state = self.state.read().ok()?;
         let fact = state.facts.get(issuer)?.get(serial)?;
         if fact.expires_at.is_some_and(|e| now > e) {
             return None;
@@ -149,36 +161,31 @@ impl Memory {
 
     pub(crate) fn export(&self) -> Vec<RevocationFact> {
         self.state
-            .lock()
+            .read()
             .map(|s| s.facts.values().flat_map(|s| s.values().cloned()).collect())
             .unwrap_or_default()
     }
 
     /// Facts learned since the last call, to persist.
     pub(crate) fn take_journal(&self) -> Vec<RevocationFact> {
-        let taken: Vec<RevocationFact> = self
-            .state
-            .lock()
-            .map(|mut s| {
-                self.unsaved
-                    .store(false, std::sync::atomic::Ordering::Release);
-                std::mem::take(&mut s.journal).into()
-            })
-            .unwrap_or_default();
-        taken
+        let mut s = self.write();
+        self.unsaved
+            .store(false, std::sync::atomic::Ordering::Release);
+        std::mem::take(&mut s.journal).into()
     }
 
     /// (facts held, facts refused at the cap, journal entries dropped).
     pub(crate) fn stats(&self) -> (usize, u64, u64) {
         self.state
-            .lock()
+            .read()
             .map(|s| (s.len, s.refused, s.journal_dropped))
             .unwrap_or_default()
     }
 
     /// Restores a fact (from the store): not journalled again.
     pub(crate) fn import(&self, fact: RevocationFact) {
-        if let Ok(mut state) = self.state.lock() {
+        {
+            let mut state = self.write();
             if state.len >= MAX_FACTS {
                 state.refused += 1;
                 return;
@@ -197,9 +204,7 @@ impl Memory {
 
     /// Drops facts about certificates that expired before `now`.
     pub(crate) fn prune(&self, now: i64) -> usize {
-        let Ok(mut state) = self.state.lock() else {
-            return 0;
-        };
+        let mut state = self.write();
         let mut dropped = 0;
         state.facts.retain(|_, serials| {
             let before = serials.len();
@@ -209,6 +214,14 @@ impl Memory {
         });
         state.len -= dropped;
         dropped
+    }
+}
+
+impl Memory {
+    /// A panic while holding the lock leaves whole facts (each change is
+    /// one insert), so a poisoned lock is used as it is.
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -1,7 +1,9 @@
-//! Revocation data: CRLs (RFC 5280 §5, §6.3) and the policy that turns them
-//! into a per-certificate status.
+//! Revocation data: CRLs (RFC 5280 §5, §6.3), OCSP (RFC 6960), the memory
+//! of revocations, and the policy that turns them into a per-certificate
+//! status (`RevocationData` answers it).
 
 pub(crate) mod crl;
+mod data;
 mod index;
 pub(crate) mod memory;
 pub(crate) mod ocsp;
@@ -10,6 +12,7 @@ mod sources;
 pub(crate) mod status;
 
 pub use crl::{CrlError, CrlSigner, ParsedCrl, VerifiedCrl};
+pub(crate) use data::RevocationData;
 pub use index::RevokedEntry;
 pub use memory::RevocationFact;
 pub use ocsp::{build_request, CertIdHash, OcspCertStatus, OcspError, ParsedOcsp, SingleResponse};
@@ -83,41 +86,4 @@ impl Reason {
     }
 }
 
-/// ReasonFlags bits (RFC 5280 §4.2.1.13), bit n of the BIT STRING as `1 << n`.
-pub(crate) mod reasons {
-    pub(crate) const KEY_COMPROMISE: u16 = 1 << 1;
-    pub(crate) const CA_COMPROMISE: u16 = 1 << 2;
-    pub(crate) const AFFILIATION_CHANGED: u16 = 1 << 3;
-    pub(crate) const SUPERSEDED: u16 = 1 << 4;
-    pub(crate) const CESSATION: u16 = 1 << 5;
-    pub(crate) const HOLD: u16 = 1 << 6;
-    pub(crate) const PRIVILEGE_WITHDRAWN: u16 = 1 << 7;
-    pub(crate) const AA_COMPROMISE: u16 = 1 << 8;
-    /// Every reason: what a certificate's status must be checked against
-    /// (RFC 5280 §6.3.3, reasons_mask must reach all-reasons).
-    pub(crate) const ALL: u16 = KEY_COMPROMISE
-        | CA_COMPROMISE
-        | AFFILIATION_CHANGED
-        | SUPERSEDED
-        | CESSATION
-        | HOLD
-        | PRIVILEGE_WITHDRAWN
-        | AA_COMPROMISE;
-
-    /// Decodes a ReasonFlags BIT STRING value (first octet = unused bits).
-    pub(crate) fn from_bit_string(value: &[u8]) -> Option<u16> {
-        let (&unused, bits) = value.split_first()?;
-        if unused > 7 || bits.len() > 2 || (bits.is_empty() && unused != 0) {
-            return None;
-        }
-        let mut mask = 0u16;
-        for (i, byte) in bits.iter().enumerate() {
-            for bit in 0..8 {
-                if byte & (0x80 >> bit) != 0 {
-                    mask |= 1 << (i * 8 + bit);
-                }
-            }
-        }
-        Some(mask & (ALL | 1))
-    }
-}
+pub(crate) use crate::x509::reasons;

@@ -4,18 +4,20 @@
 
 use std::sync::Arc;
 
+use super::data::RevocationData;
 use crate::cert::CertInfo;
+use crate::options::{Freshness, Methods};
 use crate::revocation::crl::Unsupported;
 use crate::revocation::{
     reasons, CrlError, CrlSigner, OcspCertStatus, OcspError, ParsedCrl, Reason, RevokedEntry,
     VerifiedCrl,
 };
 use crate::verdict::{rfc3339, ReasonCode, Source};
-use crate::verify::{Methods, Verifier};
 
+/// An admitted (or candidate) CA certificate.
+#[derive(Clone)]
 pub(crate) struct CaCert {
     pub(crate) info: Arc<CertInfo>,
-    pub(crate) der: Vec<u8>,
 }
 
 /// One loaded CRL: verified against each candidate signer known so far, or
@@ -29,11 +31,13 @@ pub(crate) struct CrlSlot {
     pub(crate) failures: Vec<([u8; 32], CrlError)>,
 }
 
-impl Verifier {
-    /// RFC 5280 §6.3.3: the status of `cert`, issued by `path[issuer_at]`,
-    /// from every loaded CRL of the issuer's name. `depth` counts how many
-    /// CRL-signer certificates are being checked above this one.
-    pub(crate) fn check_cert(
+impl RevocationData {
+    /// RFC 5280 §6.3.3 and RFC 6960: the status of `cert`, issued by
+    /// `path[issuer_at]` (a validated path, leaf first), from every loaded
+    /// CRL and OCSP answer, and the memory of revocations; also remembers a
+    /// revocation it finds. `depth` counts how many CRL-signer certificates
+    /// are being checked above this one.
+    pub(crate) fn status(
         &self,
         cert: &CertInfo,
         is_ca: bool,
@@ -281,7 +285,10 @@ impl Verifier {
                 held = Some((entry, crl.clone()));
             }
             // §6.3.3 (a)(2) / §5.1.2.4-5: freshness.
-            if crl.this_update() > now + self.config.clock_skew_secs {
+            let freshness = self
+                .config
+                .crl_freshness(crl.this_update(), crl.next_update(), now);
+            if matches!(freshness, Freshness::NotYetValid { .. }) {
                 fail(
                     ReasonCode::RevocationDataNotYetValid,
                     format!(
@@ -292,10 +299,7 @@ impl Verifier {
                 );
                 continue;
             }
-            if crl
-                .next_update()
-                .is_some_and(|next| next + self.config.stale_grace_secs < now)
-            {
+            if matches!(freshness, Freshness::Stale { .. }) {
                 fail(
                     ReasonCode::RevocationDataStale,
                     format!(
@@ -326,10 +330,10 @@ impl Verifier {
             let based = best_good.as_ref().is_some_and(|complete| {
                 cmp_numbers(complete.number(), delta.delta_base()) != std::cmp::Ordering::Less
             });
-            let stale = delta
-                .next_update()
-                .is_some_and(|next| next + self.config.stale_grace_secs < now)
-                || delta.this_update() > now + self.config.clock_skew_secs;
+            let stale = self
+                .config
+                .crl_freshness(delta.this_update(), delta.next_update(), now)
+                != Freshness::Current;
             if !based || stale {
                 let (code, detail) = if stale {
                     (
@@ -478,10 +482,10 @@ impl Check {
 
 /// An OCSP response given to the verifier, parsed at load time.
 pub(crate) struct OcspSlot {
-    /// Replacement key given by [`Verifier::set_ocsp_response`].
+    /// Replacement key given by [`crate::Verifier::set_ocsp_response`].
     pub(crate) key: Option<String>,
     /// Held only to report why it was refused
-    /// ([`Verifier::hold_rejected_ocsp`]).
+    /// ([`crate::Verifier::hold_rejected_ocsp`]).
     pub(crate) rejected: bool,
     pub(crate) der: Vec<u8>,
     pub(crate) responses: Vec<crate::revocation::SingleResponse>,
@@ -523,7 +527,7 @@ impl OcspSlot {
     }
 }
 
-impl Verifier {
+impl RevocationData {
     /// The status of `cert` from OCSP answers matching its CertID, if any:
     /// the response must verify (RFC 6960 §3.2, §4.2.2.2) and be current.
     fn check_ocsp(
@@ -631,22 +635,21 @@ impl Verifier {
                         let expires = single
                             .next_update
                             .unwrap_or(single.this_update + self.config.ocsp_max_age_secs);
-                        if single.this_update > now + self.config.clock_skew_secs {
+                        let freshness =
+                            self.config
+                                .ocsp_freshness(single.this_update, single.next_update, now);
+                        if let Freshness::NotYetValid { this_update } = freshness {
                             consider(failed(
                                 ReasonCode::RevocationDataNotYetValid,
                                 format!(
                                     "the OCSP answer's thisUpdate {} is in the future",
-                                    rfc3339(single.this_update)
+                                    rfc3339(this_update)
                                 ),
                             ));
-                        } else if expires
-                            + self.config.clock_skew_secs
-                            + self.config.stale_grace_secs
-                            < now
-                        {
+                        } else if let Freshness::Stale { expired } = freshness {
                             consider(failed(
                                 ReasonCode::RevocationDataStale,
-                                format!("the OCSP answer expired at {}", rfc3339(expires)),
+                                format!("the OCSP answer expired at {}", rfc3339(expired)),
                             ));
                         } else {
                             consider(Check {
@@ -808,14 +811,44 @@ enum SlotError {
 /// (issuer certificate digest, outcome) of verifying a pending CRL.
 pub(crate) type LazyVerifications = Vec<([u8; 32], Result<Arc<VerifiedCrl>, CrlError>)>;
 
+impl Clone for CrlSlot {
+    fn clone(&self) -> Self {
+        let lazy = self
+            .lazy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Self {
+            lazy: std::sync::Mutex::new(lazy),
+            issuer_key: self.issuer_key.clone(),
+            verified: self.verified.clone(),
+            pending: self.pending.clone(),
+            failures: self.failures.clone(),
+        }
+    }
+}
+
 impl CrlSlot {
-    pub(crate) fn try_parsed(&mut self, parsed: &ParsedCrl<'_>, signer: &CrlSigner) {
-        if self
-            .verified
+    pub(crate) fn new(issuer_key: Vec<u8>) -> Self {
+        Self {
+            lazy: Default::default(),
+            issuer_key,
+            verified: Vec::new(),
+            pending: None,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Whether the key with this certificate digest was tried on it.
+    pub(crate) fn has_tried(&self, fingerprint: &[u8; 32]) -> bool {
+        self.verified
             .iter()
-            .any(|v| v.signer_fingerprint() == &signer.fingerprint)
-            || self.failures.iter().any(|(f, _)| f == &signer.fingerprint)
-        {
+            .any(|v| v.signer_fingerprint() == fingerprint)
+            || self.failures.iter().any(|(f, _)| f == fingerprint)
+    }
+
+    pub(crate) fn try_parsed(&mut self, parsed: &ParsedCrl<'_>, signer: &CrlSigner) {
+        if self.has_tried(&signer.fingerprint) {
             return;
         }
         match parsed.verify(signer) {
@@ -879,7 +912,7 @@ impl CrlSlot {
     }
 }
 
-impl Verifier {
+impl RevocationData {
     /// RFC 5280 §6.3.3 (f): the CRL must be signed by the certificate's
     /// issuer, or by another key of the same name whose certificate is
     /// itself validated: a certificate of the validated path (a rolled-over
@@ -948,12 +981,12 @@ impl Verifier {
         }
         let Some(parent_at) = (issuer_at..path.len()).find(|&j| {
             path[j].subject_key[..] == info.issuer_key[..]
-                && crate::cert::signed_by(&signer.der, path[j].spki_der())
+                && crate::cert::signed_by(&signer.info.der, path[j].spki_der())
         }) else {
             return false;
         };
         matches!(
-            self.check_cert(info, info.is_ca, path, parent_at, now, depth + 1)
+            self.status(info, info.is_ca, path, parent_at, now, depth + 1)
                 .outcome,
             Outcome::Good
         )

@@ -1,0 +1,131 @@
+//! What a verification asks for ([`VerifyOptions`]) and the verifier's
+//! tunables ([`VerifierConfig`]), with the freshness rules of revocation
+//! data: below the verifier, its snapshot and the verdict cache alike.
+
+use crate::path::Usage;
+use crate::revocation::{Depth, RevocationPolicy};
+
+/// What a verification asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VerifyOptions {
+    /// Required extended key usage of the leaf.
+    pub usage: Usage,
+    /// Expected peer name (DNS name or IP address), for server certificates.
+    pub name: Option<String>,
+    /// Revocation policy (default `require`).
+    pub policy: RevocationPolicy,
+    /// Revocation depth (default the whole chain).
+    pub depth: Depth,
+}
+
+/// Which revocation methods are used, in which order of preference for a
+/// "good" answer. A verified "revoked" from any enabled method always wins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Methods {
+    /// OCSP first, then CRLs (the default).
+    #[default]
+    OcspThenCrl,
+    /// CRLs first, then OCSP.
+    CrlThenOcsp,
+    /// OCSP only.
+    OcspOnly,
+    /// CRLs only.
+    CrlOnly,
+}
+
+impl Methods {
+    /// Whether OCSP is consulted.
+    pub fn uses_ocsp(self) -> bool {
+        !matches!(self, Self::CrlOnly)
+    }
+
+    /// Whether CRLs are consulted.
+    pub fn uses_crl(self) -> bool {
+        !matches!(self, Self::OcspOnly)
+    }
+}
+
+/// Tunables of a [`crate::Verifier`]; the defaults are the strict choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifierConfig {
+    /// Tolerated clock difference, seconds: data whose thisUpdate lies up to
+    /// this far in the future is used, and OCSP answers are used this long
+    /// past their nextUpdate. Default 300.
+    pub clock_skew_secs: i64,
+    /// How long an OCSP answer without nextUpdate is used (RFC 5019 §4
+    /// leaves it to the client). Default 24 hours.
+    pub ocsp_max_age_secs: i64,
+    /// Methods and their order.
+    pub methods: Methods,
+    /// How long past nextUpdate CRLs and OCSP answers are still used when
+    /// nothing newer can be had. Default 0: stale is stale.
+    pub stale_grace_secs: i64,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self {
+            clock_skew_secs: 300,
+            ocsp_max_age_secs: 24 * 3600,
+            methods: Methods::OcspThenCrl,
+            stale_grace_secs: 0,
+        }
+    }
+}
+
+/// Whether revocation data is usable at a time, by its thisUpdate and
+/// nextUpdate: the one place the freshness rules live (the verifier and
+/// the runtime's refresh both ask [`VerifierConfig::crl_freshness`] and
+/// [`VerifierConfig::ocsp_freshness`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Current: usable.
+    Current,
+    /// Its thisUpdate lies further in the future than the tolerated clock
+    /// skew.
+    NotYetValid {
+        /// thisUpdate, Unix seconds.
+        this_update: i64,
+    },
+    /// Past its nextUpdate (and the tolerated grace).
+    Stale {
+        /// When it stopped being current, Unix seconds: nextUpdate for a
+        /// CRL, the answer's expiry for OCSP.
+        expired: i64,
+    },
+}
+
+impl VerifierConfig {
+    /// RFC 5280 §6.3.3 (a)(2) and §5.1.2.4-5: a CRL is used from its
+    /// thisUpdate (less the clock skew) until its nextUpdate (plus the
+    /// stale grace); one without nextUpdate does not go stale.
+    pub fn crl_freshness(&self, this_update: i64, next_update: Option<i64>, now: i64) -> Freshness {
+        if this_update > now + self.clock_skew_secs {
+            Freshness::NotYetValid { this_update }
+        } else if let Some(next) = next_update.filter(|n| n + self.stale_grace_secs < now) {
+            Freshness::Stale { expired: next }
+        } else {
+            Freshness::Current
+        }
+    }
+
+    /// RFC 6960 §3.2 (4)-(5) and RFC 5019 §4: an OCSP answer is used from
+    /// its thisUpdate (less the clock skew) until its nextUpdate, or
+    /// thisUpdate plus [`VerifierConfig::ocsp_max_age_secs`] without one
+    /// (plus the clock skew and the stale grace).
+    pub fn ocsp_freshness(
+        &self,
+        this_update: i64,
+        next_update: Option<i64>,
+        now: i64,
+    ) -> Freshness {
+        let expires = next_update.unwrap_or(this_update + self.ocsp_max_age_secs);
+        if this_update > now + self.clock_skew_secs {
+            Freshness::NotYetValid { this_update }
+        } else if expires + self.clock_skew_secs + self.stale_grace_secs < now {
+            Freshness::Stale { expired: expires }
+        } else {
+            Freshness::Current
+        }
+    }
+}
