@@ -176,7 +176,8 @@ pub(crate) enum Change<'a> {
     Denied(&'a vigil_core::DenyKey),
 }
 
-/// Told of every data change, with the snapshot the change published.
+/// Told of every data change, with the snapshot published when it is told
+/// (the change's own or a later one).
 pub(crate) trait Observer: Send + Sync {
     fn on_change(&self, snapshot: &Snapshot, change: &Change<'_>, at: SystemTime);
 }
@@ -397,15 +398,15 @@ impl Engine {
     /// snapshot is serialised with other writers, and verifications never
     /// wait for either.
     pub fn add_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::CrlError> {
-        let (load, published) = self.ingest_crl(der)?;
+        let load = self.ingest_crl(der)?;
         self.changed();
-        self.notify(&published, &Change::Crl(der));
+        self.notify(&Change::Crl(der));
         Ok(load)
     }
 
     /// Prepares a CRL off to the side, then commits it under the writer
-    /// lock (see [`Verifier::commit_crl`]); returns the snapshot published.
-    fn ingest_crl(&self, der: &[u8]) -> Result<(CrlLoad, Arc<Snapshot>), vigil_core::CrlError> {
+    /// lock (see [`Verifier::commit_crl`]).
+    fn ingest_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::CrlError> {
         let prepared = self.read().prepare_crl(der)?;
         Ok(self.write(|v| v.commit_crl(prepared)))
     }
@@ -415,10 +416,10 @@ impl Engine {
     /// hashes; prefer [`Engine::add_stapled_ocsp`] when the certificate is
     /// known.
     pub fn add_ocsp_response(&self, der: &[u8]) -> Result<usize, OcspError> {
-        let (loaded, published) = self.write(|v| v.add_ocsp_response(der));
+        let loaded = self.write(|v| v.add_ocsp_response(der));
         if loaded.is_ok() {
             self.changed();
-            self.notify(&published, &Change::Unscoped);
+            self.notify(&Change::Unscoped);
         }
         loaded
     }
@@ -441,7 +442,7 @@ impl Engine {
                 detail: format!("the peer's chain does not validate ({})", verdict.reason),
             })?;
         let at = self.now();
-        let ((loaded, changed), published) = self.write(|verifier| {
+        let (loaded, changed) = self.write(|verifier| {
             let before = verifier.generation();
             let loaded = verifier.add_stapled_ocsp(der, &path, at);
             (loaded, verifier.generation() != before)
@@ -450,7 +451,7 @@ impl Engine {
         if loaded.is_ok() && changed {
             self.changed();
             if let Some(leaf) = chain.first() {
-                self.notify(&published, &Change::Certificate(leaf));
+                self.notify(&Change::Certificate(leaf));
             }
         }
         loaded
@@ -459,7 +460,7 @@ impl Engine {
     /// Trusts one more anchor at run time; returns false when it already
     /// was. Connections are not affected (adding trust never ends one).
     pub fn add_anchor(&self, der: CertificateDer<'static>) -> Result<bool, vigil_core::InputError> {
-        let added = self.write(|v| v.add_anchor(der.clone())).0?;
+        let added = self.write(|v| v.add_anchor(der.clone()))?;
         if added {
             self.inner
                 .anchors
@@ -476,7 +477,7 @@ impl Engine {
     /// `untrusted`, and no new path to it is accepted. Returns whether it
     /// was trusted.
     pub fn remove_anchor(&self, sha256: &[u8; 32]) -> bool {
-        let (removed, published) = self.write(|v| v.remove_anchor(sha256));
+        let removed = self.write(|v| v.remove_anchor(sha256));
         if removed {
             self.inner
                 .anchors
@@ -484,7 +485,7 @@ impl Engine {
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(|a| &vigil_core::sha256(a) != sha256);
             self.changed();
-            self.notify(&published, &Change::AnchorRemoved(*sha256));
+            self.notify(&Change::AnchorRemoved(*sha256));
         }
         removed
     }
@@ -525,10 +526,10 @@ impl Engine {
         self.inner
             .store
             .put_entry(Table::Denials, &deny_key_bytes(&rule.key), &value)?;
-        let (added, published) = self.write(|v| v.deny(rule.clone()));
+        let added = self.write(|v| v.deny(rule.clone()));
         if added {
             self.changed();
-            self.notify(&published, &Change::Denied(&rule.key));
+            self.notify(&Change::Denied(&rule.key));
         }
         Ok(added)
     }
@@ -539,7 +540,7 @@ impl Engine {
         self.inner
             .store
             .delete_entry(Table::Denials, &deny_key_bytes(key))?;
-        let lifted = self.write(|v| v.lift(key)).0;
+        let lifted = self.write(|v| v.lift(key));
         if lifted {
             self.changed();
         }
@@ -567,7 +568,7 @@ impl Engine {
         &self,
         der: &CertificateDer<'_>,
     ) -> Result<bool, vigil_core::InputError> {
-        self.write(|v| v.add_ca_certificate(der)).0
+        self.write(|v| v.add_ca_certificate(der))
     }
 
     /// The DER subject Name (outer SEQUENCE included) of each trust anchor,
@@ -647,7 +648,7 @@ impl Engine {
     /// status need not be kept); returns how many were dropped from memory.
     pub fn prune_expired_facts(&self) -> usize {
         let now = self.now();
-        let dropped = self.write(|v| v.forget_expired(now)).0;
+        let dropped = self.write(|v| v.forget_expired(now));
         if let Err(e) = self.inner.store.prune_revocations(unix(now)) {
             self.store_failed("prune revocation facts", &e);
         }
@@ -860,7 +861,7 @@ impl Engine {
                         .await;
                 self.persist_new_facts().await;
 
-                let (load, published) = match loaded {
+                let load = match loaded {
                     Ok(done) => done,
                     Err(e) => {
                         return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
@@ -927,7 +928,7 @@ impl Engine {
                 });
                 self.changed();
                 let der = bytes.to_vec();
-                self.notify_blocking(move |engine| engine.notify(&published, &Change::Crl(&der)))
+                self.notify_blocking(move |engine| engine.notify(&Change::Crl(&der)))
                     .await;
                 Refreshed::Updated
             }
@@ -1042,7 +1043,7 @@ impl Engine {
             keep_for_verdict(self);
             return self.fail(key, SourceKind::Ocsp, started, why);
         }
-        let (loaded, published) = self.write(|v| v.set_ocsp_response(key, &body));
+        let loaded = self.write(|v| v.set_ocsp_response(key, &body));
         if let Err(e) = &loaded {
             return self.fail(key, SourceKind::Ocsp, started, e.to_string());
         }
@@ -1065,7 +1066,7 @@ impl Engine {
         });
         self.changed();
         let cert = cert.to_vec();
-        self.notify_blocking(move |engine| engine.notify(&published, &Change::Certificate(&cert)))
+        self.notify_blocking(move |engine| engine.notify(&Change::Certificate(&cert)))
             .await;
         Refreshed::Updated
     }
@@ -1502,10 +1503,15 @@ impl Engine {
         }
     }
 
-    /// Tells every live observer of `change`, with the snapshot the change
-    /// published (a later change is told with its own): so re-checks judge
-    /// by the data that caused them.
-    fn notify(&self, snapshot: &Snapshot, change: &Change<'_>) {
+    /// Tells every live observer of `change`, with the snapshot published
+    /// now: the one the change published or a later one, which holds the
+    /// change too (snapshots only move forward). Never an older one: the
+    /// notices of two changes can run out of order (each runs on a blocking
+    /// thread once its writer is done), and a re-check against the snapshot
+    /// of the earlier change would judge connections verified since by data
+    /// that has been replaced (a CRL past its nextUpdate), tearing down
+    /// innocent connections.
+    fn notify(&self, change: &Change<'_>) {
         let observers: Vec<Arc<dyn Observer>> = self
             .inner
             .observers
@@ -1518,8 +1524,9 @@ impl Engine {
             return;
         }
         let at = self.now();
+        let snapshot = self.read();
         for observer in observers {
-            observer.on_change(snapshot, change, at);
+            observer.on_change(&snapshot, change, at);
         }
     }
 
@@ -1537,8 +1544,8 @@ impl Engine {
     /// snapshot from the current one (copy on write: unchanged parts are
     /// shared), which is then published by a pointer swap. Verifications
     /// go on with the previous snapshot meanwhile. Returns what `f`
-    /// returned and the snapshot now published.
-    fn write<R>(&self, f: impl FnOnce(&mut Verifier) -> R) -> (R, Arc<Snapshot>) {
+    /// returned.
+    fn write<R>(&self, f: impl FnOnce(&mut Verifier) -> R) -> R {
         let _writer = self
             .inner
             .writer
@@ -1549,9 +1556,9 @@ impl Engine {
         let result = f(&mut verifier);
         let next = verifier.snapshot();
         if !Arc::ptr_eq(&next, &current) {
-            self.inner.current.store(next.clone());
+            self.inner.current.store(next);
         }
-        (result, next)
+        result
     }
 }
 
