@@ -53,7 +53,7 @@ impl Default for ShardedCache {
 }
 
 impl ShardedCache {
-    fn shard(&self, key: &CacheKey) -> std::sync::MutexGuard<'_, VerdictCache> {
+    fn shard(&self, key: &CacheKey<'_>) -> std::sync::MutexGuard<'_, VerdictCache> {
         // The high bits: the map inside uses the low ones.
         let i = (key.hash >> 32) as usize % self.shards.len();
         // A cache holds no invariant a panic could break halfway.
@@ -64,7 +64,7 @@ impl ShardedCache {
 
     pub(crate) fn get(
         &self,
-        key: &CacheKey,
+        key: &CacheKey<'_>,
         options: &VerifyOptions,
         generation: u64,
         now: i64,
@@ -74,7 +74,7 @@ impl ShardedCache {
 
     pub(crate) fn insert(
         &self,
-        key: &CacheKey,
+        key: &CacheKey<'_>,
         options: &VerifyOptions,
         generation: u64,
         window: (i64, i64),
@@ -85,40 +85,83 @@ impl ShardedCache {
     }
 }
 
-/// What a verification is cached under: the chain's SHA-256 over its
-/// certificates, each preceded by its length, and a fast seeded hash of
-/// that digest and the options (the map key; its collisions are harmless,
-/// hits are confirmed by the digest and the options). Computed before the
-/// cache is locked. The digest is kept instead of a copy of the chain (a
-/// cached verdict would otherwise hold a second copy of every certificate);
-/// SHA-256 is what certificates are identified by elsewhere too (the
-/// registry, deny rules).
-pub(crate) struct CacheKey {
+/// What a verification is cached under: a fast seeded hash (the map key)
+/// of the options, the chain's shape (how many certificates, each one's
+/// length) and the last [`TAIL`] octets of each certificate, which are its
+/// signature: unpredictable, and different for every certificate a CA
+/// signs. A hit is confirmed by comparing the whole chain with the copy the
+/// entry keeps, octet for octet, so a collision (even one made on purpose,
+/// by copying a certificate's signature onto other contents) costs a
+/// verification, never a wrong verdict; and only accepted verdicts are
+/// cached, so a chain that fails cannot displace one that passed. Hashing a
+/// few octets per certificate instead of the whole chain (a SHA-256 over
+/// the chain cost ~1 µs, ten times the rest of a hit) is what keeps a hit
+/// near 100 ns; the price is the chain copy per entry, bounded by the
+/// cache's capacity.
+pub(crate) struct CacheKey<'a> {
     hash: u64,
-    chain: [u8; 32],
+    chain: &'a [CertificateDer<'a>],
 }
 
-impl CacheKey {
+/// Octets of each certificate's end that go into the key hash.
+const TAIL: usize = 32;
+
+impl<'a> CacheKey<'a> {
     pub(crate) fn new(
         seed: &hashbrown::DefaultHashBuilder,
-        chain: &[CertificateDer<'_>],
+        chain: &'a [CertificateDer<'a>],
         options: &VerifyOptions,
     ) -> Self {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut h = seed.build_hasher();
+        chain.len().hash(&mut h);
         for c in chain {
             let der: &[u8] = c.as_ref();
-            ctx.update(&(der.len() as u64).to_be_bytes());
-            ctx.update(der);
+            der.len().hash(&mut h);
+            h.write(&der[der.len().saturating_sub(TAIL)..]);
         }
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(ctx.finish().as_ref());
-        let mut h = seed.build_hasher();
-        digest.hash(&mut h);
         options.hash(&mut h);
         Self {
             hash: h.finish(),
-            chain: digest,
+            chain,
         }
+    }
+}
+
+/// A cached chain: its certificates end to end, each after its length (u32,
+/// big-endian), in one allocation.
+struct ChainCopy(Box<[u8]>);
+
+impl ChainCopy {
+    fn new(chain: &[CertificateDer<'_>]) -> Self {
+        let total = chain.iter().map(|c| 4 + c.as_ref().len()).sum();
+        let mut out = Vec::with_capacity(total);
+        for c in chain {
+            let der: &[u8] = c.as_ref();
+            // Certificates come from TLS messages (at most 2^24 octets).
+            out.extend_from_slice(&u32::try_from(der.len()).unwrap_or(u32::MAX).to_be_bytes());
+            out.extend_from_slice(der);
+        }
+        Self(out.into_boxed_slice())
+    }
+
+    /// Whether `chain` is this chain, octet for octet.
+    fn is(&self, chain: &[CertificateDer<'_>]) -> bool {
+        let mut rest: &[u8] = &self.0;
+        for c in chain {
+            let der: &[u8] = c.as_ref();
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                return false;
+            };
+            if u32::from_be_bytes(*len) as usize != der.len() || tail.len() < der.len() {
+                return false;
+            }
+            let (this, after) = tail.split_at(der.len());
+            if this != der {
+                return false;
+            }
+            rest = after;
+        }
+        rest.is_empty()
     }
 }
 
@@ -141,7 +184,7 @@ impl Default for VerdictCache {
 }
 
 struct CacheEntry {
-    chain: [u8; 32],
+    chain: ChainCopy,
     options: VerifyOptions,
     generation: u64,
     valid_from: i64,
@@ -160,7 +203,7 @@ impl VerdictCache {
 
     pub(crate) fn get(
         &mut self,
-        key: &CacheKey,
+        key: &CacheKey<'_>,
         options: &VerifyOptions,
         generation: u64,
         now: i64,
@@ -169,7 +212,7 @@ impl VerdictCache {
             e.generation == generation
                 && now >= e.valid_from
                 && now < e.valid_until
-                && e.chain == key.chain
+                && e.chain.is(key.chain)
                 && &e.options == options
         };
         if let Some(e) = self.current.get(&key.hash) {
@@ -193,7 +236,7 @@ impl VerdictCache {
 
     pub(crate) fn insert(
         &mut self,
-        key: &CacheKey,
+        key: &CacheKey<'_>,
         options: &VerifyOptions,
         generation: u64,
         window: (i64, i64),
@@ -203,7 +246,7 @@ impl VerdictCache {
         self.put(
             key.hash,
             CacheEntry {
-                chain: key.chain,
+                chain: ChainCopy::new(key.chain),
                 options: options.clone(),
                 generation,
                 valid_from: window.0,
@@ -240,35 +283,62 @@ mod tests {
         let seed = hashbrown::DefaultHashBuilder::default();
         let options = VerifyOptions::default();
         let mut cache = VerdictCache::default();
-        let key = |c: &[CertificateDer<'_>]| CacheKey::new(&seed, c, &options);
+        fn key_with<'a>(
+            seed: &hashbrown::DefaultHashBuilder,
+            c: &'a [CertificateDer<'a>],
+            options: &VerifyOptions,
+        ) -> CacheKey<'a> {
+            CacheKey::new(seed, c, options)
+        }
+        macro_rules! key {
+            ($c:expr) => {
+                key_with(&seed, $c, &options)
+            };
+        }
         let hot = chain(0);
-        cache.insert(&key(&hot), &options, 1, (0, 100), verdict("hot"));
+        cache.insert(&key!(&hot), &options, 1, (0, 100), verdict("hot"));
         // A chain whose hash collides is not the cached one.
-        let mut forged = key(&chain(1));
-        forged.hash = key(&hot).hash;
+        let other = chain(1);
+        let mut forged = key!(&other);
+        forged.hash = key!(&hot).hash;
         assert!(cache.get(&forged, &options, 1, 10).is_none());
+        // Nor is one that copies the cached chain's tail (its signature)
+        // and length onto other contents: same key hash, other octets.
+        let signed = vec![CertificateDer::from(vec![7u8; 3 * TAIL])];
+        cache.insert(&key!(&signed), &options, 1, (0, 100), verdict("signed"));
+        let mut copied = signed[0].as_ref().to_vec();
+        copied[0] ^= 1;
+        let copied = vec![CertificateDer::from(copied)];
+        assert_eq!(key!(&copied).hash, key!(&signed).hash);
+        assert!(cache.get(&key!(&copied), &options, 1, 10).is_none());
+        assert!(cache.get(&key!(&signed), &options, 1, 10).is_some());
+        // Nor a prefix or an extension of it.
+        let longer = vec![hot[0].clone(), hot[0].clone()];
+        assert!(cache.get(&key!(&longer), &options, 1, 10).is_none());
+        assert!(cache.get(&key!(&[]), &options, 1, 10).is_none());
+        assert!(cache.get(&key!(&hot), &options, 1, 10).is_some());
         // Nor is the same chain under other options, another generation of
         // data, or outside the verdict's window.
         let strict = VerifyOptions {
             usage: crate::Usage::Server,
             ..VerifyOptions::default()
         };
-        assert!(cache.get(&key(&hot), &strict, 1, 10).is_none());
-        assert!(cache.get(&key(&hot), &options, 2, 10).is_none());
-        assert!(cache.get(&key(&hot), &options, 1, 100).is_none());
+        assert!(cache.get(&key!(&hot), &strict, 1, 10).is_none());
+        assert!(cache.get(&key!(&hot), &options, 2, 10).is_none());
+        assert!(cache.get(&key!(&hot), &options, 1, 100).is_none());
         // Three generations' worth of other chains pass through; the hot
         // chain, used once per generation, stays.
         for i in 1..=3 * GENERATION_CAPACITY {
             let c = chain(i);
-            cache.insert(&key(&c), &options, 1, (0, 100), verdict("cold"));
+            cache.insert(&key!(&c), &options, 1, (0, 100), verdict("cold"));
             if i % (GENERATION_CAPACITY / 2) == 0 {
-                let hit = cache.get(&key(&hot), &options, 1, 10);
+                let hit = cache.get(&key!(&hot), &options, 1, 10);
                 assert_eq!(hit.map(|v| v.detail.clone()).as_deref(), Some("hot"));
             }
             assert!(cache.current.len() + cache.previous.len() <= 2 * GENERATION_CAPACITY);
         }
         // A chain not used for two generations is gone.
         let first = chain(1);
-        assert!(cache.get(&key(&first), &options, 1, 10).is_none());
+        assert!(cache.get(&key!(&first), &options, 1, 10).is_none());
     }
 }
