@@ -116,7 +116,9 @@ impl std::fmt::Display for TeardownReason {
 pub struct TeardownEvent {
     /// The connection.
     pub connection_id: ConnectionId,
-    /// Why.
+    /// Why it must go: revoked, denied, expired, unverifiable (its
+    /// revocation data lapsed and could not be renewed) or untrusted (its
+    /// path no longer validates); the `reason` of the contract's event.
     pub reason: TeardownReason,
     /// Serial of the certificate concerned, lowercase hex.
     pub serial: String,

@@ -147,7 +147,9 @@ struct Counters {
 /// One tracked connection, as returned by [`Tracker::track`].
 #[derive(Debug)]
 pub struct Tracked {
-    /// Its id.
+    /// The registry's id for it: what [`Tracker::untrack`] and
+    /// [`Tracker::tear_down`] take, and the `connection_id` of its events
+    /// (unique for the life of the tracker, never reused).
     pub id: ConnectionId,
     /// Fires when it must go (already fired when it was refused).
     pub signal: TeardownSignal,

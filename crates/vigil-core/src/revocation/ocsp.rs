@@ -57,7 +57,7 @@ pub enum OcspError {
     /// A stapled answer that speaks of no certificate of the peer's
     /// validated path (or the path does not validate): not admitted.
     NotForPath {
-        /// Why.
+        /// Which CertID or path check failed, for logs.
         detail: String,
     },
 }
