@@ -34,7 +34,8 @@
 //! [`Snapshot::prepare_crl`] against the published snapshot, then
 //! [`Verifier::commit_crl`] re-checks what may have changed and links it
 //! in), sharing every unchanged part, and the runtime publishes it by a
-//! pointer swap.
+//! pointer swap. `docs/architecture.md` draws the data flow from a fetched
+//! CRL to a closed connection.
 //!
 //! # Example
 //!
