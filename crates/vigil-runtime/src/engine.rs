@@ -243,13 +243,11 @@ impl Engine {
         }
         let mut verifier = Verifier::with_config(trust, config.verifier);
         let mut sources = BTreeMap::new();
-        for meta in store.list().map_err(EngineError::Store)? {
-            let Ok(meta) = meta else {
+        // One read of each stored record, each dropped before the next.
+        let mut load = |record: Result<SourceRecord, StoreError>| {
+            let Ok(record) = record else {
                 // A record that no longer decodes is never used.
-                continue;
-            };
-            let Some(record) = store.get(&meta.url).map_err(EngineError::Store)? else {
-                continue;
+                return;
             };
             let mut tracked = Tracked {
                 kind: Some(record.kind),
@@ -287,7 +285,10 @@ impl Engine {
                 tracked.last_error = Some("stored data failed verification; refetching".into());
             }
             sources.insert(record.url.clone(), tracked);
-        }
+        };
+        store
+            .for_each_record(&mut load)
+            .map_err(EngineError::Store)?;
         let mut legacy_facts = 0usize;
         let mut load_problems = Vec::new();
         for fact in store.revocations().map_err(EngineError::Store)? {

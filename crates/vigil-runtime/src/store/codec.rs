@@ -45,8 +45,8 @@ impl Header {
         }
     }
 
-    pub(super) fn into_record(self, body: &[u8], status: SourceStatus) -> SourceRecord {
-        let mut record = SourceRecord::new(self.url, self.kind, body.to_vec(), self.fetched_at);
+    pub(super) fn into_record(self, body: bytes::Bytes, status: SourceStatus) -> SourceRecord {
+        let mut record = SourceRecord::new(self.url, self.kind, body, self.fetched_at);
         record.etag = self.etag;
         record.last_modified = self.last_modified;
         record.this_update = self.this_update;

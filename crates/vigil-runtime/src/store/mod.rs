@@ -52,6 +52,28 @@ pub trait Store: Send + Sync + 'static {
     /// (bodies included) to answer, so serve live listings from memory.
     fn list(&self) -> Result<Vec<Result<SourceMeta, StoreError>>, StoreError>;
 
+    /// Every stored record, handed to `f` one at a time (start-up: each is
+    /// loaded and dropped before the next is read). A record that cannot be
+    /// decoded is an `Err` naming its URL; the others still come. The
+    /// default reads [`list`](Store::list) then [`get`](Store::get)s each;
+    /// a store that can read each value once should.
+    fn for_each_record(
+        &self,
+        f: &mut dyn FnMut(Result<SourceRecord, StoreError>),
+    ) -> Result<(), StoreError> {
+        for meta in self.list()? {
+            match meta {
+                Ok(meta) => {
+                    if let Some(record) = self.get(&meta.url)? {
+                        f(Ok(record));
+                    }
+                }
+                Err(e) => f(Err(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the source at `url`; `true` if there was one.
     fn remove(&self, url: &str) -> Result<bool, StoreError>;
 
