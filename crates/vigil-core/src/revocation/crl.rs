@@ -337,9 +337,27 @@ impl<'a> ParsedCrl<'a> {
     /// Verifies the CRL against `signer` (RFC 5280 §6.3.3 (f), (g)) and
     /// indexes its entries (§5.1.2.6, §5.3).
     pub fn verify(&self, signer: &CrlSigner) -> Result<VerifiedCrl, CrlError> {
-        self.check_signature(signer)?;
         let mut unsupported = self.unsupported.clone();
-        let index = self.index_entries(&mut unsupported)?;
+        let index = if self.revoked.map_or(0, <[u8]>::len) >= PARALLEL_CHECK_BYTES {
+            // A large CRL: the signature (a hash over every octet) is
+            // checked on a second thread while the entries are indexed;
+            // the index is used only if the signature verifies.
+            std::thread::scope(|scope| {
+                let signature = std::thread::Builder::new()
+                    .name("vigil-crl-signature".into())
+                    .spawn_scoped(scope, || self.check_signature(signer));
+                let index = self.index_entries(&mut unsupported);
+                match signature {
+                    Ok(handle) => handle.join().unwrap_or(Err(CrlError::BadSignature))?,
+                    // No thread to be had: check it here.
+                    Err(_) => self.check_signature(signer)?,
+                }
+                index
+            })?
+        } else {
+            self.check_signature(signer)?;
+            self.index_entries(&mut unsupported)?
+        };
         let issuer_key = crate::name::name_key(self.issuer);
         Ok(VerifiedCrl {
             issuer: self.issuer.to_vec(),
@@ -496,6 +514,11 @@ pub(crate) fn directory_name_key(general_names: &[u8]) -> Option<Vec<u8>> {
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// revokedCertificates at least this long (about 20,000 entries) are
+/// indexed while their signature is checked on another thread; below it a
+/// thread costs more than it saves.
+const PARALLEL_CHECK_BYTES: usize = 1 << 20;
 
 /// A CRL whose signature, issuer and signer were verified. Only
 /// [`ParsedCrl::verify`] makes one.
@@ -950,6 +973,54 @@ mod tests {
         body.extend_from_slice(alg);
         body.extend(der::encode(tag::BIT_STRING, &bits));
         (der::encode(tag::SEQUENCE, &body), ca.cert.der.clone())
+    }
+
+    /// A CRL long enough to be indexed while its signature is checked on
+    /// another thread: the index is kept only when the signature verifies.
+    #[test]
+    fn a_large_crl_is_used_only_when_its_signature_verifies() {
+        let pki = pki_fixtures::generate(&pki_fixtures::PkiOptions::default()).unwrap();
+        let opts = &pki.options;
+        let mut spec = pki_fixtures::CrlSpec::new(opts);
+        spec.revoked = (0u32..40_000)
+            .map(|i| {
+                let mut serial = vec![0x5a; 12];
+                serial.extend_from_slice(&i.to_be_bytes());
+                pki_fixtures::RevokedEntry {
+                    serial,
+                    revoked_at: opts.now - time::Duration::hours(2),
+                    reason: None,
+                }
+            })
+            .collect();
+        let crl = pki.intermediate.crl(&spec).unwrap().der;
+        let parsed = ParsedCrl::from_der(&crl).unwrap();
+        assert!(parsed.revoked.map_or(0, <[u8]>::len) >= PARALLEL_CHECK_BYTES);
+        let signer = CrlSigner::from_cert_der(&pki.intermediate.cert.der).unwrap();
+        let verified = VerifiedCrl::from_der(&crl, &signer).unwrap();
+        let mut listed = vec![0x5a; 12];
+        listed.extend_from_slice(&39_999u32.to_be_bytes());
+        assert_eq!(verified.len(), 40_000);
+        assert!(verified.lookup(&listed).is_some());
+
+        // The last octet of the signature changed: refused, not indexed.
+        let mut bad = crl.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x01;
+        assert!(matches!(
+            VerifiedCrl::from_der(&bad, &signer),
+            Err(CrlError::BadSignature | CrlError::Malformed { .. })
+        ));
+        // A CA of the same name with another key (a forgery).
+        let forged = pki
+            .intermediate
+            .forged_crl(&spec, pki_fixtures::KeyAlg::EcdsaP256)
+            .unwrap()
+            .der;
+        assert_eq!(
+            VerifiedCrl::from_der(&forged, &signer).err(),
+            Some(CrlError::BadSignature)
+        );
     }
 
     #[test]
