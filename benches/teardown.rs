@@ -116,10 +116,7 @@ fn engine(pki: &Pki) -> Engine {
     let engine = Engine::open(
         vec![der(&pki.root.cert)],
         store,
-        EngineConfig {
-            offline: true,
-            ..EngineConfig::default()
-        },
+        EngineConfig::default().with_offline(true),
         Arc::new(SystemClock),
     )
     .unwrap();
@@ -477,10 +474,7 @@ fn signals_only(
     let tracker = Tracker::new(
         &engine,
         TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                ..VerifyOptions::default()
-            },
+            options: VerifyOptions::new(Usage::Client),
             ..TrackerConfig::default()
         },
     );
@@ -551,10 +545,7 @@ fn main() {
     let tracker = Tracker::new(
         &engine,
         TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                ..VerifyOptions::default()
-            },
+            options: VerifyOptions::new(Usage::Client),
             ..TrackerConfig::default()
         },
     );

@@ -43,21 +43,19 @@ fn engine(pki: &Pki, methods: Methods, skew: i64) -> Engine {
     Engine::open(
         vec![pki.root.cert.certificate_der()],
         store,
-        EngineConfig {
-            fetch: FetchConfig {
-                connect_timeout: Duration::from_secs(1),
-                total_timeout: Duration::from_secs(2),
-                retries: 0,
-                use_env_proxy: false,
-                ..FetchConfig::default()
-            },
-            verifier: VerifierConfig {
-                methods,
-                clock_skew_secs: skew,
-                ..VerifierConfig::default()
-            },
-            ..EngineConfig::default()
-        },
+        EngineConfig::default()
+            .with_fetch(
+                FetchConfig::default()
+                    .with_connect_timeout(Duration::from_secs(1))
+                    .with_total_timeout(Duration::from_secs(2))
+                    .with_retries(0)
+                    .with_use_env_proxy(false),
+            )
+            .with_verifier(
+                VerifierConfig::default()
+                    .with_methods(methods)
+                    .with_clock_skew_secs(skew),
+            ),
         Arc::new(SystemClock),
     )
     .unwrap()
@@ -85,11 +83,7 @@ async fn serve(pki: &Pki, engine: Engine, policy: RevocationPolicy, mode: Enforc
     let tracker = Tracker::new(
         &engine,
         TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                policy,
-                ..VerifyOptions::default()
-            },
+            options: VerifyOptions::new(Usage::Client).with_policy(policy),
             enforcement: mode,
             ..TrackerConfig::default()
         },
@@ -659,10 +653,7 @@ async fn an_idle_connection_is_closed_by_the_watchdog_and_normal_closes_leave_no
     let tracker = Tracker::new(
         &engine,
         TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                ..VerifyOptions::default()
-            },
+            options: VerifyOptions::new(Usage::Client),
             ..TrackerConfig::default()
         },
     );
@@ -838,10 +829,7 @@ async fn a_client_closes_its_connection_when_the_server_certificate_is_revoked()
     let tracker = Tracker::new(
         &engine,
         TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Server,
-                ..VerifyOptions::default()
-            },
+            options: VerifyOptions::new(Usage::Server),
             ..TrackerConfig::default()
         },
     );

@@ -19,7 +19,25 @@ pub const DEFAULT_MAX_DENY_RULES: usize = 10_000;
 
 /// How the API behaves. [`Default`] is what `vigil serve` uses when nothing
 /// is configured.
+///
+/// Built from [`Default`] with the `with_*` setters; the fields are public
+/// to read. More fields may come, so other crates cannot build it as a
+/// struct literal.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_core::RevocationPolicy;
+/// use vigil_sidecar::SidecarConfig;
+///
+/// let config = SidecarConfig::default()
+///     .with_policy(RevocationPolicy::Prefer)
+///     .with_api_token("s3cret".to_owned())
+///     .with_sse_keep_alive(Duration::from_secs(5));
+/// assert!(config.loopback_hosts_only);
+/// assert_eq!(config.max_connections, vigil_sidecar::DEFAULT_MAX_CONNECTIONS);
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SidecarConfig {
     /// Revocation policy of `/v1/verify` and of registered connections
     /// (default `require`).
@@ -78,6 +96,108 @@ impl Default for SidecarConfig {
             body_read_timeout: Duration::from_secs(30),
             bench_echo: false,
         }
+    }
+}
+
+impl SidecarConfig {
+    /// Sets the revocation policy of `/v1/verify` and of registered
+    /// connections (default [`RevocationPolicy::Require`]).
+    #[must_use]
+    pub fn with_policy(mut self, policy: RevocationPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the bearer token every `/v1/*` route requires; a `String` or an
+    /// `Option<String>` (`None`: no token is asked for). Default `None`.
+    #[must_use]
+    pub fn with_api_token(mut self, token: impl Into<Option<String>>) -> Self {
+        self.api_token = token.into();
+        self
+    }
+
+    /// Makes `/metrics` require the token too (default false).
+    #[must_use]
+    pub fn with_metrics_auth(mut self, on: bool) -> Self {
+        self.metrics_auth = on;
+        self
+    }
+
+    /// Refuses requests whose `Host` is not a loopback name or address
+    /// (default true).
+    #[must_use]
+    pub fn with_loopback_hosts_only(mut self, on: bool) -> Self {
+        self.loopback_hosts_only = on;
+        self
+    }
+
+    /// Sets the most registered connections (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]).
+    #[must_use]
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Sets the most `/v1/events` subscribers at once (default
+    /// [`DEFAULT_MAX_SUBSCRIBERS`]).
+    #[must_use]
+    pub fn with_max_subscribers(mut self, max: usize) -> Self {
+        self.max_subscribers = max;
+        self
+    }
+
+    /// Sets the most deny rules (default [`DEFAULT_MAX_DENY_RULES`]).
+    #[must_use]
+    pub fn with_max_deny_rules(mut self, max: usize) -> Self {
+        self.max_deny_rules = max;
+        self
+    }
+
+    /// Sets the largest request body accepted, bytes (default 1 MiB).
+    #[must_use]
+    pub fn with_max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// Sets the time between keep-alive comments on `/v1/events` (default
+    /// 15 s).
+    #[must_use]
+    pub fn with_sse_keep_alive(mut self, interval: Duration) -> Self {
+        self.sse_keep_alive = interval;
+        self
+    }
+
+    /// Sets how many events are kept for `Last-Event-ID` resumption
+    /// (default 8192).
+    #[must_use]
+    pub fn with_event_backlog(mut self, events: usize) -> Self {
+        self.event_backlog = events;
+        self
+    }
+
+    /// Sets the time a client has to send a request's head, and the idle
+    /// keep-alive time (default 30 s).
+    #[must_use]
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets the time a client has to send a request's body (default 30 s).
+    #[must_use]
+    pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// Adds `POST /bench/echo`, the ceiling for load benchmarks (default
+    /// false).
+    #[must_use]
+    pub fn with_bench_echo(mut self, on: bool) -> Self {
+        self.bench_echo = on;
+        self
     }
 }
 

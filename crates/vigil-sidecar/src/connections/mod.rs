@@ -164,11 +164,7 @@ impl Connections {
             Tracker::new(
                 engine,
                 TrackerConfig {
-                    options: VerifyOptions {
-                        usage: usage.usage(),
-                        policy,
-                        ..VerifyOptions::default()
-                    },
+                    options: VerifyOptions::new(usage.usage()).with_policy(policy),
                     // Teardowns travel by signal; the broadcast carries only
                     // degraded notices here, so it can be small.
                     event_capacity: 4096,

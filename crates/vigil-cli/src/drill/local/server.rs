@@ -34,11 +34,7 @@ pub(super) async fn start_server(
     let tracker = Tracker::new(
         engine,
         TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                policy,
-                ..VerifyOptions::default()
-            },
+            options: VerifyOptions::new(Usage::Client).with_policy(policy),
             ..TrackerConfig::default()
         },
     );
