@@ -243,3 +243,42 @@ impl VerifierConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_verify_options_setter_sets_its_own_field() {
+        let built = VerifyOptions::new(Usage::Client)
+            .with_name("a.test".to_owned())
+            .with_policy(RevocationPolicy::Off)
+            .with_depth(Depth::Leaf);
+        let expected = VerifyOptions {
+            usage: Usage::Client,
+            name: Some("a.test".to_owned()),
+            policy: RevocationPolicy::Off,
+            depth: Depth::Leaf,
+        };
+        assert_eq!(built, expected);
+        assert_eq!(built.with_usage(Usage::Server).usage, Usage::Server);
+        assert_eq!(expected.with_name(None).name, None);
+        assert_eq!(VerifyOptions::new(Usage::Any), VerifyOptions::default());
+    }
+
+    #[test]
+    fn each_verifier_config_setter_sets_its_own_field() {
+        let built = VerifierConfig::default()
+            .with_clock_skew_secs(1)
+            .with_ocsp_max_age_secs(2)
+            .with_methods(Methods::CrlThenOcsp)
+            .with_stale_grace_secs(3);
+        let expected = VerifierConfig {
+            clock_skew_secs: 1,
+            ocsp_max_age_secs: 2,
+            methods: Methods::CrlThenOcsp,
+            stale_grace_secs: 3,
+        };
+        assert_eq!(built, expected);
+    }
+}

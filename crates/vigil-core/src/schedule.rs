@@ -134,6 +134,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_refresh_policy_setter_sets_its_own_field() {
+        let built = RefreshPolicy::default()
+            .with_fraction(0.25)
+            .with_min_interval_secs(1)
+            .with_max_interval_secs(2)
+            .with_retry_base_secs(3)
+            .with_retry_max_secs(4);
+        let expected = RefreshPolicy {
+            fraction: 0.25,
+            min_interval_secs: 1,
+            max_interval_secs: 2,
+            retry_base_secs: 3,
+            retry_max_secs: 4,
+        };
+        assert_eq!(built, expected);
+    }
+
+    #[test]
     fn refreshes_halfway_with_bounds_and_backoff() {
         let p = RefreshPolicy::default();
         let fresh = SourceTiming {

@@ -1730,3 +1730,36 @@ fn serial_hex(cert: &[u8]) -> Option<String> {
         .ok()
         .map(|(_, c)| hex(c.raw_serial()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_engine_config_setter_sets_its_own_field() {
+        let fetch = FetchConfig::default().with_retries(9);
+        let verifier = VerifierConfig::default().with_clock_skew_secs(1);
+        let refresh = RefreshPolicy::default().with_max_interval_secs(2);
+        let built = EngineConfig::default()
+            .with_fetch(fetch.clone())
+            .with_verifier(verifier)
+            .with_refresh(refresh)
+            .with_ocsp_sha256(true)
+            .with_ocsp_nonce(true)
+            .with_offline(true)
+            .with_max_sources(3)
+            .with_refresh_concurrency(4);
+        let expected = EngineConfig {
+            fetch,
+            verifier,
+            refresh,
+            ocsp_sha256: true,
+            ocsp_nonce: true,
+            offline: true,
+            max_sources: 3,
+            refresh_concurrency: 4,
+        };
+        // No PartialEq (nothing compares configs); Debug shows every field.
+        assert_eq!(format!("{built:?}"), format!("{expected:?}"));
+    }
+}

@@ -240,3 +240,45 @@ pub struct ServeConfig {
     /// [`Server::start`] refuses to).
     pub insecure_no_auth: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sidecar_config_setter_sets_its_own_field() {
+        let built = SidecarConfig::default()
+            .with_policy(RevocationPolicy::Off)
+            .with_api_token("t".to_owned())
+            .with_metrics_auth(true)
+            .with_loopback_hosts_only(false)
+            .with_max_connections(1)
+            .with_max_subscribers(2)
+            .with_max_deny_rules(3)
+            .with_max_body_bytes(4)
+            .with_sse_keep_alive(Duration::from_secs(5))
+            .with_event_backlog(6)
+            .with_header_read_timeout(Duration::from_secs(7))
+            .with_body_read_timeout(Duration::from_secs(8))
+            .with_bench_echo(true);
+        let expected = SidecarConfig {
+            policy: RevocationPolicy::Off,
+            api_token: Some("t".to_owned()),
+            metrics_auth: true,
+            loopback_hosts_only: false,
+            max_connections: 1,
+            max_subscribers: 2,
+            max_deny_rules: 3,
+            max_body_bytes: 4,
+            sse_keep_alive: Duration::from_secs(5),
+            event_backlog: 6,
+            header_read_timeout: Duration::from_secs(7),
+            body_read_timeout: Duration::from_secs(8),
+            bench_echo: true,
+        };
+        // No PartialEq, and Debug redacts the token: compared apart.
+        assert_eq!(format!("{built:?}"), format!("{expected:?}"));
+        assert_eq!(built.api_token, expected.api_token);
+        assert_eq!(built.with_api_token(None).api_token, None);
+    }
+}

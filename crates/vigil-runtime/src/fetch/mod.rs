@@ -802,6 +802,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_fetch_config_setter_sets_its_own_field() {
+        let cidr = |text: &str| text.parse::<Cidr>().unwrap();
+        let built = FetchConfig::default()
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_total_timeout(Duration::from_secs(2))
+            .with_max_crl_bytes(3)
+            .with_max_ocsp_bytes(4)
+            .with_max_redirects(5)
+            .with_retries(6)
+            .with_backoff_base(Duration::from_secs(7))
+            .with_backoff_max(Duration::from_secs(8))
+            .with_user_agent("ua")
+            .with_use_env_proxy(true)
+            .with_deny(vec![cidr("10.0.0.0/8")])
+            .with_allow(vec![cidr("169.254.0.0/16")])
+            .with_max_concurrent(9)
+            .with_max_per_host(10);
+        let expected = FetchConfig {
+            connect_timeout: Duration::from_secs(1),
+            total_timeout: Duration::from_secs(2),
+            max_crl_bytes: 3,
+            max_ocsp_bytes: 4,
+            max_redirects: 5,
+            retries: 6,
+            backoff_base: Duration::from_secs(7),
+            backoff_max: Duration::from_secs(8),
+            user_agent: "ua".to_owned(),
+            use_env_proxy: true,
+            deny: vec![cidr("10.0.0.0/8")],
+            allow: vec![cidr("169.254.0.0/16")],
+            max_concurrent: 9,
+            max_per_host: 10,
+        };
+        // No PartialEq (nothing compares configs); Debug shows every field.
+        assert_eq!(format!("{built:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
     fn backoff_stays_under_its_ceiling() {
         let config = FetchConfig::default()
             .with_backoff_base(Duration::from_millis(100))
