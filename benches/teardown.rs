@@ -473,10 +473,7 @@ fn signals_only(
     let engine = engine(pki);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions::new(Usage::Client),
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(VerifyOptions::new(Usage::Client)),
     );
     let leaves = revoked.iter().chain(kept.iter().cycle()).take(TRACKED);
     for (i, leaf) in leaves.enumerate() {
@@ -544,10 +541,7 @@ fn main() {
     let engine = engine(&pki);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions::new(Usage::Client),
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(VerifyOptions::new(Usage::Client)),
     );
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();

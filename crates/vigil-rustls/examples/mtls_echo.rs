@@ -164,10 +164,7 @@ fn setup(args: &Args) -> Result<Setup, String> {
     let verifier = VigilClientVerifier::new(engine.clone()).with_policy(args.policy);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: verifier.options().clone(),
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(verifier.options().clone()),
     );
     let config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -82,11 +82,9 @@ impl Drop for Server {
 async fn serve(pki: &Pki, engine: Engine, policy: RevocationPolicy, mode: Enforcement) -> Server {
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions::new(Usage::Client).with_policy(policy),
-            enforcement: mode,
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default()
+            .with_options(VerifyOptions::new(Usage::Client).with_policy(policy))
+            .with_enforcement(mode),
     );
     let verifier = VigilClientVerifier::new(engine.clone()).with_policy(policy);
     let config = ServerConfig::builder_with_provider(provider())
@@ -652,10 +650,7 @@ async fn an_idle_connection_is_closed_by_the_watchdog_and_normal_closes_leave_no
     let engine = engine(&pki, Methods::CrlOnly, 300);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions::new(Usage::Client),
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(VerifyOptions::new(Usage::Client)),
     );
     let verifier = VigilClientVerifier::new(engine.clone());
     let config = ServerConfig::builder_with_provider(provider())
@@ -828,10 +823,7 @@ async fn a_client_closes_its_connection_when_the_server_certificate_is_revoked()
     let engine = engine(&pki, Methods::CrlOnly, 300);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions::new(Usage::Server),
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(VerifyOptions::new(Usage::Server)),
     );
     let verifier = vigil_rustls::VigilServerVerifier::new(engine.clone());
     let client_config = ClientConfig::builder_with_provider(provider())

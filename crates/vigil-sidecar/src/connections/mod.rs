@@ -163,13 +163,11 @@ impl Connections {
         let trackers = UsageKind::ALL.map(|usage| {
             Tracker::new(
                 engine,
-                TrackerConfig {
-                    options: VerifyOptions::new(usage.usage()).with_policy(policy),
+                TrackerConfig::default()
+                    .with_options(VerifyOptions::new(usage.usage()).with_policy(policy))
                     // Teardowns travel by signal; the broadcast carries only
                     // degraded notices here, so it can be small.
-                    event_capacity: 4096,
-                    ..TrackerConfig::default()
-                },
+                    .with_event_capacity(4096),
             )
         });
         let (torn, rx) = mpsc::unbounded_channel();
