@@ -249,7 +249,10 @@ mod tests {
         assert!(cache.get(&forged, &options, 1, 10).is_none());
         // Nor is the same chain under other options, another generation of
         // data, or outside the verdict's window.
-        let strict = VerifyOptions::new(crate::Usage::Server);
+        let strict = VerifyOptions {
+            usage: crate::Usage::Server,
+            ..VerifyOptions::default()
+        };
         assert!(cache.get(&key(&hot), &strict, 1, 10).is_none());
         assert!(cache.get(&key(&hot), &options, 2, 10).is_none());
         assert!(cache.get(&key(&hot), &options, 1, 100).is_none());
