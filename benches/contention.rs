@@ -91,10 +91,7 @@ fn setup() -> Setup {
     // itself, so verifications see the same data throughout.
     engine.add_crl(&big).unwrap();
     let chain = vec![CertificateDer::from(pki.client.der.clone()), intermediate];
-    let options = VerifyOptions {
-        usage: Usage::Client,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(Usage::Client);
     assert!(engine.verify_cached(&chain, &options).is_accepted());
     Setup {
         engine,

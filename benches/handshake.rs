@@ -100,10 +100,7 @@ fn vigil_verifier(pki: &Pki, crls: &[&[u8]]) -> Arc<dyn ClientCertVerifier> {
     let engine = Engine::open(
         vec![der(&pki.root.cert)],
         store,
-        EngineConfig {
-            offline: true,
-            ..EngineConfig::default()
-        },
+        EngineConfig::default().with_offline(true),
         Arc::new(SystemClock),
     )
     .unwrap();

@@ -34,15 +34,12 @@ fn reset_peak() -> bool {
 }
 
 fn config() -> EngineConfig {
-    EngineConfig {
-        fetch: FetchConfig {
-            use_env_proxy: false,
-            retries: 0,
-            total_timeout: Duration::from_secs(60),
-            ..FetchConfig::default()
-        },
-        ..EngineConfig::default()
-    }
+    EngineConfig::default().with_fetch(
+        FetchConfig::default()
+            .with_use_env_proxy(false)
+            .with_retries(0)
+            .with_total_timeout(Duration::from_secs(60)),
+    )
 }
 
 fn benches(c: &mut Criterion) {

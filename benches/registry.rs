@@ -34,10 +34,7 @@ struct Setup {
 }
 
 fn options() -> VerifyOptions {
-    VerifyOptions {
-        usage: Usage::Client,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(Usage::Client)
 }
 
 fn der(cert: &Cert) -> CertificateDer<'static> {

@@ -116,10 +116,7 @@ fn engine(pki: &Pki) -> Engine {
     let engine = Engine::open(
         vec![der(&pki.root.cert)],
         store,
-        EngineConfig {
-            offline: true,
-            ..EngineConfig::default()
-        },
+        EngineConfig::default().with_offline(true),
         Arc::new(SystemClock),
     )
     .unwrap();
@@ -476,13 +473,7 @@ fn signals_only(
     let engine = engine(pki);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                ..VerifyOptions::default()
-            },
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(VerifyOptions::new(Usage::Client)),
     );
     let leaves = revoked.iter().chain(kept.iter().cycle()).take(TRACKED);
     for (i, leaf) in leaves.enumerate() {
@@ -550,13 +541,7 @@ fn main() {
     let engine = engine(&pki);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                ..VerifyOptions::default()
-            },
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(VerifyOptions::new(Usage::Client)),
     );
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();

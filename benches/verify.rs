@@ -187,10 +187,7 @@ fn benches(c: &mut Criterion) {
     let root_crl =
         CertRevocationList::Owned(OwnedCertRevocationList::from_der(&s.root_crl).unwrap());
     let chain = [s.leaf.clone(), s.intermediate.clone()];
-    let options = VerifyOptions {
-        usage: Usage::Client,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(Usage::Client);
 
     let mut g = c.benchmark_group("cold");
     g.bench_function("webpki_chain_no_crl", |b| {

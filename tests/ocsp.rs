@@ -225,11 +225,9 @@ fn verifier_without_ocsp(fx: &Fixture, crls: &[&str]) -> Verifier {
 }
 
 fn options(policy: RevocationPolicy) -> VerifyOptions {
-    VerifyOptions {
-        policy,
-        depth: Depth::Chain,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::default()
+        .with_policy(policy)
+        .with_depth(Depth::Chain)
 }
 
 /// Verifies `role`'s chain at `at` through `verify_uncached` and twice
@@ -591,10 +589,7 @@ fn stale_good_answer() {
 fn leaf_only_by_ocsp() -> (Verifier, Vec<CertificateDer<'static>>, VerifyOptions) {
     let fx = fixture();
     let resp = respond(ask_good_client());
-    let opts = VerifyOptions {
-        depth: Depth::Leaf,
-        ..options(REQUIRE)
-    };
+    let opts = options(REQUIRE).with_depth(Depth::Leaf);
     (verifier(fx, &[], &[&resp]), fx.chain(roles::CLIENT), opts)
 }
 

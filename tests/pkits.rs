@@ -51,10 +51,7 @@ fn run(case: &PkitsCase) -> (bool, String) {
         time::OffsetDateTime::parse(PKITS_TIME, &time::format_description::well_known::Rfc3339)
             .unwrap()
             .into();
-    let options = VerifyOptions {
-        policy: RevocationPolicy::Require,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::default().with_policy(RevocationPolicy::Require);
     let verdict = verifier.verify(&chain, &options, at);
     (verdict.is_accepted(), verdict.reason.to_string())
 }

@@ -22,10 +22,7 @@ fn pki() -> &'static Pki {
 }
 
 fn options() -> VerifyOptions {
-    VerifyOptions {
-        usage: Usage::Client,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(Usage::Client)
 }
 
 fn at(t: OffsetDateTime) -> SystemTime {

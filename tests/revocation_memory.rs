@@ -48,10 +48,7 @@ fn client_verdict(v: &Verifier, pki: &Pki, at: SystemTime) -> vigil_core::Verdic
         pki.client.certificate_der(),
         pki.intermediate.cert.certificate_der(),
     ];
-    let options = VerifyOptions {
-        usage: Usage::Client,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(Usage::Client);
     let uncached = v.verify_uncached(&chain, &options, at);
     assert_eq!(*v.verify(&chain, &options, at), uncached);
     uncached

@@ -40,10 +40,7 @@ fn client_status(
     verify: impl Fn(&[CertificateDer<'static>], &VerifyOptions, SystemTime) -> Status,
 ) -> Status {
     let chain = [der(&pki.client.der), der(&pki.intermediate.cert.der)];
-    let options = VerifyOptions {
-        usage: Usage::Client,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(Usage::Client);
     verify(&chain, &options, pki.options.now.into())
 }
 

@@ -136,11 +136,7 @@ fn run_client(presented: &[&str], crls: &[&str], policy: RevocationPolicy) -> Ve
 }
 
 fn opts(usage: Usage, policy: RevocationPolicy) -> VerifyOptions {
-    VerifyOptions {
-        usage,
-        policy,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(usage).with_policy(policy)
 }
 
 fn client(policy: RevocationPolicy) -> VerifyOptions {
@@ -316,10 +312,7 @@ fn verdict_json_has_exactly_the_contract_keys() {
 /// The server chain for the server usage under require, the name to check
 /// being `name`.
 fn server_named(name: &str) -> Verdict {
-    let options = VerifyOptions {
-        name: Some(name.into()),
-        ..opts(Usage::Server, REQUIRE)
-    };
+    let options = opts(Usage::Server, REQUIRE).with_name(name.to_owned());
     run(pki(), SERVER_CHAIN, MAIN_CRLS, &options)
 }
 
@@ -379,10 +372,7 @@ const REVOKED_INTERMEDIATE_CRLS: &[&str] = &[roles::ROOT_CRL, roles::REVOKED_INT
 
 /// The chain through the revoked intermediate, revocation checked to `depth`.
 fn revoked_intermediate_at(depth: Depth) -> Verdict {
-    let options = VerifyOptions {
-        depth,
-        ..client(REQUIRE)
-    };
+    let options = client(REQUIRE).with_depth(depth);
     run(
         pki(),
         REVOKED_INTERMEDIATE_CHAIN,

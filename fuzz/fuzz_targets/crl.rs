@@ -93,11 +93,7 @@ fn judge(data: &[u8]) {
     let _ = verifier.add_crl(ROOT_CRL);
     let _ = verifier.add_crl(INTERMEDIATE_CRL);
     let _ = verifier.add_crl(data);
-    let options = VerifyOptions {
-        usage: Usage::Any,
-        policy: RevocationPolicy::Require,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(Usage::Any).with_policy(RevocationPolicy::Require);
     for (leaf, revoked) in [(CLIENT, false), (REVOKED_CLIENT, true)] {
         let chain = [
             CertificateDer::from(leaf),

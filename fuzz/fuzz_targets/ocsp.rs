@@ -54,11 +54,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = verifier.add_ca_certificate(&CertificateDer::from(INTERMEDIATE));
     let _ = verifier.add_ocsp_response(data);
     let _ = verifier.add_ocsp_response(OCSP_GOOD);
-    let options = VerifyOptions {
-        usage: Usage::Any,
-        policy: RevocationPolicy::Prefer,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(Usage::Any).with_policy(RevocationPolicy::Prefer);
     let chain = [
         CertificateDer::from(CLIENT),
         CertificateDer::from(INTERMEDIATE),

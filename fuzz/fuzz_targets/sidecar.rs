@@ -79,10 +79,7 @@ impl Harness {
         }
         if self.state.is_none() {
             let store = Arc::new(MemoryStore::new());
-            let config = EngineConfig {
-                offline: true,
-                ..EngineConfig::default()
-            };
+            let config = EngineConfig::default().with_offline(true);
             let engine = Engine::open(
                 vec![CertificateDer::from(ROOT.to_vec())],
                 store.clone(),
@@ -92,10 +89,7 @@ impl Harness {
             .expect("engine over the fixture root");
             let _ = engine.add_crl(ROOT_CRL);
             let _ = engine.add_crl(INTERMEDIATE_CRL);
-            let sidecar_config = SidecarConfig {
-                policy: RevocationPolicy::Off,
-                ..SidecarConfig::default()
-            };
+            let sidecar_config = SidecarConfig::default().with_policy(RevocationPolicy::Off);
             let _guard = self.runtime.enter();
             self.state = Some(app(engine, store, sidecar_config));
         }

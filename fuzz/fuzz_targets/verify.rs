@@ -65,20 +65,17 @@ fuzz_target!(|data: &[u8]| {
         1 => RevocationPolicy::Prefer,
         _ => RevocationPolicy::Off,
     };
-    let options = VerifyOptions {
-        usage: match (knobs >> 2) % 3 {
-            0 => Usage::Any,
-            1 => Usage::Client,
-            _ => Usage::Server,
-        },
-        policy,
-        depth: if knobs & 0x20 == 0 {
-            Depth::Chain
-        } else {
-            Depth::Leaf
-        },
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(match (knobs >> 2) % 3 {
+        0 => Usage::Any,
+        1 => Usage::Client,
+        _ => Usage::Server,
+    })
+    .with_policy(policy)
+    .with_depth(if knobs & 0x20 == 0 {
+        Depth::Chain
+    } else {
+        Depth::Leaf
+    });
     let at = now();
     let verdict = verifier.verify_uncached(&chain, &options, at);
     let _ = verdict.to_json();

@@ -986,10 +986,7 @@ async fn bind_then_serve_a_pki_generated_for_the_address() {
     let mut v = verifier(&pki);
     v.add_crl(&reply.body).expect("crl");
     let chain = [der(&pki.client.der), der(&pki.intermediate.cert.der)];
-    let leaf_only = VerifyOptions {
-        depth: Depth::Leaf,
-        ..VerifyOptions::default()
-    };
+    let leaf_only = VerifyOptions::default().with_depth(Depth::Leaf);
     assert!(v
         .verify_uncached(&chain, &leaf_only, SystemTime::now())
         .is_accepted());

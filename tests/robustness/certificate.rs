@@ -5,7 +5,6 @@ use vigil_core::input::{parse_certificates, parse_crls};
 use vigil_core::revocation::CrlSigner;
 use vigil_core::{
     CertificateDer, ReasonCode, RevocationPolicy, Status, TrustStore, Usage, Verifier,
-    VerifyOptions,
 };
 
 use crate::fixture::{fx, intermediate_key, options, over_intermediate, require, verifier};
@@ -76,7 +75,7 @@ fn mutated_leaves_never_panic_and_are_never_accepted() {
             }
             let chain = over_intermediate(fx, mutant);
             for usage in [Usage::Client, Usage::Any] {
-                let opts = VerifyOptions { usage, ..require() };
+                let opts = require().with_usage(usage);
                 let verdict = verify_both(case, &v, &chain, &opts, fx.now);
                 case.check(!verdict.is_accepted() || mutant == original, || {
                     format!("a mutated leaf was accepted: {}", verdict.to_json())
@@ -235,11 +234,9 @@ fn resigned_leaf_mutants_never_panic() {
                 case,
                 &v,
                 &chain,
-                &VerifyOptions {
-                    usage: Usage::Server,
-                    name: Some("client.vigil.test".into()),
-                    ..require()
-                },
+                &require()
+                    .with_usage(Usage::Server)
+                    .with_name("client.vigil.test".to_owned()),
                 fx.now,
             );
         },

@@ -79,11 +79,7 @@ pub(crate) fn fx() -> &'static Fx {
 }
 
 pub(crate) fn options(policy: RevocationPolicy) -> VerifyOptions {
-    VerifyOptions {
-        usage: Usage::Client,
-        policy,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(Usage::Client).with_policy(policy)
 }
 
 pub(crate) fn require() -> VerifyOptions {

@@ -412,10 +412,7 @@ fn cold_costs(pki: &Pki, leaves: &[Cert]) -> (f64, f64) {
     let mut verifier = Verifier::new(trust);
     verifier.add_crl(&pki.intermediate_crl.der).ok();
     verifier.add_crl(&pki.root_crl.der).ok();
-    let options = VerifyOptions {
-        usage: Usage::Client,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(Usage::Client);
     let chains: Vec<Vec<CertificateDer<'static>>> = leaves
         .iter()
         .map(|l| {

@@ -245,12 +245,9 @@ fn choose_issuer(
     candidates: Vec<CertificateDer<'static>>,
     at: SystemTime,
 ) -> CertificateDer<'static> {
-    let options = VerifyOptions {
-        usage: Usage::Any,
-        name: None,
-        policy: RevocationPolicy::Off,
-        depth: Depth::Leaf,
-    };
+    let options = VerifyOptions::new(Usage::Any)
+        .with_policy(RevocationPolicy::Off)
+        .with_depth(Depth::Leaf);
     let issued = candidates.iter().position(|candidate| {
         let mut trust = TrustStore::new();
         trust.add(candidate.clone()).is_ok()
@@ -310,20 +307,14 @@ impl Judge<'_> {
     fn verifier(&self, methods: Methods) -> Verifier {
         Verifier::with_config(
             self.trust.clone(),
-            VerifierConfig {
-                methods,
-                ..VerifierConfig::default()
-            },
+            VerifierConfig::default().with_methods(methods),
         )
     }
 
     fn verify(&self, verifier: &Verifier, policy: RevocationPolicy) -> Verdict {
-        let options = VerifyOptions {
-            usage: Usage::Any,
-            name: None,
-            policy,
-            depth: Depth::Leaf,
-        };
+        let options = VerifyOptions::new(Usage::Any)
+            .with_policy(policy)
+            .with_depth(Depth::Leaf);
         verifier.verify_uncached(
             std::slice::from_ref(&self.settings.cert),
             &options,

@@ -23,11 +23,9 @@ pub(crate) struct FetchArgs {
 impl FetchArgs {
     /// `config` with these rules.
     pub(crate) fn apply(&self, config: FetchConfig) -> FetchConfig {
-        FetchConfig {
-            deny: self.fetch_deny.clone(),
-            allow: self.fetch_allow.clone(),
-            ..config
-        }
+        config
+            .with_deny(self.fetch_deny.clone())
+            .with_allow(self.fetch_allow.clone())
     }
 }
 

@@ -117,16 +117,16 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
     let engine = Engine::open(
         anchors,
         Arc::new(MemoryStore::new()),
-        EngineConfig {
-            offline: args.offline,
-            fetch: args.fetch.apply(FetchConfig {
-                connect_timeout: Duration::from_secs(5),
-                total_timeout: Duration::from_secs(10),
-                retries: 1,
-                ..FetchConfig::default()
-            }),
-            ..EngineConfig::default()
-        },
+        EngineConfig::default()
+            .with_offline(args.offline)
+            .with_fetch(
+                args.fetch.apply(
+                    FetchConfig::default()
+                        .with_connect_timeout(Duration::from_secs(5))
+                        .with_total_timeout(Duration::from_secs(10))
+                        .with_retries(1),
+                ),
+            ),
         Arc::new(FixedClock(at)),
     )
     .map_err(|e| UsageError(e.to_string()))?;
@@ -161,19 +161,17 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
             Err(e) => return Err(UsageError(format!("{source}: {e}"))),
         }
     }
-    let options = VerifyOptions {
-        usage: match args.usage {
-            UsageArg::Client => Usage::Client,
-            UsageArg::Server => Usage::Server,
-            UsageArg::Any => Usage::Any,
-        },
-        name: args.name.clone(),
-        policy: args.revocation.policy(),
-        depth: match args.depth {
-            DepthArg::Leaf => Depth::Leaf,
-            DepthArg::Chain => Depth::Chain,
-        },
-    };
+    let options = VerifyOptions::new(match args.usage {
+        UsageArg::Client => Usage::Client,
+        UsageArg::Server => Usage::Server,
+        UsageArg::Any => Usage::Any,
+    })
+    .with_name(args.name.clone())
+    .with_policy(args.revocation.policy())
+    .with_depth(match args.depth {
+        DepthArg::Leaf => Depth::Leaf,
+        DepthArg::Chain => Depth::Chain,
+    });
     if let Some(name) = &options.name {
         if vigil_core::check_peer_name(name).is_err() {
             return Err(UsageError(format!(

@@ -56,7 +56,7 @@
 //!     verifier.add_crl(&vigil_core::input::read_file(&file(crl))?)?;
 //! }
 //! let chain = vigil_core::input::load_certificates(&file("client.chain.pem"))?;
-//! let options = VerifyOptions { usage: Usage::Client, ..VerifyOptions::default() };
+//! let options = VerifyOptions::new(Usage::Client);
 //! let verdict = verifier.verify(&chain, &options, SystemTime::now());
 //! assert_eq!(verdict.status, Status::Good);
 //! println!("{}", verdict.to_json()); // the contract JSON (ARCHITECTURE.md)

@@ -6,7 +6,28 @@ use crate::path::Usage;
 use crate::revocation::{Depth, RevocationPolicy};
 
 /// What a verification asks for.
+///
+/// Built with [`VerifyOptions::new`] (the usage the leaf must allow) and the
+/// `with_*` setters; the fields are public to read. [`Default`] is
+/// `new(Usage::Any)`. More fields may come, so other crates cannot build it
+/// as a struct literal.
+///
+/// ```
+/// use vigil_core::{Depth, RevocationPolicy, Usage, VerifyOptions};
+///
+/// let options = VerifyOptions::new(Usage::Server)
+///     .with_name("api.example.com".to_owned())
+///     .with_policy(RevocationPolicy::Prefer)
+///     .with_depth(Depth::Leaf);
+/// assert_eq!(options.name.as_deref(), Some("api.example.com"));
+///
+/// // The defaults are the strict choices: `require`, the whole chain.
+/// let strict = VerifyOptions::new(Usage::Client);
+/// assert_eq!(strict.policy, RevocationPolicy::Require);
+/// assert_eq!(strict.depth, Depth::Chain);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// Required extended key usage of the leaf.
     pub usage: Usage,
@@ -16,6 +37,51 @@ pub struct VerifyOptions {
     pub policy: RevocationPolicy,
     /// Revocation depth (default the whole chain).
     pub depth: Depth,
+}
+
+impl VerifyOptions {
+    /// Options for a leaf that must allow `usage`, with the defaults
+    /// otherwise: no expected name, policy `require`, the whole chain.
+    pub fn new(usage: Usage) -> Self {
+        Self {
+            usage,
+            name: None,
+            policy: RevocationPolicy::default(),
+            depth: Depth::default(),
+        }
+    }
+
+    /// Sets the extended key usage the leaf must allow (default
+    /// [`Usage::Any`] for [`Default`], the argument of [`Self::new`]).
+    #[must_use]
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Sets the expected peer name, a DNS name or IP address, for server
+    /// certificates; a `String` or an `Option<String>` (`None` checks no
+    /// name). Default `None`.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<Option<String>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the revocation policy (default [`RevocationPolicy::Require`]).
+    #[must_use]
+    pub fn with_policy(mut self, policy: RevocationPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets which certificates revocation covers (default
+    /// [`Depth::Chain`]).
+    #[must_use]
+    pub fn with_depth(mut self, depth: Depth) -> Self {
+        self.depth = depth;
+        self
+    }
 }
 
 /// Which revocation methods are used, in which order of preference for a
@@ -46,7 +112,22 @@ impl Methods {
 }
 
 /// Tunables of a [`crate::Verifier`]; the defaults are the strict choices.
+///
+/// Built from [`Default`] with the `with_*` setters; the fields are public
+/// to read. More fields may come, so other crates cannot build it as a
+/// struct literal.
+///
+/// ```
+/// use vigil_core::{Methods, VerifierConfig};
+///
+/// let config = VerifierConfig::default()
+///     .with_methods(Methods::CrlOnly)
+///     .with_clock_skew_secs(60);
+/// assert_eq!(config.clock_skew_secs, 60);
+/// assert_eq!(config.stale_grace_secs, 0); // stale is stale
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifierConfig {
     /// Tolerated clock difference, seconds: data whose thisUpdate lies up to
     /// this far in the future is used, and OCSP answers are used this long
@@ -70,6 +151,39 @@ impl Default for VerifierConfig {
             methods: Methods::OcspThenCrl,
             stale_grace_secs: 0,
         }
+    }
+}
+
+impl VerifierConfig {
+    /// Sets the tolerated clock difference, seconds (default 300).
+    #[must_use]
+    pub fn with_clock_skew_secs(mut self, secs: i64) -> Self {
+        self.clock_skew_secs = secs;
+        self
+    }
+
+    /// Sets how long an OCSP answer without nextUpdate is used, seconds
+    /// (default 24 hours).
+    #[must_use]
+    pub fn with_ocsp_max_age_secs(mut self, secs: i64) -> Self {
+        self.ocsp_max_age_secs = secs;
+        self
+    }
+
+    /// Sets the revocation methods and their order (default
+    /// [`Methods::OcspThenCrl`]).
+    #[must_use]
+    pub fn with_methods(mut self, methods: Methods) -> Self {
+        self.methods = methods;
+        self
+    }
+
+    /// Sets how long past nextUpdate revocation data is still used when
+    /// nothing newer can be had, seconds (default 0: stale is stale).
+    #[must_use]
+    pub fn with_stale_grace_secs(mut self, secs: i64) -> Self {
+        self.stale_grace_secs = secs;
+        self
     }
 }
 
@@ -127,5 +241,44 @@ impl VerifierConfig {
         } else {
             Freshness::Current
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_verify_options_setter_sets_its_own_field() {
+        let built = VerifyOptions::new(Usage::Client)
+            .with_name("a.test".to_owned())
+            .with_policy(RevocationPolicy::Off)
+            .with_depth(Depth::Leaf);
+        let expected = VerifyOptions {
+            usage: Usage::Client,
+            name: Some("a.test".to_owned()),
+            policy: RevocationPolicy::Off,
+            depth: Depth::Leaf,
+        };
+        assert_eq!(built, expected);
+        assert_eq!(built.with_usage(Usage::Server).usage, Usage::Server);
+        assert_eq!(expected.with_name(None).name, None);
+        assert_eq!(VerifyOptions::new(Usage::Any), VerifyOptions::default());
+    }
+
+    #[test]
+    fn each_verifier_config_setter_sets_its_own_field() {
+        let built = VerifierConfig::default()
+            .with_clock_skew_secs(1)
+            .with_ocsp_max_age_secs(2)
+            .with_methods(Methods::CrlThenOcsp)
+            .with_stale_grace_secs(3);
+        let expected = VerifierConfig {
+            clock_skew_secs: 1,
+            ocsp_max_age_secs: 2,
+            methods: Methods::CrlThenOcsp,
+            stale_grace_secs: 3,
+        };
+        assert_eq!(built, expected);
     }
 }

@@ -2,7 +2,21 @@
 //! (the runtime sleeps and fetches).
 
 /// How revocation sources are refreshed.
+///
+/// Built from [`Default`] with the `with_*` setters; the fields are public
+/// to read. More fields may come, so other crates cannot build it as a
+/// struct literal.
+///
+/// ```
+/// use vigil_core::schedule::RefreshPolicy;
+///
+/// // Every source at least hourly, whatever its nextUpdate says.
+/// let policy = RefreshPolicy::default().with_max_interval_secs(3600);
+/// assert_eq!(policy.max_interval_secs, 3600);
+/// assert_eq!(policy.fraction, 0.5);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RefreshPolicy {
     /// Refresh at this fraction of the thisUpdate..nextUpdate window
     /// (default 0.5: halfway, so a failed refresh has time to retry).
@@ -26,6 +40,47 @@ impl Default for RefreshPolicy {
             retry_base_secs: 5,
             retry_max_secs: 600,
         }
+    }
+}
+
+impl RefreshPolicy {
+    /// Sets the fraction of the thisUpdate..nextUpdate window at which a
+    /// source is refreshed (default 0.5).
+    #[must_use]
+    pub fn with_fraction(mut self, fraction: f64) -> Self {
+        self.fraction = fraction;
+        self
+    }
+
+    /// Sets the shortest time between refreshes of a source, seconds
+    /// (default 60).
+    #[must_use]
+    pub fn with_min_interval_secs(mut self, secs: i64) -> Self {
+        self.min_interval_secs = secs;
+        self
+    }
+
+    /// Sets the longest time between refreshes of a source, seconds
+    /// (default 6 hours).
+    #[must_use]
+    pub fn with_max_interval_secs(mut self, secs: i64) -> Self {
+        self.max_interval_secs = secs;
+        self
+    }
+
+    /// Sets the first retry delay after a failure, seconds, doubled per
+    /// failure (default 5).
+    #[must_use]
+    pub fn with_retry_base_secs(mut self, secs: i64) -> Self {
+        self.retry_base_secs = secs;
+        self
+    }
+
+    /// Sets the longest retry delay, seconds (default 10 minutes).
+    #[must_use]
+    pub fn with_retry_max_secs(mut self, secs: i64) -> Self {
+        self.retry_max_secs = secs;
+        self
     }
 }
 
@@ -79,6 +134,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_refresh_policy_setter_sets_its_own_field() {
+        let built = RefreshPolicy::default()
+            .with_fraction(0.25)
+            .with_min_interval_secs(1)
+            .with_max_interval_secs(2)
+            .with_retry_base_secs(3)
+            .with_retry_max_secs(4);
+        let expected = RefreshPolicy {
+            fraction: 0.25,
+            min_interval_secs: 1,
+            max_interval_secs: 2,
+            retry_base_secs: 3,
+            retry_max_secs: 4,
+        };
+        assert_eq!(built, expected);
+    }
+
+    #[test]
     fn refreshes_halfway_with_bounds_and_backoff() {
         let p = RefreshPolicy::default();
         let fresh = SourceTiming {
@@ -118,10 +191,7 @@ mod tests {
 
     #[test]
     fn a_max_interval_below_the_default_min_interval_is_honoured() {
-        let p = RefreshPolicy {
-            max_interval_secs: 1,
-            ..RefreshPolicy::default()
-        };
+        let p = RefreshPolicy::default().with_max_interval_secs(1);
         let t = SourceTiming {
             this_update: Some(1000),
             next_update: Some(1000 + 7200),

@@ -42,7 +42,23 @@ impl Clock for SystemClock {
 }
 
 /// Engine settings; the defaults are the strict choices.
+///
+/// Built from [`Default`] with the `with_*` setters; the fields are public
+/// to read. More fields may come, so other crates cannot build it as a
+/// struct literal.
+///
+/// ```
+/// use vigil_runtime::{EngineConfig, FetchConfig, RefreshPolicy};
+///
+/// let config = EngineConfig::default()
+///     .with_refresh(RefreshPolicy::default().with_max_interval_secs(3600))
+///     .with_fetch(FetchConfig::default().with_retries(0))
+///     .with_max_sources(1_000);
+/// assert_eq!(config.refresh.max_interval_secs, 3600);
+/// assert!(!config.offline);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// Fetch limits and timeouts.
     pub fetch: FetchConfig,
@@ -77,6 +93,68 @@ impl Default for EngineConfig {
             max_sources: 10_000,
             refresh_concurrency: 16,
         }
+    }
+}
+
+impl EngineConfig {
+    /// Sets the fetch limits and timeouts (default
+    /// [`FetchConfig::default`]).
+    #[must_use]
+    pub fn with_fetch(mut self, fetch: FetchConfig) -> Self {
+        self.fetch = fetch;
+        self
+    }
+
+    /// Sets the verification tunables (default
+    /// [`VerifierConfig::default`]).
+    #[must_use]
+    pub fn with_verifier(mut self, verifier: VerifierConfig) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// Sets the refresh timing (default [`RefreshPolicy::default`]).
+    #[must_use]
+    pub fn with_refresh(mut self, refresh: RefreshPolicy) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// Hashes OCSP CertIDs with SHA-256 instead of SHA-1 (default false:
+    /// SHA-1, as RFC 5019 asks).
+    #[must_use]
+    pub fn with_ocsp_sha256(mut self, on: bool) -> Self {
+        self.ocsp_sha256 = on;
+        self
+    }
+
+    /// Sends an OCSP nonce (default false).
+    #[must_use]
+    pub fn with_ocsp_nonce(mut self, on: bool) -> Self {
+        self.ocsp_nonce = on;
+        self
+    }
+
+    /// Never fetches: uses only what is loaded and stored (default false).
+    #[must_use]
+    pub fn with_offline(mut self, on: bool) -> Self {
+        self.offline = on;
+        self
+    }
+
+    /// Sets how many revocation sources are tracked at most (default
+    /// 10,000).
+    #[must_use]
+    pub fn with_max_sources(mut self, max: usize) -> Self {
+        self.max_sources = max;
+        self
+    }
+
+    /// Sets how many refreshes the scheduler runs at once (default 16).
+    #[must_use]
+    pub fn with_refresh_concurrency(mut self, max: usize) -> Self {
+        self.refresh_concurrency = max;
+        self
     }
 }
 
@@ -1659,4 +1737,37 @@ fn serial_hex(cert: &[u8]) -> Option<String> {
     X509Certificate::from_der(cert)
         .ok()
         .map(|(_, c)| hex(c.raw_serial()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_engine_config_setter_sets_its_own_field() {
+        let fetch = FetchConfig::default().with_retries(9);
+        let verifier = VerifierConfig::default().with_clock_skew_secs(1);
+        let refresh = RefreshPolicy::default().with_max_interval_secs(2);
+        let built = EngineConfig::default()
+            .with_fetch(fetch.clone())
+            .with_verifier(verifier)
+            .with_refresh(refresh)
+            .with_ocsp_sha256(true)
+            .with_ocsp_nonce(true)
+            .with_offline(true)
+            .with_max_sources(3)
+            .with_refresh_concurrency(4);
+        let expected = EngineConfig {
+            fetch,
+            verifier,
+            refresh,
+            ocsp_sha256: true,
+            ocsp_nonce: true,
+            offline: true,
+            max_sources: 3,
+            refresh_concurrency: 4,
+        };
+        // No PartialEq (nothing compares configs); Debug shows every field.
+        assert_eq!(format!("{built:?}"), format!("{expected:?}"));
+    }
 }

@@ -53,17 +53,15 @@
 //! # let (root_pem, client_chain_pem) = (files.file("root.pem"), files.file("client.chain.pem"));
 //! let anchors = vigil_core::input::load_certificates(&root_pem)?;
 //! let store: Arc<dyn Store> = Arc::new(MemoryStore::new()); // or SledStore::open(dir)?
-//! let config = EngineConfig {
-//!     // Refresh every source at least hourly, whatever its nextUpdate says.
-//!     refresh: RefreshPolicy { max_interval_secs: 3600, ..RefreshPolicy::default() },
-//!     ..EngineConfig::default()
-//! };
+//! // Refresh every source at least hourly, whatever its nextUpdate says.
+//! let config =
+//!     EngineConfig::default().with_refresh(RefreshPolicy::default().with_max_interval_secs(3600));
 //! let engine = Engine::open(anchors, store, config, Arc::new(SystemClock))?;
 //!
 //! // Validates the path, then fetches the CRLs and OCSP answers its
 //! // certificates name, verifies them, and decides (policy `require`).
 //! let chain = vigil_core::input::load_certificates(&client_chain_pem)?;
-//! let options = VerifyOptions { usage: Usage::Client, ..VerifyOptions::default() };
+//! let options = VerifyOptions::new(Usage::Client);
 //! let verdict = engine.verify(&chain, &options).await;
 //! assert_eq!(verdict.status, Status::Good, "{}", verdict.detail);
 //!

@@ -59,7 +59,22 @@ impl std::str::FromStr for Enforcement {
 }
 
 /// Tracker settings.
+///
+/// Built from [`Default`] with the `with_*` setters; the fields are public
+/// to read. More fields may come, so other crates cannot build it as a
+/// struct literal.
+///
+/// ```
+/// use vigil_core::{Usage, VerifyOptions};
+/// use vigil_runtime::{Enforcement, TrackerConfig};
+///
+/// let config = TrackerConfig::default()
+///     .with_options(VerifyOptions::new(Usage::Client))
+///     .with_enforcement(Enforcement::DryRun);
+/// assert_eq!(config.event_capacity, 65_536);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TrackerConfig {
     /// The options connections are verified and re-verified with (usage:
     /// `client` for a server tracking its clients).
@@ -78,6 +93,33 @@ impl Default for TrackerConfig {
             enforcement: Enforcement::Enforce,
             event_capacity: 65_536,
         }
+    }
+}
+
+impl TrackerConfig {
+    /// Sets the options connections are verified and re-verified with
+    /// (default [`VerifyOptions::default`]: any usage, `require`, the whole
+    /// chain).
+    #[must_use]
+    pub fn with_options(mut self, options: VerifyOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets whether teardown decisions close connections (default
+    /// [`Enforcement::Enforce`]).
+    #[must_use]
+    pub fn with_enforcement(mut self, enforcement: Enforcement) -> Self {
+        self.enforcement = enforcement;
+        self
+    }
+
+    /// Sets how many events a slow subscriber may fall behind by (default
+    /// 65,536).
+    #[must_use]
+    pub fn with_event_capacity(mut self, events: usize) -> Self {
+        self.event_capacity = events;
+        self
     }
 }
 
@@ -544,10 +586,22 @@ impl Observer for TrackerInner {
 
 #[cfg(test)]
 mod tests {
-    use super::{wake_after_delivery, Delivering};
+    use super::{wake_after_delivery, Delivering, Enforcement, TrackerConfig, VerifyOptions};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::{Wake, Waker};
+
+    #[test]
+    fn each_tracker_config_setter_sets_its_own_field() {
+        let options = VerifyOptions::new(vigil_core::Usage::Client);
+        let built = TrackerConfig::default()
+            .with_options(options.clone())
+            .with_enforcement(Enforcement::DryRun)
+            .with_event_capacity(1);
+        assert_eq!(built.options, options);
+        assert_eq!(built.enforcement, Enforcement::DryRun);
+        assert_eq!(built.event_capacity, 1);
+    }
 
     struct Count(AtomicUsize);
 

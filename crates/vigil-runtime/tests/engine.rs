@@ -33,16 +33,13 @@ impl Clock for TestClock {
 }
 
 fn config() -> EngineConfig {
-    EngineConfig {
-        fetch: FetchConfig {
-            connect_timeout: Duration::from_secs(2),
-            total_timeout: Duration::from_secs(3),
-            retries: 0,
-            use_env_proxy: false,
-            ..FetchConfig::default()
-        },
-        ..EngineConfig::default()
-    }
+    EngineConfig::default().with_fetch(
+        FetchConfig::default()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_total_timeout(Duration::from_secs(3))
+            .with_retries(0)
+            .with_use_env_proxy(false),
+    )
 }
 
 fn der(cert: &Cert) -> CertificateDer<'static> {
@@ -54,11 +51,7 @@ fn chain(pki: &Pki, leaf: &Cert) -> Vec<CertificateDer<'static>> {
 }
 
 fn options(policy: RevocationPolicy) -> VerifyOptions {
-    VerifyOptions {
-        usage: Usage::Client,
-        policy,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(Usage::Client).with_policy(policy)
 }
 
 fn open(pki: &Pki, dir: &std::path::Path, clock: &TestClock) -> Engine {

@@ -38,22 +38,17 @@ const OVERSIZED: usize = 2 * 1024 * 1024;
 /// 1 s timeouts, no in-fetch retries (so a refresh is one request), 1 MiB
 /// for CRLs, 64 KiB for OCSP, no proxy.
 fn fetch_config() -> FetchConfig {
-    FetchConfig {
-        connect_timeout: TIMEOUT,
-        total_timeout: TIMEOUT,
-        retries: 0,
-        max_crl_bytes: 1024 * 1024,
-        max_ocsp_bytes: 64 * 1024,
-        use_env_proxy: false,
-        ..FetchConfig::default()
-    }
+    FetchConfig::default()
+        .with_connect_timeout(TIMEOUT)
+        .with_total_timeout(TIMEOUT)
+        .with_retries(0)
+        .with_max_crl_bytes(1024 * 1024)
+        .with_max_ocsp_bytes(64 * 1024)
+        .with_use_env_proxy(false)
 }
 
 fn config() -> EngineConfig {
-    EngineConfig {
-        fetch: fetch_config(),
-        ..EngineConfig::default()
-    }
+    EngineConfig::default().with_fetch(fetch_config())
 }
 
 fn der(cert: &Cert) -> CertificateDer<'static> {
@@ -66,11 +61,7 @@ fn client_chain(pki: &Pki) -> Vec<CertificateDer<'static>> {
 }
 
 fn options(policy: RevocationPolicy) -> VerifyOptions {
-    VerifyOptions {
-        usage: Usage::Client,
-        policy,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(Usage::Client).with_policy(policy)
 }
 
 /// A fresh engine (system clock) over an empty sled store in `dir`.
@@ -449,10 +440,7 @@ async fn check_refresh_keeps_the_data_held(behaviours: &[Behaviour]) {
         let restarted = Engine::open(
             vec![der(&pki.root.cert)],
             reopen(dir.path()).await,
-            EngineConfig {
-                offline: true,
-                ..config()
-            },
+            config().with_offline(true),
             Arc::new(SystemClock),
         )
         .unwrap();
@@ -504,24 +492,20 @@ async fn the_scheduler_refreshes_before_next_update_and_sees_a_revocation() {
         ..ResponderOptions::default()
     })
     .await;
-    let config = EngineConfig {
-        fetch: fetch_config(),
+    let config = EngineConfig::default()
+        .with_fetch(fetch_config())
         // No skew tolerance: an OCSP answer past its nextUpdate is stale at
         // once, and the CRL would have to answer instead.
-        verifier: VerifierConfig {
-            clock_skew_secs: 0,
-            ..VerifierConfig::default()
-        },
-        refresh: RefreshPolicy {
-            fraction: 0.5,
-            min_interval_secs: 1,
-            // The fixture's first CRLs are valid 7 days: refresh them soon.
-            max_interval_secs: 2,
-            retry_base_secs: 1,
-            retry_max_secs: 2,
-        },
-        ..EngineConfig::default()
-    };
+        .with_verifier(VerifierConfig::default().with_clock_skew_secs(0))
+        .with_refresh(
+            RefreshPolicy::default()
+                .with_fraction(0.5)
+                .with_min_interval_secs(1)
+                // The fixture's first CRLs are valid 7 days: refresh them soon.
+                .with_max_interval_secs(2)
+                .with_retry_base_secs(1)
+                .with_retry_max_secs(2),
+        );
     let dir = tempfile::tempdir().unwrap();
     let engine = open(&pki, dir.path(), config);
     let chain = client_chain(&pki);
@@ -596,17 +580,16 @@ async fn the_scheduler_refreshes_before_next_update_and_sees_a_revocation() {
 
 /// A refresh policy for the backoff tests: first retry after 1 s, then 2 s.
 fn backoff_config() -> EngineConfig {
-    EngineConfig {
-        fetch: fetch_config(),
-        refresh: RefreshPolicy {
-            fraction: 0.5,
-            min_interval_secs: 1,
-            max_interval_secs: 3600,
-            retry_base_secs: 1,
-            retry_max_secs: 2,
-        },
-        ..EngineConfig::default()
-    }
+    EngineConfig::default()
+        .with_fetch(fetch_config())
+        .with_refresh(
+            RefreshPolicy::default()
+                .with_fraction(0.5)
+                .with_min_interval_secs(1)
+                .with_max_interval_secs(3600)
+                .with_retry_base_secs(1)
+                .with_retry_max_secs(2),
+        )
 }
 
 /// Requests per (CA, kind) for the client chain's sources: one CRL and one

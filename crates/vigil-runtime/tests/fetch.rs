@@ -38,14 +38,12 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 fn config() -> FetchConfig {
-    FetchConfig {
-        connect_timeout: Duration::from_secs(2),
-        total_timeout: Duration::from_secs(5),
-        backoff_base: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(50),
-        use_env_proxy: false,
-        ..FetchConfig::default()
-    }
+    FetchConfig::default()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_total_timeout(Duration::from_secs(5))
+        .with_backoff_base(Duration::from_millis(10))
+        .with_backoff_max(Duration::from_millis(50))
+        .with_use_env_proxy(false)
 }
 
 fn fetcher(config: FetchConfig) -> Fetcher {
@@ -246,10 +244,7 @@ async fn oversized_body_with_content_length_is_refused_before_reading() {
         "HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\nContent-Length: {total}\r\n\r\n"
     );
     let server = raw_server(head, total, 64 * 1024, Duration::ZERO).await;
-    let f = fetcher(FetchConfig {
-        max_crl_bytes: MIB as u64,
-        ..config()
-    });
+    let f = fetcher(config().with_max_crl_bytes(MIB as u64));
     let started = Instant::now();
     let got = f
         .fetch_crl(
@@ -289,10 +284,7 @@ async fn oversized_body_without_content_length_stops_at_the_limit() {
         .to_owned();
     let server = raw_server(head, total, chunk, Duration::ZERO).await;
     let limit = 2 * MIB as u64;
-    let f = fetcher(FetchConfig {
-        max_crl_bytes: limit,
-        ..config()
-    });
+    let f = fetcher(config().with_max_crl_bytes(limit));
     let got = f
         .fetch_crl(
             &format!("http://{}/big.crl", server.addr),
@@ -329,11 +321,11 @@ async fn slow_server_times_out_within_the_bound() {
         }),
     );
     let addr = serve(router).await;
-    let f = fetcher(FetchConfig {
-        total_timeout: Duration::from_millis(300),
-        retries: 0,
-        ..config()
-    });
+    let f = fetcher(
+        config()
+            .with_total_timeout(Duration::from_millis(300))
+            .with_retries(0),
+    );
     let started = Instant::now();
     let got = f
         .fetch_crl(&format!("http://{addr}/slow.crl"), &Validators::default())
@@ -651,10 +643,7 @@ async fn oversized_ocsp_response_is_refused() {
         }),
     );
     let addr = serve(router).await;
-    let f = fetcher(FetchConfig {
-        max_ocsp_bytes: 16 * 1024,
-        ..config()
-    });
+    let f = fetcher(config().with_max_ocsp_bytes(16 * 1024));
     let got = f.fetch_ocsp(&format!("http://{addr}/ocsp"), &der(20)).await;
     assert!(
         matches!(got, Err(FetchError::TooLarge { limit: 16384, .. })),

@@ -26,12 +26,10 @@ fn der() -> Vec<u8> {
 }
 
 fn config() -> FetchConfig {
-    FetchConfig {
-        connect_timeout: Duration::from_secs(2),
-        total_timeout: Duration::from_secs(5),
-        retries: 0,
-        ..FetchConfig::default()
-    }
+    FetchConfig::default()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_total_timeout(Duration::from_secs(5))
+        .with_retries(0)
 }
 
 fn cidr(text: &str) -> Cidr {
@@ -122,11 +120,11 @@ fn assert_denied(result: Result<impl std::fmt::Debug, FetchError>, addr: &str) {
 
 #[tokio::test]
 async fn metadata_and_other_default_denied_literals_are_refused_without_connecting() {
-    let f = Fetcher::new(FetchConfig {
-        // A connection attempt to an unroutable address would take this long.
-        connect_timeout: Duration::from_secs(3),
-        ..config()
-    })
+    let f = Fetcher::new(
+        config()
+            // A connection attempt to an unroutable address would take this long.
+            .with_connect_timeout(Duration::from_secs(3)),
+    )
     .expect("fetcher");
     let none = Validators::default();
     for (url, addr) in [
@@ -168,11 +166,7 @@ async fn a_denied_loopback_literal_gets_no_request_and_an_undenied_one_does() {
     let url = format!("http://{addr}/a.crl");
     let none = Validators::default();
 
-    let denied = Fetcher::new(FetchConfig {
-        deny: vec![cidr("127.0.0.2/32")],
-        ..config()
-    })
-    .expect("fetcher");
+    let denied = Fetcher::new(config().with_deny(vec![cidr("127.0.0.2/32")])).expect("fetcher");
     assert_denied(denied.fetch_crl(&url, &none).await, "127.0.0.2");
     let mapped = format!("http://[::ffff:127.0.0.2]:{}/a.crl", addr.port());
     assert_denied(denied.fetch_crl(&mapped, &none).await, "::ffff:127.0.0.2");
@@ -190,11 +184,8 @@ async fn a_name_resolving_only_to_denied_addresses_is_refused_by_the_resolver() 
     let url = format!("http://localhost:{}/a.crl", addr.port());
     let none = Validators::default();
 
-    let denied = Fetcher::new(FetchConfig {
-        deny: vec![cidr("127.0.0.0/8"), cidr("::1")],
-        ..config()
-    })
-    .expect("fetcher");
+    let denied =
+        Fetcher::new(config().with_deny(vec![cidr("127.0.0.0/8"), cidr("::1")])).expect("fetcher");
     match denied.fetch_crl(&url, &none).await {
         Err(FetchError::AddressDenied { host, addr, .. }) => {
             assert_eq!(host, "localhost");
@@ -214,11 +205,7 @@ async fn a_name_resolving_only_to_denied_addresses_is_refused_by_the_resolver() 
 async fn redirects_to_denied_destinations_are_refused() {
     let (inner, inner_counter) = counting_server("127.0.0.2", Duration::ZERO).await;
     let none = Validators::default();
-    let f = Fetcher::new(FetchConfig {
-        deny: vec![cidr("127.0.0.2/32")],
-        ..config()
-    })
-    .expect("fetcher");
+    let f = Fetcher::new(config().with_deny(vec![cidr("127.0.0.2/32")])).expect("fetcher");
 
     // To the metadata endpoint (a literal, never resolved).
     let (meta, meta_counter) = redirector("http://169.254.169.254/latest/".into()).await;
@@ -252,12 +239,7 @@ async fn redirects_to_denied_destinations_are_refused() {
 async fn fetches_to_one_host_are_bounded_and_others_are_not_starved() {
     let (busy, busy_counter) = counting_server("127.0.0.1", Duration::from_millis(300)).await;
     let (other, other_counter) = counting_server("127.0.0.3", Duration::ZERO).await;
-    let f = Fetcher::new(FetchConfig {
-        max_per_host: 3,
-        max_concurrent: 8,
-        ..config()
-    })
-    .expect("fetcher");
+    let f = Fetcher::new(config().with_max_per_host(3).with_max_concurrent(8)).expect("fetcher");
     let mut jobs = tokio::task::JoinSet::new();
     for i in 0..12 {
         let f = f.clone();
@@ -291,12 +273,7 @@ async fn fetches_in_flight_are_bounded_across_hosts() {
     let both = Counter::default();
     let a = counting_server_with("127.0.0.1", delay, both.clone()).await;
     let b = counting_server_with("127.0.0.4", delay, both.clone()).await;
-    let f = Fetcher::new(FetchConfig {
-        max_per_host: 4,
-        max_concurrent: 3,
-        ..config()
-    })
-    .expect("fetcher");
+    let f = Fetcher::new(config().with_max_per_host(4).with_max_concurrent(3)).expect("fetcher");
     let mut jobs = tokio::task::JoinSet::new();
     for i in 0..6 {
         for host in [a, b] {
@@ -348,20 +325,16 @@ async fn allow_lifts_a_default_denial() {
     assert_denied(guarded.fetch_crl(&url, &none).await, "0.0.0.0");
     assert_eq!(counter.hits(), 0);
 
-    let allowed = Fetcher::new(FetchConfig {
-        allow: vec![cidr("0.0.0.0/32")],
-        ..config()
-    })
-    .expect("fetcher");
+    let allowed = Fetcher::new(config().with_allow(vec![cidr("0.0.0.0/32")])).expect("fetcher");
     allowed.fetch_crl(&url, &none).await.expect("fetched");
     assert_eq!(counter.hits(), 1);
 
     // An explicit deny is not lifted by allow.
-    let both = Fetcher::new(FetchConfig {
-        deny: vec![cidr("0.0.0.0/8")],
-        allow: vec![cidr("0.0.0.0/32")],
-        ..config()
-    })
+    let both = Fetcher::new(
+        config()
+            .with_deny(vec![cidr("0.0.0.0/8")])
+            .with_allow(vec![cidr("0.0.0.0/32")]),
+    )
     .expect("fetcher");
     assert_denied(both.fetch_crl(&url, &none).await, "0.0.0.0");
     assert_eq!(counter.hits(), 1);

@@ -71,10 +71,7 @@ fn verifications_complete_while_a_million_entry_crl_is_ingested() {
         CertificateDer::from(pki.client.der.clone()),
         intermediate.clone(),
     ];
-    let options = VerifyOptions {
-        usage: Usage::Client,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(Usage::Client);
     assert!(engine.verify_cached(&chain, &options).is_accepted());
 
     let start = Arc::new(OnceLock::<Instant>::new());

@@ -479,17 +479,9 @@ async fn setup() -> (OpensslCa, FrontEnd, Vec<Leaf>) {
 }
 
 fn engine(ca: &OpensslCa, methods: Methods) -> Engine {
-    let config = EngineConfig {
-        fetch: FetchConfig {
-            use_env_proxy: false,
-            ..FetchConfig::default()
-        },
-        verifier: VerifierConfig {
-            methods,
-            ..VerifierConfig::default()
-        },
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig::default()
+        .with_fetch(FetchConfig::default().with_use_env_proxy(false))
+        .with_verifier(VerifierConfig::default().with_methods(methods));
     Engine::open(
         vec![ca.root.clone()],
         Arc::new(MemoryStore::new()),
@@ -500,11 +492,7 @@ fn engine(ca: &OpensslCa, methods: Methods) -> Engine {
 }
 
 fn client() -> VerifyOptions {
-    VerifyOptions {
-        usage: Usage::Client,
-        policy: RevocationPolicy::Require,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(Usage::Client).with_policy(RevocationPolicy::Require)
 }
 
 /// The verdict is `ok` from `source`.

@@ -22,23 +22,20 @@ use vigil_runtime::{
 };
 
 fn fetch_config(timeout: Duration) -> FetchConfig {
-    FetchConfig {
-        connect_timeout: Duration::from_secs(1),
-        total_timeout: timeout,
-        retries: 0,
-        ..FetchConfig::default()
-    }
+    FetchConfig::default()
+        .with_connect_timeout(Duration::from_secs(1))
+        .with_total_timeout(timeout)
+        .with_retries(0)
 }
 
 /// Everything due every second; retries after 1 s, then 2 s.
 fn fast_policy() -> RefreshPolicy {
-    RefreshPolicy {
-        fraction: 0.5,
-        min_interval_secs: 1,
-        max_interval_secs: 1,
-        retry_base_secs: 1,
-        retry_max_secs: 2,
-    }
+    RefreshPolicy::default()
+        .with_fraction(0.5)
+        .with_min_interval_secs(1)
+        .with_max_interval_secs(1)
+        .with_retry_base_secs(1)
+        .with_retry_max_secs(2)
 }
 
 fn der(cert: &Cert) -> CertificateDer<'static> {
@@ -50,11 +47,7 @@ fn client_chain(pki: &Pki) -> Vec<CertificateDer<'static>> {
 }
 
 fn require() -> VerifyOptions {
-    VerifyOptions {
-        usage: Usage::Client,
-        policy: RevocationPolicy::Require,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(Usage::Client).with_policy(RevocationPolicy::Require)
 }
 
 fn open(anchors: &[&Pki], store: Arc<dyn Store>, config: EngineConfig) -> Engine {
@@ -99,15 +92,10 @@ fn restored_ocsp_only_sources_do_not_spin_and_abort_is_prompt() {
         let result = runtime.block_on(async {
             let (responder, pki) = responder().await;
             let dir = tempfile::tempdir().unwrap();
-            let config = EngineConfig {
-                fetch: fetch_config(Duration::from_secs(2)),
-                verifier: VerifierConfig {
-                    methods: Methods::OcspOnly,
-                    ..VerifierConfig::default()
-                },
-                refresh: fast_policy(),
-                ..EngineConfig::default()
-            };
+            let config = EngineConfig::default()
+                .with_fetch(fetch_config(Duration::from_secs(2)))
+                .with_verifier(VerifierConfig::default().with_methods(Methods::OcspOnly))
+                .with_refresh(fast_policy());
             {
                 let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
                 let engine = open(&[&pki], Arc::clone(&store), config.clone());
@@ -188,11 +176,9 @@ async fn a_slow_responder_does_not_delay_other_sources() {
     let engine = open(
         &[&slow_pki, &fast_pki],
         store,
-        EngineConfig {
-            fetch: fetch_config(Duration::from_secs(15)),
-            refresh: fast_policy(),
-            ..EngineConfig::default()
-        },
+        EngineConfig::default()
+            .with_fetch(fetch_config(Duration::from_secs(15)))
+            .with_refresh(fast_policy()),
     );
     for pki in [&slow_pki, &fast_pki] {
         let v = engine.verify(&client_chain(pki), &require()).await;
@@ -246,16 +232,11 @@ async fn a_new_source_wakes_a_scheduler_that_started_empty() {
     let engine = open(
         &[&pki],
         store,
-        EngineConfig {
-            fetch: fetch_config(Duration::from_secs(2)),
+        EngineConfig::default()
+            .with_fetch(fetch_config(Duration::from_secs(2)))
             // Only max_interval is set below the default min_interval: it
             // must be honoured.
-            refresh: RefreshPolicy {
-                max_interval_secs: 1,
-                ..RefreshPolicy::default()
-            },
-            ..EngineConfig::default()
-        },
+            .with_refresh(RefreshPolicy::default().with_max_interval_secs(1)),
     );
     let scheduler = engine.spawn_scheduler();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -299,11 +280,9 @@ async fn the_source_cap_evicts_the_least_recently_used_source() {
     let engine = open(
         &[&pki],
         Arc::clone(&store),
-        EngineConfig {
-            fetch: fetch_config(Duration::from_secs(1)),
-            max_sources: 2,
-            ..EngineConfig::default()
-        },
+        EngineConfig::default()
+            .with_fetch(fetch_config(Duration::from_secs(1)))
+            .with_max_sources(2),
     );
     assert_eq!(engine.sources().len(), 1);
     // Port 9 (discard) is closed on loopback: each refresh fails at once,
@@ -370,12 +349,10 @@ async fn scheduled_refreshes_in_flight_are_bounded() {
     let engine = open(
         &[&pki],
         store,
-        EngineConfig {
-            fetch: fetch_config(Duration::from_secs(5)),
-            refresh: fast_policy(),
-            refresh_concurrency: 2,
-            ..EngineConfig::default()
-        },
+        EngineConfig::default()
+            .with_fetch(fetch_config(Duration::from_secs(5)))
+            .with_refresh(fast_policy())
+            .with_refresh_concurrency(2),
     );
     // Six sources, each failed once (sequentially: one request at a time).
     for i in 0..6 {

@@ -24,11 +24,7 @@ fn der(cert: &Cert) -> CertificateDer<'static> {
 }
 
 fn client(policy: RevocationPolicy) -> VerifyOptions {
-    VerifyOptions {
-        usage: Usage::Client,
-        policy,
-        ..VerifyOptions::default()
-    }
+    VerifyOptions::new(Usage::Client).with_policy(policy)
 }
 
 fn open(pki: &Pki, dir: &std::path::Path) -> Engine {
@@ -167,10 +163,7 @@ async fn a_forged_staple_about_another_certificate_is_not_held() {
         .unwrap();
     // The hostile server's own chain validates; the answer is not about it.
     let hostile = vec![der(&pki.server), der(&pki.intermediate.cert)];
-    let server = VerifyOptions {
-        usage: Usage::Server,
-        ..client(RevocationPolicy::Prefer)
-    };
+    let server = client(RevocationPolicy::Prefer).with_usage(Usage::Server);
     assert!(matches!(
         engine.add_stapled_ocsp(&forged, &hostile, &server),
         Err(OcspError::NotForPath { .. })

@@ -42,10 +42,8 @@ async fn main() -> Result<(), BoxError> {
     let verifier = VigilClientVerifier::new(engine.clone()); // require, whole chain
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: verifier.options().clone(),
-            ..TrackerConfig::default() // Enforcement::Enforce; or Enforcement::DryRun
-        },
+        // Enforcement::Enforce; .with_enforcement(Enforcement::DryRun) to roll out.
+        TrackerConfig::default().with_options(verifier.options().clone()),
     );
     let expiry = tracker.spawn_expiry(Duration::from_secs(1)); // notAfter, nextUpdate
     let scheduler = engine.spawn_scheduler(); // CRL/OCSP refresh; runs until abort()

@@ -151,26 +151,20 @@ fn setup(args: &Args) -> Result<Setup, String> {
     let engine = Engine::open(
         anchors,
         store,
-        EngineConfig {
-            refresh: RefreshPolicy {
-                min_interval_secs: interval.min(RefreshPolicy::default().min_interval_secs),
-                max_interval_secs: interval,
-                retry_base_secs: 1,
-                retry_max_secs: interval,
-                ..RefreshPolicy::default()
-            },
-            ..EngineConfig::default()
-        },
+        EngineConfig::default().with_refresh(
+            RefreshPolicy::default()
+                .with_min_interval_secs(interval.min(RefreshPolicy::default().min_interval_secs))
+                .with_max_interval_secs(interval)
+                .with_retry_base_secs(1)
+                .with_retry_max_secs(interval),
+        ),
         Arc::new(SystemClock),
     )
     .map_err(|e| format!("{}: {e}", args.anchor.display()))?;
     let verifier = VigilClientVerifier::new(engine.clone()).with_policy(args.policy);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: verifier.options().clone(),
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(verifier.options().clone()),
     );
     let config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -46,10 +46,7 @@ impl VigilClientVerifier {
             .collect();
         Self {
             engine,
-            options: VerifyOptions {
-                usage: Usage::Client,
-                ..VerifyOptions::default()
-            },
+            options: VerifyOptions::new(Usage::Client),
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
             hints,
         }

@@ -31,10 +31,7 @@ impl VigilServerVerifier {
     pub fn new(engine: Engine) -> Self {
         Self {
             engine,
-            options: VerifyOptions {
-                usage: Usage::Server,
-                ..VerifyOptions::default()
-            },
+            options: VerifyOptions::new(Usage::Server),
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
         }
     }
@@ -66,10 +63,10 @@ impl VigilServerVerifier {
         server_name: &ServerName<'_>,
         ocsp_response: &[u8],
     ) -> Arc<Verdict> {
-        let options = VerifyOptions {
-            name: Some(server_name.to_str().into_owned()),
-            ..self.options.clone()
-        };
+        let options = self
+            .options
+            .clone()
+            .with_name(server_name.to_str().into_owned());
         // Considered only once the server's path validates, and only for
         // the certificates of that path (see Engine::add_stapled_ocsp).
         if !ocsp_response.is_empty() {

@@ -26,13 +26,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn fetch_config() -> FetchConfig {
-    FetchConfig {
-        connect_timeout: Duration::from_secs(2),
-        total_timeout: Duration::from_secs(3),
-        retries: 0,
-        use_env_proxy: false,
-        ..FetchConfig::default()
-    }
+    FetchConfig::default()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_total_timeout(Duration::from_secs(3))
+        .with_retries(0)
+        .with_use_env_proxy(false)
 }
 
 fn engine(pki: &Pki) -> Engine {
@@ -40,10 +38,7 @@ fn engine(pki: &Pki) -> Engine {
     Engine::open(
         vec![pki.root.cert.certificate_der()],
         store,
-        EngineConfig {
-            fetch: fetch_config(),
-            ..EngineConfig::default()
-        },
+        EngineConfig::default().with_fetch(fetch_config()),
         Arc::new(SystemClock),
     )
     .unwrap()

@@ -43,21 +43,19 @@ fn engine(pki: &Pki, methods: Methods, skew: i64) -> Engine {
     Engine::open(
         vec![pki.root.cert.certificate_der()],
         store,
-        EngineConfig {
-            fetch: FetchConfig {
-                connect_timeout: Duration::from_secs(1),
-                total_timeout: Duration::from_secs(2),
-                retries: 0,
-                use_env_proxy: false,
-                ..FetchConfig::default()
-            },
-            verifier: VerifierConfig {
-                methods,
-                clock_skew_secs: skew,
-                ..VerifierConfig::default()
-            },
-            ..EngineConfig::default()
-        },
+        EngineConfig::default()
+            .with_fetch(
+                FetchConfig::default()
+                    .with_connect_timeout(Duration::from_secs(1))
+                    .with_total_timeout(Duration::from_secs(2))
+                    .with_retries(0)
+                    .with_use_env_proxy(false),
+            )
+            .with_verifier(
+                VerifierConfig::default()
+                    .with_methods(methods)
+                    .with_clock_skew_secs(skew),
+            ),
         Arc::new(SystemClock),
     )
     .unwrap()
@@ -84,15 +82,9 @@ impl Drop for Server {
 async fn serve(pki: &Pki, engine: Engine, policy: RevocationPolicy, mode: Enforcement) -> Server {
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                policy,
-                ..VerifyOptions::default()
-            },
-            enforcement: mode,
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default()
+            .with_options(VerifyOptions::new(Usage::Client).with_policy(policy))
+            .with_enforcement(mode),
     );
     let verifier = VigilClientVerifier::new(engine.clone()).with_policy(policy);
     let config = ServerConfig::builder_with_provider(provider())
@@ -658,13 +650,7 @@ async fn an_idle_connection_is_closed_by_the_watchdog_and_normal_closes_leave_no
     let engine = engine(&pki, Methods::CrlOnly, 300);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                ..VerifyOptions::default()
-            },
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(VerifyOptions::new(Usage::Client)),
     );
     let verifier = VigilClientVerifier::new(engine.clone());
     let config = ServerConfig::builder_with_provider(provider())
@@ -837,13 +823,7 @@ async fn a_client_closes_its_connection_when_the_server_certificate_is_revoked()
     let engine = engine(&pki, Methods::CrlOnly, 300);
     let tracker = Tracker::new(
         &engine,
-        TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Server,
-                ..VerifyOptions::default()
-            },
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default().with_options(VerifyOptions::new(Usage::Server)),
     );
     let verifier = vigil_rustls::VigilServerVerifier::new(engine.clone());
     let client_config = ClientConfig::builder_with_provider(provider())

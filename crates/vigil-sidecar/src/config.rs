@@ -19,7 +19,25 @@ pub const DEFAULT_MAX_DENY_RULES: usize = 10_000;
 
 /// How the API behaves. [`Default`] is what `vigil serve` uses when nothing
 /// is configured.
+///
+/// Built from [`Default`] with the `with_*` setters; the fields are public
+/// to read. More fields may come, so other crates cannot build it as a
+/// struct literal.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_core::RevocationPolicy;
+/// use vigil_sidecar::SidecarConfig;
+///
+/// let config = SidecarConfig::default()
+///     .with_policy(RevocationPolicy::Prefer)
+///     .with_api_token("s3cret".to_owned())
+///     .with_sse_keep_alive(Duration::from_secs(5));
+/// assert!(config.loopback_hosts_only);
+/// assert_eq!(config.max_connections, vigil_sidecar::DEFAULT_MAX_CONNECTIONS);
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SidecarConfig {
     /// Revocation policy of `/v1/verify` and of registered connections
     /// (default `require`).
@@ -81,6 +99,108 @@ impl Default for SidecarConfig {
     }
 }
 
+impl SidecarConfig {
+    /// Sets the revocation policy of `/v1/verify` and of registered
+    /// connections (default [`RevocationPolicy::Require`]).
+    #[must_use]
+    pub fn with_policy(mut self, policy: RevocationPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the bearer token every `/v1/*` route requires; a `String` or an
+    /// `Option<String>` (`None`: no token is asked for). Default `None`.
+    #[must_use]
+    pub fn with_api_token(mut self, token: impl Into<Option<String>>) -> Self {
+        self.api_token = token.into();
+        self
+    }
+
+    /// Makes `/metrics` require the token too (default false).
+    #[must_use]
+    pub fn with_metrics_auth(mut self, on: bool) -> Self {
+        self.metrics_auth = on;
+        self
+    }
+
+    /// Refuses requests whose `Host` is not a loopback name or address
+    /// (default true).
+    #[must_use]
+    pub fn with_loopback_hosts_only(mut self, on: bool) -> Self {
+        self.loopback_hosts_only = on;
+        self
+    }
+
+    /// Sets the most registered connections (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]).
+    #[must_use]
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Sets the most `/v1/events` subscribers at once (default
+    /// [`DEFAULT_MAX_SUBSCRIBERS`]).
+    #[must_use]
+    pub fn with_max_subscribers(mut self, max: usize) -> Self {
+        self.max_subscribers = max;
+        self
+    }
+
+    /// Sets the most deny rules (default [`DEFAULT_MAX_DENY_RULES`]).
+    #[must_use]
+    pub fn with_max_deny_rules(mut self, max: usize) -> Self {
+        self.max_deny_rules = max;
+        self
+    }
+
+    /// Sets the largest request body accepted, bytes (default 1 MiB).
+    #[must_use]
+    pub fn with_max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// Sets the time between keep-alive comments on `/v1/events` (default
+    /// 15 s).
+    #[must_use]
+    pub fn with_sse_keep_alive(mut self, interval: Duration) -> Self {
+        self.sse_keep_alive = interval;
+        self
+    }
+
+    /// Sets how many events are kept for `Last-Event-ID` resumption
+    /// (default 8192).
+    #[must_use]
+    pub fn with_event_backlog(mut self, events: usize) -> Self {
+        self.event_backlog = events;
+        self
+    }
+
+    /// Sets the time a client has to send a request's head, and the idle
+    /// keep-alive time (default 30 s).
+    #[must_use]
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets the time a client has to send a request's body (default 30 s).
+    #[must_use]
+    pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// Adds `POST /bench/echo`, the ceiling for load benchmarks (default
+    /// false).
+    #[must_use]
+    pub fn with_bench_echo(mut self, on: bool) -> Self {
+        self.bench_echo = on;
+        self
+    }
+}
+
 impl std::fmt::Debug for SidecarConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SidecarConfig")
@@ -119,4 +239,46 @@ pub struct ServeConfig {
     /// Serve a non-loopback address without an API token (otherwise
     /// [`Server::start`] refuses to).
     pub insecure_no_auth: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sidecar_config_setter_sets_its_own_field() {
+        let built = SidecarConfig::default()
+            .with_policy(RevocationPolicy::Off)
+            .with_api_token("t".to_owned())
+            .with_metrics_auth(true)
+            .with_loopback_hosts_only(false)
+            .with_max_connections(1)
+            .with_max_subscribers(2)
+            .with_max_deny_rules(3)
+            .with_max_body_bytes(4)
+            .with_sse_keep_alive(Duration::from_secs(5))
+            .with_event_backlog(6)
+            .with_header_read_timeout(Duration::from_secs(7))
+            .with_body_read_timeout(Duration::from_secs(8))
+            .with_bench_echo(true);
+        let expected = SidecarConfig {
+            policy: RevocationPolicy::Off,
+            api_token: Some("t".to_owned()),
+            metrics_auth: true,
+            loopback_hosts_only: false,
+            max_connections: 1,
+            max_subscribers: 2,
+            max_deny_rules: 3,
+            max_body_bytes: 4,
+            sse_keep_alive: Duration::from_secs(5),
+            event_backlog: 6,
+            header_read_timeout: Duration::from_secs(7),
+            body_read_timeout: Duration::from_secs(8),
+            bench_echo: true,
+        };
+        // No PartialEq, and Debug redacts the token: compared apart.
+        assert_eq!(format!("{built:?}"), format!("{expected:?}"));
+        assert_eq!(built.api_token, expected.api_token);
+        assert_eq!(built.with_api_token(None).api_token, None);
+    }
 }

@@ -95,12 +95,9 @@ pub(crate) async fn verify(
         vigil_core::check_peer_name(name)
             .map_err(|e| ApiError::bad_request("invalid_request", format!("name: {e}")))?;
     }
-    let options = VerifyOptions {
-        usage: req.usage.usage(),
-        name: req.name,
-        policy: app.policy,
-        ..VerifyOptions::default()
-    };
+    let options = VerifyOptions::new(req.usage.usage())
+        .with_name(req.name)
+        .with_policy(app.policy);
     let started = Instant::now();
     let verdict = super::verify_chain(&app.engine, &chain, &options).await;
     app.metrics.verified(&verdict, Some(started.elapsed()));

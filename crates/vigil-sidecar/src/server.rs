@@ -124,10 +124,7 @@ impl Server {
         let engine = Engine::open(
             anchors,
             Arc::clone(&store),
-            EngineConfig {
-                fetch: config.fetch.clone(),
-                ..EngineConfig::default()
-            },
+            EngineConfig::default().with_fetch(config.fetch.clone()),
             Arc::new(SystemClock),
         )
         .map_err(|e| Error::new(format!("cannot start the engine: {e}")))?;

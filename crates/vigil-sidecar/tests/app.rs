@@ -121,12 +121,10 @@ async fn read_for(stream: &mut TcpStream, for_how_long: Duration) -> (Vec<u8>, b
 async fn slow_clients_are_cut_off_but_event_streams_are_not() {
     let pki = pki_fixtures::generate(&PkiOptions::default()).unwrap();
     let (engine, store) = engine(&pki);
-    let config = SidecarConfig {
-        header_read_timeout: Duration::from_millis(300),
-        body_read_timeout: Duration::from_millis(300),
-        sse_keep_alive: Duration::from_millis(400),
-        ..SidecarConfig::default()
-    };
+    let config = SidecarConfig::default()
+        .with_header_read_timeout(Duration::from_millis(300))
+        .with_body_read_timeout(Duration::from_millis(300))
+        .with_sse_keep_alive(Duration::from_millis(400));
     let (router, sidecar) = app(engine, store, config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

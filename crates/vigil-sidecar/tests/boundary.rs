@@ -125,10 +125,7 @@ impl Served {
 }
 
 fn with_token() -> SidecarConfig {
-    SidecarConfig {
-        api_token: Some(TOKEN.into()),
-        ..SidecarConfig::default()
-    }
+    SidecarConfig::default().with_api_token(TOKEN.to_owned())
 }
 
 fn memory() -> Arc<dyn Store> {
@@ -260,10 +257,7 @@ async fn a_host_that_is_not_loopback_gets_421_on_a_loopback_bind() {
 
     // Bound beyond loopback, the name is whatever reaches the machine.
     let open = Served::start(
-        SidecarConfig {
-            loopback_hosts_only: false,
-            ..SidecarConfig::default()
-        },
+        SidecarConfig::default().with_loopback_hosts_only(false),
         memory(),
     )
     .await;
@@ -274,14 +268,7 @@ async fn a_host_that_is_not_loopback_gets_421_on_a_loopback_bind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_v1_route_needs_the_token_and_metrics_when_asked() {
-    let served = Served::start(
-        SidecarConfig {
-            metrics_auth: true,
-            ..with_token()
-        },
-        memory(),
-    )
-    .await;
+    let served = Served::start(with_token().with_metrics_auth(true), memory()).await;
     let json_type = [("content-type", "application/json")];
     for (method, path, body) in [
         (reqwest::Method::GET, "/v1/connections", None),
@@ -351,11 +338,7 @@ async fn every_v1_route_needs_the_token_and_metrics_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caps_on_registrations_and_deny_rules_answer_429() {
     let served = Served::start(
-        SidecarConfig {
-            max_connections: 2,
-            max_deny_rules: 2,
-            ..with_token()
-        },
+        with_token().with_max_connections(2).with_max_deny_rules(2),
         memory(),
     )
     .await;

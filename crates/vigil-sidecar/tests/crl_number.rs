@@ -25,14 +25,11 @@ async fn a_crl_with_a_missing_or_critical_crl_number_is_the_sources_last_error()
         .await
         .unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let config = EngineConfig {
-        fetch: FetchConfig {
-            use_env_proxy: false,
-            retries: 0,
-            ..FetchConfig::default()
-        },
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig::default().with_fetch(
+        FetchConfig::default()
+            .with_use_env_proxy(false)
+            .with_retries(0),
+    );
     let engine = Engine::open(
         vec![CertificateDer::from(pki.root.cert.der.clone())],
         Arc::clone(&store),

@@ -82,11 +82,13 @@ pub(super) fn fetch_all(
         .enable_all()
         .build()
         .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))?;
-    let fetcher = Fetcher::new(rules.apply(FetchConfig {
-        connect_timeout: timeout.min(FetchConfig::default().connect_timeout),
-        total_timeout: timeout,
-        ..FetchConfig::default()
-    }))
+    let fetcher = Fetcher::new(
+        rules.apply(
+            FetchConfig::default()
+                .with_connect_timeout(timeout.min(FetchConfig::default().connect_timeout))
+                .with_total_timeout(timeout),
+        ),
+    )
     .map_err(|e| UsageError(e.to_string()))?;
     Ok(runtime.block_on(async move {
         let mut slots: Vec<Fetched> = jobs

@@ -296,25 +296,21 @@ impl Settings {
             data_dir: self.data_dir,
             anchors: self.anchors,
             tls: self.tls,
-            fetch: vigil_runtime::FetchConfig {
-                deny: self.fetch_deny,
-                allow: self.fetch_allow,
-                ..vigil_runtime::FetchConfig::default()
-            },
+            fetch: vigil_runtime::FetchConfig::default()
+                .with_deny(self.fetch_deny)
+                .with_allow(self.fetch_allow),
             insecure_no_auth: self.insecure_no_auth,
-            sidecar: vigil_sidecar::SidecarConfig {
-                policy: self.policy,
-                api_token: self.api_token,
-                metrics_auth: self.metrics_auth,
-                max_connections: self.max_connections,
-                max_subscribers: self.max_subscribers,
-                max_deny_rules: self.max_deny_rules,
-                max_body_bytes: self.max_body_bytes,
-                sse_keep_alive: self.keep_alive,
-                event_backlog: self.event_backlog,
-                bench_echo: self.bench_echo,
-                ..vigil_sidecar::SidecarConfig::default()
-            },
+            sidecar: vigil_sidecar::SidecarConfig::default()
+                .with_policy(self.policy)
+                .with_api_token(self.api_token)
+                .with_metrics_auth(self.metrics_auth)
+                .with_max_connections(self.max_connections)
+                .with_max_subscribers(self.max_subscribers)
+                .with_max_deny_rules(self.max_deny_rules)
+                .with_max_body_bytes(self.max_body_bytes)
+                .with_sse_keep_alive(self.keep_alive)
+                .with_event_backlog(self.event_backlog)
+                .with_bench_echo(self.bench_echo),
         }
     }
 }

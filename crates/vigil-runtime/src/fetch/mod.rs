@@ -53,7 +53,24 @@ use vigil_core::revocation::{revocation_sources, Sources};
 
 /// Limits and timeouts for a [`Fetcher`]. The defaults suit CRLs of a few
 /// million entries on a reasonable link.
+///
+/// Built from [`Default`] with the `with_*` setters; the fields are public
+/// to read. More fields may come, so other crates cannot build it as a
+/// struct literal.
+///
+/// ```
+/// use std::time::Duration;
+/// use vigil_runtime::{Cidr, FetchConfig};
+///
+/// let config = FetchConfig::default()
+///     .with_total_timeout(Duration::from_secs(5))
+///     .with_retries(0)
+///     .with_allow(vec!["169.254.0.0/16".parse::<Cidr>()?]);
+/// assert_eq!(config.max_redirects, 3);
+/// # Ok::<(), vigil_runtime::CidrError>(())
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct FetchConfig {
     /// Time to establish a connection (TCP and TLS). Default 5 s.
     pub connect_timeout: Duration,
@@ -112,6 +129,112 @@ impl Default for FetchConfig {
             max_concurrent: 32,
             max_per_host: 4,
         }
+    }
+}
+
+impl FetchConfig {
+    /// Sets the time to establish a connection (default 5 s).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the time for one attempt, redirects and body included
+    /// (default 15 s).
+    #[must_use]
+    pub fn with_total_timeout(mut self, timeout: Duration) -> Self {
+        self.total_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest CRL body accepted, bytes (default 64 MiB).
+    #[must_use]
+    pub fn with_max_crl_bytes(mut self, max: u64) -> Self {
+        self.max_crl_bytes = max;
+        self
+    }
+
+    /// Sets the largest OCSP response accepted, bytes (default 64 KiB).
+    #[must_use]
+    pub fn with_max_ocsp_bytes(mut self, max: u64) -> Self {
+        self.max_ocsp_bytes = max;
+        self
+    }
+
+    /// Sets how many redirects are followed (default 3).
+    #[must_use]
+    pub fn with_max_redirects(mut self, max: u32) -> Self {
+        self.max_redirects = max;
+        self
+    }
+
+    /// Sets the attempts after the first one, for transient failures
+    /// (default 2).
+    #[must_use]
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Sets the base of the retry backoff (default 200 ms).
+    #[must_use]
+    pub fn with_backoff_base(mut self, base: Duration) -> Self {
+        self.backoff_base = base;
+        self
+    }
+
+    /// Sets the cap of the retry backoff (default 5 s).
+    #[must_use]
+    pub fn with_backoff_max(mut self, max: Duration) -> Self {
+        self.backoff_max = max;
+        self
+    }
+
+    /// Sets the User-Agent header (default `vigil/<version>`).
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Uses the proxies named by `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`
+    /// (default false; see [`use_env_proxy`](Self::use_env_proxy) for what
+    /// it gives up).
+    #[must_use]
+    pub fn with_use_env_proxy(mut self, on: bool) -> Self {
+        self.use_env_proxy = on;
+        self
+    }
+
+    /// Sets the destination ranges never connected to, on top of
+    /// [`DEFAULT_DENIED`] (default none).
+    #[must_use]
+    pub fn with_deny(mut self, deny: Vec<Cidr>) -> Self {
+        self.deny = deny;
+        self
+    }
+
+    /// Sets the ranges lifted from [`DEFAULT_DENIED`] (default none).
+    #[must_use]
+    pub fn with_allow(mut self, allow: Vec<Cidr>) -> Self {
+        self.allow = allow;
+        self
+    }
+
+    /// Sets how many fetches are in flight at once, all hosts together
+    /// (default 32).
+    #[must_use]
+    pub fn with_max_concurrent(mut self, max: usize) -> Self {
+        self.max_concurrent = max;
+        self
+    }
+
+    /// Sets how many fetches are in flight at once to one host (default 4).
+    #[must_use]
+    pub fn with_max_per_host(mut self, max: usize) -> Self {
+        self.max_per_host = max;
+        self
     }
 }
 
@@ -679,12 +802,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_stays_under_its_ceiling() {
-        let config = FetchConfig {
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_millis(450),
-            ..FetchConfig::default()
+    fn each_fetch_config_setter_sets_its_own_field() {
+        let cidr = |text: &str| text.parse::<Cidr>().unwrap();
+        let built = FetchConfig::default()
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_total_timeout(Duration::from_secs(2))
+            .with_max_crl_bytes(3)
+            .with_max_ocsp_bytes(4)
+            .with_max_redirects(5)
+            .with_retries(6)
+            .with_backoff_base(Duration::from_secs(7))
+            .with_backoff_max(Duration::from_secs(8))
+            .with_user_agent("ua")
+            .with_use_env_proxy(true)
+            .with_deny(vec![cidr("10.0.0.0/8")])
+            .with_allow(vec![cidr("169.254.0.0/16")])
+            .with_max_concurrent(9)
+            .with_max_per_host(10);
+        let expected = FetchConfig {
+            connect_timeout: Duration::from_secs(1),
+            total_timeout: Duration::from_secs(2),
+            max_crl_bytes: 3,
+            max_ocsp_bytes: 4,
+            max_redirects: 5,
+            retries: 6,
+            backoff_base: Duration::from_secs(7),
+            backoff_max: Duration::from_secs(8),
+            user_agent: "ua".to_owned(),
+            use_env_proxy: true,
+            deny: vec![cidr("10.0.0.0/8")],
+            allow: vec![cidr("169.254.0.0/16")],
+            max_concurrent: 9,
+            max_per_host: 10,
         };
+        // No PartialEq (nothing compares configs); Debug shows every field.
+        assert_eq!(format!("{built:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn backoff_stays_under_its_ceiling() {
+        let config = FetchConfig::default()
+            .with_backoff_base(Duration::from_millis(100))
+            .with_backoff_max(Duration::from_millis(450));
         for attempt in 0..40 {
             let ceiling = (100u64 << attempt.min(20)).min(450);
             for _ in 0..20 {

@@ -163,17 +163,11 @@ impl Connections {
         let trackers = UsageKind::ALL.map(|usage| {
             Tracker::new(
                 engine,
-                TrackerConfig {
-                    options: VerifyOptions {
-                        usage: usage.usage(),
-                        policy,
-                        ..VerifyOptions::default()
-                    },
+                TrackerConfig::default()
+                    .with_options(VerifyOptions::new(usage.usage()).with_policy(policy))
                     // Teardowns travel by signal; the broadcast carries only
                     // degraded notices here, so it can be small.
-                    event_capacity: 4096,
-                    ..TrackerConfig::default()
-                },
+                    .with_event_capacity(4096),
             )
         });
         let (torn, rx) = mpsc::unbounded_channel();

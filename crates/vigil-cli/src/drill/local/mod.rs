@@ -66,21 +66,19 @@ pub(crate) async fn run(
     let engine = Engine::open(
         vec![setup.pki.root.cert.certificate_der()],
         store,
-        EngineConfig {
-            fetch: FetchConfig {
-                connect_timeout: Duration::from_secs(2),
-                total_timeout: Duration::from_secs(5),
-                retries: 0,
-                use_env_proxy: false,
-                ..FetchConfig::default()
-            },
-            verifier: VerifierConfig {
-                methods: methods(args.source),
-                clock_skew_secs: skew,
-                ..VerifierConfig::default()
-            },
-            ..EngineConfig::default()
-        },
+        EngineConfig::default()
+            .with_fetch(
+                FetchConfig::default()
+                    .with_connect_timeout(Duration::from_secs(2))
+                    .with_total_timeout(Duration::from_secs(5))
+                    .with_retries(0)
+                    .with_use_env_proxy(false),
+            )
+            .with_verifier(
+                VerifierConfig::default()
+                    .with_methods(methods(args.source))
+                    .with_clock_skew_secs(skew),
+            ),
         Arc::new(SystemClock),
     )
     .map_err(|e| format!("engine: {e}"))?;

@@ -33,14 +33,8 @@ pub(super) async fn start_server(
 ) -> Result<Server, String> {
     let tracker = Tracker::new(
         engine,
-        TrackerConfig {
-            options: VerifyOptions {
-                usage: Usage::Client,
-                policy,
-                ..VerifyOptions::default()
-            },
-            ..TrackerConfig::default()
-        },
+        TrackerConfig::default()
+            .with_options(VerifyOptions::new(Usage::Client).with_policy(policy)),
     );
     let verifier = VigilClientVerifier::new(engine.clone()).with_policy(policy);
     let config = ServerConfig::builder_with_provider(provider())
