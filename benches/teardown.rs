@@ -49,9 +49,8 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use vigil_core::revocation::CrlSigner;
-use vigil_core::{
-    ConnectionId, CrlLoad, TeardownReason, TeardownSignal, Usage, VerifiedCrl, VerifyOptions,
-};
+use vigil_core::revocation::VerifiedCrl;
+use vigil_core::{ConnectionId, CrlLoad, TeardownReason, TeardownSignal, Usage, VerifyOptions};
 use vigil_runtime::{
     ConnectionEvent, Engine, EngineConfig, MemoryStore, Store, SystemClock, Tracker, TrackerConfig,
 };

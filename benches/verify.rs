@@ -18,7 +18,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use pki_fixtures::{generate, CrlSpec, PkiOptions, Reason, RevokedEntry};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use vigil_core::revocation::CrlSigner;
-use vigil_core::{TrustStore, Usage, VerifiedCrl, Verifier, VerifyOptions};
+use vigil_core::revocation::VerifiedCrl;
+use vigil_core::{TrustStore, Usage, Verifier, VerifyOptions};
 use webpki::{
     anchor_from_trusted_cert, CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList,
     RevocationOptionsBuilder,

@@ -216,7 +216,7 @@ fn on_revoked_is_one_lookup_for_one_certificate() {
     let events = reg.on_revoked(
         &issuer,
         &pki.client.serial,
-        Some(vigil_core::Reason::KeyCompromise),
+        Some(vigil_core::revocation::Reason::KeyCompromise),
         now,
     );
     assert_eq!(events.len(), 2);

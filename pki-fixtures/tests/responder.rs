@@ -13,10 +13,10 @@ use pki_fixtures::responder::{
 use pki_fixtures::{CertSpec, KeyAlg, Pki, PkiOptions, Reason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use vigil_core::revocation::CrlError;
 use vigil_core::revocation::{OcspCertStatus, OcspError, ParsedOcsp};
 use vigil_core::{
-    CertificateDer, CrlError, CrlLoad, Depth, ReasonCode, TrustStore, Verdict, Verifier,
-    VerifyOptions,
+    CertificateDer, CrlLoad, Depth, ReasonCode, TrustStore, Verdict, Verifier, VerifyOptions,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ async fn revocations_at_run_time_move_the_crl_and_ocsp() {
     match parsed.responses()[0].status {
         OcspCertStatus::Revoked { at, reason } => {
             assert_eq!(at, unix(published.this_update));
-            assert_eq!(reason, Some(vigil_core::Reason::KeyCompromise));
+            assert_eq!(reason, Some(vigil_core::revocation::Reason::KeyCompromise));
         }
         other => panic!("expected revoked, got {other:?}"),
     }
@@ -380,7 +380,7 @@ async fn ocsp_get_post_nonce_and_statuses() {
         assert!(matches!(
             statuses[1],
             OcspCertStatus::Revoked {
-                reason: Some(vigil_core::Reason::KeyCompromise),
+                reason: Some(vigil_core::revocation::Reason::KeyCompromise),
                 ..
             }
         ));

@@ -24,9 +24,10 @@ use clap::{Args, ValueEnum};
 use vigil_core::revocation::{
     revocation_sources, CertIdHash, CrlSigner, OcspError, ParsedCrl, ParsedOcsp,
 };
+use vigil_core::revocation::{CrlError, VerifiedCrl};
 use vigil_core::{
-    input, CertificateDer, CrlError, Depth, Methods, ReasonCode, RevocationPolicy, TrustStore,
-    Usage, Verdict, VerifiedCrl, Verifier, VerifierConfig, VerifyOptions,
+    input, CertificateDer, Depth, Methods, ReasonCode, RevocationPolicy, TrustStore, Usage,
+    Verdict, Verifier, VerifierConfig, VerifyOptions,
 };
 use vigil_runtime::OcspMethod;
 

@@ -4,8 +4,8 @@
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::der::{self, tag, Reader};
+use crate::input::InputError;
 use crate::x509::{distribution_point_name, reasons};
-use crate::InputError;
 
 /// keyUsage keyCertSign as a bit of [`CertInfo::key_usage`].
 pub(crate) const KU_KEY_CERT_SIGN: u16 = 1 << 5;

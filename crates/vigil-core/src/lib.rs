@@ -26,7 +26,7 @@
 //!   depend on and says which must go ([`TeardownEvent`],
 //!   [`TeardownSignal`]); operator denials are [`DenyRule`]s.
 //! * Input: [`input`] reads certificates, CRLs and private keys (PEM or
-//!   DER) with errors that name the file ([`InputError`]).
+//!   DER) with errors that name the file ([`input::InputError`]).
 //!
 //! **Readers never wait for writers.** What a verification reads is an
 //! immutable [`Snapshot`]; a [`Verifier`] builds the next one beside it
@@ -86,14 +86,13 @@ mod x509;
 
 pub use deny::{DenyKey, DenyRule};
 pub use idset::IdSet;
-pub use input::InputError;
 pub use options::{Freshness, Methods, VerifierConfig, VerifyOptions};
 pub use path::Usage;
 pub use registry::{
     ConnectionId, DegradedNotice, Reclaimable, Registry, RegistryStats, TeardownEvent,
     TeardownReason, TeardownSignal,
 };
-pub use revocation::{CrlError, Depth, Reason, RevocationFact, RevocationPolicy, VerifiedCrl};
+pub use revocation::policy::{Depth, RevocationPolicy};
 pub use snapshot::Snapshot;
 pub use trust::TrustStore;
 pub use verdict::{

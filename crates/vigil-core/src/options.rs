@@ -3,7 +3,7 @@
 //! data: below the verifier, its snapshot and the verdict cache alike.
 
 use crate::path::Usage;
-use crate::revocation::{Depth, RevocationPolicy};
+use crate::{Depth, RevocationPolicy};
 
 /// What a verification asks for.
 ///

@@ -15,14 +15,13 @@ use crate::cert::{hex, CertInfo};
 use crate::options::{VerifierConfig, VerifyOptions};
 use crate::path::{self, ValidatedPath};
 use crate::revocation::status::Outcome;
-use crate::revocation::{
-    CrlError, Depth, ParsedCrl, RevocationData, RevocationFact, RevocationPolicy, VerifiedCrl,
-};
+use crate::revocation::{CrlError, ParsedCrl, RevocationData, RevocationFact, VerifiedCrl};
 use crate::trust::TrustStore;
 use crate::verdict::{
     rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Status, Verdict,
 };
 use crate::verify::{AdmittedPath, PreparedCrl};
+use crate::{Depth, RevocationPolicy};
 
 /// Everything a verification reads, at one generation; immutable. Cloning
 /// one costs a reference count per CRL, OCSP answer, admitted CA and deny

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 
 use crate::cert::CertInfo;
-use crate::InputError;
+use crate::input::InputError;
 
 /// A set of trust anchors, deduplicated by certificate digest.
 #[derive(Clone, Default)]

@@ -8,15 +8,15 @@ use std::time::SystemTime;
 use rustls_pki_types::CertificateDer;
 
 use crate::cert::CertInfo;
+use crate::input::InputError;
 use crate::options::VerifierConfig;
 use crate::revocation::status::CrlSlot;
 use crate::revocation::{
-    CrlError, Depth, OcspError, ParsedOcsp, RevocationData, RevocationFact, RevokedEntry,
-    VerifiedCrl,
+    CrlError, OcspError, ParsedOcsp, RevocationData, RevocationFact, RevokedEntry, VerifiedCrl,
 };
 use crate::snapshot::{unix_secs, Snapshot};
 use crate::trust::TrustStore;
-use crate::InputError;
+use crate::Depth;
 
 /// The writer side of a verifier over a trust store, known CA
 /// certificates and CRLs: each change builds the next [`Snapshot`] beside

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, RsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use rustls_pki_types::PrivateKeyDer;
+use vigil_core::input::InputError;
 use vigil_core::input::{load_private_key, parse_private_key};
-use vigil_core::InputError;
 
 /// Runs `openssl ARGS` and returns what it printed.
 fn openssl(args: &[&str]) -> Vec<u8> {

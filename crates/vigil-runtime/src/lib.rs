@@ -87,8 +87,8 @@ pub use fetch::{
 };
 pub use stats::{KindRefreshMetrics, RefreshMetrics, REFRESH_BUCKETS};
 pub use store::{
-    MemoryStore, PutOutcome, RevocationFact, RevocationKey, SledStore, SourceKind, SourceMeta,
-    SourceRecord, SourceStatus, Store, StoreError, Table,
+    MemoryStore, PutOutcome, RevocationKey, SledStore, SourceKind, SourceMeta, SourceRecord,
+    SourceStatus, Store, StoreError, StoredFact, Table,
 };
 pub use tracker::{
     wake_after_delivery, ConnectionEvent, Enforcement, Tracked, Tracker, TrackerConfig,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use vigil_runtime::{
-    MemoryStore, PutOutcome, RevocationFact, RevocationKey, SledStore, SourceKind, SourceRecord,
-    SourceStatus, Store, StoreError,
+    MemoryStore, PutOutcome, RevocationKey, SledStore, SourceKind, SourceRecord, SourceStatus,
+    Store, StoreError, StoredFact,
 };
 
 fn crl(url: &str, number: u64, body: Vec<u8>) -> SourceRecord {
@@ -34,8 +34,8 @@ fn number(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
 }
 
-fn fact(source: &str, expires_at: i64) -> RevocationFact {
-    RevocationFact {
+fn fact(source: &str, expires_at: i64) -> StoredFact {
+    StoredFact {
         revoked_at: 1_700_000_000,
         reason: Some(1),
         source: source.into(),

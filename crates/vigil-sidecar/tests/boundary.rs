@@ -535,7 +535,7 @@ impl Store for CorruptFact {
     fn put_revocation(
         &self,
         key: &vigil_runtime::RevocationKey,
-        fact: &vigil_runtime::RevocationFact,
+        fact: &vigil_runtime::StoredFact,
     ) -> Result<(), StoreError> {
         self.0.put_revocation(key, fact)
     }
@@ -543,7 +543,7 @@ impl Store for CorruptFact {
     fn revocations(
         &self,
     ) -> Result<
-        Vec<Result<(vigil_runtime::RevocationKey, vigil_runtime::RevocationFact), StoreError>>,
+        Vec<Result<(vigil_runtime::RevocationKey, vigil_runtime::StoredFact), StoreError>>,
         StoreError,
     > {
         let mut facts = self.0.revocations()?;

@@ -721,7 +721,7 @@ pub struct CrlSigner {
 impl CrlSigner {
     /// Takes the subject, key and keyUsage from a DER certificate. Whether the
     /// certificate itself is trusted is the caller's business.
-    pub fn from_cert_der(der: &[u8]) -> Result<Self, crate::InputError> {
+    pub fn from_cert_der(der: &[u8]) -> Result<Self, crate::input::InputError> {
         Ok(Self::from_info(&crate::cert::CertInfo::parse(der)?))
     }
 

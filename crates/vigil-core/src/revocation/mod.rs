@@ -16,7 +16,8 @@ pub(crate) use data::RevocationData;
 pub use index::RevokedEntry;
 pub use memory::RevocationFact;
 pub use ocsp::{build_request, CertIdHash, OcspCertStatus, OcspError, ParsedOcsp, SingleResponse};
-pub use policy::{Depth, RevocationPolicy};
+// `Depth` and `RevocationPolicy` are verification options: named at the
+// crate root only (`vigil_core::RevocationPolicy`), one path per type.
 pub use sources::{revocation_sources, Sources};
 
 use serde::Serialize;

@@ -576,11 +576,11 @@ pub fn build_request(
     issuer_der: &[u8],
     hash: CertIdHash,
     nonce: Option<&[u8]>,
-) -> Result<Vec<u8>, crate::InputError> {
+) -> Result<Vec<u8>, crate::input::InputError> {
     let cert = CertInfo::parse(cert_der)?;
     let issuer = CertInfo::parse(issuer_der)?;
     let key = crate::cert::public_key_bits(issuer.spki_der()).ok_or_else(|| {
-        crate::InputError::Malformed {
+        crate::input::InputError::Malformed {
             source: "issuer certificate".into(),
             detail: "unreadable subjectPublicKey".into(),
         }

@@ -5,7 +5,7 @@
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::der::{self, tag, Reader};
-use crate::InputError;
+use crate::input::InputError;
 
 const OID_CRL_DP: &[u8] = &[0x55, 0x1d, 0x1f];
 const OID_AIA: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01];

@@ -144,7 +144,7 @@ pub enum EngineError {
     /// The fetcher could not be built.
     Fetch(FetchError),
     /// A certificate or anchor was unusable.
-    Input(vigil_core::InputError),
+    Input(vigil_core::input::InputError),
 }
 
 impl std::fmt::Display for EngineError {

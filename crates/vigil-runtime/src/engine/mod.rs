@@ -13,16 +13,16 @@ use vigil_core::hex;
 use serde::Serialize;
 use tokio::sync::watch;
 use vigil_core::revocation::{build_request, CertIdHash, OcspError, ParsedCrl, ParsedOcsp};
+use vigil_core::revocation::{Reason, RevocationFact as CoreFact};
 use vigil_core::schedule::{next_refresh, RefreshPolicy, SourceTiming};
 use vigil_core::{
-    AdmittedPath, CertificateDer, CrlLoad, DenyRule, Freshness, Reason, RevocationFact as CoreFact,
-    RevocationPolicy, Snapshot, Source, TrustStore, Verdict, Verifier, VerifierConfig,
-    VerifyOptions,
+    AdmittedPath, CertificateDer, CrlLoad, DenyRule, Freshness, RevocationPolicy, Snapshot, Source,
+    TrustStore, Verdict, Verifier, VerifierConfig, VerifyOptions,
 };
 
 use crate::{
-    FetchConfig, FetchError, FetchOutcome, Fetcher, PutOutcome, RevocationFact, RevocationKey,
-    SourceKind, SourceRecord, SourceStatus, Store, StoreError, Table, Validators,
+    FetchConfig, FetchError, FetchOutcome, Fetcher, PutOutcome, RevocationKey, SourceKind,
+    SourceRecord, SourceStatus, Store, StoreError, StoredFact, Table, Validators,
 };
 
 mod config;
@@ -262,7 +262,7 @@ impl Engine {
     /// snapshot without holding anything; only linking it into the next
     /// snapshot is serialised with other writers, and verifications never
     /// wait for either.
-    pub fn add_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::CrlError> {
+    pub fn add_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::revocation::CrlError> {
         let load = self.ingest_crl(der)?;
         self.changed();
         self.notify(&Change::Crl(der));
@@ -271,7 +271,7 @@ impl Engine {
 
     /// Prepares a CRL off to the side, then commits it under the writer
     /// lock (see [`Verifier::commit_crl`]).
-    fn ingest_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::CrlError> {
+    fn ingest_crl(&self, der: &[u8]) -> Result<CrlLoad, vigil_core::revocation::CrlError> {
         let prepared = self.read().prepare_crl(der)?;
         Ok(self.write(|v| v.commit_crl(prepared)))
     }
@@ -324,7 +324,10 @@ impl Engine {
 
     /// Trusts one more anchor at run time; returns false when it already
     /// was. Connections are not affected (adding trust never ends one).
-    pub fn add_anchor(&self, der: CertificateDer<'static>) -> Result<bool, vigil_core::InputError> {
+    pub fn add_anchor(
+        &self,
+        der: CertificateDer<'static>,
+    ) -> Result<bool, vigil_core::input::InputError> {
         let added = self.write(|v| v.add_anchor(der.clone()))?;
         if added {
             self.inner
@@ -361,7 +364,7 @@ impl Engine {
     pub fn set_anchors(
         &self,
         anchors: Vec<CertificateDer<'static>>,
-    ) -> Result<(usize, usize), vigil_core::InputError> {
+    ) -> Result<(usize, usize), vigil_core::input::InputError> {
         // Validate the whole bundle before changing anything.
         let mut check = TrustStore::new();
         for anchor in &anchors {
@@ -432,7 +435,7 @@ impl Engine {
     pub fn add_ca_certificate(
         &self,
         der: &CertificateDer<'_>,
-    ) -> Result<bool, vigil_core::InputError> {
+    ) -> Result<bool, vigil_core::input::InputError> {
         self.write(|v| v.add_ca_certificate(der))
     }
 

@@ -524,7 +524,7 @@ impl Engine {
                 };
                 store.put_revocation(
                     &key,
-                    &RevocationFact {
+                    &StoredFact {
                         revoked_at: fact.revoked_at,
                         reason: fact.reason.map(|r| r as u8),
                         source: match fact.source {

@@ -374,7 +374,10 @@ impl Fetcher {
     /// URLs (the first ones, in certificate order). What is left out is
     /// logged and counted ([`Fetcher::urls_ignored`]): a certificate naming
     /// hundreds of URLs costs a few fetches, not hundreds.
-    pub fn capped_sources(&self, cert_der: &[u8]) -> Result<Sources, vigil_core::InputError> {
+    pub fn capped_sources(
+        &self,
+        cert_der: &[u8],
+    ) -> Result<Sources, vigil_core::input::InputError> {
         let (sources, ignored) = cap_sources(revocation_sources(cert_der)?);
         if ignored > 0 {
             self.inner

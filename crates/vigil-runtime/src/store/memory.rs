@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    check_order, PutOutcome, RevocationFact, RevocationKey, SourceMeta, SourceRecord, SourceStatus,
-    Store, StoreError, Table,
+    check_order, PutOutcome, RevocationKey, SourceMeta, SourceRecord, SourceStatus, Store,
+    StoreError, StoredFact, Table,
 };
 
 /// A [`Store`] that keeps everything in memory and loses it on drop.
@@ -18,7 +18,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     sources: HashMap<String, SourceRecord>,
-    revocations: BTreeMap<RevocationKey, RevocationFact>,
+    revocations: BTreeMap<RevocationKey, StoredFact>,
     tables: BTreeMap<(Table, Vec<u8>), Vec<u8>>,
 }
 
@@ -73,14 +73,14 @@ impl Store for MemoryStore {
         Ok(self.lock()?.sources.remove(url).is_some())
     }
 
-    fn put_revocation(&self, key: &RevocationKey, fact: &RevocationFact) -> Result<(), StoreError> {
+    fn put_revocation(&self, key: &RevocationKey, fact: &StoredFact) -> Result<(), StoreError> {
         self.lock()?.revocations.insert(key.clone(), fact.clone());
         Ok(())
     }
 
     fn revocations(
         &self,
-    ) -> Result<Vec<Result<(RevocationKey, RevocationFact), StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<(RevocationKey, StoredFact), StoreError>>, StoreError> {
         let inner = self.lock()?;
         Ok(inner
             .revocations

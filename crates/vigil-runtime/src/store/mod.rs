@@ -79,14 +79,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records that a certificate is revoked, replacing any fact with the
     /// same key. Durable when it returns.
-    fn put_revocation(&self, key: &RevocationKey, fact: &RevocationFact) -> Result<(), StoreError>;
+    fn put_revocation(&self, key: &RevocationKey, fact: &StoredFact) -> Result<(), StoreError>;
 
     /// Every revocation fact. An entry that cannot be decoded is an `Err`:
     /// callers must not treat a lost fact as "not revoked".
     #[allow(clippy::type_complexity)]
     fn revocations(
         &self,
-    ) -> Result<Vec<Result<(RevocationKey, RevocationFact), StoreError>>, StoreError>;
+    ) -> Result<Vec<Result<(RevocationKey, StoredFact), StoreError>>, StoreError>;
 
     /// Drops the facts whose certificate expired before `now` (Unix
     /// seconds); returns how many were dropped.
@@ -323,10 +323,11 @@ pub struct RevocationKey {
     pub serial: Vec<u8>,
 }
 
-/// "This certificate is revoked", kept until the certificate expires even
+/// A revocation fact as stored (the core's [`vigil_core::revocation::RevocationFact`],
+/// keyed by [`RevocationKey`]): "this certificate is revoked", kept until the certificate expires even
 /// when the CRL or OCSP answer that said so goes stale (issue 3, item 4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevocationFact {
+pub struct StoredFact {
     /// revocationDate, Unix seconds.
     pub revoked_at: i64,
     /// CRLReason code (RFC 5280 §5.3.1), if given.

@@ -5,7 +5,7 @@
 //!   written together.
 //! - `status`: URL -> last error / last attempt / next attempt. Kept apart
 //!   so that recording a failed attempt does not rewrite a 50 MB CRL.
-//! - `revocations`: (issuer key, serial) -> [`RevocationFact`].
+//! - `revocations`: (issuer key, serial) -> [`StoredFact`].
 //!
 //! Durability: [`SledStore::put`] and [`SledStore::put_revocation`] flush
 //! (fsync) sled's log before returning, so once they return the write
@@ -16,8 +16,8 @@ use std::path::Path;
 
 use super::codec;
 use super::{
-    check_order, PutOutcome, RevocationFact, RevocationKey, SourceMeta, SourceRecord, SourceStatus,
-    Store, StoreError, Table,
+    check_order, PutOutcome, RevocationKey, SourceMeta, SourceRecord, SourceStatus, Store,
+    StoreError, StoredFact, Table,
 };
 
 /// sled's page cache; sled's own default (1 GiB) is far more than a few CRLs
@@ -186,7 +186,7 @@ impl Store for SledStore {
         Ok(removed.is_some())
     }
 
-    fn put_revocation(&self, key: &RevocationKey, fact: &RevocationFact) -> Result<(), StoreError> {
+    fn put_revocation(&self, key: &RevocationKey, fact: &StoredFact) -> Result<(), StoreError> {
         let raw_key = codec::encode_revocation_key(key)?;
         let value = serde_json::to_vec(fact).map_err(|e| StoreError::Invalid {
             detail: format!("revocation fact: {e}"),
@@ -199,7 +199,7 @@ impl Store for SledStore {
 
     fn revocations(
         &self,
-    ) -> Result<Vec<Result<(RevocationKey, RevocationFact), StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<(RevocationKey, StoredFact), StoreError>>, StoreError> {
         let mut out = Vec::new();
         for item in self.revocations.iter() {
             let (raw_key, value) = item.map_err(backend("revocations"))?;
@@ -292,10 +292,7 @@ impl Store for SledStore {
     }
 }
 
-fn decode_fact(
-    raw_key: &[u8],
-    value: &[u8],
-) -> Result<(RevocationKey, RevocationFact), StoreError> {
+fn decode_fact(raw_key: &[u8], value: &[u8]) -> Result<(RevocationKey, StoredFact), StoreError> {
     let key = codec::decode_revocation_key(raw_key)?;
     let fact = serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
         key: vigil_core::hex(raw_key),
