@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pki_fixtures::{generate, CrlSpec, PkiOptions, Reason, RevokedEntry};
+use pki_fixtures::{generate, CrlSpec, PkiOptions};
 use vigil_core::{CertificateDer, Usage, VerifyOptions};
 use vigil_runtime::{Clock, Engine, EngineConfig, MemoryStore, Store};
 
@@ -62,19 +62,8 @@ struct Setup {
 fn setup() -> Setup {
     let pki = generate(&PkiOptions::default()).unwrap();
     let opts = &pki.options;
-    let mut spec = CrlSpec::new(opts);
+    let mut spec = CrlSpec::synthetic(opts, 1_000_000);
     spec.number = 1_000;
-    spec.revoked = (0..1_000_000u32)
-        .map(|i| {
-            let mut serial = vec![0x5a; 12];
-            serial.extend_from_slice(&i.to_be_bytes());
-            RevokedEntry {
-                serial,
-                revoked_at: opts.now - time::Duration::hours(2),
-                reason: Some(Reason::KeyCompromise),
-            }
-        })
-        .collect();
     let big = Arc::new(pki.intermediate.crl(&spec).unwrap().der);
     let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
     let engine = Engine::open(

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use pki_fixtures::{generate, Cert, CertSpec, CrlSpec, Pki, PkiOptions, Reason, RevokedEntry};
+use pki_fixtures::{generate, Cert, CertSpec, CrlSpec, Pki, PkiOptions};
 use rustls::client::Resumption;
 use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
@@ -67,19 +67,8 @@ fn chain(pki: &Pki, leaf: &Cert) -> Vec<CertificateDer<'static>> {
 /// The intermediate's CRL with `n` entries (none of them the client's).
 fn big_crl(pki: &Pki, n: u32) -> Vec<u8> {
     let opts = &pki.options;
-    let mut spec = CrlSpec::new(opts);
+    let mut spec = CrlSpec::synthetic(opts, n);
     spec.number = 100;
-    spec.revoked = (0..n)
-        .map(|i| {
-            let mut serial = vec![0x5a; 12];
-            serial.extend_from_slice(&i.to_be_bytes());
-            RevokedEntry {
-                serial,
-                revoked_at: opts.now - time::Duration::hours(2),
-                reason: Some(Reason::KeyCompromise),
-            }
-        })
-        .collect();
     pki.intermediate.crl(&spec).unwrap().der
 }
 

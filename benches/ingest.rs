@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pki_fixtures::responder::{start_with_fresh_pki, ResponderOptions};
-use pki_fixtures::{CrlSpec, PkiOptions, Reason, RevokedEntry};
+use pki_fixtures::{CrlSpec, PkiOptions};
 use vigil_core::revocation::{build_request, CertIdHash, ParsedOcsp};
 use vigil_core::CertificateDer;
 use vigil_runtime::{Engine, EngineConfig, FetchConfig, Refreshed, SledStore, Store, SystemClock};
@@ -45,19 +45,8 @@ fn config() -> EngineConfig {
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pki = pki_fixtures::generate(&PkiOptions::default()).unwrap();
-    let mut spec = CrlSpec::new(&pki.options);
+    let mut spec = CrlSpec::synthetic(&pki.options, 1_000_000);
     spec.number = 7;
-    spec.revoked = (0..1_000_000u32)
-        .map(|i| {
-            let mut serial = vec![0x5a; 12];
-            serial.extend_from_slice(&i.to_be_bytes());
-            RevokedEntry {
-                serial,
-                revoked_at: pki.options.now,
-                reason: Some(Reason::KeyCompromise),
-            }
-        })
-        .collect();
     let crl = Arc::new(pki.intermediate.crl(&spec).unwrap().der);
     drop(spec);
     eprintln!("1M-entry CRL: {:.1} MB", crl.len() as f64 / 1e6);

@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pki_fixtures::{generate, CrlSpec, PkiOptions, Reason, RevokedEntry};
+use pki_fixtures::{generate, CrlSpec, PkiOptions};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use vigil_core::revocation::CrlSigner;
 use vigil_core::revocation::VerifiedCrl;
@@ -36,21 +36,8 @@ struct Setup {
 }
 
 fn crl_with(pki: &pki_fixtures::Pki, n: u32) -> Vec<u8> {
-    let opts = &pki.options;
-    let mut spec = CrlSpec::new(opts);
+    let mut spec = CrlSpec::synthetic(&pki.options, n);
     spec.number = u64::from(n);
-    spec.revoked = (0..n)
-        .map(|i| {
-            // 16-byte serials like the fixtures', never the client's.
-            let mut serial = vec![0x5a; 12];
-            serial.extend_from_slice(&i.to_be_bytes());
-            RevokedEntry {
-                serial,
-                revoked_at: opts.now - time::Duration::hours(2),
-                reason: Some(Reason::KeyCompromise),
-            }
-        })
-        .collect();
     pki.intermediate.crl(&spec).unwrap().der
 }
 

@@ -327,6 +327,26 @@ impl CrlSpec {
         }
     }
 
+    /// [`CrlSpec::new`] listing `n` made-up certificates (serials of 16
+    /// octets, `5a…5a` then `i` big-endian, never a fixture's), revoked
+    /// two hours before `opts.now` for keyCompromise: the large CRLs of the
+    /// benchmarks and load tests.
+    pub fn synthetic(opts: &PkiOptions, n: u32) -> Self {
+        let mut spec = Self::new(opts);
+        spec.revoked = (0..n)
+            .map(|i| {
+                let mut serial = vec![0x5a; 12];
+                serial.extend_from_slice(&i.to_be_bytes());
+                RevokedEntry {
+                    serial,
+                    revoked_at: opts.now - Duration::hours(2),
+                    reason: Some(Reason::KeyCompromise),
+                }
+            })
+            .collect();
+        spec
+    }
+
     /// Adds an entry revoking `cert`.
     pub fn revoke(mut self, cert: &Cert, revoked_at: OffsetDateTime, reason: Reason) -> Self {
         self.revoked

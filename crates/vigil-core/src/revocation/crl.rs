@@ -980,19 +980,7 @@ mod tests {
     #[test]
     fn a_large_crl_is_used_only_when_its_signature_verifies() {
         let pki = pki_fixtures::generate(&pki_fixtures::PkiOptions::default()).unwrap();
-        let opts = &pki.options;
-        let mut spec = pki_fixtures::CrlSpec::new(opts);
-        spec.revoked = (0u32..40_000)
-            .map(|i| {
-                let mut serial = vec![0x5a; 12];
-                serial.extend_from_slice(&i.to_be_bytes());
-                pki_fixtures::RevokedEntry {
-                    serial,
-                    revoked_at: opts.now - time::Duration::hours(2),
-                    reason: None,
-                }
-            })
-            .collect();
+        let spec = pki_fixtures::CrlSpec::synthetic(&pki.options, 40_000);
         let crl = pki.intermediate.crl(&spec).unwrap().der;
         let parsed = ParsedCrl::from_der(&crl).unwrap();
         assert!(parsed.revoked.map_or(0, <[u8]>::len) >= PARALLEL_CHECK_BYTES);
