@@ -429,10 +429,12 @@ impl Judge<'_> {
         let verdict = self.verify(&verifier, RevocationPolicy::Require);
         // The times of the answer that decided, else of the only answer.
         let decided = verdict.revocation.first().and_then(|r| {
-            let this = report::parse_rfc3339(r.this_update.as_deref()?)?;
+            let this = vigil_core::text::parse_rfc3339(r.this_update.as_deref()?)?;
             Some((
                 this,
-                r.next_update.as_deref().and_then(report::parse_rfc3339),
+                r.next_update
+                    .as_deref()
+                    .and_then(vigil_core::text::parse_rfc3339),
             ))
         });
         if let Some((this, next)) = decided.or(fallback_times) {

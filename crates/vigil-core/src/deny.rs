@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{hex, sha256, CertInfo};
+use crate::cert::{sha256, CertInfo};
+use crate::text::hex;
 
 /// What a deny rule matches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -78,6 +78,7 @@ mod registry;
 pub mod revocation;
 pub mod schedule;
 mod snapshot;
+pub mod text;
 mod trust;
 mod verdict;
 mod verify;
@@ -94,10 +95,10 @@ pub use registry::{
 };
 pub use revocation::{CrlError, Depth, Reason, RevocationFact, RevocationPolicy, VerifiedCrl};
 pub use snapshot::Snapshot;
+pub use text::{hex, rfc3339};
 pub use trust::TrustStore;
 pub use verdict::{
-    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
-    Verdict,
+    CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status, Verdict,
 };
 pub use verify::{AdmittedPath, CrlLoad, PreparedCrl, Verifier};
 
@@ -147,9 +148,4 @@ pub fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
 /// [`TrustStore::remove`]).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     cert::sha256(data)
-}
-
-/// Lowercase hex, as serials and fingerprints are shown everywhere.
-pub fn hex(bytes: &[u8]) -> String {
-    cert::hex(bytes)
 }

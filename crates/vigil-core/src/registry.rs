@@ -31,11 +31,13 @@ use std::time::SystemTime;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
-use crate::cert::{hex, sha256, CertInfo};
+use crate::cert::{sha256, CertInfo};
 use crate::options::VerifyOptions;
 use crate::revocation::{ParsedCrl, Reason, VerifiedCrl};
 use crate::snapshot::{unix_secs, Snapshot};
-use crate::verdict::{rfc3339, ReasonCode, Verdict};
+use crate::text::hex;
+use crate::text::{parse_rfc3339, rfc3339};
+use crate::verdict::{ReasonCode, Verdict};
 
 /// Identifies one tracked connection for the life of its [`Registry`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -1067,12 +1069,12 @@ impl Inner {
         Box<[CertificateDer<'static>]>,
     )> {
         let (anchor, below) = verdict.chain.split_last()?;
-        let anchor_sha = unhex32(&anchor.sha256)?;
+        let anchor_sha = digest32(&anchor.sha256)?;
         let presented: Vec<([u8; 32], &CertificateDer<'static>)> =
             chain.iter().map(|c| (sha256(c), c)).collect();
         let mut path = Vec::with_capacity(below.len());
         for summary in below {
-            let digest = unhex32(&summary.sha256)?;
+            let digest = digest32(&summary.sha256)?;
             let info = match self.parsed.get(&digest) {
                 Some((info, _)) => info.clone(),
                 None => {
@@ -1366,11 +1368,8 @@ fn degraded_notice(
     }
 }
 
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
+fn digest32(text: &str) -> Option<[u8; 32]> {
+    crate::text::unhex(text).and_then(|v| <[u8; 32]>::try_from(v).ok())
 }
 
 fn system_time(secs: i64) -> SystemTime {
@@ -1384,19 +1383,6 @@ fn system_time(secs: i64) -> SystemTime {
             .checked_sub(d)
             .unwrap_or(SystemTime::UNIX_EPOCH)
     }
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -1467,12 +1453,5 @@ mod tests {
             TeardownReason::from_code(ReasonCode::UnknownIssuer),
             TeardownReason::Untrusted
         );
-    }
-
-    #[test]
-    fn unhex_round_trips() {
-        let d = sha256(b"x");
-        assert_eq!(unhex32(&hex(&d)), Some(d));
-        assert_eq!(unhex32("zz"), None);
     }
 }

@@ -11,16 +11,18 @@ use std::time::SystemTime;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::cache::{CacheKey, Shared};
-use crate::cert::{hex, CertInfo};
+use crate::cert::CertInfo;
 use crate::options::{VerifierConfig, VerifyOptions};
 use crate::path::{self, ValidatedPath};
 use crate::revocation::status::Outcome;
 use crate::revocation::{
     CrlError, Depth, ParsedCrl, RevocationData, RevocationFact, RevocationPolicy, VerifiedCrl,
 };
+use crate::text::hex;
+use crate::text::rfc3339;
 use crate::trust::TrustStore;
 use crate::verdict::{
-    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Status, Verdict,
+    CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Status, Verdict,
 };
 use crate::verify::{AdmittedPath, PreparedCrl};
 

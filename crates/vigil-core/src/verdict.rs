@@ -366,15 +366,6 @@ impl Verdict {
     }
 }
 
-/// Formats Unix seconds as RFC 3339 (UTC, `Z`).
-pub fn rfc3339(secs: i64) -> String {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| secs.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +387,5 @@ mod tests {
             ReasonCode::UnsupportedDeltaCrl.as_str(),
             "unsupported_delta_crl"
         );
-        assert_eq!(rfc3339(1_577_836_800), "2020-01-01T00:00:00Z");
     }
 }

@@ -487,10 +487,8 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-fn parse_rfc3339(s: &str) -> i64 {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap()
-        .unix_timestamp()
+fn unix_of(s: &str) -> i64 {
+    vigil_core::text::parse_rfc3339(s).expect("RFC 3339")
 }
 
 /// The refresh scheduler alone keeps 4-second OCSP answers current (they
@@ -537,7 +535,7 @@ async fn the_scheduler_refreshes_before_next_update_and_sees_a_revocation() {
     let first_next_update = first
         .revocation
         .iter()
-        .filter_map(|r| r.next_update.as_deref().map(parse_rfc3339))
+        .filter_map(|r| r.next_update.as_deref().map(unix_of))
         .max()
         .unwrap();
     let scheduler = engine.spawn_scheduler();
@@ -561,7 +559,7 @@ async fn the_scheduler_refreshes_before_next_update_and_sees_a_revocation() {
         .sources()
         .iter()
         .filter(|s| s.kind == "ocsp")
-        .map(|s| parse_rfc3339(s.next_update.as_deref().unwrap()))
+        .map(|s| unix_of(s.next_update.as_deref().unwrap()))
         .collect();
     assert!(
         !ocsp_next.is_empty() && ocsp_next.iter().all(|n| *n > first_next_update),

@@ -400,14 +400,6 @@ pub(super) fn seconds(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
 }
 
-/// RFC 3339 to Unix seconds.
-pub(super) fn parse_rfc3339(text: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(time::OffsetDateTime::unix_timestamp)
-}
-
 pub(super) fn unix_secs(at: SystemTime) -> i64 {
     match at.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),

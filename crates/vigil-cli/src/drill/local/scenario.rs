@@ -14,7 +14,8 @@ use vigil_runtime::Engine;
 
 use super::super::progress::Progress;
 use super::super::{DrillArgs, Scenario, SourceArg};
-use super::{instant_at, parse_rfc3339, unix};
+use super::{instant_at, unix};
+use vigil_core::text::parse_rfc3339;
 
 /// The fixture for one scenario.
 pub(super) struct Setup {
