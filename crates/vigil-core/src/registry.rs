@@ -36,7 +36,6 @@ use crate::options::VerifyOptions;
 use crate::revocation::{ParsedCrl, Reason, VerifiedCrl};
 use crate::snapshot::{unix_secs, Snapshot};
 use crate::text::hex;
-use crate::text::{parse_rfc3339, rfc3339};
 use crate::verdict::{ReasonCode, Verdict};
 
 /// Identifies one tracked connection for the life of its [`Registry`].
@@ -120,14 +119,17 @@ pub struct TeardownEvent {
     pub connection_id: ConnectionId,
     /// Why.
     pub reason: TeardownReason,
-    /// Serial of the certificate concerned, lowercase hex.
-    pub serial: String,
+    /// Serial of the certificate concerned (INTEGER content octets);
+    /// lowercase hex in JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub serial: Vec<u8>,
     /// Subject DN of the certificate concerned.
     pub subject: String,
     /// One human-readable sentence.
     pub detail: String,
-    /// When the registry decided, RFC 3339.
-    pub at: String,
+    /// When the registry decided, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::text::ser::rfc3339")]
+    pub at: i64,
 }
 
 /// A connection kept open although its revocation status could not be
@@ -138,14 +140,17 @@ pub struct TeardownEvent {
 pub struct DegradedNotice {
     /// The connection.
     pub connection_id: ConnectionId,
-    /// Serial of the certificate whose status is unknown, lowercase hex.
-    pub serial: String,
+    /// Serial of the certificate whose status is unknown; lowercase hex in
+    /// JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub serial: Vec<u8>,
     /// Its subject DN.
     pub subject: String,
     /// The verdict's sentence.
     pub detail: String,
-    /// When the registry decided, RFC 3339.
-    pub at: String,
+    /// When the registry decided, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::text::ser::rfc3339")]
+    pub at: i64,
 }
 
 /// How long a connection kept on a soft-failed verdict whose data is
@@ -325,7 +330,7 @@ struct IssuerShared {
 struct Anchor {
     sha256: [u8; 32],
     subject: String,
-    serial: String,
+    serial: Vec<u8>,
 }
 
 /// One tracked connection. Its certificates are shared with the other
@@ -455,7 +460,7 @@ impl Registry {
                 serial,
                 subject,
                 detail,
-                at: rfc3339(unix_secs(at)),
+                at: unix_secs(at),
             }
         };
         if !verdict.is_accepted() {
@@ -476,8 +481,6 @@ impl Registry {
         };
         let valid_until = verdict
             .valid_until
-            .as_deref()
-            .and_then(parse_rfc3339)
             .or_else(|| path.iter().map(|c| c.not_after).min())
             .unwrap_or(i64::MAX);
         for cert in &path {
@@ -540,11 +543,12 @@ impl Registry {
         self.lock().conns.get(&id.0).map(|c| c.labels.clone())
     }
 
-    /// The subject and serial (hex) of the connection's leaf.
-    pub fn leaf(&self, id: ConnectionId) -> Option<(String, String)> {
+    /// The subject and serial (INTEGER content octets) of the
+    /// connection's leaf.
+    pub fn leaf(&self, id: ConnectionId) -> Option<(String, Vec<u8>)> {
         let inner = self.lock();
         let leaf = inner.conns.get(&id.0)?.path.first()?;
-        Some((leaf.subject.clone(), hex(leaf.serial())))
+        Some((leaf.subject.clone(), leaf.serial().to_vec()))
     }
 
     /// When the connection must next be re-verified (earliest notAfter or
@@ -682,7 +686,7 @@ impl Registry {
             Some(ids) => ids.iter().collect(),
             None => return Vec::new(),
         };
-        let when = rfc3339(unix_secs(at));
+        let when = unix_secs(at);
         let mut fired = Vec::with_capacity(ids.len());
         let mut dead = Vec::with_capacity(ids.len());
         for id in ids {
@@ -701,7 +705,7 @@ impl Registry {
             let event = TeardownEvent {
                 connection_id: ConnectionId(id),
                 reason: TeardownReason::Revoked,
-                serial: hex(cert.serial()),
+                serial: cert.serial().to_vec(),
                 subject: cert.subject.clone(),
                 detail: format!(
                     "certificate {} (serial {}) was revoked ({})",
@@ -709,7 +713,7 @@ impl Registry {
                     hex(cert.serial()),
                     reason.map_or("unspecified", Reason::as_str)
                 ),
-                at: when.clone(),
+                at: when,
             };
             fired.push((conn.signal.clone(), event));
             dead.push(conn);
@@ -896,7 +900,7 @@ impl Registry {
         let (serial, subject) = conn
             .path
             .first()
-            .map(|c| (hex(c.serial()), c.subject.clone()))
+            .map(|c| (c.serial().to_vec(), c.subject.clone()))
             .unwrap_or_default();
         let event = TeardownEvent {
             connection_id: id,
@@ -904,7 +908,7 @@ impl Registry {
             serial,
             subject,
             detail: detail.to_owned(),
-            at: rfc3339(unix_secs(at)),
+            at: unix_secs(at),
         };
         conn.signal.fire(&event);
         Some(event)
@@ -935,11 +939,7 @@ impl Registry {
                 None => verifier.verify(&c.chain(), &self.options, at),
             };
             if verdict.is_accepted() {
-                let until = verdict
-                    .valid_until
-                    .as_deref()
-                    .and_then(parse_rfc3339)
-                    .unwrap_or(i64::MAX);
+                let until = verdict.valid_until.unwrap_or(i64::MAX);
                 let degraded = (verdict.status == crate::verdict::Status::Unknown)
                     .then(|| degraded_notice(ConnectionId(c.id), &verdict, &c.path, at));
                 // A deadline already reached while still accepted: data past
@@ -984,7 +984,7 @@ impl Registry {
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
         self.reclaim();
-        let when = rfc3339(unix_secs(at));
+        let when = unix_secs(at);
         let mut inner = self.lock();
         let mut fired = Vec::with_capacity(failures.len());
         let mut dead = Vec::with_capacity(failures.len());
@@ -997,7 +997,7 @@ impl Registry {
                     let (serial, subject) = conn
                         .path
                         .get(position)
-                        .map(|c| (hex(c.serial()), c.subject.clone()))
+                        .map(|c| (c.serial().to_vec(), c.subject.clone()))
                         .unwrap_or_else(|| {
                             (conn.anchor.serial.clone(), conn.anchor.subject.clone())
                         });
@@ -1007,7 +1007,7 @@ impl Registry {
                         serial,
                         subject,
                         detail,
-                        at: when.clone(),
+                        at: when,
                     }
                 }
                 None => TeardownEvent {
@@ -1016,7 +1016,7 @@ impl Registry {
                     serial: conn.anchor.serial.clone(),
                     subject: conn.anchor.subject.clone(),
                     detail: format!("trust anchor {} is no longer trusted", conn.anchor.subject),
-                    at: when.clone(),
+                    at: when,
                 },
             };
             fired.push((conn.signal.clone(), event));
@@ -1069,12 +1069,12 @@ impl Inner {
         Box<[CertificateDer<'static>]>,
     )> {
         let (anchor, below) = verdict.chain.split_last()?;
-        let anchor_sha = digest32(&anchor.sha256)?;
+        let anchor_sha = anchor.sha256;
         let presented: Vec<([u8; 32], &CertificateDer<'static>)> =
             chain.iter().map(|c| (sha256(c), c)).collect();
         let mut path = Vec::with_capacity(below.len());
         for summary in below {
-            let digest = digest32(&summary.sha256)?;
+            let digest = summary.sha256;
             let info = match self.parsed.get(&digest) {
                 Some((info, _)) => info.clone(),
                 None => {
@@ -1316,7 +1316,7 @@ fn release<T>(map: &mut HashMap<[u8; 32], (T, usize)>, key: &[u8; 32]) {
 /// revocation results single out, else an expired one, else the leaf.
 fn concerned(verdict: &Verdict, path: &[Arc<CertInfo>], now: i64) -> usize {
     use crate::verdict::CertStatus;
-    let by_serial = |serial: &str| path.iter().position(|c| hex(c.serial()) == serial);
+    let by_serial = |serial: &[u8]| path.iter().position(|c| c.serial() == serial);
     if let Some(i) = verdict
         .revocation
         .iter()
@@ -1348,7 +1348,7 @@ fn degraded_notice(
     let position = concerned(verdict, path, unix_secs(at));
     let (serial, subject) = path
         .get(position)
-        .map(|c| (hex(c.serial()), c.subject.clone()))
+        .map(|c| (c.serial().to_vec(), c.subject.clone()))
         .unwrap_or_default();
     let detail = verdict
         .revocation
@@ -1364,12 +1364,8 @@ fn degraded_notice(
         serial,
         subject,
         detail,
-        at: rfc3339(unix_secs(at)),
+        at: unix_secs(at),
     }
-}
-
-fn digest32(text: &str) -> Option<[u8; 32]> {
-    crate::text::unhex(text).and_then(|v| <[u8; 32]>::try_from(v).ok())
 }
 
 fn system_time(secs: i64) -> SystemTime {
@@ -1394,10 +1390,10 @@ mod tests {
         TeardownEvent {
             connection_id: ConnectionId(id),
             reason: TeardownReason::Revoked,
-            serial: "01".into(),
+            serial: vec![1],
             subject: "CN=x".into(),
             detail: "d".into(),
-            at: rfc3339(0),
+            at: 0,
         }
     }
 

@@ -432,7 +432,7 @@ impl Snapshot {
                 detail: "valid path; revocation checking is off".into(),
                 chain: chain_summary,
                 revocation: Vec::new(),
-                valid_until: Some(rfc3339(valid_until)),
+                valid_until: Some(valid_until),
             };
             return (verdict, Some((valid_from, valid_until)));
         }
@@ -450,7 +450,7 @@ impl Snapshot {
                 .status(cert, i > 0, &path.certs, i + 1, now, 0);
             let (this_update, next_update) = check.times();
             let result = RevocationResult {
-                serial: hex(cert.serial()),
+                serial: cert.serial().to_vec(),
                 subject: cert.subject.clone(),
                 source: check.source(),
                 status: match &check.outcome {
@@ -458,8 +458,8 @@ impl Snapshot {
                     Outcome::Revoked(_) => CertStatus::Revoked,
                     Outcome::Failed(..) => CertStatus::Unknown,
                 },
-                this_update: this_update.map(rfc3339),
-                next_update: next_update.map(rfc3339),
+                this_update,
+                next_update,
                 reason: match &check.outcome {
                     Outcome::Good => None,
                     Outcome::Revoked(e) => {
@@ -468,7 +468,7 @@ impl Snapshot {
                     Outcome::Failed(code, _) => Some(code.as_str().to_owned()),
                 },
                 revoked_at: match &check.outcome {
-                    Outcome::Revoked(e) => Some(rfc3339(e.revoked_at)),
+                    Outcome::Revoked(e) => Some(e.revoked_at),
                     _ => None,
                 },
                 warning: check.warning.clone(),
@@ -501,7 +501,7 @@ impl Snapshot {
             }
         }
 
-        let until = Some(rfc3339(valid_until));
+        let until = Some(valid_until);
         let verdict = match worst {
             None => Verdict {
                 verdict: Decision::Accepted,
@@ -549,10 +549,10 @@ fn summarize(path: &ValidatedPath) -> Vec<CertSummary> {
         .map(|c| CertSummary {
             subject: c.subject.clone(),
             issuer: c.issuer.to_string(),
-            serial: hex(c.serial()),
-            sha256: hex(&c.sha256),
-            not_before: rfc3339(c.not_before),
-            not_after: rfc3339(c.not_after),
+            serial: c.serial().to_vec(),
+            sha256: c.sha256,
+            not_before: c.not_before,
+            not_after: c.not_after,
         })
         .collect()
 }

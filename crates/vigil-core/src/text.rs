@@ -66,6 +66,17 @@ pub mod ser {
         s.serialize_str(&super::hex(bytes.as_ref()))
     }
 
+    /// Optional bytes as lowercase hex, `null` when absent.
+    pub fn hex_opt<S: Serializer, B: AsRef<[u8]>>(
+        bytes: &Option<B>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => hex(bytes, s),
+            None => s.serialize_none(),
+        }
+    }
+
     /// Unix seconds as RFC 3339.
     pub fn rfc3339<S: Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::rfc3339(*secs))

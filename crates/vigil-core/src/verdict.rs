@@ -269,14 +269,19 @@ pub struct CertSummary {
     pub subject: String,
     /// Issuer DN.
     pub issuer: String,
-    /// Serial number, lowercase hex of the DER INTEGER content.
-    pub serial: String,
-    /// SHA-256 of the certificate DER, lowercase hex.
-    pub sha256: String,
-    /// notBefore, RFC 3339.
-    pub not_before: String,
-    /// notAfter, RFC 3339.
-    pub not_after: String,
+    /// Serial number: the DER INTEGER content octets (minimal form);
+    /// lowercase hex in JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub serial: Vec<u8>,
+    /// SHA-256 of the certificate DER; lowercase hex in JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub sha256: [u8; 32],
+    /// notBefore, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::text::ser::rfc3339")]
+    pub not_before: i64,
+    /// notAfter, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::text::ser::rfc3339")]
+    pub not_after: i64,
 }
 
 /// Where a revocation answer came from.
@@ -306,27 +311,37 @@ pub enum CertStatus {
 /// The revocation result for one certificate of the path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RevocationResult {
-    /// Serial number, lowercase hex.
-    pub serial: String,
+    /// Serial number (INTEGER content octets); lowercase hex in JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub serial: Vec<u8>,
     /// Subject DN of the certificate (an extension of the contract shape).
     pub subject: String,
     /// Which source answered.
     pub source: Source,
     /// What that source says of the certificate: good, revoked or unknown.
     pub status: CertStatus,
-    /// thisUpdate of the data used, RFC 3339.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub this_update: Option<String>,
-    /// nextUpdate of the data used, RFC 3339.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_update: Option<String>,
+    /// thisUpdate of the data used, Unix seconds; RFC 3339 in JSON.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::text::ser::rfc3339_opt"
+    )]
+    pub this_update: Option<i64>,
+    /// nextUpdate of the data used, Unix seconds; RFC 3339 in JSON.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::text::ser::rfc3339_opt"
+    )]
+    pub next_update: Option<i64>,
     /// For `revoked`: the CRL reason (e.g. `keyCompromise`); for `unknown`:
     /// the reason code explaining why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// For `revoked`: the revocation date, RFC 3339.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<String>,
+    /// For `revoked`: the revocation date, Unix seconds; RFC 3339 in JSON.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::text::ser::rfc3339_opt"
+    )]
+    pub revoked_at: Option<i64>,
     /// Data about this certificate that failed a check and was set aside
     /// (an extension of the contract shape).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -349,8 +364,10 @@ pub struct Verdict {
     /// Per-certificate revocation results, leaf first.
     pub revocation: Vec<RevocationResult>,
     /// When this verdict stops holding on its own (earliest notAfter or
-    /// nextUpdate), RFC 3339; null when no path was found.
-    pub valid_until: Option<String>,
+    /// nextUpdate), Unix seconds; RFC 3339 in JSON, null when no path was
+    /// found.
+    #[serde(serialize_with = "crate::text::ser::rfc3339_opt")]
+    pub valid_until: Option<i64>,
 }
 
 impl Verdict {

@@ -426,14 +426,14 @@ impl TrackerInner {
                 tracing::warn!(
                     connection = %event.connection_id,
                     reason = %event.reason,
-                    serial = %event.serial,
+                    serial = %vigil_core::hex(&event.serial),
                     "dry-run: connection would be torn down"
                 );
             } else {
                 tracing::info!(
                     connection = %event.connection_id,
                     reason = %event.reason,
-                    serial = %event.serial,
+                    serial = %vigil_core::hex(&event.serial),
                     "connection torn down"
                 );
             }
@@ -458,7 +458,7 @@ impl TrackerInner {
             self.counters.degraded.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 connection = %notice.connection_id,
-                serial = %notice.serial,
+                serial = %vigil_core::hex(&notice.serial),
                 detail = %notice.detail,
                 "connection kept with unknown revocation status (prefer)"
             );

@@ -199,12 +199,7 @@ pub(crate) fn render(app: &AppState) -> String {
         if s.last_error.is_some() {
             *failing.entry(kind).or_default() += 1;
         }
-        if let Some(age) = s
-            .this_update
-            .as_deref()
-            .and_then(vigil_core::text::parse_rfc3339)
-            .map(|t| now - t)
-        {
+        if let Some(age) = s.this_update.map(|t| now - t) {
             let e = ages.entry((kind, url)).or_insert(age);
             *e = (*e).max(age);
         }
