@@ -607,6 +607,7 @@ impl Registry {
     /// that `rule` matches: a scan of the tracked paths, for the rare
     /// operator action.
     pub fn matching(&self, rule: &crate::DenyKey) -> Vec<ConnectionId> {
+        let rule = crate::deny::Matcher::new(rule);
         let inner = self.lock();
         let mut ids: Vec<ConnectionId> = inner
             .conns

@@ -35,7 +35,7 @@ pub struct Snapshot {
     pub(crate) trust: Arc<TrustStore>,
     /// Admitted CRL signers, CRLs, OCSP answers, the revocation memory.
     pub(crate) revocation: RevocationData,
-    pub(crate) denials: Arc<Vec<crate::DenyRule>>,
+    pub(crate) denials: Arc<crate::deny::DenyList>,
     pub(crate) generation: u64,
     /// The verdict cache and the generation counter, shared by every
     /// snapshot descended from one verifier.
@@ -47,7 +47,7 @@ impl Snapshot {
         Self {
             trust: Arc::new(trust),
             revocation: RevocationData::new(config),
-            denials: Arc::new(Vec::new()),
+            denials: Arc::default(),
             generation: 0,
             shared: Arc::new(Shared::default()),
         }
@@ -60,7 +60,7 @@ impl Snapshot {
 
     /// The deny list (expired rules included until lifted).
     pub fn denials(&self) -> &[crate::DenyRule] {
-        &self.denials
+        self.denials.rules()
     }
 
     /// Validates the path of `chain` (leaf first, then any intermediates)
@@ -390,12 +390,11 @@ impl Snapshot {
     ) -> (Verdict, Option<(i64, i64)>) {
         let chain_summary = summarize(path);
         // The operator's deny list, before any revocation data.
-        if let Some((cert, rule)) = path.certs.iter().find_map(|c| {
-            self.denials
-                .iter()
-                .find(|r| r.is_active(now) && r.key.matches(c))
-                .map(|r| (c, r))
-        }) {
+        if let Some((cert, rule)) = path
+            .certs
+            .iter()
+            .find_map(|c| self.denials.find(c, now).map(|r| (c, r)))
+        {
             let verdict = Verdict {
                 verdict: Decision::Rejected,
                 status: Status::Revoked,
