@@ -71,7 +71,8 @@ fn track(reg: &Registry, v: &Verifier, leaf: &Cert, ca: &Ca, now: SystemTime) ->
     assert!(verdict.is_accepted(), "{}", verdict.to_json());
     let mut labels = BTreeMap::new();
     labels.insert("client".to_owned(), leaf.name.clone());
-    let (id, signal) = reg.track(chain, labels, &verdict, now);
+    let accepted = verdict.accepted_path().expect("an accepted verdict");
+    let (id, signal) = reg.track(chain, labels, &accepted, now);
     assert!(!signal.is_fired());
     Tracked {
         id,
@@ -300,6 +301,45 @@ fn removing_an_anchor_untrusts_its_connections_only() {
     );
 }
 
+/// The registry tracks only the verifier's proof: a rejected verdict
+/// rewritten to say "accepted" yields none, and a proof presented with
+/// another leaf than the one it proves is refused.
+#[test]
+fn only_the_verifiers_proof_is_tracked_and_only_for_its_own_chain() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let v = verifier(pki);
+    let reg = Registry::new(options());
+    let expired = vec![
+        pki.expired_client.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+    ];
+    let rejected = v.verify(&expired, &options(), now);
+    assert!(!rejected.is_accepted());
+    let mut forged = (*rejected).clone();
+    forged.verdict = vigil_core::Decision::Accepted;
+    forged.status = vigil_core::Status::Good;
+    assert!(forged.is_accepted());
+    assert!(Arc::new(forged).accepted_path().is_none());
+
+    let good = vec![
+        pki.client.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+    ];
+    let accepted = v
+        .verify(&good, &options(), now)
+        .accepted_path()
+        .expect("an accepted verdict");
+    let (_, signal) = reg.track(expired, BTreeMap::new(), &accepted, now);
+    assert_eq!(
+        signal.event().map(|e| e.reason),
+        Some(TeardownReason::Untrusted)
+    );
+    assert!(reg.is_empty());
+    let (id, signal) = reg.track(good, BTreeMap::new(), &accepted, now);
+    assert!(!signal.is_fired() && reg.contains(id));
+}
+
 #[test]
 fn a_rejected_verdict_is_never_tracked() {
     let pki = pki();
@@ -312,7 +352,9 @@ fn a_rejected_verdict_is_never_tracked() {
     ];
     let verdict = v.verify(&chain, &options(), now);
     assert!(!verdict.is_accepted());
-    let (_, signal) = reg.track(chain, BTreeMap::new(), &verdict, now);
+    // No proof, so nothing to track: the refusal comes back fired.
+    assert!(verdict.accepted_path().is_none());
+    let (_, signal) = reg.refuse(&verdict, now);
     assert_eq!(
         signal.event().map(|e| e.reason),
         Some(TeardownReason::Expired)
@@ -336,11 +378,14 @@ fn closed_connections_leave_no_trace() {
         pki.client.certificate_der(),
         pki.intermediate.cert.certificate_der(),
     ];
-    let verdict = v.verify(&chain, &options(), now);
+    let accepted = v
+        .verify(&chain, &options(), now)
+        .accepted_path()
+        .expect("an accepted verdict");
     let mut labels = BTreeMap::new();
     labels.insert("peer".to_owned(), "127.0.0.1:1".to_owned());
     for i in 0..200_000u32 {
-        let (id, signal) = reg.track(chain.clone(), labels.clone(), &verdict, now);
+        let (id, signal) = reg.track(chain.clone(), labels.clone(), &accepted, now);
         if i % 2 == 0 {
             signal.on_fire(Box::new(|_| {}));
         }
@@ -388,7 +433,8 @@ fn connections_on_one_certificate_share_it_and_reverify_from_the_presented_chain
     ];
     let verdict = v.verify(&long, &options(), now);
     assert!(verdict.is_accepted(), "{}", verdict.to_json());
-    let (a, a_signal) = reg.track(long, BTreeMap::new(), &verdict, now);
+    let accepted = verdict.accepted_path().expect("an accepted verdict");
+    let (a, a_signal) = reg.track(long, BTreeMap::new(), &accepted, now);
     let b = track(&reg, &v, &pki.client, &pki.intermediate, now);
     let c = track(&reg, &v, &pki.client, &pki.intermediate, now);
     let s = reg.stats();

@@ -228,6 +228,7 @@ mod tests {
             chain: Vec::new(),
             revocation: Vec::new(),
             valid_until: None,
+            proof: None,
         })
     }
 

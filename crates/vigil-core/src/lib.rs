@@ -24,7 +24,11 @@
 //!   fetch again).
 //! * Live connections: [`Registry`] indexes them by the certificates they
 //!   depend on and says which must go ([`TeardownEvent`],
-//!   [`TeardownSignal`]); operator denials are [`DenyRule`]s.
+//!   [`TeardownSignal`]); it tracks only an [`AcceptedPath`], the proof
+//!   that only an accepted verdict yields; operator denials are
+//!   [`DenyRule`]s.
+//! * Text: [`text`] is the one place times and bytes become RFC 3339 and
+//!   hex (and back, for operator input); inside, they stay typed.
 //! * Input: [`input`] reads certificates, CRLs and private keys (PEM or
 //!   DER) with errors that name the file ([`InputError`]).
 //!
@@ -98,7 +102,8 @@ pub use snapshot::Snapshot;
 pub use text::{hex, rfc3339};
 pub use trust::TrustStore;
 pub use verdict::{
-    CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status, Verdict,
+    AcceptedPath, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
+    Verdict,
 };
 pub use verify::{AdmittedPath, CrlLoad, PreparedCrl, Verifier};
 

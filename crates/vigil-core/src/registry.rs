@@ -36,7 +36,7 @@ use crate::options::VerifyOptions;
 use crate::revocation::{ParsedCrl, Reason, VerifiedCrl};
 use crate::snapshot::{unix_secs, Snapshot};
 use crate::text::hex;
-use crate::verdict::{ReasonCode, Verdict};
+use crate::verdict::{AcceptedPath, ReasonCode, Verdict};
 
 /// Identifies one tracked connection for the life of its [`Registry`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -433,56 +433,34 @@ impl Registry {
     }
 
     /// Tracks a connection authenticated by `chain` (as presented, leaf
-    /// first) whose verification gave `verdict`. A verdict that is not
-    /// accepted, or whose path does not match the chain, is never tracked:
-    /// the signal comes back already fired, so a caller cannot keep such a
-    /// connection open by mistake.
+    /// first) whose verification was accepted: `accepted` is the proof,
+    /// which only the verifier makes ([`Verdict::accepted_path`]), and the
+    /// path it holds is what the connection is indexed by. A chain whose
+    /// leaf is not the proof's is never tracked: the signal comes back
+    /// already fired, so a caller cannot keep such a connection open by
+    /// mistake. A rejected verdict has no proof: see [`Registry::refuse`].
     pub fn track(
         &self,
         chain: Vec<CertificateDer<'static>>,
         labels: BTreeMap<String, String>,
-        verdict: &Verdict,
+        accepted: &AcceptedPath,
         at: SystemTime,
     ) -> (ConnectionId, TeardownSignal) {
-        let signal = TeardownSignal::default();
+        let verdict = accepted.verdict();
         let mut inner = self.lock();
-        inner.next += 1;
-        let id = inner.next;
-        let refuse = |reason: TeardownReason, detail: String| {
-            let (serial, subject) = verdict
-                .chain
-                .first()
-                .map(|c| (c.serial.clone(), c.subject.clone()))
-                .unwrap_or_default();
-            TeardownEvent {
-                connection_id: ConnectionId(id),
-                reason,
-                serial,
-                subject,
-                detail,
-                at: unix_secs(at),
-            }
-        };
-        if !verdict.is_accepted() {
+        let Some((path, anchor, extras)) = inner.resolve_path(&chain, accepted) else {
             drop(inner);
-            signal.fire(&refuse(
-                TeardownReason::from_code(verdict.reason),
-                verdict.detail.clone(),
-            ));
-            return (ConnectionId(id), signal);
-        }
-        let Some((path, anchor, extras)) = inner.resolve_path(&chain, verdict) else {
-            drop(inner);
-            signal.fire(&refuse(
+            return self.refuse_with(
+                verdict,
                 TeardownReason::Untrusted,
                 "the verdict's path does not match the presented chain".into(),
-            ));
-            return (ConnectionId(id), signal);
+                at,
+            );
         };
-        let valid_until = verdict
-            .valid_until
-            .or_else(|| path.iter().map(|c| c.not_after).min())
-            .unwrap_or(i64::MAX);
+        inner.next += 1;
+        let id = inner.next;
+        let signal = TeardownSignal::default();
+        let valid_until = accepted.valid_until();
         for cert in &path {
             if !inner.issuer_keys.contains_key(cert.issuer_der()) {
                 inner
@@ -501,7 +479,7 @@ impl Registry {
             inner.by_ca.entry(ca).or_default().insert(id);
         }
         let now = unix_secs(at);
-        let degraded = verdict.status == crate::verdict::Status::Unknown;
+        let degraded = accepted.degraded();
         let valid_until = if valid_until <= now {
             now + SOFT_FAIL_RECHECK_SECS
         } else {
@@ -525,6 +503,49 @@ impl Registry {
             },
         );
         (ConnectionId(id), signal)
+    }
+
+    /// For a connection whose verification was not accepted: it is never
+    /// tracked, but gets an id and a signal that comes back already fired
+    /// with the event saying why (the reason of `verdict`), as a tracked
+    /// connection torn down would.
+    pub fn refuse(&self, verdict: &Verdict, at: SystemTime) -> (ConnectionId, TeardownSignal) {
+        let reason = if verdict.is_accepted() {
+            // Accepted, yet not tracked: the caller had no proof.
+            TeardownReason::Untrusted
+        } else {
+            TeardownReason::from_code(verdict.reason)
+        };
+        self.refuse_with(verdict, reason, verdict.detail.clone(), at)
+    }
+
+    fn refuse_with(
+        &self,
+        verdict: &Verdict,
+        reason: TeardownReason,
+        detail: String,
+        at: SystemTime,
+    ) -> (ConnectionId, TeardownSignal) {
+        let id = {
+            let mut inner = self.lock();
+            inner.next += 1;
+            ConnectionId(inner.next)
+        };
+        let (serial, subject) = verdict
+            .chain
+            .first()
+            .map(|c| (c.serial.clone(), c.subject.clone()))
+            .unwrap_or_default();
+        let signal = TeardownSignal::default();
+        signal.fire(&TeardownEvent {
+            connection_id: id,
+            reason,
+            serial,
+            subject,
+            detail,
+            at: unix_secs(at),
+        });
+        (id, signal)
     }
 
     /// Forgets a connection closed normally; no trace of it remains.
@@ -1063,30 +1084,27 @@ impl Inner {
     fn resolve_path(
         &mut self,
         chain: &[CertificateDer<'static>],
-        verdict: &Verdict,
+        accepted: &AcceptedPath,
     ) -> Option<(
         Vec<Arc<CertInfo>>,
         Arc<Anchor>,
         Box<[CertificateDer<'static>]>,
     )> {
-        let (anchor, below) = verdict.chain.split_last()?;
+        let (anchor, below) = accepted.path().split_last()?;
         let anchor_sha = anchor.sha256;
         let presented: Vec<([u8; 32], &CertificateDer<'static>)> =
             chain.iter().map(|c| (sha256(c), c)).collect();
+        // The connection is the one whose verification this proves.
+        if presented.first().map(|(d, _)| d) != below.first().map(|c| &c.sha256) {
+            return None;
+        }
         let mut path = Vec::with_capacity(below.len());
-        for summary in below {
-            let digest = summary.sha256;
-            let info = match self.parsed.get(&digest) {
+        for cert in below {
+            let info = match self.parsed.get(&cert.sha256) {
                 Some((info, _)) => info.clone(),
-                None => {
-                    let (_, der) = presented.iter().find(|(d, _)| *d == digest)?;
-                    Arc::new(self.share(CertInfo::parse(der).ok()?))
-                }
+                None => Arc::new(self.share(CertInfo::clone(cert))),
             };
             path.push(info);
-        }
-        if path.is_empty() {
-            return None;
         }
         let extras = presented
             .iter()
@@ -1104,7 +1122,7 @@ impl Inner {
             let anchor = Anchor {
                 sha256: anchor_sha,
                 subject: anchor.subject.clone(),
-                serial: anchor.serial.clone(),
+                serial: anchor.serial().to_vec(),
             };
             (Arc::new(anchor), 0)
         });

@@ -22,7 +22,7 @@ use crate::text::hex;
 use crate::text::rfc3339;
 use crate::trust::TrustStore;
 use crate::verdict::{
-    CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Status, Verdict,
+    CertStatus, CertSummary, Decision, Proof, ReasonCode, RevocationResult, Status, Verdict,
 };
 use crate::verify::{AdmittedPath, PreparedCrl};
 
@@ -408,6 +408,7 @@ impl Snapshot {
                 chain: chain_summary,
                 revocation: Vec::new(),
                 valid_until: None,
+                proof: None,
             };
             return (verdict, None);
         }
@@ -432,6 +433,7 @@ impl Snapshot {
                 chain: chain_summary,
                 revocation: Vec::new(),
                 valid_until: Some(valid_until),
+                proof: Some(proof(path, valid_until, true)),
             };
             return (verdict, Some((valid_from, valid_until)));
         }
@@ -510,6 +512,7 @@ impl Snapshot {
                 chain: chain_summary,
                 revocation: results,
                 valid_until: until,
+                proof: Some(proof(path, valid_until, false)),
             },
             Some((code, detail)) if code.is_unknown_status() && options.policy == RevocationPolicy::Prefer => Verdict {
                 verdict: Decision::Accepted,
@@ -519,6 +522,7 @@ impl Snapshot {
                 chain: chain_summary,
                 revocation: results,
                 valid_until: until,
+                proof: Some(proof(path, valid_until, true)),
             },
             Some((code, detail)) => {
                 let status = match code {
@@ -534,6 +538,7 @@ impl Snapshot {
                     chain: chain_summary,
                     revocation: results,
                     valid_until: until,
+                    proof: None,
                 };
                 return (verdict, None);
             }
@@ -565,7 +570,18 @@ fn rejected(status: Status, reason: ReasonCode, detail: String) -> Verdict {
         chain: Vec::new(),
         revocation: Vec::new(),
         valid_until: None,
+        proof: None,
     }
+}
+
+/// The proof an accepted verdict carries: its validated path (leaf
+/// first, anchor last) and what the registry tracks it by.
+fn proof(path: &ValidatedPath, valid_until: i64, degraded: bool) -> Arc<Proof> {
+    Arc::new(Proof {
+        path: path.certs.as_slice().into(),
+        valid_until,
+        degraded,
+    })
 }
 
 pub(crate) fn unix_secs(at: SystemTime) -> i64 {

@@ -1,7 +1,11 @@
 //! The one verdict shape that the library, the HTTP API, the CLI and events
 //! all serialize.
 
+use std::sync::Arc;
+
 use serde::Serialize;
+
+use crate::cert::CertInfo;
 
 /// Accepted or rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -348,8 +352,12 @@ pub struct RevocationResult {
     pub warning: Option<String>,
 }
 
-/// The outcome of verifying a chain.
+/// The outcome of verifying a chain. Only the verifier makes one
+/// (`#[non_exhaustive]`, and an accepted verdict carries a private proof):
+/// [`Verdict::accepted_path`] turns an accepted verdict into the
+/// [`AcceptedPath`] that [`crate::Registry::track`] requires.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Verdict {
     /// Accepted or rejected.
     pub verdict: Decision,
@@ -368,12 +376,114 @@ pub struct Verdict {
     /// found.
     #[serde(serialize_with = "crate::text::ser::rfc3339_opt")]
     pub valid_until: Option<i64>,
+    /// What only an accepted verification carries (never serialized).
+    #[serde(skip)]
+    pub(crate) proof: Option<Arc<Proof>>,
+}
+
+/// The validated path and the facts the registry tracks a connection by,
+/// set by the verifier on accepted verdicts only. Private: the public
+/// fields of a [`Verdict`] clone can be rewritten, these cannot.
+pub(crate) struct Proof {
+    /// The validated path, leaf first, anchor last.
+    pub(crate) path: Arc<[Arc<CertInfo>]>,
+    /// Unix seconds: as [`Verdict::valid_until`].
+    pub(crate) valid_until: i64,
+    /// Accepted although the revocation status is unknown (soft-fail, or
+    /// revocation checking off).
+    pub(crate) degraded: bool,
+}
+
+impl PartialEq for Proof {
+    fn eq(&self, other: &Self) -> bool {
+        self.valid_until == other.valid_until
+            && self.degraded == other.degraded
+            && self.path.len() == other.path.len()
+            && self
+                .path
+                .iter()
+                .zip(other.path.iter())
+                .all(|(a, b)| a.sha256 == b.sha256)
+    }
+}
+
+impl Eq for Proof {}
+
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proof")
+            .field("certificates", &self.path.len())
+            .field("valid_until", &self.valid_until)
+            .field("degraded", &self.degraded)
+            .finish()
+    }
+}
+
+/// Proof that a chain was verified and accepted, as rustls's
+/// `ClientCertVerified`: only an accepted [`Verdict`] made by the verifier
+/// yields one ([`Verdict::accepted_path`]), and it is the only thing
+/// [`crate::Registry::track`] tracks. It holds the validated path itself
+/// (parsed, leaf first, anchor last), so the registry indexes what was
+/// verified, not what a caller says was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedPath {
+    verdict: Arc<Verdict>,
+    proof: Arc<Proof>,
+}
+
+impl AcceptedPath {
+    /// The accepted verdict.
+    pub fn verdict(&self) -> &Arc<Verdict> {
+        &self.verdict
+    }
+
+    /// The validated path, leaf first, anchor last (never empty).
+    pub(crate) fn path(&self) -> &[Arc<CertInfo>] {
+        &self.proof.path
+    }
+
+    /// When the verdict stops holding on its own, Unix seconds.
+    pub(crate) fn valid_until(&self) -> i64 {
+        self.proof.valid_until
+    }
+
+    /// Accepted with the revocation status unknown.
+    pub(crate) fn degraded(&self) -> bool {
+        self.proof.degraded
+    }
 }
 
 impl Verdict {
     /// Whether the chain was accepted.
     pub fn is_accepted(&self) -> bool {
         self.verdict == Decision::Accepted
+    }
+
+    /// The proof the registry tracks a connection by: `Some` only for a
+    /// verdict the verifier accepted.
+    pub fn accepted_path(self: &Arc<Self>) -> Option<AcceptedPath> {
+        let proof = self.proof.clone().filter(|_| self.is_accepted())?;
+        Some(AcceptedPath {
+            verdict: Arc::clone(self),
+            proof,
+        })
+    }
+
+    /// A rejection with no path, for tests of code that maps verdicts
+    /// (e.g. reason codes to TLS alerts). It carries no proof: it can never
+    /// be tracked.
+    #[doc(hidden)]
+    pub fn rejected_for_tests(status: Status, reason: ReasonCode, detail: &str) -> Self {
+        Self {
+            verdict: Decision::Rejected,
+            status,
+            reason,
+            detail: detail.to_owned(),
+            chain: Vec::new(),
+            revocation: Vec::new(),
+            valid_until: None,
+            proof: None,
+        }
     }
 
     /// JSON, the contract shape.

@@ -256,7 +256,12 @@ impl Tracker {
             c.resumed.fetch_add(1, Ordering::Relaxed);
         }
         let at = self.inner.engine.now();
-        let (id, signal) = self.inner.registry.track(chain, labels, &verdict, at);
+        // Only an accepted verification yields the proof the registry
+        // tracks; any other verdict gets a signal already fired.
+        let (id, signal) = match verdict.accepted_path() {
+            Some(accepted) => self.inner.registry.track(chain, labels, &accepted, at),
+            None => self.inner.registry.refuse(&verdict, at),
+        };
         match signal.event() {
             Some(event) => {
                 c.refused.fetch_add(1, Ordering::Relaxed);
