@@ -13,13 +13,12 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use pki_fixtures::{generate, Cert, CertSpec, CrlSpec, Pki, PkiOptions, Reason};
 use rustls_pki_types::CertificateDer;
-use vigil_core::{CrlLoad, Registry, TrustStore, Usage, Verdict, Verifier, VerifyOptions};
+use vigil_core::{AcceptedPath, CrlLoad, Registry, TrustStore, Usage, Verifier, VerifyOptions};
 
 const CONNECTIONS: usize = 10_000;
 const REVOKED: usize = 1_000;
@@ -27,7 +26,7 @@ const REVOKED: usize = 1_000;
 struct Setup {
     pki: Pki,
     chains: Vec<Vec<CertificateDer<'static>>>,
-    verdicts: Vec<Arc<Verdict>>,
+    verdicts: Vec<AcceptedPath>,
     leaves: Vec<Cert>,
     crl: Vec<u8>,
     at: SystemTime,
@@ -75,12 +74,11 @@ fn setup() -> Setup {
         .iter()
         .map(|l| vec![der(l), der(&pki.intermediate.cert)])
         .collect();
-    let verdicts: Vec<Arc<Verdict>> = chains
+    let verdicts: Vec<AcceptedPath> = chains
         .iter()
         .map(|c| {
             let verdict = v.verify(c, &options(), at);
-            assert!(verdict.is_accepted());
-            verdict
+            verdict.accepted_path().expect("accepted")
         })
         .collect();
     let mut spec = CrlSpec::new(&pki.options);

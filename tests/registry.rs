@@ -68,7 +68,8 @@ fn track(reg: &Registry, v: &Verifier, leaf: &Cert, ca: &Ca, now: SystemTime) ->
     assert!(verdict.is_accepted(), "{}", verdict.to_json());
     let mut labels = BTreeMap::new();
     labels.insert("client".to_owned(), leaf.name.clone());
-    let (id, signal) = reg.track(chain, labels, &verdict, now);
+    let accepted = verdict.accepted_path().expect("an accepted verdict");
+    let (id, signal) = reg.track(chain, labels, &accepted, now);
     assert!(!signal.is_fired());
     Tracked {
         id,
@@ -124,9 +125,9 @@ fn a_new_crl_tears_down_exactly_the_revoked_client() {
     let e = &events[0];
     assert_eq!(e.connection_id, conns[2].id);
     assert_eq!(e.reason, TeardownReason::Revoked);
-    assert_eq!(e.serial, conns[2].serial);
+    assert_eq!(vigil_core::hex(&e.serial), conns[2].serial);
     assert!(e.subject.contains("reg-client-2"), "{}", e.subject);
-    assert_eq!(e.at, "2026-03-01T12:00:00Z");
+    assert_eq!(vigil_core::rfc3339(e.at), "2026-03-01T12:00:00Z");
     assert_eq!(conns[2].signal.event().as_ref(), Some(e));
     assert_eq!(fired.load(Ordering::SeqCst), 1);
     for (i, c) in conns.iter().enumerate() {
@@ -190,7 +191,7 @@ fn a_revoked_intermediate_takes_all_and_only_its_leaves() {
     assert_eq!(ids, gone.iter().map(|t| t.id).collect::<Vec<_>>());
     for e in &events {
         assert_eq!(e.reason, TeardownReason::Revoked);
-        assert_eq!(e.serial, second.cert.serial_hex());
+        assert_eq!(vigil_core::hex(&e.serial), second.cert.serial_hex());
     }
     assert!(gone.iter().all(|t| t.signal.is_fired()));
     assert!(kept
@@ -248,7 +249,7 @@ fn expire_due_ends_a_connection_when_its_certificate_expires() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].connection_id, s.id);
     assert_eq!(events[0].reason, TeardownReason::Expired);
-    assert_eq!(events[0].serial, s.serial);
+    assert_eq!(vigil_core::hex(&events[0].serial), s.serial);
     assert!(!long.signal.is_fired());
 
     // A week on, the CRLs are past nextUpdate and nothing refreshed them:
@@ -276,7 +277,10 @@ fn removing_an_anchor_untrusts_its_connections_only() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].connection_id, a.id);
     assert_eq!(events[0].reason, TeardownReason::Untrusted);
-    assert_eq!(events[0].serial, pki.root.cert.serial_hex());
+    assert_eq!(
+        vigil_core::hex(&events[0].serial),
+        pki.root.cert.serial_hex()
+    );
     assert!(!o.signal.is_fired());
 
     // A verifier without that anchor: a CRL re-check also says untrusted.
@@ -294,6 +298,45 @@ fn removing_an_anchor_untrusts_its_connections_only() {
     );
 }
 
+/// The registry tracks only the verifier's proof: a rejected verdict
+/// rewritten to say "accepted" yields none, and a proof presented with
+/// another leaf than the one it proves is refused.
+#[test]
+fn only_the_verifiers_proof_is_tracked_and_only_for_its_own_chain() {
+    let pki = pki();
+    let now = at(pki.options.now);
+    let v = verifier(pki);
+    let reg = Registry::new(options());
+    let expired = vec![
+        pki.expired_client.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+    ];
+    let rejected = v.verify(&expired, &options(), now);
+    assert!(!rejected.is_accepted());
+    let mut forged = (*rejected).clone();
+    forged.verdict = vigil_core::Decision::Accepted;
+    forged.status = vigil_core::Status::Good;
+    assert!(forged.is_accepted());
+    assert!(Arc::new(forged).accepted_path().is_none());
+
+    let good = vec![
+        pki.client.certificate_der(),
+        pki.intermediate.cert.certificate_der(),
+    ];
+    let accepted = v
+        .verify(&good, &options(), now)
+        .accepted_path()
+        .expect("an accepted verdict");
+    let (_, signal) = reg.track(expired, BTreeMap::new(), &accepted, now);
+    assert_eq!(
+        signal.event().map(|e| e.reason),
+        Some(TeardownReason::Untrusted)
+    );
+    assert!(reg.is_empty());
+    let (id, signal) = reg.track(good, BTreeMap::new(), &accepted, now);
+    assert!(!signal.is_fired() && reg.contains(id));
+}
+
 #[test]
 fn a_rejected_verdict_is_never_tracked() {
     let pki = pki();
@@ -306,7 +349,9 @@ fn a_rejected_verdict_is_never_tracked() {
     ];
     let verdict = v.verify(&chain, &options(), now);
     assert!(!verdict.is_accepted());
-    let (_, signal) = reg.track(chain, BTreeMap::new(), &verdict, now);
+    // No proof, so nothing to track: the refusal comes back fired.
+    assert!(verdict.accepted_path().is_none());
+    let (_, signal) = reg.refuse(&verdict, now);
     assert_eq!(
         signal.event().map(|e| e.reason),
         Some(TeardownReason::Expired)
@@ -330,11 +375,14 @@ fn closed_connections_leave_no_trace() {
         pki.client.certificate_der(),
         pki.intermediate.cert.certificate_der(),
     ];
-    let verdict = v.verify(&chain, &options(), now);
+    let accepted = v
+        .verify(&chain, &options(), now)
+        .accepted_path()
+        .expect("an accepted verdict");
     let mut labels = BTreeMap::new();
     labels.insert("peer".to_owned(), "127.0.0.1:1".to_owned());
     for i in 0..200_000u32 {
-        let (id, signal) = reg.track(chain.clone(), labels.clone(), &verdict, now);
+        let (id, signal) = reg.track(chain.clone(), labels.clone(), &accepted, now);
         if i % 2 == 0 {
             signal.on_fire(Box::new(|_| {}));
         }
@@ -382,14 +430,15 @@ fn connections_on_one_certificate_share_it_and_reverify_from_the_presented_chain
     ];
     let verdict = v.verify(&long, &options(), now);
     assert!(verdict.is_accepted(), "{}", verdict.to_json());
-    let (a, a_signal) = reg.track(long, BTreeMap::new(), &verdict, now);
+    let accepted = verdict.accepted_path().expect("an accepted verdict");
+    let (a, a_signal) = reg.track(long, BTreeMap::new(), &accepted, now);
     let b = track(&reg, &v, &pki.client, &pki.intermediate, now);
     let c = track(&reg, &v, &pki.client, &pki.intermediate, now);
     let s = reg.stats();
     assert_eq!((s.connections, s.certificates, s.parsed), (3, 2, 2));
     assert_eq!(reg.labels(a), Some(BTreeMap::new()));
     assert_eq!(
-        reg.leaf(a),
+        reg.leaf(a).map(|(s, n)| (s, vigil_core::hex(&n))),
         Some((verdict.chain[0].subject.clone(), pki.client.serial_hex()))
     );
 
@@ -473,7 +522,7 @@ fn a_crl_touches_only_listed_serials_and_nothing_for_untracked_ones() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].connection_id, conns[1].id);
     assert_eq!(events[0].reason, TeardownReason::Revoked);
-    assert_eq!(events[0].serial, conns[1].serial);
+    assert_eq!(vigil_core::hex(&events[0].serial), conns[1].serial);
     assert_eq!(fired.load(Ordering::SeqCst), 1);
     for (i, c) in conns.iter().enumerate() {
         assert_eq!(c.signal.is_fired(), i == 1);

@@ -225,8 +225,8 @@ fn resigned_leaf_mutants_never_panic() {
                     || format!("accepted without good status: {}", verdict.to_json()),
                 );
                 case.check(
-                    verdict.chain.first().map(|c| c.serial.as_str())
-                        != Some(fx.pki.revoked_client.serial_hex().as_str()),
+                    verdict.chain.first().map(|c| vigil_core::hex(&c.serial))
+                        != Some(fx.pki.revoked_client.serial_hex()),
                     || format!("revoked serial accepted: {}", verdict.to_json()),
                 );
             }

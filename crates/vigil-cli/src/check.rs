@@ -420,13 +420,10 @@ impl Judge<'_> {
         }
         let verdict = self.verify(&verifier, RevocationPolicy::Require);
         // The times of the answer that decided, else of the only answer.
-        let decided = verdict.revocation.first().and_then(|r| {
-            let this = report::parse_rfc3339(r.this_update.as_deref()?)?;
-            Some((
-                this,
-                r.next_update.as_deref().and_then(report::parse_rfc3339),
-            ))
-        });
+        let decided = verdict
+            .revocation
+            .first()
+            .and_then(|r| Some((r.this_update?, r.next_update)));
         if let Some((this, next)) = decided.or(fallback_times) {
             report.set_times(Some(this), next, self.at());
         }

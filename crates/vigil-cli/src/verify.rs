@@ -242,7 +242,8 @@ pub(crate) fn render_text(v: &Verdict) -> String {
         let _ = write!(
             out,
             "  revocation: {} [serial {}]: {status}",
-            r.subject, r.serial
+            r.subject,
+            vigil_core::hex(&r.serial)
         );
         if let Some(reason) = &r.reason {
             let _ = write!(out, " ({reason})");
@@ -251,8 +252,9 @@ pub(crate) fn render_text(v: &Verdict) -> String {
             .ok()
             .and_then(|s| s.as_str().map(str::to_owned))
             .unwrap_or_default();
-        match &r.next_update {
+        match r.next_update {
             Some(next) => {
+                let next = vigil_core::rfc3339(next);
                 let _ = write!(out, " via {source}, next update {next}");
             }
             None if source != "none" => {
@@ -262,7 +264,8 @@ pub(crate) fn render_text(v: &Verdict) -> String {
         }
         out.push('\n');
     }
-    if let Some(until) = &v.valid_until {
+    if let Some(until) = v.valid_until {
+        let until = vigil_core::rfc3339(until);
         let _ = writeln!(out, "  valid until: {until}");
     }
     out

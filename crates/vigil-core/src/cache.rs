@@ -271,6 +271,7 @@ mod tests {
             chain: Vec::new(),
             revocation: Vec::new(),
             valid_until: None,
+            proof: None,
         })
     }
 

@@ -220,18 +220,6 @@ pub(crate) fn parse_crl_dps(value: &[u8]) -> Option<Vec<DistributionPoint>> {
     Some(out)
 }
 
-/// Lowercase hex (no formatting machinery: events and verdicts carry
-/// serials in hex, so this runs per connection torn down).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
 /// Whether the certificate's signature verifies with `spki` (RFC 5280
 /// §6.1.3 (a)(1)); used for separate CRL-signing certificates, which are not
 /// part of the path webpki validated.

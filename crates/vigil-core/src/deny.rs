@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{hex, sha256, CertInfo};
+use crate::cert::{minimal_integer, CertInfo};
 
 /// What a deny rule matches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,19 +58,110 @@ impl DenyKey {
             Self::SpkiSha256(h) => Ok(Self::SpkiSha256(sha256_hex(&h)?)),
         }
     }
+}
+
+/// A [`DenyKey`] compiled for matching, once, when the rule is set: the
+/// issuer as its RFC 5280 §7.1 name key, the serial as minimal INTEGER
+/// content octets, digests as bytes. Matching then compares bytes with
+/// what [`CertInfo`] already holds; no text is parsed or rendered per
+/// verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Matcher {
+    IssuerSerial {
+        issuer_key: Box<[u8]>,
+        serial: Box<[u8]>,
+    },
+    CertSha256([u8; 32]),
+    SpkiSha256([u8; 32]),
+    /// A key whose text names no certificate (a DN or hex that does not
+    /// parse; [`DenyKey::normalized`] refuses those): matches nothing.
+    Nothing,
+}
+
+impl Matcher {
+    pub(crate) fn new(key: &DenyKey) -> Self {
+        let digest = |text: &str| {
+            clean_hex(text)
+                .ok()
+                .and_then(|h| crate::text::unhex(&h))
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        };
+        let compiled = match key {
+            DenyKey::IssuerSerial { issuer, serial } => {
+                let serial = clean_hex(serial).ok().and_then(|h| crate::text::unhex(&h));
+                match (crate::name_text::parse(issuer), serial) {
+                    (Ok(name), Some(serial)) => Some(Self::IssuerSerial {
+                        issuer_key: name.key.into(),
+                        serial: minimal_integer(&serial).into(),
+                    }),
+                    _ => None,
+                }
+            }
+            DenyKey::CertSha256(h) => digest(h).map(Self::CertSha256),
+            DenyKey::SpkiSha256(h) => digest(h).map(Self::SpkiSha256),
+        };
+        compiled.unwrap_or(Self::Nothing)
+    }
 
     pub(crate) fn matches(&self, cert: &CertInfo) -> bool {
         match self {
-            // The serial first: the name is parsed only for a certificate
-            // that could match.
-            Self::IssuerSerial { issuer, serial } => {
-                *serial == hex(cert.serial())
-                    && crate::name_text::parse(issuer)
-                        .is_ok_and(|name| name.key[..] == cert.issuer_key[..])
+            Self::IssuerSerial { issuer_key, serial } => {
+                **serial == *cert.serial() && **issuer_key == *cert.issuer_key
             }
-            Self::CertSha256(h) => *h == hex(&cert.sha256),
-            Self::SpkiSha256(h) => *h == hex(&sha256(cert.spki_der())),
+            Self::CertSha256(d) => *d == cert.sha256,
+            Self::SpkiSha256(d) => *d == cert.spki_sha256,
+            Self::Nothing => false,
         }
+    }
+}
+
+/// The deny list as a snapshot holds it: the rules as set (the contract
+/// shape), each with its compiled [`Matcher`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DenyList {
+    rules: Vec<DenyRule>,
+    /// `matchers[i]` is `rules[i]` compiled.
+    matchers: Vec<Matcher>,
+}
+
+impl DenyList {
+    /// The rules, in the order set.
+    pub(crate) fn rules(&self) -> &[DenyRule] {
+        &self.rules
+    }
+
+    /// Whether this very rule is set.
+    pub(crate) fn contains(&self, rule: &DenyRule) -> bool {
+        self.rules.contains(rule)
+    }
+
+    /// Whether a rule with this key is set.
+    pub(crate) fn has_key(&self, key: &DenyKey) -> bool {
+        self.rules.iter().any(|r| &r.key == key)
+    }
+
+    /// Sets `rule`, replacing a rule with the same key.
+    pub(crate) fn set(&mut self, rule: DenyRule) {
+        self.lift(&rule.key);
+        self.matchers.push(Matcher::new(&rule.key));
+        self.rules.push(rule);
+    }
+
+    /// Lifts the rule with this key, if any.
+    pub(crate) fn lift(&mut self, key: &DenyKey) {
+        while let Some(i) = self.rules.iter().position(|r| &r.key == key) {
+            self.rules.remove(i);
+            self.matchers.remove(i);
+        }
+    }
+
+    /// The first rule active at `now` that matches `cert`.
+    pub(crate) fn find(&self, cert: &CertInfo, now: i64) -> Option<&DenyRule> {
+        self.rules
+            .iter()
+            .zip(&self.matchers)
+            .find(|(rule, m)| rule.is_active(now) && m.matches(cert))
+            .map(|(rule, _)| rule)
     }
 }
 
@@ -189,6 +280,82 @@ mod tests {
         .is_err());
         let json = serde_json::to_string(&DenyKey::CertSha256("00".into())).unwrap_or_default();
         assert_eq!(json, r#"{"cert_sha256":"00"}"#);
+    }
+
+    #[test]
+    fn compiled_rules_match_by_bytes_whatever_the_spelling() {
+        use crate::text::hex;
+        let pki = pki_fixtures::generate_shared(&pki_fixtures::PkiOptions::default())
+            .expect("fixture PKI");
+        let client = CertInfo::parse(&pki.client.der).expect("client certificate");
+        let other = CertInfo::parse(&pki.server.der).expect("server certificate");
+        // The issuer DN as verdicts render it, respelt: case, spacing and
+        // separators differ, the name does not.
+        let issuer = client.issuer.to_string();
+        let messy = issuer
+            .to_uppercase()
+            .replace(' ', "  ")
+            .replace(",  ", " ; ")
+            .replace('=', " = ");
+        assert_ne!(messy, issuer);
+        let serial = hex(client.serial());
+        let by_name = |issuer: &str, serial: &str| {
+            Matcher::new(&DenyKey::IssuerSerial {
+                issuer: issuer.into(),
+                serial: serial.into(),
+            })
+        };
+        assert!(by_name(&messy, &serial).matches(&client));
+        assert!(by_name(&messy, &serial.to_uppercase()).matches(&client));
+        assert!(!by_name(&messy, &serial).matches(&other));
+        let mut wrong = client.serial().to_vec();
+        if let Some(last) = wrong.last_mut() {
+            *last ^= 1;
+        }
+        assert!(!by_name(&messy, &hex(&wrong)).matches(&client));
+        assert!(!by_name("CN=Someone Else", &serial).matches(&client));
+
+        let cert = Matcher::new(&DenyKey::CertSha256(hex(&client.sha256)));
+        assert_eq!(cert, Matcher::CertSha256(client.sha256));
+        assert!(cert.matches(&client) && !cert.matches(&other));
+        let spki = hex(&crate::cert::sha256(client.spki_der()));
+        let key = Matcher::new(&DenyKey::SpkiSha256(spki));
+        assert!(key.matches(&client) && !key.matches(&other));
+
+        // Text that names no certificate matches none.
+        for key in [
+            DenyKey::CertSha256("zz".into()),
+            DenyKey::SpkiSha256("ab".into()),
+            DenyKey::IssuerSerial {
+                issuer: "Nonsense=x".into(),
+                serial: serial.clone(),
+            },
+        ] {
+            assert_eq!(Matcher::new(&key), Matcher::Nothing);
+            assert!(!Matcher::new(&key).matches(&client));
+        }
+    }
+
+    #[test]
+    fn a_deny_list_keeps_one_rule_per_key_and_finds_active_ones() {
+        let pki = pki_fixtures::generate_shared(&pki_fixtures::PkiOptions::default())
+            .expect("fixture PKI");
+        let client = CertInfo::parse(&pki.client.der).expect("client certificate");
+        let key = DenyKey::CertSha256(crate::text::hex(&client.sha256));
+        let rule = |expires| DenyRule {
+            key: key.clone(),
+            reason: "r".into(),
+            expires,
+        };
+        let mut list = DenyList::default();
+        list.set(rule(Some(100)));
+        list.set(rule(Some(200)));
+        assert_eq!(list.rules(), &[rule(Some(200))]);
+        assert_eq!(list.find(&client, 199), Some(&rule(Some(200))));
+        assert_eq!(list.find(&client, 200), None);
+        assert!(list.has_key(&key));
+        list.lift(&key);
+        assert!(list.rules().is_empty() && list.find(&client, 0).is_none());
     }
 
     #[test]

@@ -24,7 +24,11 @@
 //!   fetch again).
 //! * Live connections: [`Registry`] indexes them by the certificates they
 //!   depend on and says which must go ([`TeardownEvent`],
-//!   [`TeardownSignal`]); operator denials are [`DenyRule`]s.
+//!   [`TeardownSignal`]); it tracks only an [`AcceptedPath`], the proof
+//!   that only an accepted verdict yields; operator denials are
+//!   [`DenyRule`]s.
+//! * Text: [`text`] is the one place times and bytes become RFC 3339 and
+//!   hex (and back, for operator input); inside, they stay typed.
 //! * Input: [`input`] reads certificates, CRLs and private keys (PEM or
 //!   DER) with errors that name the file ([`input::InputError`]).
 //!
@@ -79,6 +83,7 @@ mod registry;
 pub mod revocation;
 pub mod schedule;
 mod snapshot;
+pub mod text;
 mod trust;
 mod verdict;
 mod verify;
@@ -94,9 +99,10 @@ pub use registry::{
 };
 pub use revocation::policy::{Depth, RevocationPolicy};
 pub use snapshot::Snapshot;
+pub use text::{hex, rfc3339};
 pub use trust::TrustStore;
 pub use verdict::{
-    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
+    AcceptedPath, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
     Verdict,
 };
 pub use verify::{AdmittedPath, CrlLoad, PreparedCrl, Verifier};
@@ -147,9 +153,4 @@ pub fn is_issued_by(cert: &[u8], issuer: &[u8]) -> bool {
 /// [`TrustStore::remove`]).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     cert::sha256(data)
-}
-
-/// Lowercase hex, as serials and fingerprints are shown everywhere.
-pub fn hex(bytes: &[u8]) -> String {
-    cert::hex(bytes)
 }

@@ -85,7 +85,7 @@ fn parse_atv(atv: &str) -> Result<(Vec<u8>, String), String> {
             }
             None => (
                 attribute(&oid, &AttrValue::Raw(any.data)),
-                format!("#{}", crate::cert::hex(&der)),
+                format!("#{}", crate::text::hex(&der)),
             ),
         }
     } else {

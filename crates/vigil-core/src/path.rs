@@ -249,12 +249,12 @@ fn explain(
                 Some(c) if now > c.not_after => format!(
                     "certificate {} expired at {}",
                     c.subject,
-                    crate::verdict::rfc3339(c.not_after)
+                    crate::text::rfc3339(c.not_after)
                 ),
                 Some(c) => format!(
                     "certificate {} is not valid before {}",
                     c.subject,
-                    crate::verdict::rfc3339(c.not_before)
+                    crate::text::rfc3339(c.not_before)
                 ),
                 None => format!("a certificate in the path is outside its validity period ({e:?})"),
             }

@@ -31,11 +31,12 @@ use std::time::SystemTime;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
-use crate::cert::{hex, sha256, CertInfo};
+use crate::cert::{sha256, CertInfo};
 use crate::options::VerifyOptions;
 use crate::revocation::{ParsedCrl, Reason, VerifiedCrl};
 use crate::snapshot::{unix_secs, Snapshot};
-use crate::verdict::{rfc3339, ReasonCode, Verdict};
+use crate::text::hex;
+use crate::verdict::{AcceptedPath, ReasonCode, Verdict};
 
 /// Identifies one tracked connection for the life of its [`Registry`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -120,14 +121,17 @@ pub struct TeardownEvent {
     /// revocation data lapsed and could not be renewed) or untrusted (its
     /// path no longer validates); the `reason` of the contract's event.
     pub reason: TeardownReason,
-    /// Serial of the certificate concerned, lowercase hex.
-    pub serial: String,
+    /// Serial of the certificate concerned (INTEGER content octets);
+    /// lowercase hex in JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub serial: Vec<u8>,
     /// Subject DN of the certificate concerned.
     pub subject: String,
     /// One human-readable sentence.
     pub detail: String,
-    /// When the registry decided, RFC 3339.
-    pub at: String,
+    /// When the registry decided, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::text::ser::rfc3339")]
+    pub at: i64,
 }
 
 /// A connection kept open although its revocation status could not be
@@ -138,14 +142,17 @@ pub struct TeardownEvent {
 pub struct DegradedNotice {
     /// The connection.
     pub connection_id: ConnectionId,
-    /// Serial of the certificate whose status is unknown, lowercase hex.
-    pub serial: String,
+    /// Serial of the certificate whose status is unknown; lowercase hex in
+    /// JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub serial: Vec<u8>,
     /// Its subject DN.
     pub subject: String,
     /// The verdict's sentence.
     pub detail: String,
-    /// When the registry decided, RFC 3339.
-    pub at: String,
+    /// When the registry decided, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::text::ser::rfc3339")]
+    pub at: i64,
 }
 
 /// How long a connection kept on a soft-failed verdict whose data is
@@ -325,7 +332,7 @@ struct IssuerShared {
 struct Anchor {
     sha256: [u8; 32],
     subject: String,
-    serial: String,
+    serial: Vec<u8>,
 }
 
 /// One tracked connection. Its certificates are shared with the other
@@ -428,58 +435,34 @@ impl Registry {
     }
 
     /// Tracks a connection authenticated by `chain` (as presented, leaf
-    /// first) whose verification gave `verdict`. A verdict that is not
-    /// accepted, or whose path does not match the chain, is never tracked:
-    /// the signal comes back already fired, so a caller cannot keep such a
-    /// connection open by mistake.
+    /// first) whose verification was accepted: `accepted` is the proof,
+    /// which only the verifier makes ([`Verdict::accepted_path`]), and the
+    /// path it holds is what the connection is indexed by. A chain whose
+    /// leaf is not the proof's is never tracked: the signal comes back
+    /// already fired, so a caller cannot keep such a connection open by
+    /// mistake. A rejected verdict has no proof: see [`Registry::refuse`].
     pub fn track(
         &self,
         chain: Vec<CertificateDer<'static>>,
         labels: BTreeMap<String, String>,
-        verdict: &Verdict,
+        accepted: &AcceptedPath,
         at: SystemTime,
     ) -> (ConnectionId, TeardownSignal) {
-        let signal = TeardownSignal::default();
+        let verdict = accepted.verdict();
         let mut inner = self.lock();
-        inner.next += 1;
-        let id = inner.next;
-        let refuse = |reason: TeardownReason, detail: String| {
-            let (serial, subject) = verdict
-                .chain
-                .first()
-                .map(|c| (c.serial.clone(), c.subject.clone()))
-                .unwrap_or_default();
-            TeardownEvent {
-                connection_id: ConnectionId(id),
-                reason,
-                serial,
-                subject,
-                detail,
-                at: rfc3339(unix_secs(at)),
-            }
-        };
-        if !verdict.is_accepted() {
+        let Some((path, anchor, extras)) = inner.resolve_path(&chain, accepted) else {
             drop(inner);
-            signal.fire(&refuse(
-                TeardownReason::from_code(verdict.reason),
-                verdict.detail.clone(),
-            ));
-            return (ConnectionId(id), signal);
-        }
-        let Some((path, anchor, extras)) = inner.resolve_path(&chain, verdict) else {
-            drop(inner);
-            signal.fire(&refuse(
+            return self.refuse_with(
+                verdict,
                 TeardownReason::Untrusted,
                 "the verdict's path does not match the presented chain".into(),
-            ));
-            return (ConnectionId(id), signal);
+                at,
+            );
         };
-        let valid_until = verdict
-            .valid_until
-            .as_deref()
-            .and_then(parse_rfc3339)
-            .or_else(|| path.iter().map(|c| c.not_after).min())
-            .unwrap_or(i64::MAX);
+        inner.next += 1;
+        let id = inner.next;
+        let signal = TeardownSignal::default();
+        let valid_until = accepted.valid_until();
         for cert in &path {
             if !inner.issuer_keys.contains_key(cert.issuer_der()) {
                 inner
@@ -498,7 +481,7 @@ impl Registry {
             inner.by_ca.entry(ca).or_default().insert(id);
         }
         let now = unix_secs(at);
-        let degraded = verdict.status == crate::verdict::Status::Unknown;
+        let degraded = accepted.degraded();
         let valid_until = if valid_until <= now {
             now + SOFT_FAIL_RECHECK_SECS
         } else {
@@ -524,6 +507,49 @@ impl Registry {
         (ConnectionId(id), signal)
     }
 
+    /// For a connection whose verification was not accepted: it is never
+    /// tracked, but gets an id and a signal that comes back already fired
+    /// with the event saying why (the reason of `verdict`), as a tracked
+    /// connection torn down would.
+    pub fn refuse(&self, verdict: &Verdict, at: SystemTime) -> (ConnectionId, TeardownSignal) {
+        let reason = if verdict.is_accepted() {
+            // Accepted, yet not tracked: the caller had no proof.
+            TeardownReason::Untrusted
+        } else {
+            TeardownReason::from_code(verdict.reason)
+        };
+        self.refuse_with(verdict, reason, verdict.detail.clone(), at)
+    }
+
+    fn refuse_with(
+        &self,
+        verdict: &Verdict,
+        reason: TeardownReason,
+        detail: String,
+        at: SystemTime,
+    ) -> (ConnectionId, TeardownSignal) {
+        let id = {
+            let mut inner = self.lock();
+            inner.next += 1;
+            ConnectionId(inner.next)
+        };
+        let (serial, subject) = verdict
+            .chain
+            .first()
+            .map(|c| (c.serial.clone(), c.subject.clone()))
+            .unwrap_or_default();
+        let signal = TeardownSignal::default();
+        signal.fire(&TeardownEvent {
+            connection_id: id,
+            reason,
+            serial,
+            subject,
+            detail,
+            at: unix_secs(at),
+        });
+        (id, signal)
+    }
+
     /// Forgets a connection closed normally; no trace of it remains.
     /// Returns whether it was tracked.
     pub fn untrack(&self, id: ConnectionId) -> bool {
@@ -540,11 +566,12 @@ impl Registry {
         self.lock().conns.get(&id.0).map(|c| c.labels.clone())
     }
 
-    /// The subject and serial (hex) of the connection's leaf.
-    pub fn leaf(&self, id: ConnectionId) -> Option<(String, String)> {
+    /// The subject and serial (INTEGER content octets) of the
+    /// connection's leaf.
+    pub fn leaf(&self, id: ConnectionId) -> Option<(String, Vec<u8>)> {
         let inner = self.lock();
         let leaf = inner.conns.get(&id.0)?.path.first()?;
-        Some((leaf.subject.clone(), hex(leaf.serial())))
+        Some((leaf.subject.clone(), leaf.serial().to_vec()))
     }
 
     /// When the connection must next be re-verified (earliest notAfter or
@@ -603,6 +630,7 @@ impl Registry {
     /// that `rule` matches: a scan of the tracked paths, for the rare
     /// operator action.
     pub fn matching(&self, rule: &crate::DenyKey) -> Vec<ConnectionId> {
+        let rule = crate::deny::Matcher::new(rule);
         let inner = self.lock();
         let mut ids: Vec<ConnectionId> = inner
             .conns
@@ -682,7 +710,7 @@ impl Registry {
             Some(ids) => ids.iter().collect(),
             None => return Vec::new(),
         };
-        let when = rfc3339(unix_secs(at));
+        let when = unix_secs(at);
         let mut fired = Vec::with_capacity(ids.len());
         let mut dead = Vec::with_capacity(ids.len());
         for id in ids {
@@ -701,7 +729,7 @@ impl Registry {
             let event = TeardownEvent {
                 connection_id: ConnectionId(id),
                 reason: TeardownReason::Revoked,
-                serial: hex(cert.serial()),
+                serial: cert.serial().to_vec(),
                 subject: cert.subject.clone(),
                 detail: format!(
                     "certificate {} (serial {}) was revoked ({})",
@@ -709,7 +737,7 @@ impl Registry {
                     hex(cert.serial()),
                     reason.map_or("unspecified", Reason::as_str)
                 ),
-                at: when.clone(),
+                at: when,
             };
             fired.push((conn.signal.clone(), event));
             dead.push(conn);
@@ -896,7 +924,7 @@ impl Registry {
         let (serial, subject) = conn
             .path
             .first()
-            .map(|c| (hex(c.serial()), c.subject.clone()))
+            .map(|c| (c.serial().to_vec(), c.subject.clone()))
             .unwrap_or_default();
         let event = TeardownEvent {
             connection_id: id,
@@ -904,7 +932,7 @@ impl Registry {
             serial,
             subject,
             detail: detail.to_owned(),
-            at: rfc3339(unix_secs(at)),
+            at: unix_secs(at),
         };
         conn.signal.fire(&event);
         Some(event)
@@ -935,11 +963,7 @@ impl Registry {
                 None => verifier.verify(&c.chain(), &self.options, at),
             };
             if verdict.is_accepted() {
-                let until = verdict
-                    .valid_until
-                    .as_deref()
-                    .and_then(parse_rfc3339)
-                    .unwrap_or(i64::MAX);
+                let until = verdict.valid_until.unwrap_or(i64::MAX);
                 let degraded = (verdict.status == crate::verdict::Status::Unknown)
                     .then(|| degraded_notice(ConnectionId(c.id), &verdict, &c.path, at));
                 // A deadline already reached while still accepted: data past
@@ -984,7 +1008,7 @@ impl Registry {
         at: SystemTime,
     ) -> Vec<TeardownEvent> {
         self.reclaim();
-        let when = rfc3339(unix_secs(at));
+        let when = unix_secs(at);
         let mut inner = self.lock();
         let mut fired = Vec::with_capacity(failures.len());
         let mut dead = Vec::with_capacity(failures.len());
@@ -997,7 +1021,7 @@ impl Registry {
                     let (serial, subject) = conn
                         .path
                         .get(position)
-                        .map(|c| (hex(c.serial()), c.subject.clone()))
+                        .map(|c| (c.serial().to_vec(), c.subject.clone()))
                         .unwrap_or_else(|| {
                             (conn.anchor.serial.clone(), conn.anchor.subject.clone())
                         });
@@ -1007,7 +1031,7 @@ impl Registry {
                         serial,
                         subject,
                         detail,
-                        at: when.clone(),
+                        at: when,
                     }
                 }
                 None => TeardownEvent {
@@ -1016,7 +1040,7 @@ impl Registry {
                     serial: conn.anchor.serial.clone(),
                     subject: conn.anchor.subject.clone(),
                     detail: format!("trust anchor {} is no longer trusted", conn.anchor.subject),
-                    at: when.clone(),
+                    at: when,
                 },
             };
             fired.push((conn.signal.clone(), event));
@@ -1062,30 +1086,27 @@ impl Inner {
     fn resolve_path(
         &mut self,
         chain: &[CertificateDer<'static>],
-        verdict: &Verdict,
+        accepted: &AcceptedPath,
     ) -> Option<(
         Vec<Arc<CertInfo>>,
         Arc<Anchor>,
         Box<[CertificateDer<'static>]>,
     )> {
-        let (anchor, below) = verdict.chain.split_last()?;
-        let anchor_sha = unhex32(&anchor.sha256)?;
+        let (anchor, below) = accepted.path().split_last()?;
+        let anchor_sha = anchor.sha256;
         let presented: Vec<([u8; 32], &CertificateDer<'static>)> =
             chain.iter().map(|c| (sha256(c), c)).collect();
+        // The connection is the one whose verification this proves.
+        if presented.first().map(|(d, _)| d) != below.first().map(|c| &c.sha256) {
+            return None;
+        }
         let mut path = Vec::with_capacity(below.len());
-        for summary in below {
-            let digest = unhex32(&summary.sha256)?;
-            let info = match self.parsed.get(&digest) {
+        for cert in below {
+            let info = match self.parsed.get(&cert.sha256) {
                 Some((info, _)) => info.clone(),
-                None => {
-                    let (_, der) = presented.iter().find(|(d, _)| *d == digest)?;
-                    Arc::new(self.share(CertInfo::parse(der).ok()?))
-                }
+                None => Arc::new(self.share(CertInfo::clone(cert))),
             };
             path.push(info);
-        }
-        if path.is_empty() {
-            return None;
         }
         let extras = presented
             .iter()
@@ -1103,7 +1124,7 @@ impl Inner {
             let anchor = Anchor {
                 sha256: anchor_sha,
                 subject: anchor.subject.clone(),
-                serial: anchor.serial.clone(),
+                serial: anchor.serial().to_vec(),
             };
             (Arc::new(anchor), 0)
         });
@@ -1316,7 +1337,7 @@ fn release<T>(map: &mut HashMap<[u8; 32], (T, usize)>, key: &[u8; 32]) {
 /// revocation results single out, else an expired one, else the leaf.
 fn concerned(verdict: &Verdict, path: &[Arc<CertInfo>], now: i64) -> usize {
     use crate::verdict::CertStatus;
-    let by_serial = |serial: &str| path.iter().position(|c| hex(c.serial()) == serial);
+    let by_serial = |serial: &[u8]| path.iter().position(|c| c.serial() == serial);
     if let Some(i) = verdict
         .revocation
         .iter()
@@ -1348,7 +1369,7 @@ fn degraded_notice(
     let position = concerned(verdict, path, unix_secs(at));
     let (serial, subject) = path
         .get(position)
-        .map(|c| (hex(c.serial()), c.subject.clone()))
+        .map(|c| (c.serial().to_vec(), c.subject.clone()))
         .unwrap_or_default();
     let detail = verdict
         .revocation
@@ -1364,15 +1385,8 @@ fn degraded_notice(
         serial,
         subject,
         detail,
-        at: rfc3339(unix_secs(at)),
+        at: unix_secs(at),
     }
-}
-
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
 }
 
 fn system_time(secs: i64) -> SystemTime {
@@ -1388,19 +1402,6 @@ fn system_time(secs: i64) -> SystemTime {
     }
 }
 
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1410,10 +1411,10 @@ mod tests {
         TeardownEvent {
             connection_id: ConnectionId(id),
             reason: TeardownReason::Revoked,
-            serial: "01".into(),
+            serial: vec![1],
             subject: "CN=x".into(),
             detail: "d".into(),
-            at: rfc3339(0),
+            at: 0,
         }
     }
 
@@ -1469,12 +1470,5 @@ mod tests {
             TeardownReason::from_code(ReasonCode::UnknownIssuer),
             TeardownReason::Untrusted
         );
-    }
-
-    #[test]
-    fn unhex_round_trips() {
-        let d = sha256(b"x");
-        assert_eq!(unhex32(&hex(&d)), Some(d));
-        assert_eq!(unhex32("zz"), None);
     }
 }

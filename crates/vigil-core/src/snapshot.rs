@@ -11,14 +11,16 @@ use std::time::SystemTime;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::cache::{CacheKey, Shared};
-use crate::cert::{hex, CertInfo};
+use crate::cert::CertInfo;
 use crate::options::{VerifierConfig, VerifyOptions};
 use crate::path::{self, ValidatedPath};
 use crate::revocation::status::Outcome;
 use crate::revocation::{CrlError, ParsedCrl, RevocationData, RevocationFact, VerifiedCrl};
+use crate::text::hex;
+use crate::text::rfc3339;
 use crate::trust::TrustStore;
 use crate::verdict::{
-    rfc3339, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Status, Verdict,
+    CertStatus, CertSummary, Decision, Proof, ReasonCode, RevocationResult, Status, Verdict,
 };
 use crate::verify::{AdmittedPath, PreparedCrl};
 use crate::{Depth, RevocationPolicy};
@@ -32,7 +34,7 @@ pub struct Snapshot {
     pub(crate) trust: Arc<TrustStore>,
     /// Admitted CRL signers, CRLs, OCSP answers, the revocation memory.
     pub(crate) revocation: RevocationData,
-    pub(crate) denials: Arc<Vec<crate::DenyRule>>,
+    pub(crate) denials: Arc<crate::deny::DenyList>,
     pub(crate) generation: u64,
     /// The verdict cache and the generation counter, shared by every
     /// snapshot descended from one verifier.
@@ -44,7 +46,7 @@ impl Snapshot {
         Self {
             trust: Arc::new(trust),
             revocation: RevocationData::new(config),
-            denials: Arc::new(Vec::new()),
+            denials: Arc::default(),
             generation: 0,
             shared: Arc::new(Shared::default()),
         }
@@ -57,7 +59,7 @@ impl Snapshot {
 
     /// The deny list (expired rules included until lifted).
     pub fn denials(&self) -> &[crate::DenyRule] {
-        &self.denials
+        self.denials.rules()
     }
 
     /// Validates the path of `chain` (leaf first, then any intermediates)
@@ -387,12 +389,11 @@ impl Snapshot {
     ) -> (Verdict, Option<(i64, i64)>) {
         let chain_summary = summarize(path);
         // The operator's deny list, before any revocation data.
-        if let Some((cert, rule)) = path.certs.iter().find_map(|c| {
-            self.denials
-                .iter()
-                .find(|r| r.is_active(now) && r.key.matches(c))
-                .map(|r| (c, r))
-        }) {
+        if let Some((cert, rule)) = path
+            .certs
+            .iter()
+            .find_map(|c| self.denials.find(c, now).map(|r| (c, r)))
+        {
             let verdict = Verdict {
                 verdict: Decision::Rejected,
                 status: Status::Revoked,
@@ -406,6 +407,7 @@ impl Snapshot {
                 chain: chain_summary,
                 revocation: Vec::new(),
                 valid_until: None,
+                proof: None,
             };
             return (verdict, None);
         }
@@ -429,7 +431,8 @@ impl Snapshot {
                 detail: "valid path; revocation checking is off".into(),
                 chain: chain_summary,
                 revocation: Vec::new(),
-                valid_until: Some(rfc3339(valid_until)),
+                valid_until: Some(valid_until),
+                proof: Some(proof(path, valid_until, true)),
             };
             return (verdict, Some((valid_from, valid_until)));
         }
@@ -447,7 +450,7 @@ impl Snapshot {
                 .status(cert, i > 0, &path.certs, i + 1, now, 0);
             let (this_update, next_update) = check.times();
             let result = RevocationResult {
-                serial: hex(cert.serial()),
+                serial: cert.serial().to_vec(),
                 subject: cert.subject.clone(),
                 source: check.source(),
                 status: match &check.outcome {
@@ -455,8 +458,8 @@ impl Snapshot {
                     Outcome::Revoked(_) => CertStatus::Revoked,
                     Outcome::Failed(..) => CertStatus::Unknown,
                 },
-                this_update: this_update.map(rfc3339),
-                next_update: next_update.map(rfc3339),
+                this_update,
+                next_update,
                 reason: match &check.outcome {
                     Outcome::Good => None,
                     Outcome::Revoked(e) => {
@@ -465,7 +468,7 @@ impl Snapshot {
                     Outcome::Failed(code, _) => Some(code.as_str().to_owned()),
                 },
                 revoked_at: match &check.outcome {
-                    Outcome::Revoked(e) => Some(rfc3339(e.revoked_at)),
+                    Outcome::Revoked(e) => Some(e.revoked_at),
                     _ => None,
                 },
                 warning: check.warning.clone(),
@@ -498,7 +501,7 @@ impl Snapshot {
             }
         }
 
-        let until = Some(rfc3339(valid_until));
+        let until = Some(valid_until);
         let verdict = match worst {
             None => Verdict {
                 verdict: Decision::Accepted,
@@ -508,6 +511,7 @@ impl Snapshot {
                 chain: chain_summary,
                 revocation: results,
                 valid_until: until,
+                proof: Some(proof(path, valid_until, false)),
             },
             Some((code, detail)) if code.is_unknown_status() && options.policy == RevocationPolicy::Prefer => Verdict {
                 verdict: Decision::Accepted,
@@ -517,6 +521,7 @@ impl Snapshot {
                 chain: chain_summary,
                 revocation: results,
                 valid_until: until,
+                proof: Some(proof(path, valid_until, true)),
             },
             Some((code, detail)) => {
                 let status = match code {
@@ -532,6 +537,7 @@ impl Snapshot {
                     chain: chain_summary,
                     revocation: results,
                     valid_until: until,
+                    proof: None,
                 };
                 return (verdict, None);
             }
@@ -546,10 +552,10 @@ fn summarize(path: &ValidatedPath) -> Vec<CertSummary> {
         .map(|c| CertSummary {
             subject: c.subject.clone(),
             issuer: c.issuer.to_string(),
-            serial: hex(c.serial()),
-            sha256: hex(&c.sha256),
-            not_before: rfc3339(c.not_before),
-            not_after: rfc3339(c.not_after),
+            serial: c.serial().to_vec(),
+            sha256: c.sha256,
+            not_before: c.not_before,
+            not_after: c.not_after,
         })
         .collect()
 }
@@ -563,7 +569,18 @@ fn rejected(status: Status, reason: ReasonCode, detail: String) -> Verdict {
         chain: Vec::new(),
         revocation: Vec::new(),
         valid_until: None,
+        proof: None,
     }
+}
+
+/// The proof an accepted verdict carries: its validated path (leaf
+/// first, anchor last) and what the registry tracks it by.
+fn proof(path: &ValidatedPath, valid_until: i64, degraded: bool) -> Arc<Proof> {
+    Arc::new(Proof {
+        path: path.certs.as_slice().into(),
+        valid_until,
+        degraded,
+    })
 }
 
 pub(crate) fn unix_secs(at: SystemTime) -> i64 {

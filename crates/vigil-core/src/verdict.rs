@@ -1,7 +1,11 @@
 //! The one verdict shape that the library, the HTTP API, the CLI and events
 //! all serialize.
 
+use std::sync::Arc;
+
 use serde::Serialize;
+
+use crate::cert::CertInfo;
 
 /// Accepted or rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -269,14 +273,19 @@ pub struct CertSummary {
     pub subject: String,
     /// Issuer DN.
     pub issuer: String,
-    /// Serial number, lowercase hex of the DER INTEGER content.
-    pub serial: String,
-    /// SHA-256 of the certificate DER, lowercase hex.
-    pub sha256: String,
-    /// notBefore, RFC 3339.
-    pub not_before: String,
-    /// notAfter, RFC 3339.
-    pub not_after: String,
+    /// Serial number: the DER INTEGER content octets (minimal form);
+    /// lowercase hex in JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub serial: Vec<u8>,
+    /// SHA-256 of the certificate DER; lowercase hex in JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub sha256: [u8; 32],
+    /// notBefore, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::text::ser::rfc3339")]
+    pub not_before: i64,
+    /// notAfter, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::text::ser::rfc3339")]
+    pub not_after: i64,
 }
 
 /// Where a revocation answer came from.
@@ -306,35 +315,49 @@ pub enum CertStatus {
 /// The revocation result for one certificate of the path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RevocationResult {
-    /// Serial number, lowercase hex.
-    pub serial: String,
+    /// Serial number (INTEGER content octets); lowercase hex in JSON.
+    #[serde(serialize_with = "crate::text::ser::hex")]
+    pub serial: Vec<u8>,
     /// Subject DN of the certificate (an extension of the contract shape).
     pub subject: String,
     /// Which source answered.
     pub source: Source,
     /// What that source says of the certificate: good, revoked or unknown.
     pub status: CertStatus,
-    /// thisUpdate of the data used, RFC 3339.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub this_update: Option<String>,
-    /// nextUpdate of the data used, RFC 3339.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_update: Option<String>,
+    /// thisUpdate of the data used, Unix seconds; RFC 3339 in JSON.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::text::ser::rfc3339_opt"
+    )]
+    pub this_update: Option<i64>,
+    /// nextUpdate of the data used, Unix seconds; RFC 3339 in JSON.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::text::ser::rfc3339_opt"
+    )]
+    pub next_update: Option<i64>,
     /// For `revoked`: the CRL reason (e.g. `keyCompromise`); for `unknown`:
     /// the reason code explaining why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// For `revoked`: the revocation date, RFC 3339.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<String>,
+    /// For `revoked`: the revocation date, Unix seconds; RFC 3339 in JSON.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::text::ser::rfc3339_opt"
+    )]
+    pub revoked_at: Option<i64>,
     /// Data about this certificate that failed a check and was set aside
     /// (an extension of the contract shape).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
 }
 
-/// The outcome of verifying a chain.
+/// The outcome of verifying a chain. Only the verifier makes one
+/// (`#[non_exhaustive]`, and an accepted verdict carries a private proof):
+/// [`Verdict::accepted_path`] turns an accepted verdict into the
+/// [`AcceptedPath`] that [`crate::Registry::track`] requires.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Verdict {
     /// Accepted or rejected.
     pub verdict: Decision,
@@ -349,8 +372,85 @@ pub struct Verdict {
     /// Per-certificate revocation results, leaf first.
     pub revocation: Vec<RevocationResult>,
     /// When this verdict stops holding on its own (earliest notAfter or
-    /// nextUpdate), RFC 3339; null when no path was found.
-    pub valid_until: Option<String>,
+    /// nextUpdate), Unix seconds; RFC 3339 in JSON, null when no path was
+    /// found.
+    #[serde(serialize_with = "crate::text::ser::rfc3339_opt")]
+    pub valid_until: Option<i64>,
+    /// What only an accepted verification carries (never serialized).
+    #[serde(skip)]
+    pub(crate) proof: Option<Arc<Proof>>,
+}
+
+/// The validated path and the facts the registry tracks a connection by,
+/// set by the verifier on accepted verdicts only. Private: the public
+/// fields of a [`Verdict`] clone can be rewritten, these cannot.
+pub(crate) struct Proof {
+    /// The validated path, leaf first, anchor last.
+    pub(crate) path: Arc<[Arc<CertInfo>]>,
+    /// Unix seconds: as [`Verdict::valid_until`].
+    pub(crate) valid_until: i64,
+    /// Accepted although the revocation status is unknown (soft-fail, or
+    /// revocation checking off).
+    pub(crate) degraded: bool,
+}
+
+impl PartialEq for Proof {
+    fn eq(&self, other: &Self) -> bool {
+        self.valid_until == other.valid_until
+            && self.degraded == other.degraded
+            && self.path.len() == other.path.len()
+            && self
+                .path
+                .iter()
+                .zip(other.path.iter())
+                .all(|(a, b)| a.sha256 == b.sha256)
+    }
+}
+
+impl Eq for Proof {}
+
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proof")
+            .field("certificates", &self.path.len())
+            .field("valid_until", &self.valid_until)
+            .field("degraded", &self.degraded)
+            .finish()
+    }
+}
+
+/// Proof that a chain was verified and accepted, as rustls's
+/// `ClientCertVerified`: only an accepted [`Verdict`] made by the verifier
+/// yields one ([`Verdict::accepted_path`]), and it is the only thing
+/// [`crate::Registry::track`] tracks. It holds the validated path itself
+/// (parsed, leaf first, anchor last), so the registry indexes what was
+/// verified, not what a caller says was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedPath {
+    verdict: Arc<Verdict>,
+    proof: Arc<Proof>,
+}
+
+impl AcceptedPath {
+    /// The accepted verdict.
+    pub fn verdict(&self) -> &Arc<Verdict> {
+        &self.verdict
+    }
+
+    /// The validated path, leaf first, anchor last (never empty).
+    pub(crate) fn path(&self) -> &[Arc<CertInfo>] {
+        &self.proof.path
+    }
+
+    /// When the verdict stops holding on its own, Unix seconds.
+    pub(crate) fn valid_until(&self) -> i64 {
+        self.proof.valid_until
+    }
+
+    /// Accepted with the revocation status unknown.
+    pub(crate) fn degraded(&self) -> bool {
+        self.proof.degraded
+    }
 }
 
 impl Verdict {
@@ -359,20 +459,38 @@ impl Verdict {
         self.verdict == Decision::Accepted
     }
 
+    /// The proof the registry tracks a connection by: `Some` only for a
+    /// verdict the verifier accepted.
+    pub fn accepted_path(self: &Arc<Self>) -> Option<AcceptedPath> {
+        let proof = self.proof.clone().filter(|_| self.is_accepted())?;
+        Some(AcceptedPath {
+            verdict: Arc::clone(self),
+            proof,
+        })
+    }
+
+    /// A rejection with no path, for tests of code that maps verdicts
+    /// (e.g. reason codes to TLS alerts). It carries no proof: it can never
+    /// be tracked.
+    #[doc(hidden)]
+    pub fn rejected_for_tests(status: Status, reason: ReasonCode, detail: &str) -> Self {
+        Self {
+            verdict: Decision::Rejected,
+            status,
+            reason,
+            detail: detail.to_owned(),
+            chain: Vec::new(),
+            revocation: Vec::new(),
+            valid_until: None,
+            proof: None,
+        }
+    }
+
     /// JSON, the contract shape.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self)
             .unwrap_or_else(|e| format!("{{\"error\":\"serialization\",\"detail\":\"{e}\"}}"))
     }
-}
-
-/// Formats Unix seconds as RFC 3339 (UTC, `Z`).
-pub fn rfc3339(secs: i64) -> String {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| secs.to_string())
 }
 
 #[cfg(test)]
@@ -396,6 +514,5 @@ mod tests {
             ReasonCode::UnsupportedDeltaCrl.as_str(),
             "unsupported_delta_crl"
         );
-        assert_eq!(rfc3339(1_577_836_800), "2020-01-01T00:00:00Z");
     }
 }

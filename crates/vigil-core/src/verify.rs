@@ -208,20 +208,18 @@ impl Verifier {
             return false;
         }
         let s = self.data();
-        let denials = Arc::make_mut(&mut s.denials);
-        denials.retain(|r| r.key != rule.key);
-        denials.push(rule);
+        Arc::make_mut(&mut s.denials).set(rule);
         s.bump();
         true
     }
 
     /// Lifts the deny rule with this key; returns whether there was one.
     pub fn lift(&mut self, key: &crate::DenyKey) -> bool {
-        if !self.snap.denials.iter().any(|r| &r.key == key) {
+        if !self.snap.denials.has_key(key) {
             return false;
         }
         let s = self.data();
-        Arc::make_mut(&mut s.denials).retain(|r| &r.key != key);
+        Arc::make_mut(&mut s.denials).lift(key);
         s.bump();
         true
     }

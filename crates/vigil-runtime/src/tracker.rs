@@ -300,7 +300,12 @@ impl Tracker {
             c.resumed.fetch_add(1, Ordering::Relaxed);
         }
         let at = self.inner.engine.now();
-        let (id, signal) = self.inner.registry.track(chain, labels, &verdict, at);
+        // Only an accepted verification yields the proof the registry
+        // tracks; any other verdict gets a signal already fired.
+        let (id, signal) = match verdict.accepted_path() {
+            Some(accepted) => self.inner.registry.track(chain, labels, &accepted, at),
+            None => self.inner.registry.refuse(&verdict, at),
+        };
         match signal.event() {
             Some(event) => {
                 c.refused.fetch_add(1, Ordering::Relaxed);
@@ -470,14 +475,14 @@ impl TrackerInner {
                 tracing::warn!(
                     connection = %event.connection_id,
                     reason = %event.reason,
-                    serial = %event.serial,
+                    serial = %vigil_core::hex(&event.serial),
                     "dry-run: connection would be torn down"
                 );
             } else {
                 tracing::info!(
                     connection = %event.connection_id,
                     reason = %event.reason,
-                    serial = %event.serial,
+                    serial = %vigil_core::hex(&event.serial),
                     "connection torn down"
                 );
             }
@@ -502,7 +507,7 @@ impl TrackerInner {
             self.counters.degraded.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 connection = %notice.connection_id,
-                serial = %notice.serial,
+                serial = %vigil_core::hex(&notice.serial),
                 detail = %notice.detail,
                 "connection kept with unknown revocation status (prefer)"
             );

@@ -116,7 +116,7 @@ fn restored_ocsp_only_sources_do_not_spin_and_abort_is_prompt() {
             let watch = Instant::now();
             while watch.elapsed() < Duration::from_secs(4) {
                 for s in engine.sources() {
-                    attempts.insert((s.url.clone(), s.last_fetch.clone()));
+                    attempts.insert((s.url.clone(), s.last_fetch));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

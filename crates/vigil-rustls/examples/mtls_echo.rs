@@ -278,14 +278,17 @@ async fn log_events(tracker: Tracker) {
                 "teardown connection={} reason={} serial={} subject={:?} detail={:?}{}",
                 event.connection_id,
                 event.reason,
-                event.serial,
+                vigil_core::hex(&event.serial),
                 event.subject,
                 event.detail,
                 if dry_run { " dry_run=true" } else { "" }
             ),
             Ok(ConnectionEvent::Degraded(notice)) => eprintln!(
                 "degraded connection={} serial={} subject={:?} detail={:?}",
-                notice.connection_id, notice.serial, notice.subject, notice.detail
+                notice.connection_id,
+                vigil_core::hex(&notice.serial),
+                notice.subject,
+                notice.detail
             ),
             Err(RecvError::Lagged(missed)) => eprintln!("events missed count={missed}"),
             Err(RecvError::Closed) => return,

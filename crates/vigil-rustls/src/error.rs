@@ -68,18 +68,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rustls::AlertDescription;
-    use vigil_core::{Decision, Status};
+    use vigil_core::Status;
 
     fn rejected(reason: ReasonCode, status: Status) -> Arc<Verdict> {
-        Arc::new(Verdict {
-            verdict: Decision::Rejected,
-            status,
-            reason,
-            detail: "test".into(),
-            chain: Vec::new(),
-            revocation: Vec::new(),
-            valid_until: None,
-        })
+        // Every reason code, so not all from real verifications.
+        Arc::new(Verdict::rejected_for_tests(status, reason, "test"))
     }
 
     fn alert(e: rustls::Error) -> AlertDescription {

@@ -502,7 +502,7 @@ fn parse_deny(body: Value) -> Result<DenyRule, ApiError> {
     };
     let expires = match map.remove("expires") {
         None | Some(Value::Null) => None,
-        Some(Value::String(t)) => Some(parse_rfc3339(&t).ok_or_else(|| {
+        Some(Value::String(t)) => Some(vigil_core::text::parse_rfc3339(&t).ok_or_else(|| {
             bad(format!(
                 "expires: '{t}' is not an RFC 3339 time such as 2030-01-31T12:00:00Z"
             ))
@@ -567,13 +567,6 @@ fn deny_label(key: &DenyKey) -> String {
 
 fn trim_blank(text: &str) -> &str {
     text.trim_matches([' ', '\t', '\n', '\r'])
-}
-
-fn parse_rfc3339(text: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(time::OffsetDateTime::unix_timestamp)
 }
 
 fn now_secs() -> i64 {

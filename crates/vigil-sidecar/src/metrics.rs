@@ -199,12 +199,7 @@ pub(crate) fn render(app: &AppState) -> String {
         if s.last_error.is_some() {
             *failing.entry(kind).or_default() += 1;
         }
-        if let Some(age) = s
-            .this_update
-            .as_deref()
-            .and_then(parse_rfc3339)
-            .map(|t| now - t)
-        {
+        if let Some(age) = s.this_update.map(|t| now - t) {
             let e = ages.entry((kind, url)).or_insert(age);
             *e = (*e).max(age);
         }
@@ -374,11 +369,4 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(time::OffsetDateTime::unix_timestamp)
 }

@@ -243,7 +243,8 @@ pub(crate) struct ConnectionView {
     pub(crate) lease_expires_at: Option<String>,
     pub(crate) valid_until: Option<String>,
     pub(crate) subject: String,
-    pub(crate) serial: String,
+    #[serde(serialize_with = "vigil_core::text::ser::hex")]
+    pub(crate) serial: Vec<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) teardown: Option<TeardownOut>,
 }
@@ -254,10 +255,12 @@ pub(crate) struct ConnectionView {
 pub(crate) struct TeardownOut {
     pub(crate) connection_id: String,
     pub(crate) reason: TeardownReason,
-    pub(crate) serial: String,
+    #[serde(serialize_with = "vigil_core::text::ser::hex")]
+    pub(crate) serial: Vec<u8>,
     pub(crate) subject: String,
     pub(crate) detail: String,
-    pub(crate) at: String,
+    #[serde(serialize_with = "vigil_core::text::ser::rfc3339")]
+    pub(crate) at: i64,
     pub(crate) labels: BTreeMap<String, String>,
 }
 
@@ -269,7 +272,7 @@ impl TeardownOut {
             serial: event.serial.clone(),
             subject: event.subject.clone(),
             detail: event.detail.clone(),
-            at: event.at.clone(),
+            at: event.at,
             labels: labels.clone(),
         }
     }

@@ -269,8 +269,6 @@ pub(crate) fn readiness(app: &App) -> Result<Value, String> {
         let now = record::now_ms() / 1000;
         let usable = |s: &vigil_runtime::SourceState| {
             s.next_update
-                .as_deref()
-                .and_then(metrics::parse_rfc3339)
                 .map_or(s.this_update.is_some(), |next| next > now)
         };
         let stale: Vec<&str> = sources

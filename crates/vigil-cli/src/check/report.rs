@@ -102,9 +102,12 @@ pub(super) struct SourceReport {
     pub(super) status: SourceStatus,
     /// For `revoked`: the CRL reason, e.g. `keyCompromise`.
     pub(super) reason: Option<String>,
-    pub(super) revoked_at: Option<String>,
-    pub(super) this_update: Option<String>,
-    pub(super) next_update: Option<String>,
+    #[serde(serialize_with = "vigil_core::text::ser::rfc3339_opt")]
+    pub(super) revoked_at: Option<i64>,
+    #[serde(serialize_with = "vigil_core::text::ser::rfc3339_opt")]
+    pub(super) this_update: Option<i64>,
+    #[serde(serialize_with = "vigil_core::text::ser::rfc3339_opt")]
+    pub(super) next_update: Option<i64>,
     pub(super) freshness: Option<Freshness>,
     pub(super) fetch_ms: u64,
     pub(super) http_method: Option<&'static str>,
@@ -149,8 +152,8 @@ impl SourceReport {
 
     /// Records thisUpdate and nextUpdate and how current they are at `at`.
     pub(super) fn set_times(&mut self, this: Option<i64>, next: Option<i64>, at: i64) {
-        self.this_update = this.map(rfc3339);
-        self.next_update = next.map(rfc3339);
+        self.this_update = this;
+        self.next_update = next;
         let (freshness, text) = match (this, next) {
             (Some(this), _) if this > at => (
                 Freshness::NotYetValid,
@@ -187,7 +190,7 @@ impl SourceReport {
             Some(r) if r.status == CertStatus::Revoked => {
                 self.status = SourceStatus::Revoked;
                 self.reason = r.reason.clone();
-                self.revoked_at = r.revoked_at.clone();
+                self.revoked_at = r.revoked_at;
             }
             // Unknown status, or no path to the issuer at all.
             _ => {
@@ -250,9 +253,14 @@ impl Report {
         let c = &self.certificate;
         let _ = writeln!(out, "certificate: {}", c.subject);
         let _ = writeln!(out, "  issuer:   {}", c.issuer);
-        let _ = writeln!(out, "  serial:   {}", c.serial);
-        let _ = writeln!(out, "  sha256:   {}", c.sha256);
-        let _ = writeln!(out, "  validity: {} .. {}", c.not_before, c.not_after);
+        let _ = writeln!(out, "  serial:   {}", hex(&c.serial));
+        let _ = writeln!(out, "  sha256:   {}", hex(&c.sha256));
+        let _ = writeln!(
+            out,
+            "  validity: {} .. {}",
+            rfc3339(c.not_before),
+            rfc3339(c.not_after)
+        );
         if self.policy == RevocationPolicy::Off {
             let _ = writeln!(out, "sources: none consulted (--revocation off)");
         } else if self.sources.is_empty() {
@@ -286,8 +294,8 @@ impl Report {
 fn render_source(out: &mut String, s: &SourceReport) {
     let _ = writeln!(out, "  {:<4} {}", s.kind.as_str(), s.url);
     let mut line = s.status.as_str().to_owned();
-    if let Some(at) = &s.revoked_at {
-        let _ = write!(line, " at {at}");
+    if let Some(at) = s.revoked_at {
+        let _ = write!(line, " at {}", rfc3339(at));
     }
     if let Some(reason) = &s.reason {
         let _ = write!(line, " ({reason})");
@@ -313,10 +321,10 @@ fn render_source(out: &mut String, s: &SourceReport) {
         None => {}
     }
     let _ = writeln!(out, "       {fetch}");
-    if let Some(this) = &s.this_update {
-        let mut times = format!("this update {this}");
-        if let Some(next) = &s.next_update {
-            let _ = write!(times, ", next update {next}");
+    if let Some(this) = s.this_update {
+        let mut times = format!("this update {}", rfc3339(this));
+        if let Some(next) = s.next_update {
+            let _ = write!(times, ", next update {}", rfc3339(next));
         }
         if let Some(fresh) = &s.freshness_text {
             let _ = write!(times, ": {fresh}");
@@ -335,24 +343,24 @@ pub(super) fn certificate(verdict: &Verdict, cert: &CertificateDer<'_>) -> CertS
         return first.clone();
     }
     use x509_parser::prelude::{FromDer as _, X509Certificate};
-    let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, cert).as_ref());
+    let sha256 = vigil_core::sha256(cert);
     match X509Certificate::from_der(cert) {
         Ok((_, c)) => CertSummary {
             subject: c.subject().to_string(),
             issuer: c.issuer().to_string(),
-            serial: hex(minimal(c.raw_serial())),
+            serial: minimal(c.raw_serial()).to_vec(),
             sha256,
-            not_before: rfc3339(c.validity().not_before.timestamp()),
-            not_after: rfc3339(c.validity().not_after.timestamp()),
+            not_before: c.validity().not_before.timestamp(),
+            not_after: c.validity().not_after.timestamp(),
         },
         // Unreachable: the certificate was parsed when it was loaded.
         Err(_) => CertSummary {
             subject: String::new(),
             issuer: String::new(),
-            serial: String::new(),
+            serial: Vec::new(),
             sha256,
-            not_before: String::new(),
-            not_after: String::new(),
+            not_before: 0,
+            not_after: 0,
         },
     }
 }
@@ -398,14 +406,6 @@ pub(super) fn span(secs: i64) -> String {
 /// A duration in seconds, e.g. "2 s" or "0.5 s".
 pub(super) fn seconds(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
-}
-
-/// RFC 3339 to Unix seconds.
-pub(super) fn parse_rfc3339(text: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(time::OffsetDateTime::unix_timestamp)
 }
 
 pub(super) fn unix_secs(at: SystemTime) -> i64 {

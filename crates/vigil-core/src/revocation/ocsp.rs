@@ -78,8 +78,8 @@ impl fmt::Display for OcspError {
             Self::Older { held, offered } => write!(
                 f,
                 "OCSP answer older than the one held (thisUpdate {} < {})",
-                crate::verdict::rfc3339(*offered),
-                crate::verdict::rfc3339(*held)
+                crate::text::rfc3339(*offered),
+                crate::text::rfc3339(*held)
             ),
             Self::NotForPath { detail } => write!(f, "stapled OCSP answer not admitted: {detail}"),
         }

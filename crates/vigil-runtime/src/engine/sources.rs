@@ -10,20 +10,25 @@ pub struct SourceState {
     pub url: String,
     /// `crl` or `ocsp`.
     pub kind: &'static str,
-    /// thisUpdate of the data held, RFC 3339.
-    pub this_update: Option<String>,
-    /// nextUpdate of the data held, RFC 3339.
-    pub next_update: Option<String>,
-    /// Last fetch attempt, RFC 3339.
-    pub last_fetch: Option<String>,
+    /// thisUpdate of the data held, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "vigil_core::text::ser::rfc3339_opt")]
+    pub this_update: Option<i64>,
+    /// nextUpdate of the data held, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "vigil_core::text::ser::rfc3339_opt")]
+    pub next_update: Option<i64>,
+    /// Last fetch attempt, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "vigil_core::text::ser::rfc3339_opt")]
+    pub last_fetch: Option<i64>,
     /// The last error, if the last attempt failed.
     pub last_error: Option<String>,
-    /// Next scheduled attempt, RFC 3339.
-    pub next_attempt: Option<String>,
+    /// Next scheduled attempt, Unix seconds; RFC 3339 in JSON.
+    #[serde(serialize_with = "vigil_core::text::ser::rfc3339_opt")]
+    pub next_attempt: Option<i64>,
     /// Revoked entries (CRLs).
     pub entries: Option<usize>,
-    /// cRLNumber, hex (CRLs).
-    pub crl_number: Option<String>,
+    /// cRLNumber (INTEGER content octets, CRLs); hex in JSON.
+    #[serde(serialize_with = "vigil_core::text::ser::hex_opt")]
+    pub crl_number: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Default)]
@@ -99,15 +104,13 @@ impl Engine {
                     Some(SourceKind::Ocsp) => "ocsp",
                     _ => "crl",
                 },
-                this_update: t.timing.this_update.map(vigil_core::rfc3339),
-                next_update: t.timing.next_update.map(vigil_core::rfc3339),
-                last_fetch: t.timing.last_attempt.map(vigil_core::rfc3339),
+                this_update: t.timing.this_update,
+                next_update: t.timing.next_update,
+                last_fetch: t.timing.last_attempt,
                 last_error: t.last_error.clone(),
-                next_attempt: Some(t.due_at(policy))
-                    .filter(|at| *at != i64::MIN)
-                    .map(vigil_core::rfc3339),
+                next_attempt: Some(t.due_at(policy)).filter(|at| *at != i64::MIN),
                 entries: t.entries,
-                crl_number: t.crl_number.as_deref().map(hex),
+                crl_number: t.crl_number.clone(),
             })
             .collect()
     }

@@ -166,7 +166,7 @@ impl Connections {
             serial,
             subject,
             detail: verdict.detail.clone(),
-            at: vigil_core::rfc3339(now / 1000),
+            at: now.div_euclid(1000),
         };
         let gone = Gone {
             usage,

@@ -50,7 +50,7 @@ impl Connections {
         tracing::info!(
             connection = %id,
             reason = %event.reason,
-            serial = %event.serial,
+            serial = %vigil_core::hex(&event.serial),
             "teardown announced"
         );
         let view = ConnectionView {
@@ -96,10 +96,10 @@ impl Connections {
         for id in members {
             let data = serde_json::json!({
                 "connection_id": id.to_string(),
-                "serial": notice.serial,
+                "serial": vigil_core::hex(&notice.serial),
                 "subject": notice.subject,
                 "detail": notice.detail,
-                "at": notice.at,
+                "at": vigil_core::rfc3339(notice.at),
             });
             self.hub.publish("degraded", data.to_string());
         }
@@ -163,7 +163,7 @@ impl From<Reg> for Gone {
 
 /// The leaf's subject and serial, from the verdict's path (empty when no
 /// path was found).
-pub(super) fn leaf_names(verdict: &Verdict) -> (String, String) {
+pub(super) fn leaf_names(verdict: &Verdict) -> (String, Vec<u8>) {
     verdict
         .chain
         .first()

@@ -287,12 +287,6 @@ fn unix(t: SystemTime) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
-}
-
 /// The monotonic instant of a wall-clock time.
 fn instant_at(at: SystemTime) -> Instant {
     let now_sys = SystemTime::now();

@@ -14,7 +14,7 @@ use vigil_runtime::Engine;
 
 use super::super::progress::Progress;
 use super::super::{DrillArgs, Scenario, SourceArg};
-use super::{instant_at, parse_rfc3339, unix};
+use super::{instant_at, unix};
 
 /// The fixture for one scenario.
 pub(super) struct Setup {
@@ -205,7 +205,7 @@ pub(super) async fn act(
             let latest = engine
                 .sources()
                 .iter()
-                .filter_map(|s| s.next_update.as_deref().and_then(parse_rfc3339))
+                .filter_map(|s| s.next_update)
                 .max()
                 .ok_or("the engine holds no revocation data")?;
             let lapse = SystemTime::UNIX_EPOCH + Duration::from_secs(latest.max(0) as u64 + 1);
@@ -233,7 +233,7 @@ pub(super) fn lapse_per_connection(
     let next: HashMap<String, i64> = engine
         .sources()
         .into_iter()
-        .filter_map(|s| Some((s.url.clone(), parse_rfc3339(s.next_update.as_deref()?)?)))
+        .filter_map(|s| Some((s.url, s.next_update?)))
         .collect();
     let cert_lapse = |issuer_role: &str, serial: &str| -> Option<i64> {
         let crl = next.get(&setup.responder.crl_url(issuer_role)).copied();

@@ -13,7 +13,8 @@ use crate::revocation::{
     reasons, CrlError, CrlSigner, OcspCertStatus, OcspError, ParsedCrl, Reason, RevokedEntry,
     VerifiedCrl,
 };
-use crate::verdict::{rfc3339, ReasonCode, Source};
+use crate::text::rfc3339;
+use crate::verdict::{ReasonCode, Source};
 
 mod from_crls;
 mod from_ocsp;
