@@ -313,10 +313,13 @@ fn assert_good_by_ocsp(verdict: &Verdict, context: &str) {
 fn leaf_result<'v>(v: &'v Verdict, fx: &Fixture, role: &str) -> &'v RevocationResult {
     assert_eq!(v.revocation.len(), 2, "{}", v.to_json());
     let leaf = &v.revocation[0];
-    assert_eq!(vigil_core::hex(&leaf.serial), verdict_serial(fx.cert(role)));
+    assert_eq!(
+        vigil_core::text::hex(&leaf.serial),
+        verdict_serial(fx.cert(role))
+    );
     let inter = &v.revocation[1];
     assert_eq!(
-        vigil_core::hex(&inter.serial),
+        vigil_core::text::hex(&inter.serial),
         fx.pki.intermediate.cert.serial_hex()
     );
     assert_eq!(
@@ -367,7 +370,7 @@ fn assert_leaf_unknown(v: &Verdict, fx: &Fixture, role: &str, code: ReasonCode) 
         "{}",
         v.to_json()
     );
-    assert_eq!(leaf.revoked_at.map(vigil_core::rfc3339), None);
+    assert_eq!(leaf.revoked_at.map(vigil_core::text::rfc3339), None);
 }
 
 /// Rejected as revoked, the leaf's result from `source` saying
@@ -448,7 +451,7 @@ fn revoked_leaf_is_rejected_with_reason_and_time() {
         let verdict = verify(&v, fx, roles::CLIENT, policy);
         let leaf = assert_leaf_revoked(&verdict, fx, roles::CLIENT, Source::Ocsp);
         assert_eq!(
-            leaf.revoked_at.map(vigil_core::rfc3339),
+            leaf.revoked_at.map(vigil_core::text::rfc3339),
             Some(rfc3339(fx.revoked_at))
         );
         assert_openssl_times(fx, leaf);
@@ -468,7 +471,7 @@ fn stale_revoked_answer_still_revokes() {
         let leaf = &verdict.revocation[0];
         assert_eq!(leaf.source, Source::Ocsp);
         assert_eq!(
-            leaf.revoked_at.map(vigil_core::rfc3339),
+            leaf.revoked_at.map(vigil_core::text::rfc3339),
             Some(rfc3339(fx.revoked_at))
         );
     }
@@ -641,7 +644,9 @@ fn good_and_revoked_for_rsa_and_ed25519() {
             let verdict = answer(fx.revoked(roles::CLIENT));
             assert_verdict(&verdict, REVOKED);
             assert_eq!(
-                verdict.revocation[0].revoked_at.map(vigil_core::rfc3339),
+                verdict.revocation[0]
+                    .revoked_at
+                    .map(vigil_core::text::rfc3339),
                 Some(rfc3339(fx.revoked_at))
             );
         }
@@ -758,7 +763,7 @@ fn crl_good_and_ocsp_revoked_is_revoked() {
         let verdict = verify(&v, fx, roles::CLIENT, policy);
         let leaf = assert_leaf_revoked(&verdict, fx, roles::CLIENT, Source::Ocsp);
         assert_eq!(
-            leaf.revoked_at.map(vigil_core::rfc3339),
+            leaf.revoked_at.map(vigil_core::text::rfc3339),
             Some(rfc3339(fx.revoked_at))
         );
     }
@@ -777,7 +782,7 @@ fn crl_revoked_and_ocsp_good_is_revoked() {
         let leaf = assert_leaf_revoked(&verdict, fx, roles::REVOKED_CLIENT, Source::Crl);
         // intermediate.crl revokes it at the fixture's now - 2h.
         assert_eq!(
-            leaf.revoked_at.map(vigil_core::rfc3339),
+            leaf.revoked_at.map(vigil_core::text::rfc3339),
             Some(rfc3339(fx.pki.options.now - Duration::hours(2)))
         );
     }
@@ -902,7 +907,7 @@ fn serial_with_top_bit_set_is_matched() {
     let verdict = verify(&v, fx, HIGH_SERIAL_CLIENT, REQUIRE);
     assert_verdict(&verdict, REVOKED);
     let leaf = leaf_result(&verdict, fx, HIGH_SERIAL_CLIENT);
-    assert_eq!(vigil_core::hex(&leaf.serial), "008011223344556677");
+    assert_eq!(vigil_core::text::hex(&leaf.serial), "008011223344556677");
     assert_eq!(leaf.source, Source::Ocsp);
 }
 

@@ -125,9 +125,9 @@ fn a_new_crl_tears_down_exactly_the_revoked_client() {
     let e = &events[0];
     assert_eq!(e.connection_id, conns[2].id);
     assert_eq!(e.reason, TeardownReason::Revoked);
-    assert_eq!(vigil_core::hex(&e.serial), conns[2].serial);
+    assert_eq!(vigil_core::text::hex(&e.serial), conns[2].serial);
     assert!(e.subject.contains("reg-client-2"), "{}", e.subject);
-    assert_eq!(vigil_core::rfc3339(e.at), "2026-03-01T12:00:00Z");
+    assert_eq!(vigil_core::text::rfc3339(e.at), "2026-03-01T12:00:00Z");
     assert_eq!(conns[2].signal.event().as_ref(), Some(e));
     assert_eq!(fired.load(Ordering::SeqCst), 1);
     for (i, c) in conns.iter().enumerate() {
@@ -191,7 +191,7 @@ fn a_revoked_intermediate_takes_all_and_only_its_leaves() {
     assert_eq!(ids, gone.iter().map(|t| t.id).collect::<Vec<_>>());
     for e in &events {
         assert_eq!(e.reason, TeardownReason::Revoked);
-        assert_eq!(vigil_core::hex(&e.serial), second.cert.serial_hex());
+        assert_eq!(vigil_core::text::hex(&e.serial), second.cert.serial_hex());
     }
     assert!(gone.iter().all(|t| t.signal.is_fired()));
     assert!(kept
@@ -249,7 +249,7 @@ fn expire_due_ends_a_connection_when_its_certificate_expires() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].connection_id, s.id);
     assert_eq!(events[0].reason, TeardownReason::Expired);
-    assert_eq!(vigil_core::hex(&events[0].serial), s.serial);
+    assert_eq!(vigil_core::text::hex(&events[0].serial), s.serial);
     assert!(!long.signal.is_fired());
 
     // A week on, the CRLs are past nextUpdate and nothing refreshed them:
@@ -278,7 +278,7 @@ fn removing_an_anchor_untrusts_its_connections_only() {
     assert_eq!(events[0].connection_id, a.id);
     assert_eq!(events[0].reason, TeardownReason::Untrusted);
     assert_eq!(
-        vigil_core::hex(&events[0].serial),
+        vigil_core::text::hex(&events[0].serial),
         pki.root.cert.serial_hex()
     );
     assert!(!o.signal.is_fired());
@@ -438,7 +438,7 @@ fn connections_on_one_certificate_share_it_and_reverify_from_the_presented_chain
     assert_eq!((s.connections, s.certificates, s.parsed), (3, 2, 2));
     assert_eq!(reg.labels(a), Some(BTreeMap::new()));
     assert_eq!(
-        reg.leaf(a).map(|(s, n)| (s, vigil_core::hex(&n))),
+        reg.leaf(a).map(|(s, n)| (s, vigil_core::text::hex(&n))),
         Some((verdict.chain[0].subject.clone(), pki.client.serial_hex()))
     );
 
@@ -522,7 +522,7 @@ fn a_crl_touches_only_listed_serials_and_nothing_for_untracked_ones() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].connection_id, conns[1].id);
     assert_eq!(events[0].reason, TeardownReason::Revoked);
-    assert_eq!(vigil_core::hex(&events[0].serial), conns[1].serial);
+    assert_eq!(vigil_core::text::hex(&events[0].serial), conns[1].serial);
     assert_eq!(fired.load(Ordering::SeqCst), 1);
     for (i, c) in conns.iter().enumerate() {
         assert_eq!(c.signal.is_fired(), i == 1);
@@ -605,7 +605,7 @@ fn a_lapsed_connection_is_judged_again_on_its_path() {
     let expiring = track(&reg, &v, &short, &pki.intermediate, at(now));
     let denied = track(&reg, &v, &pki.client, &pki.intermediate, at(now));
     let rule = |cert: &Cert| vigil_core::DenyRule {
-        key: vigil_core::DenyKey::CertSha256(vigil_core::hex(&vigil_core::sha256(&cert.der))),
+        key: vigil_core::DenyKey::CertSha256(vigil_core::text::hex(&vigil_core::sha256(&cert.der))),
         reason: "key leaked".into(),
         expires: None,
     };

@@ -181,7 +181,11 @@ fn assert_invalid_naming(v: &Verdict, reason: ReasonCode, named: &str) {
 
 #[track_caller]
 fn assert_chain_roles(pki: &Pki, v: &Verdict, roles: &[&str]) {
-    let serials: Vec<String> = v.chain.iter().map(|c| vigil_core::hex(&c.serial)).collect();
+    let serials: Vec<String> = v
+        .chain
+        .iter()
+        .map(|c| vigil_core::text::hex(&c.serial))
+        .collect();
     let expected: Vec<String> = roles
         .iter()
         .map(|r| pki.cert(r).unwrap().serial_hex())
@@ -232,8 +236,11 @@ fn good_client_chain_is_accepted_with_full_report() {
         ] {
             assert!(field.contains(part), "{part} not in {field}");
         }
-        assert_eq!(vigil_core::hex(&summary.serial), cert.serial_hex());
-        assert_eq!(vigil_core::hex(&summary.sha256), sha256_hex(&cert.der));
+        assert_eq!(vigil_core::text::hex(&summary.serial), cert.serial_hex());
+        assert_eq!(
+            vigil_core::text::hex(&summary.sha256),
+            sha256_hex(&cert.der)
+        );
         assert_eq!(summary.not_before, secs(cert.not_before));
         assert_eq!(summary.not_after, secs(cert.not_after));
     }
@@ -246,7 +253,7 @@ fn good_client_chain_is_accepted_with_full_report() {
         (&pki.client, &pki.intermediate_crl),
         (&pki.intermediate.cert, &pki.root_crl),
     ]) {
-        assert_eq!(vigil_core::hex(&r.serial), cert.serial_hex());
+        assert_eq!(vigil_core::text::hex(&r.serial), cert.serial_hex());
         assert_eq!((r.source, r.status), (Source::Crl, CertStatus::Good));
         assert_eq!(r.this_update, Some(secs(crl.this_update)));
         assert_eq!(r.next_update, Some(secs(crl.next_update)));
@@ -346,7 +353,7 @@ fn leaf_revoked_by_crl_is_rejected() {
     assert_rejected(&v, Status::Revoked, ReasonCode::Revoked);
     let leaf = &v.revocation[0];
     assert_eq!(
-        vigil_core::hex(&leaf.serial),
+        vigil_core::text::hex(&leaf.serial),
         pki.revoked_client.serial_hex()
     );
     assert_eq!(
@@ -393,7 +400,7 @@ fn intermediate_revoked_by_root_crl_is_rejected_at_chain_depth() {
     assert_eq!(v.revocation[0].status, CertStatus::Good);
     let ca = &v.revocation[1];
     assert_eq!(
-        vigil_core::hex(&ca.serial),
+        vigil_core::text::hex(&ca.serial),
         pki().revoked_intermediate.cert.serial_hex()
     );
     assert_eq!(ca.status, CertStatus::Revoked);
@@ -407,7 +414,7 @@ fn intermediate_revoked_by_root_crl_is_accepted_at_leaf_depth() {
     assert_eq!(v.revocation.len(), 1, "{}", v.to_json());
     let leaf = &v.revocation[0];
     assert_eq!(
-        vigil_core::hex(&leaf.serial),
+        vigil_core::text::hex(&leaf.serial),
         pki().leaf_of_revoked_intermediate.serial_hex()
     );
     assert_eq!(leaf.status, CertStatus::Good);

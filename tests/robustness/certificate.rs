@@ -225,7 +225,10 @@ fn resigned_leaf_mutants_never_panic() {
                     || format!("accepted without good status: {}", verdict.to_json()),
                 );
                 case.check(
-                    verdict.chain.first().map(|c| vigil_core::hex(&c.serial))
+                    verdict
+                        .chain
+                        .first()
+                        .map(|c| vigil_core::text::hex(&c.serial))
                         != Some(fx.pki.revoked_client.serial_hex()),
                     || format!("revoked serial accepted: {}", verdict.to_json()),
                 );

@@ -638,5 +638,5 @@ fn rfc3339_now() -> String {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    vigil_core::rfc3339(secs)
+    vigil_core::text::rfc3339(secs)
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use vigil_core::hex;
+use vigil_core::text::hex;
 
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
-use vigil_core::hex;
+use vigil_core::text::hex;
 
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
@@ -243,7 +243,7 @@ pub(crate) fn render_text(v: &Verdict) -> String {
             out,
             "  revocation: {} [serial {}]: {status}",
             r.subject,
-            vigil_core::hex(&r.serial)
+            vigil_core::text::hex(&r.serial)
         );
         if let Some(reason) = &r.reason {
             let _ = write!(out, " ({reason})");
@@ -254,7 +254,7 @@ pub(crate) fn render_text(v: &Verdict) -> String {
             .unwrap_or_default();
         match r.next_update {
             Some(next) => {
-                let next = vigil_core::rfc3339(next);
+                let next = vigil_core::text::rfc3339(next);
                 let _ = write!(out, " via {source}, next update {next}");
             }
             None if source != "none" => {
@@ -265,7 +265,7 @@ pub(crate) fn render_text(v: &Verdict) -> String {
         out.push('\n');
     }
     if let Some(until) = v.valid_until {
-        let until = vigil_core::rfc3339(until);
+        let until = vigil_core::text::rfc3339(until);
         let _ = writeln!(out, "  valid until: {until}");
     }
     out

@@ -550,7 +550,7 @@ async fn openapi_document_is_valid_and_every_route_answers_as_documented() {
 }
 
 fn hex_sha256(der: &[u8]) -> String {
-    vigil_core::hex(&vigil_core::sha256(der))
+    vigil_core::text::hex(&vigil_core::sha256(der))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

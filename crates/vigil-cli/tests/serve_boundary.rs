@@ -251,7 +251,7 @@ async fn caps_answer_429_and_a_last_event_id_past_u64_is_a_reset() {
 
     let mut events = subscribe(&api, None).await;
     // A teardown gives an event id of this run.
-    let sha = vigil_core::hex(&vigil_core::sha256(&leaf.der));
+    let sha = vigil_core::text::hex(&vigil_core::sha256(&leaf.der));
     let deny = api
         .post(
             "/v1/deny",

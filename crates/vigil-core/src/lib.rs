@@ -99,7 +99,6 @@ pub use registry::{
 };
 pub use revocation::policy::{Depth, RevocationPolicy};
 pub use snapshot::Snapshot;
-pub use text::{hex, rfc3339};
 pub use trust::TrustStore;
 pub use verdict::{
     AcceptedPath, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,

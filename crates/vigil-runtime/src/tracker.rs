@@ -475,14 +475,14 @@ impl TrackerInner {
                 tracing::warn!(
                     connection = %event.connection_id,
                     reason = %event.reason,
-                    serial = %vigil_core::hex(&event.serial),
+                    serial = %vigil_core::text::hex(&event.serial),
                     "dry-run: connection would be torn down"
                 );
             } else {
                 tracing::info!(
                     connection = %event.connection_id,
                     reason = %event.reason,
-                    serial = %vigil_core::hex(&event.serial),
+                    serial = %vigil_core::text::hex(&event.serial),
                     "connection torn down"
                 );
             }
@@ -507,7 +507,7 @@ impl TrackerInner {
             self.counters.degraded.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 connection = %notice.connection_id,
-                serial = %vigil_core::hex(&notice.serial),
+                serial = %vigil_core::text::hex(&notice.serial),
                 detail = %notice.detail,
                 "connection kept with unknown revocation status (prefer)"
             );

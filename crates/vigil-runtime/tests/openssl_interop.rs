@@ -545,7 +545,10 @@ fn crl_state(sources: &[SourceState], number: &str, entries: usize) {
     assert_eq!(crls.len(), 2, "{sources:?}");
     for s in &crls {
         assert_eq!(
-            s.crl_number.as_deref().map(vigil_core::hex).as_deref(),
+            s.crl_number
+                .as_deref()
+                .map(vigil_core::text::hex)
+                .as_deref(),
             Some(number),
             "{s:?}"
         );

@@ -278,7 +278,7 @@ async fn log_events(tracker: Tracker) {
                 "teardown connection={} reason={} serial={} subject={:?} detail={:?}{}",
                 event.connection_id,
                 event.reason,
-                vigil_core::hex(&event.serial),
+                vigil_core::text::hex(&event.serial),
                 event.subject,
                 event.detail,
                 if dry_run { " dry_run=true" } else { "" }
@@ -286,7 +286,7 @@ async fn log_events(tracker: Tracker) {
             Ok(ConnectionEvent::Degraded(notice)) => eprintln!(
                 "degraded connection={} serial={} subject={:?} detail={:?}",
                 notice.connection_id,
-                vigil_core::hex(&notice.serial),
+                vigil_core::text::hex(&notice.serial),
                 notice.subject,
                 notice.detail
             ),

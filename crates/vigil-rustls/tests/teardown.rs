@@ -286,7 +286,10 @@ async fn revoked_leaf_is_closed_after_the_crl_refresh_and_others_keep_working() 
     let (event, dry_run) = &got[0];
     assert!(!dry_run);
     assert_eq!(event.reason, TeardownReason::Revoked);
-    assert_eq!(vigil_core::hex(&event.serial), pki.client.serial_hex());
+    assert_eq!(
+        vigil_core::text::hex(&event.serial),
+        pki.client.serial_hex()
+    );
     assert!(event.detail.contains("keyCompromise"), "{}", event.detail);
     // Nothing else was touched.
     kept.echo("still here").await.unwrap();
@@ -331,7 +334,10 @@ async fn revoked_leaf_is_closed_after_the_ocsp_refresh() {
     let got = teardowns(&mut events, 1, Duration::from_secs(2)).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0.reason, TeardownReason::Revoked);
-    assert_eq!(vigil_core::hex(&got[0].0.serial), pki.client.serial_hex());
+    assert_eq!(
+        vigil_core::text::hex(&got[0].0.serial),
+        pki.client.serial_hex()
+    );
     kept.echo("still here").await.unwrap();
 }
 
@@ -386,7 +392,7 @@ async fn revoked_intermediate_closes_all_its_leaves_and_nothing_else() {
         assert_eq!(event.reason, TeardownReason::Revoked);
         // The event names the certificate concerned: the intermediate.
         assert_eq!(
-            vigil_core::hex(&event.serial),
+            vigil_core::text::hex(&event.serial),
             pki.intermediate.cert.serial_hex()
         );
     }
@@ -424,7 +430,7 @@ async fn a_certificate_that_expires_while_connected_is_closed() {
     let got = teardowns(&mut events, 1, Duration::from_secs(1)).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0.reason, TeardownReason::Expired);
-    assert_eq!(vigil_core::hex(&got[0].0.serial), short.serial_hex());
+    assert_eq!(vigil_core::text::hex(&got[0].0.serial), short.serial_hex());
     kept.echo("not expired").await.unwrap();
 }
 
@@ -551,7 +557,7 @@ async fn removing_the_anchor_closes_its_connections() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].0.reason, TeardownReason::Untrusted);
     assert_eq!(
-        vigil_core::hex(&got[0].0.serial),
+        vigil_core::text::hex(&got[0].0.serial),
         pki.root.cert.serial_hex()
     );
     // And no new handshake gets through.
@@ -763,7 +769,7 @@ async fn an_operator_deny_closes_at_once_and_refuses_until_lifted() {
     assert!(verdict.is_accepted(), "{verdict:?}");
     let key = vigil_core::DenyKey::IssuerSerial {
         issuer: verdict.chain[0].issuer.clone(),
-        serial: vigil_core::hex(&verdict.chain[0].serial).to_uppercase(),
+        serial: vigil_core::text::hex(&verdict.chain[0].serial).to_uppercase(),
     }
     .normalized()
     .unwrap();
@@ -866,7 +872,10 @@ async fn a_client_closes_its_connection_when_the_server_certificate_is_revoked()
         .unwrap_err();
     let event = TornDown::from_io(&err).unwrap();
     assert_eq!(event.reason, TeardownReason::Revoked);
-    assert_eq!(vigil_core::hex(&event.serial), pki.server.serial_hex());
+    assert_eq!(
+        vigil_core::text::hex(&event.serial),
+        pki.server.serial_hex()
+    );
     assert!(tracker.registry().is_empty());
     // The server saw the close (close_notify), and its echo loop ended.
     tokio::time::timeout(Duration::from_secs(2), server)

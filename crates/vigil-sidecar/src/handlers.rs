@@ -550,7 +550,7 @@ fn rule_json(rule: &DenyRule, now: i64) -> Value {
     map.insert(
         "expires".into(),
         rule.expires
-            .map_or(Value::Null, |t| Value::String(vigil_core::rfc3339(t))),
+            .map_or(Value::Null, |t| Value::String(vigil_core::text::rfc3339(t))),
     );
     map.insert("active".into(), Value::Bool(rule.is_active(now)));
     Value::Object(map)

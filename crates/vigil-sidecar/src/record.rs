@@ -280,7 +280,7 @@ impl TeardownOut {
 
 /// RFC 3339 of Unix milliseconds (whole seconds).
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
-    vigil_core::rfc3339(ms.div_euclid(1000))
+    vigil_core::text::rfc3339(ms.div_euclid(1000))
 }
 
 /// Now, Unix milliseconds.

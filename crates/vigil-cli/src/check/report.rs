@@ -3,12 +3,10 @@
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
-use vigil_core::hex;
+use vigil_core::text::{hex, rfc3339};
 
 use serde::Serialize;
-use vigil_core::{
-    rfc3339, CertStatus, CertSummary, CertificateDer, RevocationPolicy, Status, Verdict,
-};
+use vigil_core::{CertStatus, CertSummary, CertificateDer, RevocationPolicy, Status, Verdict};
 
 /// The kind of a revocation source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
-use vigil_core::hex;
+use vigil_core::text::hex;
 
 use serde::Serialize;
 use tokio::sync::watch;

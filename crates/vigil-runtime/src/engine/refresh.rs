@@ -142,7 +142,7 @@ impl Engine {
                 let unusable = match freshness {
                     Freshness::Stale { expired } => Some(format!(
                         "stale CRL served (nextUpdate {})",
-                        vigil_core::rfc3339(expired)
+                        vigil_core::text::rfc3339(expired)
                     )),
                     Freshness::NotYetValid { .. } => Some("CRL from the future".to_owned()),
                     Freshness::Current => None,
@@ -371,7 +371,7 @@ impl Engine {
         let unusable = match freshness {
             Freshness::Stale { expired } => Some(format!(
                 "stale OCSP answer served (expired {})",
-                vigil_core::rfc3339(expired)
+                vigil_core::text::rfc3339(expired)
             )),
             Freshness::NotYetValid { .. } => Some("OCSP answer from the future".to_owned()),
             Freshness::Current => None,

@@ -7,7 +7,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
-use vigil_core::hex;
+use vigil_core::text::hex;
 
 use super::{RevocationKey, SourceKind, SourceMeta, SourceRecord, SourceStatus, StoreError};
 

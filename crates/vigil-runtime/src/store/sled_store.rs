@@ -295,7 +295,7 @@ impl Store for SledStore {
 fn decode_fact(raw_key: &[u8], value: &[u8]) -> Result<(RevocationKey, StoredFact), StoreError> {
     let key = codec::decode_revocation_key(raw_key)?;
     let fact = serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
-        key: vigil_core::hex(raw_key),
+        key: vigil_core::text::hex(raw_key),
         detail: format!("bad revocation fact: {e}"),
     })?;
     Ok((key, fact))

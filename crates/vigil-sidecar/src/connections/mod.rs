@@ -527,7 +527,7 @@ impl Connections {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| i64::try_from(d.as_secs()).ok())
             .filter(|s| *s < i64::MAX / 2)
-            .map(vigil_core::rfc3339);
+            .map(vigil_core::text::rfc3339);
         ConnectionView {
             id: id.to_string(),
             state: "active",

@@ -50,7 +50,7 @@ impl Connections {
         tracing::info!(
             connection = %id,
             reason = %event.reason,
-            serial = %vigil_core::hex(&event.serial),
+            serial = %vigil_core::text::hex(&event.serial),
             "teardown announced"
         );
         let view = ConnectionView {
@@ -96,10 +96,10 @@ impl Connections {
         for id in members {
             let data = serde_json::json!({
                 "connection_id": id.to_string(),
-                "serial": vigil_core::hex(&notice.serial),
+                "serial": vigil_core::text::hex(&notice.serial),
                 "subject": notice.subject,
                 "detail": notice.detail,
-                "at": vigil_core::rfc3339(notice.at),
+                "at": vigil_core::text::rfc3339(notice.at),
             });
             self.hub.publish("degraded", data.to_string());
         }

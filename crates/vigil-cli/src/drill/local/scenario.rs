@@ -191,7 +191,7 @@ pub(super) async fn act(
             progress.line(&format!(
                 "{label}: {} certificates expire at {}",
                 setup.doomed.len(),
-                vigil_core::rfc3339(unix(until))
+                vigil_core::text::rfc3339(unix(until))
             ));
             Ok((instant_at(lapse), "deadline"))
         }
@@ -211,7 +211,7 @@ pub(super) async fn act(
             let lapse = SystemTime::UNIX_EPOCH + Duration::from_secs(latest.max(0) as u64 + 1);
             progress.line(&format!(
                 "{label}: responder down; revocation data lapses at {}",
-                vigil_core::rfc3339(latest)
+                vigil_core::text::rfc3339(latest)
             ));
             // Refreshes keep failing meanwhile.
             trigger(engine);
