@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustls_pki_types::SignatureVerificationAlgorithm;
 
-use super::index::{RevokedEntry, SerialIndex};
+use super::index::{RevokedEntry, SerialIndex, SerialIndexBuilder};
 use super::{reasons, Reason};
 use crate::der::{self, tag, DerError, Reader};
 use crate::x509::distribution_point_name;
@@ -389,7 +389,7 @@ impl<'a> ParsedCrl<'a> {
             r.read_any().map_err(malformed("revokedCertificates"))?;
             count += 1;
         }
-        let mut direct = SerialIndex::with_capacity(if indirect { 0 } else { count });
+        let mut direct = SerialIndexBuilder::with_capacity(if indirect { 0 } else { count });
         let mut by_issuer = IndirectIndex::new();
         let mut current = indirect.then(|| crate::name::name_key(self.issuer));
         let mut r = Reader::new(list);
@@ -433,7 +433,7 @@ impl<'a> ParsedCrl<'a> {
         Ok(if indirect {
             Index::Indirect(by_issuer)
         } else {
-            Index::Direct(direct)
+            Index::Direct(direct.build())
         })
     }
 }
