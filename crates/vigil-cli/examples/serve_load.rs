@@ -113,16 +113,19 @@ async fn main() {
         chain3.to_string().len(),
         o.seconds
     );
-    let echo = wrk(&format!("{base}/bench/echo"), &hot_lua, o.seconds);
-    let hot = wrk(&format!("{base}/v1/verify"), &hot_lua, o.seconds);
-    println!("| handler | requests/s | p50 | p99 |\n|---|---|---|---|");
+    let pid = sidecar.0.id();
+    let echo = wrk(&format!("{base}/bench/echo"), &hot_lua, o.seconds, pid);
+    let hot = wrk(&format!("{base}/v1/verify"), &hot_lua, o.seconds, pid);
     println!(
-        "| trivial (/bench/echo, same body) | {:.0} | {} | {} |",
-        echo.rps, echo.p50, echo.p99
+        "| handler | requests/s | p50 | p99 | sidecar CPU per request |\n|---|---|---|---|---|"
     );
     println!(
-        "| /v1/verify (cached) | {:.0} | {} | {} |",
-        hot.rps, hot.p50, hot.p99
+        "| trivial (/bench/echo, same body) | {:.0} | {} | {} | {:.1} µs |",
+        echo.rps, echo.p50, echo.p99, echo.cpu_us
+    );
+    println!(
+        "| /v1/verify (cached) | {:.0} | {} | {} | {:.1} µs |",
+        hot.rps, hot.p50, hot.p99, hot.cpu_us
     );
     println!("ratio verify/trivial: {:.2}", hot.rps / echo.rps);
 
@@ -153,7 +156,12 @@ async fn main() {
         ),
     )
     .unwrap();
-    let cold = wrk(&format!("{base}/v1/verify"), &cold_lua, o.seconds);
+    let cold = wrk(
+        &format!("{base}/v1/verify"),
+        &cold_lua,
+        o.seconds,
+        sidecar.0.id(),
+    );
     let (engine_us, sig_us) = cold_costs(&pki, &leaves[..2000.min(leaves.len())]);
     println!("| measure | value |\n|---|---|");
     println!(
@@ -374,9 +382,28 @@ struct WrkResult {
     rps: f64,
     p50: String,
     p99: String,
+    /// CPU time (user + system) the sidecar spent per request.
+    cpu_us: f64,
 }
 
-fn wrk(url: &str, script: &Path, seconds: u64) -> WrkResult {
+/// CPU time (user + system, clock ticks) process `pid` has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and
+    // stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn wrk(url: &str, script: &Path, seconds: u64, pid: u32) -> WrkResult {
+    let before = cpu_ticks(pid);
     let out = Command::new("wrk")
         .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", "-s"])
         .arg(script)
@@ -394,10 +421,19 @@ fn wrk(url: &str, script: &Path, seconds: u64) -> WrkResult {
     };
     let non2xx = text.lines().find(|l| l.contains("Non-2xx"));
     assert!(non2xx.is_none(), "{url}: {text}");
+    let ticks = cpu_ticks(pid).saturating_sub(before);
+    let requests: f64 = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
     WrkResult {
         rps: find("Requests/sec:").parse().unwrap_or(0.0),
         p50: find("50%"),
         p99: find("99%"),
+        // Linux reports clock ticks of 1/100 s (USER_HZ).
+        cpu_us: ticks as f64 * 10_000.0 / requests.max(1.0),
     }
 }
 

@@ -90,6 +90,21 @@ async fn verify_answers_accepted_and_rejected_alike() {
         )
         .await;
     assert_eq!(name.body["reason"], "name_mismatch", "{}", name.text);
+    // The same octets again are answered from the caches, until the data
+    // changes: a deny of the leaf rejects the very same request.
+    let body = json!({"chain": fx.chain(&pki.client), "usage": "client"});
+    for _ in 0..3 {
+        let again = api.post("/v1/verify", &body).await;
+        assert_eq!(again.body, good.body, "{}", again.text);
+    }
+    let leaf = vigil_core::text::hex(&vigil_core::sha256(&pki.client.der));
+    let denied = api
+        .post("/v1/deny", &json!({"cert_sha256": leaf, "reason": "r"}))
+        .await;
+    assert_eq!(denied.status, 201, "{}", denied.text);
+    let after = api.post("/v1/verify", &body).await;
+    assert_eq!(after.body["verdict"], "rejected", "{}", after.text);
+    assert_eq!(after.body["reason"], "denied", "{}", after.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -261,6 +261,22 @@ impl Snapshot {
         verdict
     }
 
+    /// The verdict cached for exactly these octets and options, if one is
+    /// held and still within its window at `at`; nothing is verified. Only
+    /// accepted verdicts are cached, and a hit is confirmed octet for octet
+    /// against the chain it was cached for.
+    pub fn cached(
+        &self,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+        at: SystemTime,
+    ) -> Option<Arc<Verdict>> {
+        let key = CacheKey::new(&self.shared.seed, chain, options);
+        self.shared
+            .cache
+            .get(&key, options, self.generation, unix_secs(at))
+    }
+
     /// Verifies without consulting or filling the verdict cache.
     pub fn verify_uncached(
         &self,

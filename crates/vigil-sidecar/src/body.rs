@@ -19,14 +19,34 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
         let bytes = read_body(req, app.max_body_bytes, app.body_read_timeout).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request(
-                "malformed_json",
-                "the request needs a JSON body",
-            ));
-        }
-        parse_json(&bytes).map(Self)
+        required_json(&bytes).map(Self)
     }
+}
+
+/// A body as it arrived (bounded like [`JsonBody`]), for a handler that
+/// looks at the octets before parsing them with [`required_json`].
+pub(crate) struct RawBody(pub(crate) axum::body::Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        read_body(req, app.max_body_bytes, app.body_read_timeout)
+            .await
+            .map(Self)
+    }
+}
+
+/// The JSON object `bytes` holds; 400 for an empty, malformed or
+/// non-object body.
+pub(crate) fn required_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            "the request needs a JSON body",
+        ));
+    }
+    parse_json(bytes)
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::{PoisonError, RwLock};
 
 use base64::Engine as _;
+use serde::de::{Deserialize, Deserializer, Visitor};
 use vigil_core::CertificateDer;
 
 use super::error::ApiError;
@@ -12,31 +13,92 @@ use super::error::ApiError;
 /// Most certificates one chain may hold (deeper paths are not real).
 pub(crate) const MAX_CHAIN: usize = 16;
 
+/// One element of a request's `chain`, decoded while the JSON is read: the
+/// common case (clean CERTIFICATE blocks, or one base64 DER certificate)
+/// becomes DER at once, without keeping a copy of the text; anything else
+/// keeps its text for the strict parser, which also words the errors.
+#[derive(Debug)]
+pub(crate) enum ChainItem {
+    Decoded(Vec<Vec<u8>>),
+    Text(String),
+}
+
+impl ChainItem {
+    pub(crate) fn from_text(text: &str) -> Self {
+        let trimmed = text.trim();
+        let quick = if trimmed.contains("-----BEGIN") {
+            quick_pem(trimmed)
+        } else {
+            decode_base64(trimmed).ok().map(|der| vec![der])
+        };
+        match quick {
+            Some(ders) => Self::Decoded(ders),
+            None => Self::Text(text.to_owned()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ChainItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = ChainItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ChainItem, E> {
+                Ok(ChainItem::from_text(text))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
+/// A request's chain, decoded but not yet parsed as X.509: see
+/// [`Chain::check`].
+pub(crate) struct Chain {
+    /// The certificates, leaf first.
+    pub(crate) certs: Vec<CertificateDer<'static>>,
+    /// For each certificate, the index of the `chain` element it came from.
+    items: Vec<usize>,
+}
+
+impl Chain {
+    /// 400 `invalid_certificate` unless every certificate is one
+    /// well-formed X.509 certificate, naming the element at fault. Not
+    /// needed for a chain that hits the verdict cache: that holds only
+    /// accepted verdicts, for chains octet-equal to one that passed here.
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        for (der, item) in self.certs.iter().zip(&self.items) {
+            check_certificate(der, *item)?;
+        }
+        Ok(())
+    }
+}
+
 /// The certificates of `items`, in order; 400 `invalid_certificate` naming
 /// the element at fault. Error details never quote the input.
-pub(crate) fn parse_chain(items: &[String]) -> Result<Vec<CertificateDer<'static>>, ApiError> {
+pub(crate) fn parse_chain(items: Vec<ChainItem>) -> Result<Chain, ApiError> {
     if items.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_request",
             "chain must hold at least the leaf certificate",
         ));
     }
-    let mut chain = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let source = format!("chain[{i}]");
-        let text = item.trim();
-        let ders = if text.contains("-----BEGIN") {
-            pem_certificates(text.as_bytes(), &source)?
-        } else {
-            vec![decode_base64(text).map_err(|detail| {
-                ApiError::bad_request("invalid_certificate", format!("{source}: {detail}"))
-            })?]
+    let mut chain = Chain {
+        certs: Vec::with_capacity(items.len()),
+        items: Vec::with_capacity(items.len()),
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let ders = match item {
+            ChainItem::Decoded(ders) => ders,
+            ChainItem::Text(text) => strict_certificates(text.trim(), i)?,
         };
         for der in ders {
-            check_certificate(&der, &source)?;
-            chain.push(CertificateDer::from(der));
+            chain.certs.push(CertificateDer::from(der));
+            chain.items.push(i);
         }
-        if chain.len() > MAX_CHAIN {
+        if chain.certs.len() > MAX_CHAIN {
             return Err(ApiError::bad_request(
                 "invalid_request",
                 format!("a chain holds at most {MAX_CHAIN} certificates"),
@@ -44,6 +106,18 @@ pub(crate) fn parse_chain(items: &[String]) -> Result<Vec<CertificateDer<'static
         }
     }
     Ok(chain)
+}
+
+/// The DER certificates of an element the quick decoders did not take.
+fn strict_certificates(text: &str, item: usize) -> Result<Vec<Vec<u8>>, ApiError> {
+    let source = format!("chain[{item}]");
+    if text.contains("-----BEGIN") {
+        pem_certificates(text.as_bytes(), &source)
+    } else {
+        decode_base64(text).map(|der| vec![der]).map_err(|detail| {
+            ApiError::bad_request("invalid_certificate", format!("{source}: {detail}"))
+        })
+    }
 }
 
 /// The CERTIFICATE sections of a PEM text (RFC 7468 §2). The common case
@@ -107,7 +181,7 @@ static PARSED: std::sync::OnceLock<RwLock<HashSet<[u8; 32]>>> = std::sync::OnceL
 const PARSED_CAPACITY: usize = 64 * 1024;
 
 /// 400 unless `der` is one well-formed X.509 certificate.
-fn check_certificate(der: &[u8], source: &str) -> Result<(), ApiError> {
+fn check_certificate(der: &[u8], item: usize) -> Result<(), ApiError> {
     let digest = vigil_core::sha256(der);
     let known = PARSED.get_or_init(Default::default);
     if known
@@ -117,7 +191,7 @@ fn check_certificate(der: &[u8], source: &str) -> Result<(), ApiError> {
     {
         return Ok(());
     }
-    vigil_core::input::parse_certificates(der, source)
+    vigil_core::input::parse_certificates(der, &format!("chain[{item}]"))
         .map_err(|e| ApiError::bad_request("invalid_certificate", e.to_string()))?;
     let mut set = known.write().unwrap_or_else(PoisonError::into_inner);
     if set.len() >= PARSED_CAPACITY {
@@ -174,23 +248,29 @@ mod tests {
         }
     }
 
+    fn parse(items: &[&str]) -> Result<Chain, ApiError> {
+        let chain = parse_chain(items.iter().map(|t| ChainItem::from_text(t)).collect())?;
+        chain.check()?;
+        Ok(chain)
+    }
+
     #[test]
     fn bad_elements_are_named_and_not_quoted() {
-        let e = parse_chain(&["not base64 at all!".into()]).unwrap_err();
+        let e = parse(&["not base64 at all!"]).map(|_| ()).unwrap_err();
         assert_eq!(e.code, "invalid_certificate");
         assert!(e.detail.starts_with("chain[0]:"), "{}", e.detail);
         assert!(!e.detail.contains("at all"));
-        let e =
-            parse_chain(&["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----".into()])
-                .unwrap_err();
+        let e = parse(&["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"])
+            .map(|_| ())
+            .unwrap_err();
         assert_eq!(e.code, "invalid_certificate");
-        let e = parse_chain(&["AAAA".into()]).unwrap_err();
+        let e = parse(&["AAAA"]).map(|_| ()).unwrap_err();
         assert_eq!(e.code, "invalid_certificate");
         // A private key where a certificate should be.
-        let e =
-            parse_chain(&["-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----".into()])
-                .unwrap_err();
+        let e = parse(&["-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"])
+            .map(|_| ())
+            .unwrap_err();
         assert_eq!(e.code, "invalid_certificate");
-        assert_eq!(parse_chain(&[]).unwrap_err().code, "invalid_request");
+        assert_eq!(parse(&[]).map(|_| ()).unwrap_err().code, "invalid_request");
     }
 }

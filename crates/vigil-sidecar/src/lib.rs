@@ -90,6 +90,7 @@ mod error;
 mod events;
 mod guard;
 mod handlers;
+mod memo;
 mod metrics;
 mod openapi;
 mod persist;

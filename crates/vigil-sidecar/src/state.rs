@@ -45,6 +45,7 @@ pub(crate) struct App {
     pub(crate) anchors: usize,
     pub(crate) openapi: String,
     pub(crate) rendered: Rendered,
+    pub(crate) memo: super::memo::RequestMemo,
 }
 
 /// Verdicts already serialized: the engine's verdict cache hands out the
@@ -142,6 +143,7 @@ pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Rou
         restored: AtomicBool::new(false),
         openapi: openapi::document(config.metrics_auth).to_string(),
         rendered: Rendered::default(),
+        memo: Default::default(),
     });
 
     let mut tasks = conns.spawn_background();

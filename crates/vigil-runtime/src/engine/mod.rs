@@ -511,6 +511,17 @@ impl Engine {
         verdict
     }
 
+    /// The verdict cached for exactly these octets and options, if any
+    /// (see [`Snapshot::cached`](vigil_core::Snapshot::cached)): nothing
+    /// is verified, parsed or fetched.
+    pub fn cached_verdict(
+        &self,
+        chain: &[CertificateDer<'_>],
+        options: &VerifyOptions,
+    ) -> Option<Arc<Verdict>> {
+        self.read().cached(chain, options, self.now())
+    }
+
     /// Forgets remembered revocations of certificates that expired, in
     /// memory and in the store (RFC 5280 §3.3: an expired certificate's
     /// status need not be kept); returns how many were dropped from memory.
