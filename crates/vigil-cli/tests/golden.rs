@@ -542,6 +542,32 @@ async fn sidecar_bodies_and_events_under_require() {
 
     let reply = api.get("/v1/revocation").await;
     assert_reply_golden("sidecar_revocation", &reply, 200);
+    // A source is refreshed by the URL shown: a CRL's, or an OCSP
+    // responder's (every certificate asked about there).
+    for source in reply.body["sources"].as_array().unwrap() {
+        let url = source["url"].as_str().unwrap();
+        let at_url = reply.body["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["url"] == url)
+            .count();
+        let refreshed = api
+            .post("/v1/revocation/refresh", &json!({"url": url}))
+            .await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+        let items = refreshed.body["refreshed"].as_array().unwrap();
+        assert_eq!(items.len(), at_url, "{}", refreshed.text);
+        for item in items {
+            assert_eq!(item["url"], url, "{item}");
+            assert_eq!(
+                item["serial"].is_string(),
+                source["kind"] == "ocsp",
+                "{item}"
+            );
+            assert_ne!(item["outcome"], "failed", "{item}");
+        }
+    }
 
     let lapsing = fx.leaf("lapsing");
     api.register(&fx.chain(&lapsing), json!({"job": "batch"}), Some(1))

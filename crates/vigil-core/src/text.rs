@@ -57,6 +57,30 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// A non-negative INTEGER's content octets (big-endian; a cRLNumber, at
+/// most 20 octets by RFC 5280 §5.2.3, but any length is taken) in decimal,
+/// as `openssl crl -text` writes it.
+pub fn decimal(octets: &[u8]) -> String {
+    let mut number: Vec<u8> = octets.iter().copied().skip_while(|&b| b == 0).collect();
+    if number.is_empty() {
+        return "0".into();
+    }
+    let mut digits = Vec::with_capacity(number.len() * 3);
+    while !number.is_empty() {
+        // One long division by 10, most significant octet first.
+        let mut rest = 0u16;
+        for octet in &mut number {
+            let value = (rest << 8) | u16::from(*octet);
+            *octet = u8::try_from(value / 10).unwrap_or(u8::MAX);
+            rest = value % 10;
+        }
+        digits.push(b'0' + u8::try_from(rest).unwrap_or(0));
+        let zeros = number.iter().take_while(|&&b| b == 0).count();
+        number.drain(..zeros);
+    }
+    digits.iter().rev().map(|&d| char::from(d)).collect()
+}
+
 /// `serialize_with` helpers writing typed fields as the contract text.
 pub mod ser {
     use serde::Serializer;
@@ -73,6 +97,18 @@ pub mod ser {
     ) -> Result<S::Ok, S::Error> {
         match bytes {
             Some(bytes) => hex(bytes, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Optional INTEGER content octets (a cRLNumber) in decimal, `null`
+    /// when absent.
+    pub fn decimal_opt<S: Serializer, B: AsRef<[u8]>>(
+        octets: &Option<B>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match octets {
+            Some(octets) => s.serialize_str(&super::decimal(octets.as_ref())),
             None => s.serialize_none(),
         }
     }
@@ -94,6 +130,21 @@ pub mod ser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_reads_integers_of_any_length() {
+        assert_eq!(decimal(&[0x02]), "2");
+        assert_eq!(decimal(&[0x00, 0x01, 0x00]), "256");
+        assert_eq!(decimal(&[]), "0");
+        assert_eq!(decimal(&[0, 0]), "0");
+        assert_eq!(decimal(&[0xff; 8]), u64::MAX.to_string());
+        assert_eq!(decimal(&[0xff; 16]), u128::MAX.to_string());
+        // 2^160 - 1, the largest 20-octet cRLNumber.
+        assert_eq!(
+            decimal(&[0xff; 20]),
+            "1461501637330902918203684832716283019655932542975"
+        );
+    }
 
     #[test]
     fn rfc3339_round_trips_from_1970_to_9999() {

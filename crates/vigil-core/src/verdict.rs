@@ -318,28 +318,23 @@ pub struct RevocationResult {
     /// Serial number (INTEGER content octets); lowercase hex in JSON.
     #[serde(serialize_with = "crate::text::ser::hex")]
     pub serial: Vec<u8>,
-    /// Subject DN of the certificate (an extension of the contract shape).
-    pub subject: String,
     /// Which source answered.
     pub source: Source,
     /// What that source says of the certificate: good, revoked or unknown.
     pub status: CertStatus,
-    /// thisUpdate of the data used, Unix seconds; RFC 3339 in JSON.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::text::ser::rfc3339_opt"
-    )]
+    /// thisUpdate of the data used, Unix seconds; RFC 3339 in JSON, null
+    /// when no data was used.
+    #[serde(serialize_with = "crate::text::ser::rfc3339_opt")]
     pub this_update: Option<i64>,
-    /// nextUpdate of the data used, Unix seconds; RFC 3339 in JSON.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::text::ser::rfc3339_opt"
-    )]
+    /// nextUpdate of the data used, Unix seconds; RFC 3339 in JSON, null
+    /// when no data was used or it names none.
+    #[serde(serialize_with = "crate::text::ser::rfc3339_opt")]
     pub next_update: Option<i64>,
     /// For `revoked`: the CRL reason (e.g. `keyCompromise`); for `unknown`:
-    /// the reason code explaining why.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// the reason code explaining why; null for `good`.
     pub reason: Option<String>,
+    /// Subject DN of the certificate (an extension of the contract shape).
+    pub subject: String,
     /// For `revoked`: the revocation date, Unix seconds; RFC 3339 in JSON.
     #[serde(
         skip_serializing_if = "Option::is_none",

@@ -297,7 +297,8 @@ pub(crate) const ROUTES: &[Route] = &[
         method: Method::Post,
         path: "/v1/revocation/refresh",
         operation_id: "refreshRevocation",
-        summary: "Refresh every source, or one ({\"url\": ...}), now; returns when done",
+        summary: "Refresh every source, or those at one URL ({\"url\": ...}: a CRL, or an OCSP \
+                  responder and every certificate asked about there), now; returns when done",
         auth: true,
         request: Some(("RefreshRequest", true)),
         params: &[],

@@ -283,28 +283,54 @@ pub(crate) async fn refresh(
     OptionalJson(req): OptionalJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let results = match req.and_then(|r| r.url) {
-        Some(url) => match app.engine.refresh(&url).await {
-            Some(outcome) => vec![(url, outcome)],
-            None => {
+        // A CRL's URL, or an OCSP responder's (every certificate asked
+        // about there); an OCSP source's own key is taken too.
+        Some(url) => {
+            let keys: Vec<String> = app
+                .engine
+                .sources()
+                .into_iter()
+                .filter(|s| s.url == url || s.key == url)
+                .map(|s| s.key)
+                .collect();
+            if keys.is_empty() {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "unknown_source",
                     "no revocation source with that URL is known (see GET /v1/revocation)",
-                ))
+                ));
             }
-        },
+            let engine = &app.engine;
+            let runs = keys.into_iter().map(|key| async move {
+                let outcome = engine.refresh(&key).await;
+                outcome.map(|o| (key, o))
+            });
+            futures_util::future::join_all(runs)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+        }
         None => app.engine.refresh_all().await,
     };
+    let names: std::collections::HashMap<String, (String, Option<Vec<u8>>)> = app
+        .engine
+        .sources()
+        .into_iter()
+        .map(|s| (s.key, (s.url, s.serial)))
+        .collect();
     let refreshed: Vec<Value> = results
         .into_iter()
-        .map(|(url, outcome)| {
+        .map(|(key, outcome)| {
             let (outcome, error) = match outcome {
                 Refreshed::Updated => ("updated", None),
                 Refreshed::NotModified => ("not_modified", None),
                 Refreshed::Failed(e) => ("failed", Some(e)),
                 _ => ("failed", Some("unknown outcome".to_owned())),
             };
-            json!({"url": url, "outcome": outcome, "error": error})
+            let (url, serial) = names.get(&key).cloned().unwrap_or((key, None));
+            json!({"url": url, "serial": serial.as_deref().map(vigil_core::text::hex),
+                   "outcome": outcome, "error": error})
         })
         .collect();
     Ok(json_response(

@@ -195,7 +195,7 @@ pub(crate) fn render(app: &AppState) -> String {
     let mut failing: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for s in app.engine.sources() {
         let kind = s.kind;
-        let url = s.url.split('#').next().unwrap_or_default().to_owned();
+        let url = s.url;
         if s.last_error.is_some() {
             *failing.entry(kind).or_default() += 1;
         }

@@ -234,12 +234,14 @@ fn schemas() -> Value {
         "CertSummary": object(&["subject", "issuer", "serial", "sha256", "not_before", "not_after"],
             json!({"subject": string(), "issuer": string(), "serial": string(), "sha256": string(),
                    "not_before": string(), "not_after": string()})),
-        "RevocationResult": object(&["serial", "subject", "source", "status"], json!({
-            "serial": string(), "subject": string(),
+        "RevocationResult": object(&["serial", "source", "status", "this_update", "next_update",
+                                     "reason", "subject"], json!({
+            "serial": string(),
             "source": {"type": "string", "enum": ["crl", "ocsp", "none"]},
             "status": {"type": "string", "enum": ["good", "revoked", "unknown"]},
-            "this_update": string(), "next_update": string(), "reason": string(),
-            "revoked_at": string()})),
+            "this_update": nullable_string(), "next_update": nullable_string(),
+            "reason": nullable_string(), "subject": string(),
+            "revoked_at": string(), "warning": string()})),
         "Verdict": object(&["verdict", "status", "reason", "detail", "chain", "revocation", "valid_until"], json!({
             "verdict": {"type": "string", "enum": ["accepted", "rejected"]},
             "status": {"type": "string", "enum": ["good", "revoked", "unknown", "invalid"]},
@@ -255,11 +257,12 @@ fn schemas() -> Value {
         "TeardownEvent": object(&["connection_id", "reason", "serial", "subject", "detail", "at", "labels"], json!({
             "connection_id": string(), "reason": teardown_reason, "serial": string(),
             "subject": string(), "detail": string(), "at": string(), "labels": labels_out})),
-        "DegradedEvent": object(&["connection_id", "serial", "subject", "detail", "at"], json!({
+        "DegradedEvent": object(&["connection_id", "serial", "subject", "detail", "at", "labels"], json!({
             "connection_id": string(), "serial": string(), "subject": string(),
-            "detail": string(), "at": string()})),
-        "LeaseExpiredEvent": object(&["connection_id", "labels", "at"], json!({
-            "connection_id": string(), "labels": labels_out, "at": string()})),
+            "detail": string(), "at": string(), "labels": labels_out})),
+        "LeaseExpiredEvent": object(&["connection_id", "serial", "subject", "at", "labels"], json!({
+            "connection_id": string(), "serial": string(), "subject": string(),
+            "at": string(), "labels": labels_out})),
         "ResetEvent": object(&["detail"], json!({"detail": string()})),
         "ServerSentEvent": object(&["event", "data"], json!({
             "event": {"type": "string", "enum": event_names},
@@ -277,8 +280,11 @@ fn schemas() -> Value {
         "ConnectionList": object(&["connections", "next", "total"], json!({
             "connections": {"type": "array", "items": reference("Connection")},
             "next": nullable_string(), "total": {"type": "integer"}})),
-        "SourceState": object(&["url", "kind"], json!({
+        "SourceState": object(&["url", "kind", "serial", "this_update", "next_update",
+                                "last_fetch", "last_error", "next_attempt", "entries",
+                                "crl_number"], json!({
             "url": string(), "kind": {"type": "string", "enum": ["crl", "ocsp"]},
+            "serial": nullable_string(),
             "this_update": nullable_string(), "next_update": nullable_string(),
             "last_fetch": nullable_string(), "last_error": nullable_string(),
             "next_attempt": nullable_string(),
@@ -286,7 +292,8 @@ fn schemas() -> Value {
             "crl_number": nullable_string()})),
         "SourceList": object(&["sources"], json!({"sources": {"type": "array", "items": reference("SourceState")}})),
         "RefreshResult": object(&["refreshed"], json!({"refreshed": {"type": "array", "items":
-            object(&["url", "outcome", "error"], json!({"url": string(),
+            object(&["url", "serial", "outcome", "error"], json!({"url": string(),
+                "serial": nullable_string(),
                 "outcome": {"type": "string", "enum": ["updated", "not_modified", "failed"]},
                 "error": nullable_string()}))}})),
         "Health": object(&["status"], json!({"status": string()})),

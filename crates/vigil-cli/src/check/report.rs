@@ -109,7 +109,10 @@ pub(super) struct SourceReport {
     pub(super) freshness: Option<Freshness>,
     pub(super) fetch_ms: u64,
     pub(super) http_method: Option<&'static str>,
-    pub(super) crl_number: Option<String>,
+    /// cRLNumber (INTEGER content octets); decimal text in JSON, as in
+    /// `GET /v1/revocation`.
+    #[serde(serialize_with = "vigil_core::text::ser::decimal_opt")]
+    pub(super) crl_number: Option<Vec<u8>>,
     pub(super) entries: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) nonce: Option<NonceCheck>,
@@ -307,7 +310,7 @@ fn render_source(out: &mut String, s: &SourceReport) {
         None => format!("fetched in {} ms", s.fetch_ms),
     };
     if let Some(number) = &s.crl_number {
-        let _ = write!(fetch, "; CRL number {number}");
+        let _ = write!(fetch, "; CRL number {}", vigil_core::text::decimal(number));
     }
     if let Some(n) = s.entries {
         let _ = write!(fetch, ", {n} {}", if n == 1 { "entry" } else { "entries" });

@@ -5,11 +5,21 @@ use super::*;
 
 /// The state of one revocation source, as the sidecar and CLI show it.
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct SourceState {
-    /// The URL (for OCSP: the responder URL and `#` and the serial).
+    /// The engine's key for the source, which [`Engine::refresh`] takes:
+    /// the URL for a CRL; for OCSP, the responder URL, `#` and the serial
+    /// in hex (one source per certificate). Not part of the JSON.
+    #[serde(skip)]
+    pub key: String,
+    /// The URL: the CRL distribution point, or the OCSP responder.
     pub url: String,
     /// `crl` or `ocsp`.
     pub kind: &'static str,
+    /// For OCSP, the serial of the certificate asked about (hex in JSON);
+    /// null for a CRL.
+    #[serde(serialize_with = "vigil_core::text::ser::hex_opt")]
+    pub serial: Option<Vec<u8>>,
     /// thisUpdate of the data held, Unix seconds; RFC 3339 in JSON.
     #[serde(serialize_with = "vigil_core::text::ser::rfc3339_opt")]
     pub this_update: Option<i64>,
@@ -26,8 +36,8 @@ pub struct SourceState {
     pub next_attempt: Option<i64>,
     /// Revoked entries (CRLs).
     pub entries: Option<usize>,
-    /// cRLNumber (INTEGER content octets, CRLs); hex in JSON.
-    #[serde(serialize_with = "vigil_core::text::ser::hex_opt")]
+    /// cRLNumber (INTEGER content octets, CRLs); decimal text in JSON.
+    #[serde(serialize_with = "vigil_core::text::ser::decimal_opt")]
     pub crl_number: Option<Vec<u8>>,
 }
 
@@ -98,12 +108,23 @@ impl Engine {
         let policy = &self.inner.config.refresh;
         sources
             .iter()
-            .map(|(url, t)| SourceState {
-                url: url.clone(),
+            .map(|(key, t)| {
+                let ocsp = t.kind == Some(SourceKind::Ocsp);
+                // An OCSP key is `URL#SERIAL`; the URL itself may hold a '#'.
+                let (url, serial) = match key.rsplit_once('#') {
+                    Some((url, serial)) if ocsp => (url, vigil_core::text::unhex(serial)),
+                    _ => (key.as_str(), None),
+                };
+                (key, t, url.to_owned(), serial)
+            })
+            .map(|(key, t, url, serial)| SourceState {
+                key: key.clone(),
+                url,
                 kind: match t.kind {
                     Some(SourceKind::Ocsp) => "ocsp",
                     _ => "crl",
                 },
+                serial,
                 this_update: t.timing.this_update,
                 next_update: t.timing.next_update,
                 last_fetch: t.timing.last_attempt,

@@ -126,6 +126,26 @@ impl FetchError {
         }
     }
 
+    /// The URL involved, to rewrite: an OCSP GET names its responder, not
+    /// the request it carried in the URL.
+    pub(super) fn url_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Self::InvalidUrl { url, .. }
+            | Self::BadScheme { url, .. }
+            | Self::Credentials { url }
+            | Self::Timeout { url, .. }
+            | Self::Connect { url, .. }
+            | Self::Status { url, .. }
+            | Self::TooLarge { url, .. }
+            | Self::TooManyRedirects { url, .. }
+            | Self::BadRedirect { url, .. }
+            | Self::Transport { url, .. }
+            | Self::Body { url, .. }
+            | Self::AddressDenied { url, .. } => Some(url),
+            Self::Setup { .. } => None,
+        }
+    }
+
     /// Whether trying again soon may help: timeouts, connection failures
     /// and 5xx answers. A 4xx, an oversized or malformed body, or a refused
     /// URL will fail the same way again.
@@ -202,7 +222,11 @@ impl std::error::Error for FetchError {}
 
 /// Maps a reqwest error for `url` to a [`FetchError`].
 pub(super) fn from_reqwest(url: &str, e: &reqwest::Error, connect_timeout: Duration) -> FetchError {
-    let detail = chain(e);
+    let mut detail = chain(e);
+    // reqwest names the URL in its message; the error names it already.
+    if let Some(named) = e.url() {
+        detail = detail.replace(&format!(" for url ({named})"), "");
+    }
     // The guarded resolver's refusal, wherever reqwest nested it.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {

@@ -527,18 +527,29 @@ impl Fetcher {
                 )
             }
         };
-        let response = self.with_retries(&request).await?;
+        // Errors name the responder, not the GET URL that carries the
+        // request (RFC 6960 Appendix A.1): that is opaque and long.
+        let sent = request.url.to_string();
+        let shown = url.to_owned();
+        let name_responder = |mut e: FetchError| {
+            if let Some(named) = e.url_mut().filter(|u| **u == sent) {
+                named.clone_from(&shown);
+            }
+            e
+        };
+        let response = self.with_retries(&request).await.map_err(&name_responder)?;
         if response.status != StatusCode::OK {
-            return Err(FetchError::Status {
+            return Err(name_responder(FetchError::Status {
                 url: response.url.to_string(),
                 status: response.status.as_u16(),
-            });
+            }));
         }
         let body = body::ocsp_der(
             response.url.as_str(),
             response.content_type.as_deref(),
             response.body,
-        )?;
+        )
+        .map_err(&name_responder)?;
         Ok(OcspOutcome {
             body,
             method,

@@ -83,30 +83,39 @@ impl Connections {
     }
 
     pub(super) fn on_degraded(&self, usage: usize, notice: vigil_core::DegradedNotice) {
-        let members: Vec<ApiId> = {
+        let members: Vec<(ApiId, BTreeMap<String, String>)> = {
             let maps = self.read();
             let Some(key) = maps.by_conn.get(&(usage, notice.connection_id.0)) else {
                 return;
             };
             maps.peers
                 .get(key)
-                .map(|p| p.members.iter().collect())
+                .map(|p| {
+                    p.members
+                        .iter()
+                        .map(|id| {
+                            let labels = maps.active.get(&id).map(|r| r.labels.clone());
+                            (id, labels.unwrap_or_default())
+                        })
+                        .collect()
+                })
                 .unwrap_or_default()
         };
-        for id in members {
+        for (id, labels) in members {
             let data = serde_json::json!({
                 "connection_id": id.to_string(),
                 "serial": vigil_core::text::hex(&notice.serial),
                 "subject": notice.subject,
                 "detail": notice.detail,
                 "at": vigil_core::text::rfc3339(notice.at),
+                "labels": labels,
             });
             self.hub.publish("degraded", data.to_string());
         }
     }
 
     pub(super) fn expire_leases(&self, now: i64) {
-        let expired: Vec<(ApiId, Reg)> = {
+        let expired: Vec<(ApiId, Reg, (String, Vec<u8>))> = {
             let mut maps = self.write();
             let due: Vec<(i64, ApiId)> = maps
                 .leases
@@ -117,13 +126,18 @@ impl Connections {
             for (at, id) in due {
                 maps.leases.remove(&(at, id));
                 if let Some(reg) = maps.active.remove(&id) {
+                    let leaf = maps
+                        .peers
+                        .get(&reg.peer)
+                        .and_then(|p| self.trackers[reg.peer.0].registry().leaf(p.conn))
+                        .unwrap_or_default();
                     self.detach(&mut maps, id, &reg);
-                    out.push((id, reg));
+                    out.push((id, reg, leaf));
                 }
             }
             out
         };
-        for (id, reg) in expired {
+        for (id, reg, (subject, serial)) in expired {
             self.counters.lease_expired.fetch_add(1, Ordering::Relaxed);
             if reg.lease_key {
                 self.writer.delete_soon(lease_key(id));
@@ -131,8 +145,10 @@ impl Connections {
             self.writer.delete_soon(id.key());
             let data = serde_json::json!({
                 "connection_id": id.to_string(),
-                "labels": reg.labels,
+                "serial": vigil_core::text::hex(&serial),
+                "subject": subject,
                 "at": rfc3339_ms(now),
+                "labels": reg.labels,
             });
             self.hub.publish("lease_expired", data.to_string());
             tracing::info!(connection = %id, "lease expired; connection forgotten");

@@ -233,7 +233,7 @@ pub(super) fn lapse_per_connection(
     let next: HashMap<String, i64> = engine
         .sources()
         .into_iter()
-        .filter_map(|s| Some((s.url, s.next_update?)))
+        .filter_map(|s| Some((s.key, s.next_update?)))
         .collect();
     let cert_lapse = |issuer_role: &str, serial: &str| -> Option<i64> {
         let crl = next.get(&setup.responder.crl_url(issuer_role)).copied();
