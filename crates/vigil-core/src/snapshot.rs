@@ -15,6 +15,7 @@ use crate::cert::CertInfo;
 use crate::options::{VerifierConfig, VerifyOptions};
 use crate::path::{self, ValidatedPath};
 use crate::revocation::status::Outcome;
+use crate::revocation::RevokedEntry;
 use crate::revocation::{CrlError, ParsedCrl, RevocationData, RevocationFact, VerifiedCrl};
 use crate::text::hex;
 use crate::text::rfc3339;
@@ -211,16 +212,7 @@ impl Snapshot {
             let check = self.revocation.status(cert, i > 0, path, i + 1, now, 0);
             let (code, detail) = match check.outcome {
                 Outcome::Good => continue,
-                Outcome::Revoked(e) => (
-                    ReasonCode::Revoked,
-                    format!(
-                        "certificate {} (serial {}) was revoked at {} ({})",
-                        cert.subject,
-                        hex(cert.serial()),
-                        rfc3339(e.revoked_at),
-                        e.reason.map_or("unspecified", |r| r.as_str())
-                    ),
-                ),
+                Outcome::Revoked(e) => (ReasonCode::Revoked, revoked_detail(cert, &e)),
                 Outcome::Failed(code, _)
                     if code.is_unknown_status() && options.policy == RevocationPolicy::Prefer =>
                 {
@@ -500,16 +492,7 @@ impl Snapshot {
                     }
                     continue;
                 }
-                Outcome::Revoked(e) => (
-                    ReasonCode::Revoked,
-                    format!(
-                        "certificate {} (serial {}) was revoked at {} ({})",
-                        cert.subject,
-                        hex(cert.serial()),
-                        rfc3339(e.revoked_at),
-                        e.reason.map_or("unspecified", |r| r.as_str())
-                    ),
-                ),
+                Outcome::Revoked(e) => (ReasonCode::Revoked, revoked_detail(cert, &e)),
                 Outcome::Failed(code, detail) => (code, format!("{}: {detail}", cert.subject)),
             };
             if worst.as_ref().is_none_or(|(w, _)| code.rank() > w.rank()) {
@@ -597,6 +580,17 @@ fn proof(path: &ValidatedPath, valid_until: i64, degraded: bool) -> Arc<Proof> {
         valid_until,
         degraded,
     })
+}
+
+/// The detail of a revoked verdict: which certificate, when and why.
+fn revoked_detail(cert: &CertInfo, entry: &RevokedEntry) -> String {
+    format!(
+        "certificate {} (serial {}) was revoked at {} ({})",
+        cert.subject,
+        hex(cert.serial()),
+        rfc3339(entry.revoked_at),
+        entry.reason.map_or("unspecified", |r| r.as_str())
+    )
 }
 
 pub(crate) fn unix_secs(at: SystemTime) -> i64 {
