@@ -6,54 +6,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pki_fixtures::responder::{
-    start_with_fresh_pki, Behaviour, OcspSigner, Responder, ResponderOptions, Target,
-};
-use pki_fixtures::{CertSpec, CrlNumberFault, Pki, PkiDir, PkiOptions, Reason};
+use pki_fixtures::responder::{Behaviour, OcspSigner, Target};
+use pki_fixtures::{CertSpec, CrlNumberFault, PkiDir, PkiOptions, Reason};
 use serde_json::{json, Value};
 
 mod cli_support;
 
-use cli_support::Run;
-
-/// A responder serving a fresh fixture PKI, and that PKI on disk.
-struct Live {
-    // Dropped before the runtime that serves it.
-    responder: Responder,
-    pki: Pki,
-    files: PkiDir,
-    _runtime: tokio::runtime::Runtime,
-}
+use cli_support::{Live, Run};
 
 impl Live {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (responder, pki) = runtime
-            .block_on(start_with_fresh_pki(
-                PkiOptions::default(),
-                ResponderOptions::default(),
-            ))
-            .unwrap();
-        let files = PkiDir::new(&pki).unwrap();
-        Self {
-            responder,
-            pki,
-            files,
-            _runtime: runtime,
-        }
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.files.file(name)
-    }
-
     /// `vigil check client.chain.pem` (the client, then its issuer).
     fn check_client(&self) -> Run {
         Run::new().arg("check").arg(self.file("client.chain.pem"))

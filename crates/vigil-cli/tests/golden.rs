@@ -21,8 +21,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cli_support;
 mod golden_support;
 mod serve_support;
+
+use cli_support::Live;
 
 use std::ffi::{OsStr, OsString};
 use std::process::Command;
@@ -30,12 +33,10 @@ use std::time::Duration;
 
 use golden_support::{assert_golden, assert_golden_text, compact, parse_or_panic, redact, Json};
 use pki_fixtures::openssl::{IndexEntry, OcspQuery};
-use pki_fixtures::responder::{
-    start_with_fresh_pki, Behaviour, ResponderOptions, Target as ResponderTarget,
-};
+use pki_fixtures::responder::{Behaviour, Target as ResponderTarget};
 use pki_fixtures::{roles, Cert, Pki, PkiDir, PkiOptions, Reason};
 use serde_json::{json, Value};
-use serve_support::{Api, Fixture as ServeFixture};
+use serve_support::{next_event, subscribe, Api, Fixture as ServeFixture, SseEvent};
 use time::macros::datetime;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -270,43 +271,12 @@ fn verify_json_of_ocsp_answers_good_and_revoked() {
 
 // ------------------------------------------------------------- vigil check
 
-/// A responder serving a fresh fixture PKI on its own runtime, and the
-/// PKI on disk.
-struct Live {
-    // Dropped before the runtime that serves it.
-    responder: pki_fixtures::responder::Responder,
-    pki: Pki,
-    dir: PkiDir,
-    _runtime: tokio::runtime::Runtime,
-}
-
 impl Live {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (responder, pki) = runtime
-            .block_on(start_with_fresh_pki(
-                PkiOptions::default(),
-                ResponderOptions::default(),
-            ))
-            .unwrap();
-        let dir = PkiDir::new(&pki).unwrap();
-        Self {
-            responder,
-            pki,
-            dir,
-            _runtime: runtime,
-        }
-    }
-
     /// `vigil check client.chain.pem --format json EXTRA...`.
     fn check_client(&self, extra: &[&str]) -> Output {
         let mut args: Vec<OsString> = vec![
             "check".into(),
-            self.dir.file("client.chain.pem").into(),
+            self.file("client.chain.pem").into(),
             "--format".into(),
             "json".into(),
         ];
@@ -413,56 +383,13 @@ impl RawEvent {
     }
 }
 
-/// Subscribes to `/v1/events` (optionally resuming after `last_event_id`);
-/// events arrive raw, keep-alive comments left out.
-async fn subscribe_raw(
-    api: &Api,
-    last_event_id: Option<&str>,
-) -> mpsc::UnboundedReceiver<RawEvent> {
-    let mut request = reqwest::Client::new().get(format!("{}/v1/events", api.base));
-    if let Some(token) = &api.token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(id) = last_event_id {
-        request = request.header("Last-Event-ID", id);
-    }
-    let mut response = request.send().await.unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(
-        response.headers()["content-type"].to_str().unwrap(),
-        "text/event-stream"
-    );
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut buffer = String::new();
-        while let Ok(Some(chunk)) = response.chunk().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let lines: Vec<String> = block
-                    .lines()
-                    .filter(|l| !l.is_empty() && !l.starts_with(':'))
-                    .map(str::to_owned)
-                    .collect();
-                if !lines.is_empty() {
-                    let _ = tx.send(RawEvent { lines });
-                }
-            }
-        }
-    });
-    rx
-}
-
-/// The next event named `name`; generous deadline, this is no timing test.
-async fn next_raw(rx: &mut mpsc::UnboundedReceiver<RawEvent>, name: &str) -> RawEvent {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(event)) if event.name() == name => return event,
-            Ok(Some(_)) => continue,
-            other => panic!("no {name} event: {other:?}"),
-        }
-    }
+/// The next event named `name`, as framed on the wire; generous deadline,
+/// this is no timing test.
+async fn next_raw(rx: &mut mpsc::UnboundedReceiver<SseEvent>, name: &str) -> RawEvent {
+    let event = next_event(rx, name, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no {name} event"));
+    RawEvent { lines: event.lines }
 }
 
 /// Waits until `path` answers a body for which `done` holds.
@@ -490,7 +417,7 @@ async fn sidecar_bodies_and_events_under_require() {
     let sidecar = fx.sidecar(&[]);
     let api = Api::new(&sidecar, None);
     api.wait_ready().await;
-    let mut events = subscribe_raw(&api, None).await;
+    let mut events = subscribe(&api, None).await;
 
     let kept = fx.leaf("kept");
     let doomed = fx.leaf("doomed");
@@ -590,7 +517,7 @@ async fn sidecar_degraded_and_reset_events_under_prefer() {
     let sidecar = fx.sidecar(&["--revocation", "prefer", "--event-backlog", &backlog]);
     let api = Api::new(&sidecar, None);
     api.wait_ready().await;
-    let mut events = subscribe_raw(&api, None).await;
+    let mut events = subscribe(&api, None).await;
 
     let first = fx.leaf("degraded-0");
     let reply = api
@@ -615,11 +542,17 @@ async fn sidecar_degraded_and_reset_events_under_prefer() {
         api.register(&fx.chain(&leaf), json!({}), None).await;
         next_raw(&mut events, "degraded").await;
     }
-    let mut behind = subscribe_raw(&api, Some(&first_id)).await;
-    let reset = tokio::time::timeout(Duration::from_secs(60), behind.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let mut behind = subscribe(&api, Some(&first_id)).await;
+    // The first event (keep-alive comments aside).
+    let reset = loop {
+        let event = tokio::time::timeout(Duration::from_secs(60), behind.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if event.event != "comment" {
+            break RawEvent { lines: event.lines };
+        }
+    };
     assert_eq!(reset.name(), "reset", "{reset:?}");
     assert_golden("sse_reset", &reset.golden());
 }

@@ -1,8 +1,9 @@
 //! Shared by the CLI tests that run one `vigil` command and read what it
-//! printed (`verify_cli`, `ocsp_cli`, `check_cli`): a command line built
-//! up with [`Run`], run to completion as the real binary, its output
-//! captured in [`Output`]. Each test file adds its own builder methods and
-//! its reading of the JSON in an `impl Run` block of its own.
+//! printed (`verify_cli`, `ocsp_cli`, `check_cli`, `golden`): a command
+//! line built up with [`Run`], run to completion as the real binary, its
+//! output captured in [`Output`]; and [`Live`], a responder serving a
+//! fresh fixture PKI. Each test file adds its own builder methods and its
+//! reading of the JSON in `impl Run` / `impl Live` blocks of its own.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
@@ -125,5 +126,43 @@ pub fn assert_usage_error(out: &Output, needles: &[&str]) {
             "stderr {:?} does not mention {needle:?}",
             out.stderr
         );
+    }
+}
+
+/// A responder serving a fresh fixture PKI on a runtime of its own, and
+/// that PKI on disk.
+pub struct Live {
+    // Dropped before the runtime that serves it.
+    pub responder: pki_fixtures::responder::Responder,
+    pub pki: pki_fixtures::Pki,
+    pub files: pki_fixtures::PkiDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Live {
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (responder, pki) = runtime
+            .block_on(pki_fixtures::responder::start_with_fresh_pki(
+                pki_fixtures::PkiOptions::default(),
+                pki_fixtures::responder::ResponderOptions::default(),
+            ))
+            .unwrap();
+        let files = pki_fixtures::PkiDir::new(&pki).unwrap();
+        Self {
+            responder,
+            pki,
+            files,
+            _runtime: runtime,
+        }
+    }
+
+    /// A file of the PKI on disk.
+    pub fn file(&self, name: &str) -> std::path::PathBuf {
+        self.files.file(name)
     }
 }

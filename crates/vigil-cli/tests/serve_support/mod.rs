@@ -321,6 +321,9 @@ pub struct SseEvent {
     pub event: String,
     pub data: Value,
     pub at: Instant,
+    /// The event's lines exactly as framed on the wire, without the blank
+    /// line that ends it.
+    pub lines: Vec<String>,
 }
 
 /// Subscribes to `/v1/events`; events (and `:` comments as event
@@ -347,6 +350,7 @@ pub async fn subscribe(
     tokio::spawn(async move {
         let mut buffer = String::new();
         let (mut id, mut event, mut data) = (None, String::new(), String::new());
+        let mut lines = Vec::new();
         while let Ok(Some(chunk)) = response.chunk().await {
             let at = Instant::now();
             buffer.push_str(&String::from_utf8_lossy(&chunk));
@@ -361,22 +365,30 @@ pub async fn subscribe(
                             event: std::mem::take(&mut event),
                             data: parsed,
                             at,
+                            lines: std::mem::take(&mut lines),
                         });
                         data.clear();
                     }
+                    lines.clear();
                 } else if line.starts_with(':') {
                     let _ = tx.send(SseEvent {
                         id: None,
                         event: "comment".into(),
                         data: Value::Null,
                         at,
+                        lines: Vec::new(),
                     });
                 } else if let Some(v) = line.strip_prefix("id:") {
+                    lines.push(line.to_owned());
                     id = Some(v.trim().to_owned());
                 } else if let Some(v) = line.strip_prefix("event:") {
+                    lines.push(line.to_owned());
                     event = v.trim().to_owned();
                 } else if let Some(v) = line.strip_prefix("data:") {
+                    lines.push(line.to_owned());
                     data.push_str(v.trim_start());
+                } else {
+                    lines.push(line.to_owned());
                 }
             }
         }
