@@ -5,7 +5,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::der::{self, tag, Reader};
 use crate::input::InputError;
-use crate::x509::{distribution_point_name, reasons};
+use crate::revocation::Sources;
+use crate::x509::{distribution_point_name, http_uri, ocsp_uris, reasons};
 
 /// keyUsage keyCertSign as a bit of [`CertInfo::key_usage`].
 pub(crate) const KU_KEY_CERT_SIGN: u16 = 1 << 5;
@@ -14,6 +15,7 @@ pub(crate) const KU_CRL_SIGN: u16 = 1 << 6;
 
 const OID_SKI: &[u8] = &[0x55, 0x1d, 0x0e];
 const OID_CRL_DP: &[u8] = &[0x55, 0x1d, 0x1f];
+const OID_AIA: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01];
 const OID_OCSP_NOCHECK: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05];
 
 /// One DistributionPoint of a certificate (RFC 5280 §4.2.1.13).
@@ -60,6 +62,9 @@ pub(crate) struct CertInfo {
     /// SubjectPublicKeyInfo are in [`CertInfo::der`]: kept as positions
     /// rather than copies, since a tracked connection holds its leaf's.
     spans: [Span; 4],
+    /// Where the Authority Information Access extension's value is in
+    /// [`CertInfo::der`], when there is one.
+    aia: Option<Span>,
 }
 
 /// A range of [`CertInfo::der`].
@@ -98,6 +103,7 @@ impl CertInfo {
         }
         let mut ski = None;
         let mut crl_dps = None;
+        let mut aia = None;
         for ext in cert.extensions() {
             match ext.oid.as_bytes() {
                 OID_SKI => {
@@ -112,6 +118,7 @@ impl CertInfo {
                             .into(),
                     )
                 }
+                OID_AIA => aia = Span::of(der, ext.value),
                 _ => {}
             }
         }
@@ -148,7 +155,33 @@ impl CertInfo {
             spki_sha256: sha256(cert.public_key().raw),
             der: der.into(),
             spans,
+            aia,
         })
+    }
+
+    /// The revocation endpoints it names: the http(s) fullName URIs of its
+    /// CRL distribution points (RFC 5280 §4.2.1.13) and its OCSP
+    /// responders (Authority Information Access, §4.2.2.1), in its order.
+    /// A malformed AIA names none.
+    pub(crate) fn revocation_sources(&self) -> Sources {
+        let crl_urls = self
+            .crl_dps
+            .iter()
+            .flat_map(|dps| dps.iter())
+            .flat_map(|dp| dp.full_names.iter().filter_map(|n| http_uri(n)))
+            .collect();
+        let ocsp_urls = self
+            .aia
+            .and_then(|span| {
+                self.der
+                    .get(span.start as usize..span.end as usize)
+                    .and_then(ocsp_uris)
+            })
+            .unwrap_or_default();
+        Sources {
+            crl_urls,
+            ocsp_urls,
+        }
     }
 
     fn part(&self, which: usize) -> &[u8] {

@@ -546,17 +546,7 @@ impl Snapshot {
 }
 
 fn summarize(path: &ValidatedPath) -> Vec<CertSummary> {
-    path.certs
-        .iter()
-        .map(|c| CertSummary {
-            subject: c.subject.clone(),
-            issuer: c.issuer.to_string(),
-            serial: c.serial().to_vec(),
-            sha256: c.sha256,
-            not_before: c.not_before,
-            not_after: c.not_after,
-        })
-        .collect()
+    path.certs.iter().map(|c| CertSummary::of(c)).collect()
 }
 
 fn rejected(status: Status, reason: ReasonCode, detail: String) -> Verdict {

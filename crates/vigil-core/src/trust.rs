@@ -97,6 +97,15 @@ impl TrustStore {
         self.anchors.is_empty()
     }
 
+    /// The DER subject Name (outer SEQUENCE included) of each anchor, in
+    /// the order they were added: e.g. a TLS CertificateRequest's
+    /// certificate_authorities.
+    pub fn subjects(&self) -> Vec<Vec<u8>> {
+        self.anchor_infos()
+            .map(|a| a.subject_der().to_vec())
+            .collect()
+    }
+
     pub(crate) fn webpki_anchors(&self) -> &[TrustAnchor<'static>] {
         &self.webpki
     }

@@ -288,6 +288,25 @@ pub struct CertSummary {
     pub not_after: i64,
 }
 
+impl CertSummary {
+    pub(crate) fn of(cert: &crate::cert::CertInfo) -> Self {
+        Self {
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.to_string(),
+            serial: cert.serial().to_vec(),
+            sha256: cert.sha256,
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+        }
+    }
+
+    /// The summary of a DER certificate on its own (no path needed), e.g.
+    /// to show a certificate whose path did not validate.
+    pub fn from_der(der: &[u8]) -> Result<Self, crate::input::InputError> {
+        crate::cert::CertInfo::parse(der).map(|c| Self::of(&c))
+    }
+}
+
 /// Where a revocation answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

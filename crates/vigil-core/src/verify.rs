@@ -90,21 +90,56 @@ impl AdmittedPath {
     /// (certificate DER, issuer DER), leaf first; `depth` limits it to the
     /// leaf.
     pub fn with_issuers(&self, depth: Depth) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        let below_anchor = self.certs.len().saturating_sub(1);
-        let n = match depth {
-            Depth::Leaf => below_anchor.min(1),
-            Depth::Chain => below_anchor,
-        };
         self.certs
             .windows(2)
-            .take(n)
+            .take(self.in_scope(depth))
             .map(|w| (&w[0].der[..], &w[1].der[..]))
+    }
+
+    /// How many certificates below the anchor `depth` covers.
+    fn in_scope(&self, depth: Depth) -> usize {
+        let below_anchor = self.certs.len().saturating_sub(1);
+        match depth {
+            Depth::Leaf => below_anchor.min(1),
+            Depth::Chain => below_anchor,
+        }
+    }
+
+    /// What fetching revocation data for this path needs, per certificate
+    /// below the anchor (leaf first; `depth` limits it to the leaf): the
+    /// certificate, its issuer on the path, its serial and the sources it
+    /// names, all from the parse the path was validated with.
+    pub fn revocation_plan(&self, depth: Depth) -> impl Iterator<Item = PlanEntry<'_>> + '_ {
+        self.certs
+            .windows(2)
+            .take(self.in_scope(depth))
+            .map(|w| PlanEntry {
+                cert: &w[0].der,
+                issuer: &w[1].der,
+                serial: w[0].serial(),
+                sources: w[0].revocation_sources(),
+            })
     }
 
     /// Whether `cert` (DER) is a certificate of this path.
     pub fn contains(&self, cert: &[u8]) -> bool {
         self.certs.iter().any(|c| &c.der[..] == cert)
     }
+}
+
+/// One certificate of an [`AdmittedPath`], as fetching its revocation
+/// data needs it ([`AdmittedPath::revocation_plan`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PlanEntry<'a> {
+    /// The certificate (DER).
+    pub cert: &'a [u8],
+    /// Its issuer on the path (DER).
+    pub issuer: &'a [u8],
+    /// Its serial number (INTEGER content octets, minimal form).
+    pub serial: &'a [u8],
+    /// The CRL and OCSP URLs it names.
+    pub sources: crate::revocation::Sources,
 }
 
 /// A CRL parsed, signature-checked and indexed against a snapshot

@@ -1,8 +1,44 @@
 //! X.509 pieces shared by certificates (`cert`) and CRLs
-//! (`revocation::crl`) alike, below both: distribution point names and
-//! ReasonFlags (RFC 5280 §4.2.1.13, §5.2.5).
+//! (`revocation::crl`) alike, below both: distribution point names,
+//! ReasonFlags, GeneralName URIs and the OCSP access descriptions of the
+//! Authority Information Access extension (RFC 5280 §4.2.1.13, §4.2.2.1,
+//! §5.2.5).
 
-use crate::der::{self, DerError, Reader};
+use crate::der::{self, tag, DerError, Reader};
+
+/// id-ad-ocsp (RFC 5280 §4.2.2.1).
+const OID_AD_OCSP: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+/// uniformResourceIdentifier [6] IA5String in a GeneralName.
+const URI: u8 = 0x86;
+
+/// The http(s) URIs of the id-ad-ocsp access descriptions of an
+/// AuthorityInfoAccessSyntax value (RFC 5280 §4.2.2.1), in order; `None`
+/// when the value is malformed.
+pub(crate) fn ocsp_uris(aia: &[u8]) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut r = Reader::new(der::single(aia, tag::SEQUENCE).ok()?);
+    while !r.is_empty() {
+        let mut ad = Reader::new(r.read(tag::SEQUENCE).ok()?);
+        let method = ad.read(tag::OID).ok()?;
+        let (_, _, location) = ad.read_any().ok()?;
+        if method == OID_AD_OCSP {
+            out.extend(http_uri(location));
+        }
+    }
+    Some(out)
+}
+
+/// The URI of a GeneralName (DER), when it is an http(s) one.
+pub(crate) fn http_uri(general_name: &[u8]) -> Option<String> {
+    match Reader::new(general_name).read_any().ok()? {
+        (URI, value, _) => {
+            let text = std::str::from_utf8(value).ok()?;
+            let lower = text.to_ascii_lowercase();
+            (lower.starts_with("http://") || lower.starts_with("https://")).then(|| text.to_owned())
+        }
+        _ => None,
+    }
+}
 
 /// A DistributionPointName: fullName GeneralNames (each as DER), or the
 /// nameRelativeToCRLIssuer RDN (as a DER SET).

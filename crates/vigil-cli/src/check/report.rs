@@ -343,40 +343,16 @@ pub(super) fn certificate(verdict: &Verdict, cert: &CertificateDer<'_>) -> CertS
     if let Some(first) = verdict.chain.first() {
         return first.clone();
     }
-    use x509_parser::prelude::{FromDer as _, X509Certificate};
-    let sha256 = vigil_core::sha256(cert);
-    match X509Certificate::from_der(cert) {
-        Ok((_, c)) => CertSummary {
-            subject: c.subject().to_string(),
-            issuer: c.issuer().to_string(),
-            serial: minimal(c.raw_serial()).to_vec(),
-            sha256,
-            not_before: c.validity().not_before.timestamp(),
-            not_after: c.validity().not_after.timestamp(),
-        },
-        // Unreachable: the certificate was parsed when it was loaded.
-        Err(_) => CertSummary {
-            subject: String::new(),
-            issuer: String::new(),
-            serial: Vec::new(),
-            sha256,
-            not_before: 0,
-            not_after: 0,
-        },
-    }
-}
-
-/// An INTEGER's content octets without redundant leading octets, as the
-/// verdict shows serials.
-fn minimal(mut value: &[u8]) -> &[u8] {
-    while let [first, second, ..] = value {
-        if (*first == 0x00 && second & 0x80 == 0) || (*first == 0xff && second & 0x80 != 0) {
-            value = &value[1..];
-        } else {
-            break;
-        }
-    }
-    value
+    // The certificate parsed when it was loaded; a summary of nothing but
+    // its digest if it ever did not.
+    CertSummary::from_der(cert).unwrap_or_else(|_| CertSummary {
+        subject: String::new(),
+        issuer: String::new(),
+        serial: Vec::new(),
+        sha256: vigil_core::sha256(cert),
+        not_before: 0,
+        not_after: 0,
+    })
 }
 
 /// "6d 23h", "59m 58s", "12s": the two largest units.

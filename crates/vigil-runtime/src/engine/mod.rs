@@ -442,12 +442,7 @@ impl Engine {
     /// The DER subject Name (outer SEQUENCE included) of each trust anchor,
     /// e.g. for a TLS CertificateRequest's certificate_authorities.
     pub fn anchor_subjects(&self) -> Vec<Vec<u8>> {
-        use x509_parser::prelude::{FromDer, X509Certificate};
-        self.anchors()
-            .iter()
-            .filter_map(|a| X509Certificate::from_der(a).ok())
-            .map(|(_, c)| c.tbs_certificate.subject.as_raw().to_vec())
-            .collect()
+        self.read().trust().subjects()
     }
 
     /// Now, by the engine's clock.
@@ -668,13 +663,6 @@ fn unix(t: SystemTime) -> i64 {
 /// The store key of a deny rule: its key, as JSON.
 fn deny_key_bytes(key: &vigil_core::DenyKey) -> Vec<u8> {
     serde_json::to_vec(key).unwrap_or_default()
-}
-
-fn serial_hex(cert: &[u8]) -> Option<String> {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    X509Certificate::from_der(cert)
-        .ok()
-        .map(|(_, c)| hex(c.raw_serial()))
 }
 
 #[cfg(test)]

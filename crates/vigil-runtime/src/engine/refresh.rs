@@ -27,10 +27,8 @@ impl Engine {
         let mut crls = Vec::new();
         let mut ocsp = Vec::new();
         let methods = self.inner.config.verifier.methods;
-        for (cert, issuer) in path.with_issuers(depth) {
-            let Ok(sources) = self.inner.fetcher.capped_sources(cert) else {
-                continue;
-            };
+        for entry in path.revocation_plan(depth) {
+            let sources = self.inner.fetcher.cap(entry.sources);
             let (crl_urls, ocsp_urls) = (sources.crl_urls, sources.ocsp_urls);
             if methods.uses_crl() {
                 for url in crl_urls {
@@ -42,12 +40,11 @@ impl Engine {
             if !methods.uses_ocsp() {
                 continue;
             }
-            if let Some(serial) = serial_hex(cert) {
-                for url in ocsp_urls {
-                    let key = format!("{url}#{serial}");
-                    if self.due(&key, now) {
-                        ocsp.push((key, url, cert.to_vec(), issuer.to_vec()));
-                    }
+            let serial = hex(entry.serial);
+            for url in ocsp_urls {
+                let key = format!("{url}#{serial}");
+                if self.due(&key, now) {
+                    ocsp.push((key, url, entry.cert.to_vec(), entry.issuer.to_vec()));
                 }
             }
         }

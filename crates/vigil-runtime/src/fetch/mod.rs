@@ -378,7 +378,14 @@ impl Fetcher {
         &self,
         cert_der: &[u8],
     ) -> Result<Sources, vigil_core::input::InputError> {
-        let (sources, ignored) = cap_sources(revocation_sources(cert_der)?);
+        Ok(self.cap(revocation_sources(cert_der)?))
+    }
+
+    /// `sources` deduplicated and capped as [`Fetcher::capped_sources`]
+    /// does, for sources read already (a validated path carries them:
+    /// [`vigil_core::AdmittedPath::revocation_plan`]).
+    pub fn cap(&self, sources: Sources) -> Sources {
+        let (sources, ignored) = cap_sources(sources);
         if ignored > 0 {
             self.inner
                 .urls_ignored
@@ -390,7 +397,7 @@ impl Fetcher {
                 "certificate names more revocation URLs than are fetched; the rest are ignored"
             );
         }
-        Ok(sources)
+        sources
     }
 
     /// How many URLs [`Fetcher::capped_sources`] has left out so far.
