@@ -16,7 +16,7 @@ pub struct Sources {
 }
 
 /// Reads the CRL distribution point and OCSP URIs of a DER certificate
-/// (one parse: [`CertInfo`]'s). A verified path carries its certificates'
+/// (one parse, the one verification uses). A verified path carries its certificates'
 /// sources already: [`crate::AdmittedPath::revocation_plan`].
 pub fn revocation_sources(cert_der: &[u8]) -> Result<Sources, InputError> {
     Ok(CertInfo::parse(cert_der)?.revocation_sources())
