@@ -106,44 +106,38 @@ pub enum FetchError {
     },
 }
 
+/// `$url` bound to the URL field of `$error` (by reference or mutably, as
+/// `$error` is), then `$some`; `$none` for the variants without one.
+macro_rules! on_url {
+    ($error:expr, $url:ident => $some:expr, $none:expr) => {
+        match $error {
+            FetchError::InvalidUrl { url: $url, .. }
+            | FetchError::BadScheme { url: $url, .. }
+            | FetchError::Credentials { url: $url }
+            | FetchError::Timeout { url: $url, .. }
+            | FetchError::Connect { url: $url, .. }
+            | FetchError::Status { url: $url, .. }
+            | FetchError::TooLarge { url: $url, .. }
+            | FetchError::TooManyRedirects { url: $url, .. }
+            | FetchError::BadRedirect { url: $url, .. }
+            | FetchError::Transport { url: $url, .. }
+            | FetchError::Body { url: $url, .. }
+            | FetchError::AddressDenied { url: $url, .. } => $some,
+            FetchError::Setup { .. } => $none,
+        }
+    };
+}
+
 impl FetchError {
     /// The URL involved, if any.
     pub fn url(&self) -> Option<&str> {
-        match self {
-            Self::InvalidUrl { url, .. }
-            | Self::BadScheme { url, .. }
-            | Self::Credentials { url }
-            | Self::Timeout { url, .. }
-            | Self::Connect { url, .. }
-            | Self::Status { url, .. }
-            | Self::TooLarge { url, .. }
-            | Self::TooManyRedirects { url, .. }
-            | Self::BadRedirect { url, .. }
-            | Self::Transport { url, .. }
-            | Self::Body { url, .. }
-            | Self::AddressDenied { url, .. } => Some(url),
-            Self::Setup { .. } => None,
-        }
+        on_url!(self, url => Some(url), None)
     }
 
     /// The URL involved, to rewrite: an OCSP GET names its responder, not
     /// the request it carried in the URL.
     pub(super) fn url_mut(&mut self) -> Option<&mut String> {
-        match self {
-            Self::InvalidUrl { url, .. }
-            | Self::BadScheme { url, .. }
-            | Self::Credentials { url }
-            | Self::Timeout { url, .. }
-            | Self::Connect { url, .. }
-            | Self::Status { url, .. }
-            | Self::TooLarge { url, .. }
-            | Self::TooManyRedirects { url, .. }
-            | Self::BadRedirect { url, .. }
-            | Self::Transport { url, .. }
-            | Self::Body { url, .. }
-            | Self::AddressDenied { url, .. } => Some(url),
-            Self::Setup { .. } => None,
-        }
+        on_url!(self, url => Some(url), None)
     }
 
     /// Whether trying again soon may help: timeouts, connection failures
