@@ -104,7 +104,7 @@ pub use verdict::{
     AcceptedPath, CertStatus, CertSummary, Decision, ReasonCode, RevocationResult, Source, Status,
     Verdict,
 };
-pub use verify::{AdmittedPath, CrlLoad, PlanEntry, PreparedCrl, Verifier};
+pub use verify::{AdmittedPath, CrlDer, CrlLoad, PlanEntry, PreparedCrl, Verifier};
 
 /// Caps on what input can grow in the core, with what happens at the cap.
 ///

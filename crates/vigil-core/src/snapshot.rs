@@ -23,7 +23,7 @@ use crate::trust::TrustStore;
 use crate::verdict::{
     CertStatus, CertSummary, Decision, Proof, ReasonCode, RevocationResult, Status, Verdict,
 };
-use crate::verify::{AdmittedPath, PreparedCrl};
+use crate::verify::{AdmittedPath, CrlDer, PreparedCrl};
 use crate::{Depth, RevocationPolicy};
 
 /// Everything a verification reads, at one generation; immutable. Cloning
@@ -137,6 +137,12 @@ impl Snapshot {
     /// dropped. [`crate::Verifier::commit_crl`] then publishes it cheaply,
     /// checking again against the state current by then.
     pub fn prepare_crl(&self, der: &[u8]) -> Result<PreparedCrl, CrlError> {
+        self.prepare_crl_owned(CrlDer::new(der.to_vec()))
+    }
+
+    /// [`Snapshot::prepare_crl`] for a CRL in a buffer of its own, which
+    /// the prepared CRL shares instead of copying.
+    pub fn prepare_crl_owned(&self, der: CrlDer) -> Result<PreparedCrl, CrlError> {
         self.revocation.prepare_crl(&self.trust, der)
     }
 

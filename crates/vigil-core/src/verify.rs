@@ -142,11 +142,40 @@ pub struct PlanEntry<'a> {
     pub sources: crate::revocation::Sources,
 }
 
+/// The DER of a CRL, shared rather than copied: any owner of the bytes
+/// (a `Vec<u8>`, an `Arc<[u8]>`, a `bytes::Bytes` read from a store). A
+/// CRL of a million entries is about 50 MB; preparing one from an owned
+/// buffer ([`Snapshot::prepare_crl_owned`]) keeps that buffer instead of
+/// copying it.
+#[derive(Clone)]
+pub struct CrlDer(Arc<dyn AsRef<[u8]> + Send + Sync>);
+
+impl CrlDer {
+    /// Shares `owner`'s bytes.
+    pub fn new(owner: impl AsRef<[u8]> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(owner))
+    }
+}
+
+impl std::ops::Deref for CrlDer {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+impl std::fmt::Debug for CrlDer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CrlDer({} bytes)", self.len())
+    }
+}
+
 /// A CRL parsed, signature-checked and indexed against a snapshot
 /// ([`Snapshot::prepare_crl`]), ready to be published by
 /// [`Verifier::commit_crl`].
 pub struct PreparedCrl {
-    pub(crate) der: Arc<[u8]>,
+    pub(crate) der: CrlDer,
     pub(crate) slot: CrlSlot,
     pub(crate) dropped: Option<Dropped>,
 }
@@ -316,6 +345,13 @@ impl Verifier {
     /// ([`Snapshot::prepare_crl`] then [`Verifier::commit_crl`]).
     pub fn add_crl(&mut self, der: &[u8]) -> Result<CrlLoad, CrlError> {
         let prepared = self.snap.prepare_crl(der)?;
+        Ok(self.commit_crl(prepared))
+    }
+
+    /// [`Verifier::add_crl`] for a CRL in a buffer of its own, which is
+    /// kept (when the CRL waits for its signer) rather than copied.
+    pub fn add_crl_owned(&mut self, der: CrlDer) -> Result<CrlLoad, CrlError> {
+        let prepared = self.snap.prepare_crl_owned(der)?;
         Ok(self.commit_crl(prepared))
     }
 

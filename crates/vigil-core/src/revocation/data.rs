@@ -17,7 +17,7 @@ use crate::options::{Freshness, VerifierConfig};
 use crate::trust::TrustStore;
 use crate::verdict::Source;
 use crate::verify::{
-    CrlLoad, Dropped, PreparedCrl, MAX_ADMITTED_CAS, MAX_CANDIDATE_CAS, MAX_PENDING_CRLS,
+    CrlDer, CrlLoad, Dropped, PreparedCrl, MAX_ADMITTED_CAS, MAX_CANDIDATE_CAS, MAX_PENDING_CRLS,
     MAX_PENDING_CRL_BYTES, MAX_UNKEYED_OCSP,
 };
 
@@ -130,9 +130,9 @@ impl RevocationData {
     pub(crate) fn prepare_crl(
         &self,
         trust: &TrustStore,
-        der: &[u8],
+        der: CrlDer,
     ) -> Result<PreparedCrl, CrlError> {
-        let parsed = ParsedCrl::from_der(der)?;
+        let parsed = ParsedCrl::from_der(&der)?;
         let mut slot = CrlSlot::new(crate::name::name_key(parsed.issuer()));
         for signer in self.crl_signers(trust, &slot.issuer_key) {
             slot.try_parsed(&parsed, &signer);
@@ -141,11 +141,8 @@ impl RevocationData {
             .verified
             .first()
             .and_then(|new| self.dropped_by(trust, new));
-        Ok(PreparedCrl {
-            der: Arc::from(der),
-            slot,
-            dropped,
-        })
+        drop(parsed);
+        Ok(PreparedCrl { der, slot, dropped })
     }
 
     /// See [`crate::Verifier::commit_crl`]. Returns what the load did and

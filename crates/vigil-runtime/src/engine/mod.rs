@@ -16,8 +16,8 @@ use vigil_core::revocation::{build_request, CertIdHash, OcspError, ParsedCrl, Pa
 use vigil_core::revocation::{Reason, RevocationFact as CoreFact};
 use vigil_core::schedule::{next_refresh, RefreshPolicy, SourceTiming};
 use vigil_core::{
-    AdmittedPath, CertificateDer, CrlLoad, DenyRule, Freshness, RevocationPolicy, Snapshot, Source,
-    TrustStore, Verdict, Verifier, VerifierConfig, VerifyOptions,
+    AdmittedPath, CertificateDer, CrlDer, CrlLoad, DenyRule, Freshness, RevocationPolicy, Snapshot,
+    Source, TrustStore, Verdict, Verifier, VerifierConfig, VerifyOptions,
 };
 
 use crate::{
@@ -128,7 +128,7 @@ impl Engine {
                 ..Tracked::default()
             };
             let usable = match record.kind {
-                SourceKind::Crl => match verifier.add_crl(&record.body) {
+                SourceKind::Crl => match verifier.add_crl_owned(CrlDer::new(record.body.clone())) {
                     Ok(CrlLoad::Verified { entries }) => {
                         tracked.entries = Some(entries);
                         true

@@ -164,23 +164,19 @@ impl Engine {
                 // forged replaces good data in the store.
                 let engine = self.clone();
                 let body = bytes.clone();
-                let prepared =
-                    match tokio::task::spawn_blocking(move || engine.read().prepare_crl(&body))
-                        .await
-                    {
-                        Ok(Ok(prepared)) => prepared,
-                        Ok(Err(e)) => {
-                            return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}"))
-                        }
-                        Err(e) => {
-                            return self.fail(
-                                url,
-                                SourceKind::Crl,
-                                started,
-                                format!("CRL load: {e}"),
-                            )
-                        }
-                    };
+                let prepared = match tokio::task::spawn_blocking(move || {
+                    engine.read().prepare_crl_owned(CrlDer::new(body))
+                })
+                .await
+                {
+                    Ok(Ok(prepared)) => prepared,
+                    Ok(Err(e)) => {
+                        return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}"))
+                    }
+                    Err(e) => {
+                        return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
+                    }
+                };
                 if let Some(Err(e)) = prepared.signature_check() {
                     let _ = self.write(|v| v.commit_crl(prepared));
                     return self.fail(url, SourceKind::Crl, started, format!("CRL rejected: {e}"));

@@ -284,7 +284,7 @@ pub(crate) struct CrlSlot {
     pub(crate) lazy: std::sync::Mutex<LazyVerifications>,
     pub(crate) issuer_key: Vec<u8>,
     pub(crate) verified: Vec<Arc<VerifiedCrl>>,
-    pub(crate) pending: Option<Arc<[u8]>>,
+    pub(crate) pending: Option<crate::verify::CrlDer>,
     pub(crate) failures: Vec<([u8; 32], CrlError)>,
 }
 
