@@ -282,16 +282,17 @@ pub(crate) async fn refresh(
     State(app): State<AppState>,
     OptionalJson(req): OptionalJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
+    // Each source's URL and serial as shown, by the engine's key; read
+    // once, before the refresh (a source evicted meanwhile shows its key).
+    let sources = app.engine.sources();
     let results = match req.and_then(|r| r.url) {
         // A CRL's URL, or an OCSP responder's (every certificate asked
         // about there); an OCSP source's own key is taken too.
         Some(url) => {
-            let keys: Vec<String> = app
-                .engine
-                .sources()
-                .into_iter()
+            let keys: Vec<&str> = sources
+                .iter()
                 .filter(|s| s.url == url || s.key == url)
-                .map(|s| s.key)
+                .map(|s| s.key.as_str())
                 .collect();
             if keys.is_empty() {
                 return Err(ApiError::new(
@@ -302,8 +303,8 @@ pub(crate) async fn refresh(
             }
             let engine = &app.engine;
             let runs = keys.into_iter().map(|key| async move {
-                let outcome = engine.refresh(&key).await;
-                outcome.map(|o| (key, o))
+                let outcome = engine.refresh(key).await;
+                outcome.map(|o| (key.to_owned(), o))
             });
             futures_util::future::join_all(runs)
                 .await
@@ -313,11 +314,9 @@ pub(crate) async fn refresh(
         }
         None => app.engine.refresh_all().await,
     };
-    let names: std::collections::HashMap<String, (String, Option<Vec<u8>>)> = app
-        .engine
-        .sources()
-        .into_iter()
-        .map(|s| (s.key, (s.url, s.serial)))
+    let names: std::collections::HashMap<&str, (&str, Option<&[u8]>)> = sources
+        .iter()
+        .map(|s| (s.key.as_str(), (s.url.as_str(), s.serial.as_deref())))
         .collect();
     let refreshed: Vec<Value> = results
         .into_iter()
@@ -328,8 +327,8 @@ pub(crate) async fn refresh(
                 Refreshed::Failed(e) => ("failed", Some(e)),
                 _ => ("failed", Some("unknown outcome".to_owned())),
             };
-            let (url, serial) = names.get(&key).cloned().unwrap_or((key, None));
-            json!({"url": url, "serial": serial.as_deref().map(vigil_core::text::hex),
+            let (url, serial) = names.get(key.as_str()).copied().unwrap_or((&key, None));
+            json!({"url": url, "serial": serial.map(vigil_core::text::hex),
                    "outcome": outcome, "error": error})
         })
         .collect();

@@ -115,23 +115,19 @@ impl Engine {
                     Some((url, serial)) if ocsp => (url, vigil_core::text::unhex(serial)),
                     _ => (key.as_str(), None),
                 };
-                (key, t, url.to_owned(), serial)
-            })
-            .map(|(key, t, url, serial)| SourceState {
-                key: key.clone(),
-                url,
-                kind: match t.kind {
-                    Some(SourceKind::Ocsp) => "ocsp",
-                    _ => "crl",
-                },
-                serial,
-                this_update: t.timing.this_update,
-                next_update: t.timing.next_update,
-                last_fetch: t.timing.last_attempt,
-                last_error: t.last_error.clone(),
-                next_attempt: Some(t.due_at(policy)).filter(|at| *at != i64::MIN),
-                entries: t.entries,
-                crl_number: t.crl_number.clone(),
+                SourceState {
+                    key: key.clone(),
+                    url: url.to_owned(),
+                    kind: if ocsp { "ocsp" } else { "crl" },
+                    serial,
+                    this_update: t.timing.this_update,
+                    next_update: t.timing.next_update,
+                    last_fetch: t.timing.last_attempt,
+                    last_error: t.last_error.clone(),
+                    next_attempt: Some(t.due_at(policy)).filter(|at| *at != i64::MIN),
+                    entries: t.entries,
+                    crl_number: t.crl_number.clone(),
+                }
             })
             .collect()
     }
