@@ -604,10 +604,12 @@ fn a_lapsed_connection_is_judged_again_on_its_path() {
         .unwrap();
     let expiring = track(&reg, &v, &short, &pki.intermediate, at(now));
     let denied = track(&reg, &v, &pki.client, &pki.intermediate, at(now));
-    let rule = |cert: &Cert| vigil_core::DenyRule {
-        key: vigil_core::DenyKey::CertSha256(vigil_core::text::hex(&vigil_core::sha256(&cert.der))),
-        reason: "key leaked".into(),
-        expires: None,
+    let rule = |cert: &Cert| {
+        vigil_core::DenyRule::new(
+            vigil_core::DenyKey::CertSha256(vigil_core::text::hex(&vigil_core::sha256(&cert.der))),
+            "key leaked",
+            None,
+        )
     };
     assert!(v.deny(rule(&short)));
     assert!(v.deny(rule(&pki.client)));

@@ -14,6 +14,7 @@ mod drill;
 mod fetch_args;
 mod serve;
 mod verify;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -39,11 +40,13 @@ enum Command {
     Drill(drill::DrillArgs),
     /// Run the sidecar: the HTTP API that verifies chains, tracks
     /// connections and announces teardowns (see `vigil serve --help`).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Deny a certificate now on a running sidecar, list or lift denials.
     Deny(deny::DenyArgs),
     /// Probe a running sidecar's /healthz (or /readyz): exit 0 when healthy.
     Health(deny::HealthArgs),
+    /// Print the fleet's teardown events live (fleet mode, NATS).
+    Watch(watch::WatchArgs),
 }
 
 /// A failure that is the input's or the caller's fault: exit status 2.
@@ -73,9 +76,10 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Check(args) => check::run(args),
         Command::Drill(args) => drill::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Deny(args) => deny::run(args),
         Command::Health(args) => deny::run_health(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(code) => code,

@@ -135,6 +135,14 @@ impl DenyList {
         self.rules.contains(rule)
     }
 
+    /// Whether a rule with `rule`'s key, reason and expiry is set (whoever
+    /// set it, whenever).
+    pub(crate) fn has_same_effect(&self, rule: &DenyRule) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.key == rule.key && r.reason == rule.reason && r.expires == rule.expires)
+    }
+
     /// Whether a rule with this key is set.
     pub(crate) fn has_key(&self, key: &DenyKey) -> bool {
         self.rules.iter().any(|r| &r.key == key)
@@ -211,9 +219,28 @@ pub struct DenyRule {
     /// Unix seconds after which the rule no longer applies; none: until
     /// lifted.
     pub expires: Option<i64>,
+    /// Who set it: the operator's name given with the rule, else the node
+    /// that took it (fleet mode); none for rules set before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_by: Option<String>,
+    /// When it was set, Unix milliseconds; in fleet mode a rule (or a
+    /// lift) replaces the one held only when it is newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_at: Option<i64>,
 }
 
 impl DenyRule {
+    /// A rule with no provenance (`set_by`, `set_at`).
+    pub fn new(key: DenyKey, reason: impl Into<String>, expires: Option<i64>) -> Self {
+        Self {
+            key,
+            reason: reason.into(),
+            expires,
+            set_by: None,
+            set_at: None,
+        }
+    }
+
     /// Whether the rule applies at `now` (Unix seconds).
     pub fn is_active(&self, now: i64) -> bool {
         self.expires.is_none_or(|t| now < t)
@@ -342,11 +369,7 @@ mod tests {
             .expect("fixture PKI");
         let client = CertInfo::parse(&pki.client.der).expect("client certificate");
         let key = DenyKey::CertSha256(crate::text::hex(&client.sha256));
-        let rule = |expires| DenyRule {
-            key: key.clone(),
-            reason: "r".into(),
-            expires,
-        };
+        let rule = |expires| DenyRule::new(key.clone(), "r", expires);
         let mut list = DenyList::default();
         list.set(rule(Some(100)));
         list.set(rule(Some(200)));
@@ -360,11 +383,7 @@ mod tests {
 
     #[test]
     fn rules_expire() {
-        let rule = DenyRule {
-            key: DenyKey::CertSha256("00".repeat(32)),
-            reason: "r".into(),
-            expires: Some(100),
-        };
+        let rule = DenyRule::new(DenyKey::CertSha256("00".repeat(32)), "r", Some(100));
         assert!(rule.is_active(99));
         assert!(!rule.is_active(100));
     }

@@ -271,8 +271,15 @@ impl Verifier {
         if self.snap.denials.contains(&rule) {
             return false;
         }
+        // The same rule set again (or learned from the fleet) with other
+        // provenance (`set_by`, `set_at`): kept as given, but nothing any
+        // verification depends on changed.
+        let same_effect = self.snap.denials.has_same_effect(&rule);
         let s = self.data();
         Arc::make_mut(&mut s.denials).set(rule);
+        if same_effect {
+            return false;
+        }
         s.bump();
         true
     }

@@ -776,11 +776,11 @@ async fn an_operator_deny_closes_at_once_and_refuses_until_lifted() {
     let started = Instant::now();
     assert!(server
         .engine
-        .deny(vigil_core::DenyRule {
-            key: key.clone(),
-            reason: "laptop stolen".into(),
-            expires: None,
-        })
+        .deny(vigil_core::DenyRule::new(
+            key.clone(),
+            "laptop stolen",
+            None
+        ))
         .unwrap());
     assert!(doomed.closed_within(Duration::from_secs(1)).await);
     assert!(started.elapsed() < Duration::from_millis(500));

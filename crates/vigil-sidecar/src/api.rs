@@ -92,6 +92,7 @@ pub(crate) struct Route {
 /// `Last-Event-ID`: `EPOCH-SEQ` as sent, or `0`; blanks around it and an
 /// empty value (live events only) are accepted.
 const LAST_EVENT_ID: &str = r#"{"type": "string", "pattern": "^[ \t]*(0|[0-9]+-[0-9]+)?[ \t]*$"}"#;
+const SCOPE: &str = r#"{"type": "string", "enum": ["node", "fleet"]}"#;
 
 const fn json(status: u16, description: &'static str, schema: &'static str) -> Resp {
     Resp {
@@ -268,6 +269,13 @@ pub(crate) const ROUTES: &[Route] = &[
                 location: "query",
                 description: "Same as the Last-Event-ID header",
                 schema: LAST_EVENT_ID,
+            },
+            Param {
+                name: "scope",
+                location: "query",
+                description: "node (default): this node's events; fleet: every node's \
+                    (in fleet mode: live, each with node, no ids; otherwise the same as node)",
+                schema: SCOPE,
             },
         ],
         responses: &[

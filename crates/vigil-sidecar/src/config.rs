@@ -77,6 +77,10 @@ pub struct SidecarConfig {
     /// Adds `POST /bench/echo`, a trivial handler behind the same stack, as
     /// the ceiling for load benchmarks (default off).
     pub bench_echo: bool,
+    /// Fleet mode: deny rules go through the fleet's bucket, events are
+    /// published to the fleet, `/v1/events?scope=fleet` streams the
+    /// fleet's, `/readyz` waits for the deny rules to be caught up.
+    pub cluster: Option<vigil_cluster::Cluster>,
 }
 
 impl Default for SidecarConfig {
@@ -95,6 +99,7 @@ impl Default for SidecarConfig {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
             bench_echo: false,
+            cluster: None,
         }
     }
 }
@@ -199,6 +204,12 @@ impl SidecarConfig {
         self.bench_echo = on;
         self
     }
+
+    /// Sets [`SidecarConfig::cluster`].
+    pub fn with_cluster(mut self, cluster: Option<vigil_cluster::Cluster>) -> Self {
+        self.cluster = cluster;
+        self
+    }
 }
 
 impl std::fmt::Debug for SidecarConfig {
@@ -217,6 +228,10 @@ impl std::fmt::Debug for SidecarConfig {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("bench_echo", &self.bench_echo)
+            .field(
+                "cluster",
+                &self.cluster.as_ref().map(vigil_cluster::Cluster::node),
+            )
             .finish()
     }
 }
@@ -239,6 +254,9 @@ pub struct ServeConfig {
     /// Serve a non-loopback address without an API token (otherwise
     /// [`Server::start`] refuses to).
     pub insecure_no_auth: bool,
+    /// Fleet mode: [`Server::start`] starts a [`vigil_cluster::Cluster`]
+    /// beside the engine.
+    pub cluster: Option<vigil_cluster::ClusterConfig>,
 }
 
 #[cfg(test)]
@@ -275,6 +293,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(7),
             body_read_timeout: Duration::from_secs(8),
             bench_echo: true,
+            cluster: None,
         };
         // No PartialEq, and Debug redacts the token: compared apart.
         assert_eq!(format!("{built:?}"), format!("{expected:?}"));

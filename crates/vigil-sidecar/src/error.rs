@@ -52,6 +52,16 @@ impl ApiError {
         )
     }
 
+    /// A fleet operation that failed.
+    pub(crate) fn cluster(e: vigil_cluster::ClusterError) -> Self {
+        match e {
+            vigil_cluster::ClusterError::CannotSign => {
+                Self::new(StatusCode::CONFLICT, "deny_unsigned", e.to_string())
+            }
+            vigil_cluster::ClusterError::Store(detail) => Self::store(detail),
+        }
+    }
+
     pub(crate) fn with(mut self, key: &'static str, value: Value) -> Self {
         self.extra.push((key, value));
         self

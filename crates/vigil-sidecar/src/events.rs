@@ -43,6 +43,8 @@ pub(crate) struct Hub {
     subscribers: AtomicU64,
     max_subscribers: u64,
     published: [AtomicU64; EVENT_NAMES.len()],
+    /// Fleet mode: every event is also published to the fleet.
+    cluster: Option<vigil_cluster::Cluster>,
 }
 
 struct Ring {
@@ -64,7 +66,11 @@ enum Resume {
 impl Hub {
     /// A hub holding the last `capacity` events, for at most
     /// `max_subscribers` subscribers at once.
-    pub(crate) fn new(capacity: usize, max_subscribers: usize) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        max_subscribers: usize,
+        cluster: Option<vigil_cluster::Cluster>,
+    ) -> Self {
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -80,6 +86,7 @@ impl Hub {
             subscribers: AtomicU64::new(0),
             max_subscribers: u64::try_from(max_subscribers).unwrap_or(u64::MAX),
             published: Default::default(),
+            cluster,
         }
     }
 
@@ -87,6 +94,9 @@ impl Hub {
     pub(crate) fn publish(&self, name: &'static str, data: String) {
         if let Some(i) = EVENT_NAMES.iter().position(|n| *n == name) {
             self.published[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.publish_event(name, &data);
         }
         let mut ring = self.lock();
         let seq = ring.next_seq;
@@ -126,14 +136,7 @@ impl Hub {
         let resume = self.parse_resume(last_event_id)?;
         // Taken before anything is built; given back by the stream's drop
         // (or here, when over the cap).
-        if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
-            self.subscribers.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "too_many_subscribers",
-                format!("at most {} event subscribers at once", self.max_subscribers),
-            ));
-        }
+        self.take_subscriber()?;
         let (rx, replay, last_seq, gap) = {
             let ring = self.lock();
             let rx = self.live.subscribe();
@@ -172,6 +175,48 @@ impl Hub {
             Some((Ok(event), state))
         });
         Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)))
+    }
+
+    /// The SSE response for a subscriber to the whole fleet's events
+    /// (`?scope=fleet`): live only, each with `node`; no ids, as the
+    /// fleet's events have no single sequence. Counts against the same
+    /// subscriber cap.
+    pub(crate) fn subscribe_fleet(
+        self: &Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+        keep_alive: Duration,
+    ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+        let Some(cluster) = &self.cluster else {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "scope=fleet needs fleet mode (vigil serve --cluster)",
+            ));
+        };
+        self.take_subscriber()?;
+        let state = FleetStream {
+            hub: Arc::clone(self),
+            rx: cluster.subscribe(),
+            shutdown,
+            reset: false,
+        };
+        let stream = futures_util::stream::unfold(state, |mut state| async move {
+            let event = state.next().await?;
+            Some((Ok(event), state))
+        });
+        Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)))
+    }
+
+    /// Takes a subscriber slot (given back when the stream is dropped).
+    fn take_subscriber(&self) -> Result<(), ApiError> {
+        if self.subscribers.fetch_add(1, Ordering::AcqRel) >= self.max_subscribers {
+            self.subscribers.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_subscribers",
+                format!("at most {} event subscribers at once", self.max_subscribers),
+            ));
+        }
+        Ok(())
     }
 
     fn parse_resume(&self, last: Option<&str>) -> Result<Resume, ApiError> {
@@ -283,6 +328,47 @@ impl StreamState {
     }
 }
 
+struct FleetStream {
+    hub: Arc<Hub>,
+    rx: broadcast::Receiver<vigil_cluster::FleetEvent>,
+    shutdown: watch::Receiver<bool>,
+    reset: bool,
+}
+
+impl Drop for FleetStream {
+    fn drop(&mut self) {
+        self.hub.subscribers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl FleetStream {
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if *self.shutdown.borrow() {
+                return None;
+            }
+            if std::mem::take(&mut self.reset) {
+                let data = serde_json::json!({
+                    "detail": "this subscriber fell behind; fleet events were dropped"
+                });
+                return Some(SseEvent::default().event("reset").data(data.to_string()));
+            }
+            tokio::select! {
+                received = self.rx.recv() => match received {
+                    Ok(event) => return Some(SseEvent::default().event(event.name).data(event.data)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.reset = true,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -307,7 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn last_event_id_past_anything_sent_or_past_u64_is_a_reset_not_a_panic() {
-        let hub = Arc::new(Hub::new(16, 8));
+        let hub = Arc::new(Hub::new(16, 8, None));
         hub.publish("teardown", "{}".into());
         for last in [
             format!("{}-{}", hub.epoch, u64::MAX),
@@ -332,7 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn subscribers_beyond_the_cap_get_429_and_a_slot_frees_on_drop() {
-        let hub = Arc::new(Hub::new(16, 2));
+        let hub = Arc::new(Hub::new(16, 2, None));
         let (_stop, shutdown) = watch::channel(false);
         let one = hub.subscribe(None, shutdown.clone(), Duration::from_secs(60));
         let two = hub.subscribe(None, shutdown.clone(), Duration::from_secs(60));

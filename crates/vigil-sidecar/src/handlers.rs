@@ -26,6 +26,8 @@ pub(crate) const MAX_LABEL_KEY: usize = 128;
 pub(crate) const MAX_LABEL_VALUE: usize = 1024;
 /// Largest page of `GET /v1/connections`.
 pub(crate) const MAX_PAGE: usize = 10_000;
+/// Longest `by` (who set a deny rule), characters.
+pub(crate) const MAX_BY: usize = 128;
 /// Longest deny reason, characters.
 pub(crate) const MAX_REASON: usize = 1024;
 /// Range of a deny rule's `expires`: 0000-01-01T00:00:00Z to
@@ -85,6 +87,8 @@ struct ListQuery {
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
     last_event_id: Option<String>,
+    /// `node` (default): this node's events; `fleet`: every node's.
+    scope: Option<String>,
 }
 
 pub(crate) async fn verify(
@@ -263,10 +267,27 @@ pub(crate) async fn events(
         })
         .transpose()?;
     let last = header_id.or(query.last_event_id.as_deref());
-    let sse = app
-        .hub
-        .subscribe(last, app.shutdown.clone(), app.keep_alive)?;
-    let mut response = sse.into_response();
+    let mut response = match query.scope.as_deref() {
+        // Without fleet mode this node is the whole fleet.
+        None | Some("node") | Some("fleet") if app.cluster.is_none() => app
+            .hub
+            .subscribe(last, app.shutdown.clone(), app.keep_alive)?
+            .into_response(),
+        None | Some("node") => app
+            .hub
+            .subscribe(last, app.shutdown.clone(), app.keep_alive)?
+            .into_response(),
+        Some("fleet") => app
+            .hub
+            .subscribe_fleet(app.shutdown.clone(), app.keep_alive)?
+            .into_response(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "scope is node (this node's events) or fleet (every node's)",
+            ))
+        }
+    };
     // Proxies must not buffer the stream.
     response
         .headers_mut()
@@ -356,12 +377,28 @@ pub(crate) async fn deny(
             ),
         ));
     }
-    let engine = app.engine.clone();
-    let stored = rule.clone();
-    let added = tokio::task::spawn_blocking(move || engine.deny(stored))
-        .await
-        .map_err(ApiError::store)?
-        .map_err(ApiError::store)?;
+    let added = match &app.cluster {
+        // Set here at once, and written to the fleet's bucket.
+        Some(cluster) => cluster
+            .deny(rule.clone())
+            .await
+            .map_err(ApiError::cluster)?,
+        None => {
+            let engine = app.engine.clone();
+            let stored = rule.clone();
+            tokio::task::spawn_blocking(move || engine.deny(stored))
+                .await
+                .map_err(ApiError::store)?
+                .map_err(ApiError::store)?
+        }
+    };
+    // As held (in fleet mode with who set it and when).
+    let rule = app
+        .engine
+        .denials()
+        .into_iter()
+        .find(|r| r.key == rule.key)
+        .unwrap_or(rule);
     tracing::warn!(rule = %deny_label(&rule.key), reason = %rule.reason, "deny rule set");
     let status = if added {
         StatusCode::CREATED
@@ -395,12 +432,17 @@ pub(crate) async fn lift(
     let key = key
         .normalized()
         .map_err(|e| ApiError::bad_request("invalid_request", e))?;
-    let engine = app.engine.clone();
     let label = deny_label(&key);
-    let lifted = tokio::task::spawn_blocking(move || engine.lift(&key))
-        .await
-        .map_err(ApiError::store)?
-        .map_err(ApiError::store)?;
+    let lifted = match &app.cluster {
+        Some(cluster) => cluster.lift(&key).await.map_err(ApiError::cluster)?,
+        None => {
+            let engine = app.engine.clone();
+            tokio::task::spawn_blocking(move || engine.lift(&key))
+                .await
+                .map_err(ApiError::store)?
+                .map_err(ApiError::store)?
+        }
+    };
     if !lifted {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -420,7 +462,12 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
     match super::readiness(&app) {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(detail) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail).into_response()
+            let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail);
+            match &app.cluster {
+                Some(cluster) => error.with("cluster", super::state::cluster_json(cluster)),
+                None => error,
+            }
+            .into_response()
         }
     }
 }
@@ -572,6 +619,21 @@ fn parse_deny(body: Value) -> Result<DenyRule, ApiError> {
             "expires: between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z".into(),
         ));
     }
+    let by = match map.remove("by") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(b))
+            if !trim_blank(&b).is_empty()
+                && b.chars().count() <= MAX_BY
+                && !b.chars().any(|c| c.is_ascii_control()) =>
+        {
+            Some(trim_blank(&b).to_owned())
+        }
+        Some(_) => {
+            return Err(bad(format!(
+                "by: a string of 1..={MAX_BY} characters, no control characters"
+            )))
+        }
+    };
     let keys: Vec<String> = map.keys().cloned().collect();
     let known = ["issuer_serial", "cert_sha256", "spki_sha256"];
     if let Some(unknown) = keys.iter().find(|k| !known.contains(&k.as_str())) {
@@ -592,6 +654,8 @@ fn parse_deny(body: Value) -> Result<DenyRule, ApiError> {
         key,
         reason,
         expires,
+        set_by: by,
+        set_at: Some(super::record::now_ms()),
     })
 }
 
@@ -607,6 +671,15 @@ fn rule_json(rule: &DenyRule, now: i64) -> Value {
             .map_or(Value::Null, |t| Value::String(vigil_core::text::rfc3339(t))),
     );
     map.insert("active".into(), Value::Bool(rule.is_active(now)));
+    if let Some(by) = &rule.set_by {
+        map.insert("set_by".into(), Value::String(by.clone()));
+    }
+    if let Some(at) = rule.set_at {
+        map.insert(
+            "set_at".into(),
+            Value::String(vigil_core::text::rfc3339(at.div_euclid(1000))),
+        );
+    }
     Value::Object(map)
 }
 

@@ -322,6 +322,9 @@ pub(crate) fn render(app: &AppState) -> String {
         .filter(|r| r.is_active(now))
         .count();
     let _ = writeln!(out, "vigil_deny_rules {active}");
+    if let Some(cluster) = &app.cluster {
+        cluster_metrics(&mut out, &cluster.status());
+    }
     head(
         &mut out,
         "vigil_ready",
@@ -334,6 +337,67 @@ pub(crate) fn render(app: &AppState) -> String {
         u8::from(super::readiness(app).is_ok())
     );
     out
+}
+
+/// Fleet mode's state and counters.
+fn cluster_metrics(out: &mut String, s: &vigil_cluster::ClusterStatus) {
+    head(
+        out,
+        "vigil_cluster_connected",
+        "gauge",
+        "1 when connected to NATS and caught up.",
+    );
+    let _ = writeln!(
+        out,
+        "vigil_cluster_connected {}",
+        u8::from(s.state == "connected" && s.synced)
+    );
+    let counters: [(&str, &str, u64); 8] = [
+        (
+            "vigil_cluster_disconnects_total",
+            "Times the connection to NATS was lost.",
+            s.disconnects,
+        ),
+        (
+            "vigil_cluster_resyncs_total",
+            "Catch-ups of the deny rules from the bucket.",
+            s.resyncs,
+        ),
+        (
+            "vigil_cluster_deny_applied_total",
+            "Deny records from the bus applied.",
+            s.applied,
+        ),
+        (
+            "vigil_cluster_deny_refused_total",
+            "Deny records from the bus refused (forged, unsigned, malformed, over the cap).",
+            s.refused,
+        ),
+        (
+            "vigil_cluster_deny_written_total",
+            "Deny records written to the bus.",
+            s.written,
+        ),
+        (
+            "vigil_cluster_deny_write_failures_total",
+            "Writes to the bus that failed (retried).",
+            s.write_failures,
+        ),
+        (
+            "vigil_cluster_events_published_total",
+            "Events published to the fleet.",
+            s.events_published,
+        ),
+        (
+            "vigil_cluster_events_dropped_total",
+            "Events not published (bus unreachable or slow).",
+            s.events_dropped,
+        ),
+    ];
+    for (name, help, value) in counters {
+        head(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 fn head(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -12,7 +12,7 @@ use super::chain::MAX_CHAIN;
 use super::connections::MAX_LEASE_SECS;
 use super::events::EVENT_NAMES;
 use super::handlers::{
-    MAX_EXPIRES, MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_REASON, MIN_EXPIRES,
+    MAX_BY, MAX_EXPIRES, MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE, MAX_REASON, MIN_EXPIRES,
 };
 
 /// The document; `metrics_auth`: `/metrics` needs the token.
@@ -206,6 +206,9 @@ fn schemas() -> Value {
     let reason = json!({"type": "string", "minLength": 1, "maxLength": MAX_REASON,
         "pattern": "[^ \t\n\r]",
         "description": "Why; blanks around it are trimmed"});
+    let by = json!({"type": "string", "nullable": true, "minLength": 1, "maxLength": MAX_BY,
+        "pattern": "^[^\\x00-\\x1f\\x7f]*[^\\x00-\\x20\\x7f][^\\x00-\\x1f\\x7f]*$",
+        "description": "Who sets the rule (an operator's name); blanks around it are trimmed"});
     let expires = json!({"nullable": true, "description": "When the rule stops applying: \
     RFC 3339, or Unix seconds; absent or null: until lifted",
     "oneOf": [
@@ -225,9 +228,10 @@ fn schemas() -> Value {
         "RenewRequest": closed(&[], json!({"lease_secs": lease})),
         "RefreshRequest": closed(&[], json!({"url": nullable_string()})),
         "DenyKey": deny_variants(&json!({}), &[]),
-        "DenyRequest": deny_variants(&json!({"reason": reason, "expires": expires}), &["reason"]),
+        "DenyRequest": deny_variants(&json!({"reason": reason, "expires": expires, "by": by}), &["reason"]),
         "DenyRule": deny_variants(
-            &json!({"reason": string(), "expires": nullable_string(), "active": {"type": "boolean"}}),
+            &json!({"reason": string(), "expires": nullable_string(), "active": {"type": "boolean"},
+                "set_by": string(), "set_at": {"type": "string", "format": "date-time"}}),
             &["reason", "expires", "active"],
         ),
         "DenyList": object(&["rules"], json!({"rules": {"type": "array", "items": reference("DenyRule")}})),
@@ -299,7 +303,9 @@ fn schemas() -> Value {
         "Health": object(&["status"], json!({"status": string()})),
         "Ready": object(&["ready", "anchors", "connections", "sources"], json!({
             "ready": {"type": "boolean"}, "anchors": {"type": "integer"},
-            "connections": {"type": "integer"}, "sources": {"type": "integer"}})),
+            "connections": {"type": "integer"}, "sources": {"type": "integer"},
+            "cluster": {"type": "object", "description": "Fleet mode: the connection to \
+                NATS and the deny rules' catch-up"}})),
         "OpenApi": {"type": "object"},
     })
 }

@@ -161,6 +161,14 @@ impl Server {
         // Beyond loopback the Host is whatever name reaches this machine;
         // the token is the defence there (ARCHITECTURE.md, HTTP API).
         sidecar_config.loopback_hosts_only = loopback;
+        if let Some(cluster) = config.cluster {
+            let mut cluster = cluster;
+            cluster.max_rules = sidecar_config.max_deny_rules;
+            let started =
+                vigil_cluster::Cluster::start(engine.clone(), cluster).map_err(Error::new)?;
+            tracing::info!(node = started.node(), fleet = started.fleet(), "fleet mode");
+            sidecar_config.cluster = Some(started);
+        }
         let (router, mut sidecar) = app(engine, store, sidecar_config);
         sidecar.tasks.insert(0, scheduler);
         let listener = match tls {

@@ -46,6 +46,8 @@ pub(crate) struct App {
     pub(crate) openapi: String,
     pub(crate) rendered: Rendered,
     pub(crate) memo: super::memo::RequestMemo,
+    /// Fleet mode.
+    pub(crate) cluster: Option<vigil_cluster::Cluster>,
 }
 
 /// Verdicts already serialized: the engine's verdict cache hands out the
@@ -110,7 +112,11 @@ pub struct Sidecar {
 ///
 /// Must be called within a Tokio runtime (it spawns the background tasks).
 pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Router, Sidecar) {
-    let hub = Arc::new(Hub::new(config.event_backlog, config.max_subscribers));
+    let hub = Arc::new(Hub::new(
+        config.event_backlog,
+        config.max_subscribers,
+        config.cluster.clone(),
+    ));
     let writer = Writer::spawn(Arc::clone(&store));
     let (conns, torn) = Connections::new(
         &engine,
@@ -144,6 +150,7 @@ pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Rou
         openapi: openapi::document(config.metrics_auth).to_string(),
         rendered: Rendered::default(),
         memo: Default::default(),
+        cluster: config.cluster.clone(),
     });
 
     let mut tasks = conns.spawn_background();
@@ -188,6 +195,9 @@ impl Sidecar {
     /// store. Call it once the server has stopped.
     pub async fn close(mut self) -> Result<(), Error> {
         self.shutdown();
+        if let Some(cluster) = &self.app.cluster {
+            cluster.close();
+        }
         let tasks = std::mem::take(&mut self.tasks);
         for task in &tasks {
             task.abort();
@@ -244,6 +254,11 @@ pub(crate) fn readiness(app: &App) -> Result<Value, String> {
     if !app.restored.load(Ordering::Acquire) {
         return Err("restoring persisted connections".into());
     }
+    if let Some(cluster) = &app.cluster {
+        if !cluster.is_ready() {
+            return Err("catching up the fleet's deny rules from NATS".into());
+        }
+    }
     // Records that could not be read at start: failing open on them
     // (a deny rule, a revocation fact, a registration silently gone) is
     // what this refuses; they stay on disk for the operator.
@@ -289,10 +304,19 @@ pub(crate) fn readiness(app: &App) -> Result<Value, String> {
             return Err("no OCSP answer held is usable".into());
         }
     }
-    Ok(json!({
+    let mut body = json!({
         "ready": true,
         "anchors": app.anchors,
         "connections": app.conns.len(),
         "sources": sources.len(),
-    }))
+    });
+    if let Some(cluster) = &app.cluster {
+        body["cluster"] = cluster_json(cluster);
+    }
+    Ok(body)
+}
+
+/// The fleet's state as `/readyz` shows it.
+pub(crate) fn cluster_json(cluster: &vigil_cluster::Cluster) -> Value {
+    serde_json::to_value(cluster.status()).unwrap_or(Value::Null)
 }

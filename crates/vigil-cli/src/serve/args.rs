@@ -115,6 +115,41 @@ pub(crate) struct ServeArgs {
     )]
     pub(super) fetch_allow: Vec<Cidr>,
     // --- end fetch destinations ---
+
+    // --- fleet mode (issue 13) ---
+    /// Fleet mode on NATS JetStream: the servers, nats://HOST:PORT (or
+    /// tls://), comma-separated. Deny rules then apply fleet-wide and
+    /// events are published to the fleet.
+    #[arg(
+        long,
+        env = "VIGIL_CLUSTER",
+        value_name = "URLS",
+        value_delimiter = ','
+    )]
+    pub(super) cluster: Vec<String>,
+    /// This node's name in the fleet [default: the host name plus a suffix
+    /// kept in the data dir].
+    #[arg(long, env = "VIGIL_NODE_ID", value_name = "ID")]
+    pub(super) node_id: Option<String>,
+    /// The fleet's name, prefixing every bucket and subject [default: vigil].
+    #[arg(long, env = "VIGIL_FLEET", value_name = "NAME")]
+    pub(super) fleet: Option<String>,
+    /// Apply only deny records signed with this Ed25519 public key (PEM,
+    /// `openssl pkey -pubout`); repeatable. Unsigned records and bare
+    /// deletes are then refused.
+    #[arg(
+        long,
+        env = "VIGIL_DENY_VERIFY_KEY",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub(super) deny_verify_key: Vec<PathBuf>,
+    /// Sign the deny records this node writes with this Ed25519 private key
+    /// (PEM, `openssl genpkey -algorithm ed25519`); implies verifying with
+    /// its public key.
+    #[arg(long, env = "VIGIL_DENY_SIGNING_KEY", value_name = "FILE")]
+    pub(super) deny_signing_key: Option<PathBuf>,
+    // --- end fleet mode ---
 }
 
 /// `--log-level`.

@@ -72,13 +72,15 @@ pub(crate) struct Settings {
     pub(crate) bench_echo: bool,
     pub(crate) fetch_deny: Vec<Cidr>,
     pub(crate) fetch_allow: Vec<Cidr>,
+    pub(crate) cluster: Option<vigil_cluster::ClusterConfig>,
 }
 
 impl Settings {
     /// Merges flags/environment with the config file and defaults, and
     /// validates the result.
-    pub(crate) fn resolve(args: ServeArgs) -> Result<Self, UsageError> {
-        let (file, base) = match &args.config {
+    pub(crate) fn resolve(mut args: ServeArgs) -> Result<Self, UsageError> {
+        let cluster_args = super::cluster::ClusterArgs::take(&mut args);
+        let (mut file, base) = match &args.config {
             Some(path) => (read_file_config(path)?, parent_dir(path)),
             None => (FileConfig::default(), PathBuf::from(".")),
         };
@@ -260,6 +262,8 @@ impl Settings {
 
         // --- fetch destinations (issue 11) ---
         let file_fetch = file.fetch.unwrap_or_default();
+        let cluster =
+            super::cluster::resolve(cluster_args, file.cluster.take(), &in_file, &data_dir)?;
         let fetch_deny = fetch_rules(args.fetch_deny, file_fetch.deny, "fetch.deny")?;
         let fetch_allow = fetch_rules(args.fetch_allow, file_fetch.allow, "fetch.allow")?;
         // --- end fetch destinations ---
@@ -284,6 +288,7 @@ impl Settings {
             bench_echo: args.bench_echo,
             fetch_deny,
             fetch_allow,
+            cluster,
         })
     }
 }
@@ -300,6 +305,7 @@ impl Settings {
                 .with_deny(self.fetch_deny)
                 .with_allow(self.fetch_allow),
             insecure_no_auth: self.insecure_no_auth,
+            cluster: self.cluster,
             sidecar: vigil_sidecar::SidecarConfig::default()
                 .with_policy(self.policy)
                 .with_api_token(self.api_token)

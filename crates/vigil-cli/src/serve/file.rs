@@ -46,6 +46,44 @@ pub(super) struct FileConfig {
     pub(super) log_level: Option<LogLevel>,
     // --- fetch destinations (issue 11) ---
     pub(super) fetch: Option<FileFetch>,
+    // --- fleet mode (issue 13) ---
+    pub(super) cluster: Option<FileCluster>,
+}
+
+/// `[cluster]` of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct FileCluster {
+    pub(super) servers: Option<OneOrManyText>,
+    pub(super) fleet: Option<String>,
+    #[serde(alias = "node_id")]
+    pub(super) node_id: Option<String>,
+    /// A NATS `.creds` file.
+    pub(super) credentials: Option<PathBuf>,
+    /// A file holding an nkey seed.
+    #[serde(alias = "nkey_file")]
+    pub(super) nkey_file: Option<PathBuf>,
+    pub(super) user: Option<String>,
+    /// A file holding the password of `user`.
+    #[serde(alias = "password_file")]
+    pub(super) password_file: Option<PathBuf>,
+    /// A file holding a token.
+    #[serde(alias = "token_file")]
+    pub(super) token_file: Option<PathBuf>,
+    #[serde(alias = "tls_ca")]
+    pub(super) tls_ca: Option<PathBuf>,
+    pub(super) replicas: Option<u64>,
+    #[serde(alias = "deny_signing_key")]
+    pub(super) deny_signing_key: Option<PathBuf>,
+    #[serde(alias = "deny_verify_key")]
+    pub(super) deny_verify_key: Option<OneOrMany>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrManyText {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// `[fetch]` of the config file: `deny = ["10.0.0.0/8"]`, `allow = [..]`.

@@ -8,6 +8,7 @@
 //! when the sidecar fails after starting.
 
 mod args;
+mod cluster;
 mod config;
 mod file;
 

@@ -332,8 +332,17 @@ pub async fn subscribe(
     api: &Api,
     last_event_id: Option<&str>,
 ) -> mpsc::UnboundedReceiver<SseEvent> {
+    subscribe_to(api, "/v1/events", last_event_id).await
+}
+
+/// Subscribes to `path` (`/v1/events` with a query).
+pub async fn subscribe_to(
+    api: &Api,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> mpsc::UnboundedReceiver<SseEvent> {
     let client = reqwest::Client::new();
-    let mut request = client.get(format!("{}/v1/events", api.base));
+    let mut request = client.get(format!("{}{path}", api.base));
     if let Some(t) = &api.token {
         request = request.bearer_auth(t);
     }

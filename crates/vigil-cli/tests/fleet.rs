@@ -1,0 +1,505 @@
+//! Fleet mode end to end: real `nats-server` processes (JetStream on a
+//! temporary directory, 127.0.0.1) and real `vigil serve --cluster` nodes.
+//! Needs `nats-server` on the PATH (Debian package `nats-server`; CI
+//! installs it).
+
+#![allow(clippy::unwrap_used)]
+
+mod serve_support;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use serve_support::{next_event, subscribe, subscribe_to, Api, Fixture, Sidecar};
+
+/// A `nats-server -js` on 127.0.0.1, restartable on the same port and
+/// store directory.
+struct Nats {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Self {
+        let port = free_port();
+        let mut nats = Self {
+            child: None,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        nats.restart();
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on the PATH (apt-get install nats-server)");
+        self.child = Some(child);
+        wait_for_port(self.port);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A node of the fleet over `fx`'s anchor with its own data directory.
+fn node(fx: &Fixture, nats: &Nats, name: &str, extra: &[&str]) -> Sidecar {
+    let mut args = vec!["--cluster", nats_url(nats), "--node-id", name];
+    args.extend_from_slice(extra);
+    Sidecar::start(&data_dir(fx, name), &fx.anchor(), &args, &[])
+}
+
+fn nats_url(nats: &Nats) -> &'static str {
+    Box::leak(nats.url().into_boxed_str())
+}
+
+fn data_dir(fx: &Fixture, name: &str) -> PathBuf {
+    fx.dir.path().join(format!("node-{name}"))
+}
+
+fn deny_body(leaf: &pki_fixtures::Cert, reason: &str) -> Value {
+    json!({"cert_sha256": hex(&leaf.der), "reason": reason})
+}
+
+fn hex(der: &[u8]) -> String {
+    vigil_core::text::hex(&vigil_core::sha256(der))
+}
+
+/// Waits until `node` is ready; its log and /readyz on failure.
+async fn ready(node: &Sidecar) -> Api {
+    let api = Api::new(node, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = api.get("/readyz").await;
+        if reply.status == 200 {
+            return api;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never ready: {}\n{}",
+            reply.text,
+            node.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `check` until it holds (10 s at most).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn denied_keys(api: &Api) -> Vec<String> {
+    let reply = api.get("/v1/deny").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["cert_sha256"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn verdict(api: &Api, chain: &Value) -> Value {
+    let reply = api
+        .post("/v1/verify", &json!({"chain": chain, "usage": "client"}))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_on_one_node_tears_down_on_every_node_and_a_lift_anywhere_reaches_all() {
+    let fx = Fixture::start().await;
+    let nats = Nats::start();
+    let nodes: Vec<Sidecar> = ["a", "b", "c"]
+        .iter()
+        .map(|n| node(&fx, &nats, n, &[]))
+        .collect();
+    let apis: Vec<Api> = nodes.iter().map(|n| Api::new(n, None)).collect();
+    for api in &apis {
+        api.wait_ready().await;
+        let ready = api.get("/readyz").await;
+        assert_eq!(
+            ready.body["cluster"]["state"], "connected",
+            "{}",
+            ready.text
+        );
+    }
+    let doomed = fx.leaf("doomed");
+    let innocent = fx.leaf("innocent");
+    let mut streams = Vec::new();
+    for api in &apis {
+        api.register(&fx.chain(&doomed), json!({}), None).await;
+        api.register(&fx.chain(&innocent), json!({}), None).await;
+        streams.push(subscribe(api, None).await);
+    }
+    let mut fleet = subscribe_to(&apis[0], "/v1/events?scope=fleet", None).await;
+    let mut watch = Command::new(serve_support::vigil())
+        .args([
+            "watch",
+            "--cluster",
+            &nats.url(),
+            "--format",
+            "json",
+            "--count",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `vigil watch` says when it is subscribed.
+    {
+        use std::io::BufRead;
+        let stderr = watch.stderr.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stderr)
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("watching fleet vigil"), "{line}");
+    }
+
+    let reply = apis[0]
+        .post(
+            "/v1/deny",
+            &json!({"cert_sha256": hex(&doomed.der), "reason": "key leaked", "by": "alice"}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.body["set_by"], "alice");
+    assert!(reply.body["set_at"].is_string(), "{}", reply.text);
+
+    // Every node tears its registration of the doomed leaf down; the
+    // innocent one stays.
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let event = next_event(stream, "teardown", Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("node {i}: no teardown"));
+        assert_eq!(event.data["reason"], "denied", "{:?}", event.data);
+        assert_eq!(event.data["subject"], doomed_subject(&doomed));
+        assert!(
+            next_event(stream, "teardown", Duration::from_millis(300))
+                .await
+                .is_none(),
+            "node {i}: a second teardown (the innocent leaf?)"
+        );
+    }
+    // The fleet stream of node a shows all three, each with its node.
+    let mut nodes_seen = Vec::new();
+    for _ in 0..3 {
+        let event = next_event(&mut fleet, "teardown", Duration::from_secs(10))
+            .await
+            .expect("fleet teardown on /v1/events?scope=fleet");
+        nodes_seen.push(event.data["node"].as_str().unwrap().to_owned());
+    }
+    nodes_seen.sort();
+    assert_eq!(nodes_seen, ["a", "b", "c"]);
+    // And so does `vigil watch`.
+    let output = tokio::task::spawn_blocking(move || watch.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success());
+    let mut watched: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["event"], "teardown", "{l}");
+            assert_eq!(v["reason"], "denied", "{l}");
+            v["node"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    watched.sort();
+    assert_eq!(watched, ["a", "b", "c"]);
+
+    // New verifications are refused everywhere; the rule carries who set it.
+    for api in &apis {
+        assert_eq!(verdict(api, &fx.chain(&doomed)).await["reason"], "denied");
+        let rules = api.get("/v1/deny").await.body["rules"].clone();
+        assert_eq!(rules[0]["set_by"], "alice", "{rules}");
+    }
+    // Lifted on c: seen by a.
+    let reply = apis[2]
+        .delete("/v1/deny", Some(&json!({"cert_sha256": hex(&doomed.der)})))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    for api in &apis {
+        eventually("the lift reaches every node", || async {
+            denied_keys(api).await.is_empty()
+        })
+        .await;
+        assert_eq!(
+            verdict(api, &fx.chain(&doomed)).await["verdict"],
+            "accepted"
+        );
+    }
+    let metrics = apis[1].get("/metrics").await.text;
+    assert!(metrics.contains("vigil_cluster_connected 1"), "{metrics}");
+}
+
+fn doomed_subject(leaf: &pki_fixtures::Cert) -> String {
+    vigil_core::CertSummary::from_der(&leaf.der)
+        .unwrap()
+        .subject
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_catches_up_after_a_restart_and_enforces_without_nats() {
+    let fx = Fixture::start().await;
+    let mut nats = Nats::start();
+    let a = node(&fx, &nats, "a", &[]);
+    let mut b = node(&fx, &nats, "b", &[]);
+    let (api_a, api_b) = (Api::new(&a, None), Api::new(&b, None));
+    api_a.wait_ready().await;
+    api_b.wait_ready().await;
+    let doomed = fx.leaf("doomed");
+
+    // b is down while a denies; b catches up before it reports ready.
+    b.stop();
+    let reply = api_a
+        .post("/v1/deny", &deny_body(&doomed, "stolen laptop"))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let b = node(&fx, &nats, "b", &[]);
+    let api_b = ready(&b).await;
+    assert_eq!(denied_keys(&api_b).await, [hex(&doomed.der)]);
+    drop(b);
+
+    // NATS down: b starts anyway, ready on the rules its store kept, and
+    // keeps verifying.
+    nats.stop();
+    let b = node(&fx, &nats, "b", &[]);
+    let api_b = ready(&b).await;
+    let ready = api_b.get("/readyz").await;
+    assert_eq!(
+        ready.body["cluster"]["state"], "disconnected",
+        "{}",
+        ready.text
+    );
+    assert_eq!(
+        verdict(&api_b, &fx.chain(&doomed)).await["reason"],
+        "denied"
+    );
+    let other = fx.leaf("other");
+    assert_eq!(
+        verdict(&api_b, &fx.chain(&other)).await["verdict"],
+        "accepted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_made_during_a_partition_reaches_the_fleet_when_nats_is_back() {
+    let fx = Fixture::start().await;
+    let mut nats = Nats::start();
+    let a = node(&fx, &nats, "a", &[]);
+    let b = node(&fx, &nats, "b", &[]);
+    let (api_a, api_b) = (Api::new(&a, None), Api::new(&b, None));
+    api_a.wait_ready().await;
+    api_b.wait_ready().await;
+    let doomed = fx.leaf("doomed");
+    let innocent = fx.leaf("innocent");
+    api_a.register(&fx.chain(&doomed), json!({}), None).await;
+    api_a.register(&fx.chain(&innocent), json!({}), None).await;
+    let mut events_a = subscribe(&api_a, None).await;
+
+    nats.stop();
+    eventually("b sees NATS gone", || async {
+        api_b.get("/readyz").await.body["cluster"]["state"] == "disconnected"
+    })
+    .await;
+    // Verification never stops; a deny on b applies on b at once.
+    assert_eq!(
+        verdict(&api_a, &fx.chain(&innocent)).await["verdict"],
+        "accepted"
+    );
+    let reply = api_b
+        .post("/v1/deny", &deny_body(&doomed, "partitioned deny"))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(
+        verdict(&api_b, &fx.chain(&doomed)).await["reason"],
+        "denied"
+    );
+    assert!(
+        next_event(&mut events_a, "teardown", Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+
+    // NATS back: b writes what it holds, a takes it and tears down.
+    nats.restart();
+    let event = next_event(&mut events_a, "teardown", Duration::from_secs(20))
+        .await
+        .expect("the partitioned deny reaches a");
+    assert_eq!(event.data["reason"], "denied");
+    assert_eq!(event.data["subject"], doomed_subject(&doomed));
+    assert!(
+        next_event(&mut events_a, "teardown", Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    let ready = api_a.get("/readyz").await;
+    assert_eq!(
+        ready.body["cluster"]["state"], "connected",
+        "{}",
+        ready.text
+    );
+    assert!(ready.body["cluster"]["disconnects"].as_u64().unwrap() >= 1);
+}
+
+/// An Ed25519 key pair made by `openssl genpkey`: (private, public) PEM files.
+fn ed25519_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    let ok = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let ok = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    (key, public)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_verify_key_unsigned_denies_and_lifts_from_the_bus_are_refused() {
+    let fx = Fixture::start().await;
+    let nats = Nats::start();
+    let (key, public) = ed25519_pair(fx.dir.path(), "operator");
+    let (key_s, public_s) = (key.display().to_string(), public.display().to_string());
+    // a signs; b verifies; m writes unsigned records (anyone on the bus).
+    let a = node(&fx, &nats, "a", &["--deny-signing-key", &key_s]);
+    let b = node(&fx, &nats, "b", &["--deny-verify-key", &public_s]);
+    let m = node(&fx, &nats, "m", &[]);
+    let (api_a, api_b, api_m) = (Api::new(&a, None), Api::new(&b, None), Api::new(&m, None));
+    for api in [&api_a, &api_b, &api_m] {
+        api.wait_ready().await;
+    }
+    let doomed = fx.leaf("doomed");
+    let framed = fx.leaf("framed");
+
+    // A signed deny reaches b.
+    assert_eq!(
+        api_a
+            .post("/v1/deny", &deny_body(&doomed, "leaked"))
+            .await
+            .status,
+        201
+    );
+    eventually("the signed deny reaches b", || async {
+        denied_keys(&api_b).await == [hex(&doomed.der)]
+    })
+    .await;
+    // b cannot sign: it refuses to set a fleet rule it could not prove.
+    let reply = api_b.post("/v1/deny", &deny_body(&framed, "no key")).await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["error"], "deny_unsigned");
+
+    // m (no keys) lifts the signed rule and frames another certificate.
+    let reply = api_m
+        .delete("/v1/deny", Some(&json!({"cert_sha256": hex(&doomed.der)})))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    assert_eq!(
+        api_m
+            .post("/v1/deny", &deny_body(&framed, "forged"))
+            .await
+            .status,
+        201
+    );
+    eventually("b refuses both records", || async {
+        metric(&api_b, "vigil_cluster_deny_refused_total").await >= 2
+    })
+    .await;
+    // The ban stays, the forgery never lands: on b and on a.
+    for api in [&api_a, &api_b] {
+        assert_eq!(denied_keys(api).await, [hex(&doomed.der)]);
+        assert_eq!(verdict(api, &fx.chain(&doomed)).await["reason"], "denied");
+        assert_eq!(
+            verdict(api, &fx.chain(&framed)).await["verdict"],
+            "accepted"
+        );
+    }
+    // A signed lift from a is honoured.
+    let reply = api_a
+        .delete("/v1/deny", Some(&json!({"cert_sha256": hex(&doomed.der)})))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    eventually("the signed lift reaches b", || async {
+        denied_keys(&api_b).await.is_empty()
+    })
+    .await;
+}
+
+async fn metric(api: &Api, name: &str) -> u64 {
+    let text = api.get("/metrics").await.text;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
