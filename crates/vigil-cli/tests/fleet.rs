@@ -503,3 +503,227 @@ async fn metric(api: &Api, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Writes `[cluster]` settings to a config file in `dir`.
+fn cluster_config(dir: &Path, body: &str) -> String {
+    let path = dir.join(format!("cluster-{}.toml", free_port()));
+    std::fs::write(&path, format!("[cluster]\n{body}\n")).unwrap();
+    path.display().to_string()
+}
+
+async fn cluster_status(api: &Api) -> Value {
+    api.get("/readyz").await.body["cluster"].clone()
+}
+
+/// Publishes `der` on the bus as the CRL of `url`, as anyone who can write
+/// to NATS could: the description claims it is newer than anything held.
+async fn publish_on_bus(nats: &Nats, url: &str, der: &[u8], claim: &str) {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let store = js.get_object_store("vigil_revocation").await.unwrap();
+    let name = format!(
+        "crl.{}",
+        vigil_core::text::hex(&vigil_core::sha256(url.as_bytes()))
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let meta = json!({"kind": "crl", "key": url, "node": claim, "this_update": now + 3600,
+        "etag": null, "last_modified": null, "fetched_at": now * 1000});
+    let metadata = async_nats::jetstream::object_store::ObjectMetadata {
+        name,
+        description: Some(meta.to_string()),
+        ..Default::default()
+    };
+    let mut reader: &[u8] = der;
+    store.put(metadata, &mut reader).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_asks_the_ca_and_the_others_take_it_from_the_bus_checked() {
+    use pki_fixtures::{CrlSpec, KeyAlg, Reason};
+    let fx = Fixture::start().await;
+    let nats = Nats::start();
+    let config = cluster_config(fx.dir.path(), "fetch-lease-secs = 2");
+    let nodes: Vec<Sidecar> = ["a", "b", "c"]
+        .iter()
+        .map(|n| node(&fx, &nats, n, &["--config", &config]))
+        .collect();
+    let mut apis = Vec::new();
+    for n in &nodes {
+        apis.push(ready(n).await);
+    }
+    let leaf = fx.leaf("leaf");
+    let innocent = fx.leaf("innocent");
+
+    // The first registration on a fetches what the chain needs from the
+    // CA; b and c then take the same from the bus: the CA sees nothing more.
+    let before = fx.responder.counts();
+    apis[0].register(&fx.chain(&leaf), json!({}), None).await;
+    apis[0]
+        .register(&fx.chain(&innocent), json!({}), None)
+        .await;
+    let one = fx.responder.counts();
+    let asked = |c: &pki_fixtures::responder::RequestCounts| c.crl + c.ocsp_get + c.ocsp_post;
+    assert!(asked(&one) > asked(&before), "a asked the CA nothing?");
+    let mut streams = Vec::new();
+    for api in &apis[1..] {
+        api.register(&fx.chain(&leaf), json!({}), None).await;
+        api.register(&fx.chain(&innocent), json!({}), None).await;
+        streams.push(subscribe(api, None).await);
+    }
+    assert_eq!(
+        asked(&fx.responder.counts()),
+        asked(&one),
+        "b and c asked the CA although a had fetched in this window"
+    );
+    for api in &apis[1..] {
+        assert!(
+            cluster_status(api).await["revocation_taken"]
+                .as_u64()
+                .unwrap()
+                >= 1
+        );
+    }
+
+    // Revoked at the CA; only a refreshes (after the window): b and c
+    // learn it from the bus and tear down at once.
+    let original = fx.responder.current_crl("intermediate").unwrap();
+    fx.responder.revoke(&leaf, Reason::KeyCompromise).unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let reply = apis[0].post("/v1/revocation/refresh", &json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    for stream in &mut streams {
+        let event = next_event(stream, "teardown", Duration::from_secs(10))
+            .await
+            .expect("teardown from data taken off the bus");
+        assert_eq!(event.data["reason"], "revoked", "{:?}", event.data);
+        assert_eq!(event.data["subject"], doomed_subject(&leaf));
+    }
+
+    // A hostile bus: a forged CRL, a stale one and the older one (rollback)
+    // are refused by every node, and what they hold stays.
+    let url = fx.responder.crl_url("intermediate");
+    let ca = &fx.pki.intermediate;
+    let mut spec = CrlSpec::new(&fx.pki.options);
+    spec.number = 99;
+    let forged = ca.forged_crl(&spec, KeyAlg::EcdsaP256).unwrap();
+    let mut stale = CrlSpec::new(&fx.pki.options);
+    stale.this_update = fx.pki.options.now - time::Duration::days(10);
+    stale.next_update = fx.pki.options.now - time::Duration::days(1);
+    stale.number = 100;
+    let stale = ca.crl(&stale).unwrap();
+    let refused_before: Vec<u64> = {
+        let mut v = Vec::new();
+        for api in &apis {
+            v.push(
+                cluster_status(api).await["revocation_refused"]
+                    .as_u64()
+                    .unwrap(),
+            );
+        }
+        v
+    };
+    for (k, (der, what)) in [
+        (&forged.der, "forged"),
+        (&stale.der, "stale"),
+        (&original.der, "rolled back"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        publish_on_bus(&nats, &url, der, "mallory").await;
+        for (i, api) in apis.iter().enumerate() {
+            let wanted = refused_before[i] + k as u64 + 1;
+            eventually(&format!("node {i} refuses the {what} CRL"), || async {
+                cluster_status(api).await["revocation_refused"]
+                    .as_u64()
+                    .unwrap()
+                    >= wanted
+            })
+            .await;
+        }
+        for (i, api) in apis.iter().enumerate() {
+            let v = verdict(api, &fx.chain(&leaf)).await;
+            assert_eq!(v["status"], "revoked", "node {i} after the {what} CRL: {v}");
+            assert_eq!(
+                verdict(api, &fx.chain(&innocent)).await["verdict"],
+                "accepted"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_lease_holder_dies_another_node_fetches_within_the_lease() {
+    use pki_fixtures::responder::{Behaviour, Target};
+    use pki_fixtures::Reason;
+    let fx = Fixture::start().await;
+    let nats = Nats::start();
+    let config = cluster_config(fx.dir.path(), "fetch-lease-secs = 2");
+    let mut a = node(&fx, &nats, "a", &["--config", &config]);
+    let b = node(&fx, &nats, "b", &["--config", &config]);
+    let (api_a, api_b) = (ready(&a).await, ready(&b).await);
+    let leaf = fx.leaf("leaf");
+    api_a.register(&fx.chain(&leaf), json!({}), None).await;
+    api_b.register(&fx.chain(&leaf), json!({}), None).await;
+    let mut events_b = subscribe(&api_b, None).await;
+
+    // a takes the lease and hangs on a slow CA; b waits on a's lease.
+    fx.responder
+        .set_behaviour(Target::Crl, Behaviour::Slow(Duration::from_secs(60)))
+        .unwrap();
+    fx.responder.revoke(&leaf, Reason::KeyCompromise).unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let leases_b = cluster_status(&api_b).await["fetch_leases"]
+        .as_u64()
+        .unwrap();
+    let stuck = {
+        let api = api_a.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                api.post("/v1/revocation/refresh", &json!({})),
+            )
+            .await;
+        })
+    };
+    eventually("a holds the lease", || async {
+        cluster_status(&api_a).await["fetch_leases"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    })
+    .await;
+    let waiting = {
+        let api = api_b.clone();
+        tokio::spawn(async move { api.post("/v1/revocation/refresh", &json!({})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.kill9();
+    stuck.abort();
+    fx.responder
+        .set_behaviour(Target::Crl, Behaviour::Normal)
+        .unwrap();
+    let killed = Instant::now();
+
+    // b takes the lease over once it expires, asks the CA, tears down.
+    let event = next_event(&mut events_b, "teardown", Duration::from_secs(15))
+        .await
+        .expect("b fetched once a's lease expired");
+    assert_eq!(event.data["reason"], "revoked");
+    assert!(
+        killed.elapsed() < Duration::from_secs(2 + 8),
+        "took {:?}",
+        killed.elapsed()
+    );
+    assert!(
+        cluster_status(&api_b).await["fetch_leases"]
+            .as_u64()
+            .unwrap()
+            > leases_b
+    );
+    let reply = waiting.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}

@@ -56,6 +56,12 @@ pub struct ClusterConfig {
     pub connect_timeout: Duration,
     /// How long one bucket operation may take before it counts as failed.
     pub request_timeout: Duration,
+    /// How long a node holds the lease to fetch a revocation source for
+    /// the fleet; also the refresh window within which the fleet asks the
+    /// CA for a source once (default 60 s).
+    pub fetch_lease: Duration,
+    /// Largest revocation body taken from the bus (default 64 MiB).
+    pub max_shared_bytes: usize,
 }
 
 impl ClusterConfig {
@@ -74,6 +80,8 @@ impl ClusterConfig {
             max_rules: 10_000,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(2),
+            fetch_lease: Duration::from_secs(60),
+            max_shared_bytes: 64 * 1024 * 1024,
         }
     }
 
@@ -95,6 +103,11 @@ impl ClusterConfig {
         }
         check_token("cluster fleet", &self.fleet, 32)?;
         check_token("node id", &self.node_id, 64)?;
+        if self.fetch_lease < Duration::from_secs(1)
+            || self.fetch_lease > Duration::from_secs(86_400)
+        {
+            return Err("cluster: the fetch lease is 1 s to 1 day".into());
+        }
         if !(1..=5).contains(&self.replicas) {
             return Err("cluster: replicas must be 1 to 5".into());
         }

@@ -25,13 +25,30 @@ pub(crate) async fn deny_bucket(
     fleet: &str,
     replicas: usize,
 ) -> Result<kv::Store, String> {
-    let bucket = deny_bucket_name(fleet);
+    bucket(
+        js,
+        &deny_bucket_name(fleet),
+        HISTORY,
+        MAX_ENVELOPE + 1024,
+        replicas,
+    )
+    .await
+}
+
+/// Opens (creating when missing) a KV bucket keeping `history` revisions
+/// per key, with values of at most `max_value` bytes (headers included).
+pub(crate) async fn bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    history: i64,
+    max_value: usize,
+    replicas: usize,
+) -> Result<kv::Store, String> {
     js.get_or_create_stream(stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
-        max_messages_per_subject: HISTORY,
-        // Room for the headers around the largest record.
-        max_message_size: i32::try_from(MAX_ENVELOPE + 1024).unwrap_or(i32::MAX),
+        max_messages_per_subject: history,
+        max_message_size: i32::try_from(max_value).unwrap_or(i32::MAX),
         max_bytes: 256 * 1024 * 1024,
         allow_rollup: true,
         deny_delete: true,
@@ -42,8 +59,8 @@ pub(crate) async fn deny_bucket(
         ..Default::default()
     })
     .await
-    .map_err(|e| format!("deny bucket {bucket}: {e}"))?;
-    js.get_key_value(bucket.clone())
+    .map_err(|e| format!("bucket {bucket}: {e}"))?;
+    js.get_key_value(bucket.to_owned())
         .await
-        .map_err(|e| format!("deny bucket {bucket}: {e}"))
+        .map_err(|e| format!("bucket {bucket}: {e}"))
 }

@@ -27,6 +27,7 @@ mod deny;
 mod events;
 mod kv;
 mod record;
+mod revocation;
 mod signing;
 
 use std::collections::HashSet;
@@ -105,6 +106,11 @@ pub(crate) struct Shared {
     pub(crate) events_published: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
     pub(crate) events_received: AtomicU64,
+    pub(crate) shared_published: AtomicU64,
+    pub(crate) shared_taken: AtomicU64,
+    pub(crate) shared_refused: AtomicU64,
+    pub(crate) leases_taken: AtomicU64,
+    pub(crate) fetches_saved: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -164,6 +170,17 @@ pub struct ClusterStatus {
     pub events_published: u64,
     /// Events not published (bus unreachable or too slow).
     pub events_dropped: u64,
+    /// CRLs and OCSP answers this node fetched from a CA and published.
+    pub revocation_published: u64,
+    /// CRLs and OCSP answers taken from the bus (checked, newer than held).
+    pub revocation_taken: u64,
+    /// CRLs and OCSP answers from the bus refused (forged, stale, rolled
+    /// back, over the size cap).
+    pub revocation_refused: u64,
+    /// Fetch leases this node took (it asked the CA).
+    pub fetch_leases: u64,
+    /// Refreshes that did not ask the CA: another node had, in this window.
+    pub fetches_saved: u64,
 }
 
 /// Fleet mode beside one engine. Cheap to clone; stops when the last
@@ -182,6 +199,8 @@ struct Inner {
     wake: Notify,
     events: mpsc::Sender<(&'static str, String)>,
     fleet: broadcast::Sender<FleetEvent>,
+    exchange: Arc<revocation::FleetExchange>,
+    engine: Engine,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -205,7 +224,16 @@ impl Cluster {
     pub fn start(engine: Engine, config: ClusterConfig) -> Result<Self, String> {
         config.validate()?;
         let shared = Arc::new(Shared::default());
-        let deny = DenySync::new(engine, &config, Arc::clone(&shared));
+        let deny = DenySync::new(engine.clone(), &config, Arc::clone(&shared));
+        let exchange = Arc::new(revocation::FleetExchange::new(
+            config.node_id.clone(),
+            config.fetch_lease,
+            config.max_shared_bytes,
+            Arc::clone(&shared),
+        ));
+        if !engine.set_exchange(exchange.clone()) {
+            return Err("this engine already shares its revocation data with a fleet".into());
+        }
         let (events_tx, events_rx) = mpsc::channel(events::QUEUE);
         let (fleet, _) = broadcast::channel(events::FLEET_CAPACITY);
         let inner = Arc::new(Inner {
@@ -216,6 +244,8 @@ impl Cluster {
             wake: Notify::new(),
             events: events_tx,
             fleet,
+            exchange,
+            engine,
             tasks: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(run(Arc::downgrade(&inner), events_rx));
@@ -267,6 +297,11 @@ impl Cluster {
             resyncs: n(&s.resyncs),
             events_published: n(&s.events_published),
             events_dropped: n(&s.events_dropped),
+            revocation_published: n(&s.shared_published),
+            revocation_taken: n(&s.shared_taken),
+            revocation_refused: n(&s.shared_refused),
+            fetch_leases: n(&s.leases_taken),
+            fetches_saved: n(&s.fetches_saved),
         }
     }
 
@@ -391,6 +426,11 @@ pub(crate) async fn connect(
             async move {
                 match event {
                     async_nats::Event::Disconnected => {
+                        // Revocation data is fetched alone until the
+                        // session is back.
+                        if let Some(inner) = inner.upgrade() {
+                            inner.exchange.disconnected();
+                        }
                         shared.disconnects.fetch_add(1, Ordering::Relaxed);
                         shared.synced.store(false, Ordering::Release);
                         shared.set_state(State::Disconnected);
@@ -502,6 +542,18 @@ async fn session(inner: &Arc<Inner>, js: &jetstream::Context) -> Result<(), Stri
     .await
     .map_err(timed("opening the deny bucket"))??;
     *inner.bucket.lock().unwrap_or_else(PoisonError::into_inner) = Some(bucket.clone());
+    let handles = tokio::time::timeout(
+        timeout,
+        inner
+            .exchange
+            .open(js, &inner.config.fleet, inner.config.replicas),
+    )
+    .await
+    .map_err(timed("opening the revocation store"))??;
+    // Follows what other nodes publish for as long as this session lasts.
+    let follower = AbortOnDrop(tokio::spawn(
+        Arc::clone(&inner.exchange).follow(inner.engine.clone(), handles),
+    ));
     let mut watch = tokio::time::timeout(timeout, bucket.watch_with_history(">"))
         .await
         .map_err(timed("watching the deny bucket"))?
@@ -541,8 +593,15 @@ async fn session(inner: &Arc<Inner>, js: &jetstream::Context) -> Result<(), Stri
     inner.shared.set_state(State::Connected);
     inner.shared.ready.store(true, Ordering::Release);
     tracing::info!(keys = seen.len(), "deny rules caught up from the fleet");
+    let mut follower = follower;
     loop {
         tokio::select! {
+            ended = &mut follower.0 => {
+                return Err(match ended {
+                    Ok(Err(e)) => e,
+                    _ => "the revocation store's follower stopped".into(),
+                });
+            }
             entry = watch.next() => match entry {
                 Some(Ok(entry)) => { follow(inner, &entry).await; }
                 Some(Err(e)) => return Err(format!("following the deny bucket: {e}")),
@@ -590,5 +649,14 @@ async fn from_history(
         if inner.deny.apply(entry).await != Applied::Refused {
             return;
         }
+    }
+}
+
+/// A task aborted when this is dropped (a session's helpers end with it).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

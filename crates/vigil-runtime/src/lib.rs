@@ -75,6 +75,7 @@
 #![forbid(unsafe_code)]
 
 mod engine;
+pub mod exchange;
 mod fetch;
 mod stats;
 mod store;

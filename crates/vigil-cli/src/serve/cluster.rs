@@ -111,6 +111,9 @@ pub(super) fn resolve(
         Auth::None
     };
     config.tls_ca = file.tls_ca.map(in_file);
+    if let Some(secs) = file.fetch_lease_secs {
+        config.fetch_lease = std::time::Duration::from_secs(secs);
+    }
     if let Some(replicas) = file.replicas {
         config.replicas = usize::try_from(replicas).unwrap_or(usize::MAX);
     }

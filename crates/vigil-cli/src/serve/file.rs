@@ -73,6 +73,10 @@ pub(super) struct FileCluster {
     #[serde(alias = "tls_ca")]
     pub(super) tls_ca: Option<PathBuf>,
     pub(super) replicas: Option<u64>,
+    /// Seconds a node holds the lease to fetch a source for the fleet (the
+    /// refresh window).
+    #[serde(alias = "fetch_lease_secs")]
+    pub(super) fetch_lease_secs: Option<u64>,
     #[serde(alias = "deny_signing_key")]
     pub(super) deny_signing_key: Option<PathBuf>,
     #[serde(alias = "deny_verify_key")]

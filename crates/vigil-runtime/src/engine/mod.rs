@@ -28,6 +28,7 @@ use crate::{
 mod config;
 mod refresh;
 mod scheduler;
+mod shared;
 mod sources;
 
 pub use config::{Clock, EngineConfig, EngineError, SystemClock};
@@ -82,6 +83,8 @@ struct Inner {
     evicted: std::sync::atomic::AtomicU64,
     /// What [`Engine::open`] could not load.
     load_problems: Vec<String>,
+    /// Fleet mode: where revocation data is shared.
+    exchange: std::sync::OnceLock<Arc<dyn crate::exchange::Exchange>>,
 }
 
 /// The engine handle: cheap to clone, shared by the verifier hooks, the
@@ -245,6 +248,7 @@ impl Engine {
                 wake: tokio::sync::Notify::new(),
                 evicted: std::sync::atomic::AtomicU64::new(0),
                 load_problems,
+                exchange: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -3,6 +3,7 @@
 //! the observers; prefetching for a validated path.
 
 use super::*;
+use crate::exchange::{SharedBody, Turn};
 
 /// What a refresh did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +100,23 @@ impl Engine {
     pub(super) async fn refresh_crl_timed(&self, url: &str) -> Refreshed {
         let validators = self.tracked(url).map(|t| t.validators).unwrap_or_default();
         let started = unix(self.now());
+        let exchange = self.exchange();
+        if let Some(x) = &exchange {
+            let held = self.tracked(url).and_then(|t| t.timing.this_update);
+            match x.turn(SourceKind::Crl, url, held).await {
+                Turn::Fetch => {}
+                Turn::Skip => return self.skipped(url, SourceKind::Crl, started),
+                Turn::Take(body) => match self.load_crl(url, body, started).await {
+                    Ok(true) => {
+                        x.taken(SourceKind::Crl, url);
+                        return Refreshed::Updated;
+                    }
+                    // Nothing newer than held: the CA is asked.
+                    Ok(false) => {}
+                    Err(why) => x.refused(SourceKind::Crl, url, &why),
+                },
+            }
+        }
         let outcome = self.inner.fetcher.fetch_crl(url, &validators).await;
         let now = unix(self.now());
         match outcome {
@@ -109,6 +127,10 @@ impl Engine {
                     t.timing.failures = 0;
                     t.last_error = None;
                 });
+                if let Some(x) = &exchange {
+                    let held = self.tracked(url).and_then(|t| t.timing.this_update);
+                    x.fetched(SourceKind::Crl, url, held, None);
+                }
                 Refreshed::NotModified
             }
             Ok(FetchOutcome::Body {
@@ -117,153 +139,172 @@ impl Engine {
                 last_modified,
                 ..
             }) => {
-                let (this_update, next_update, number) = match ParsedCrl::from_der(&bytes) {
-                    Ok(p) => (
-                        Some(p.this_update()),
-                        p.next_update(),
-                        p.number().map(<[u8]>::to_vec),
-                    ),
-                    Err(e) => return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}")),
+                let shared = SharedBody {
+                    bytes,
+                    etag,
+                    last_modified,
                 };
-                // Stale, future-dated or forged data is no refresh: it is
-                // never stored. The verifier is shown it only so that a
-                // verdict can say why when nothing verified is held: its
-                // series rules keep a newer CRL, and data that failed a
-                // check ranks below any verified data (it never displaces
-                // it, RFC 5280 §6.3.3 (f)).
-                let freshness = self.inner.config.verifier.crl_freshness(
-                    this_update.unwrap_or(now),
-                    next_update,
-                    now,
-                );
-                let unusable = match freshness {
-                    Freshness::Stale { expired } => Some(format!(
-                        "stale CRL served (nextUpdate {})",
-                        vigil_core::text::rfc3339(expired)
-                    )),
-                    Freshness::NotYetValid { .. } => Some("CRL from the future".to_owned()),
-                    Freshness::Current => None,
-                };
-                if let Some(why) = unusable {
-                    let _ = self.ingest_crl(&bytes);
-                    return self.fail(url, SourceKind::Crl, started, why);
+                match self.load_crl(url, shared.clone(), started).await {
+                    Ok(_) => {
+                        if let Some(x) = &exchange {
+                            let held = self.tracked(url).and_then(|t| t.timing.this_update);
+                            x.fetched(SourceKind::Crl, url, held, Some(shared));
+                        }
+                        Refreshed::Updated
+                    }
+                    Err(why) => {
+                        if let Some(x) = &exchange {
+                            x.fetch_failed(SourceKind::Crl, url);
+                        }
+                        self.fail(url, SourceKind::Crl, started, why)
+                    }
                 }
-                let mut record = SourceRecord::new(url, SourceKind::Crl, bytes.clone(), now);
-                record.etag = etag.clone();
-                record.last_modified = last_modified.clone();
-                record.this_update = Some(this_update.unwrap_or(now));
-                record.next_update = next_update;
-                record.crl_number = number.clone();
-                record.last_attempt = Some(started);
-
-                // Parsed, signature-checked and indexed against the published
-                // snapshot, off the async workers and without any lock:
-                // verifications go on meanwhile. A CRL that every known key
-                // of its issuer's name refuses is shown to the verifier (for
-                // verdicts to say why) and never persisted, so nothing
-                // forged replaces good data in the store.
-                let engine = self.clone();
-                let body = bytes.clone();
-                let prepared = match tokio::task::spawn_blocking(move || {
-                    engine.read().prepare_crl_owned(CrlDer::new(body))
-                })
-                .await
-                {
-                    Ok(Ok(prepared)) => prepared,
-                    Ok(Err(e)) => {
-                        return self.fail(url, SourceKind::Crl, started, format!("CRL: {e}"))
-                    }
-                    Err(e) => {
-                        return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
-                    }
-                };
-                if let Some(Err(e)) = prepared.signature_check() {
-                    let _ = self.write(|v| v.commit_crl(prepared));
-                    return self.fail(url, SourceKind::Crl, started, format!("CRL rejected: {e}"));
-                }
-                // Published first, then the revocations it made the verifier
-                // remember (entries a newer issue dropped) are made durable,
-                // and only then does the new CRL replace the old one in the
-                // store: a crash at any point loses no revocation.
-                let engine = self.clone();
-                let loaded =
-                    tokio::task::spawn_blocking(move || engine.write(|v| v.commit_crl(prepared)))
-                        .await;
-                self.persist_new_facts().await;
-
-                let load = match loaded {
-                    Ok(done) => done,
-                    Err(e) => {
-                        return self.fail(url, SourceKind::Crl, started, format!("CRL load: {e}"))
-                    }
-                };
-                let entries = match load {
-                    CrlLoad::Verified { entries } | CrlLoad::Unchanged { entries } => Some(entries),
-                    CrlLoad::Pending => None,
-                    CrlLoad::Rollback { stored, offered } => {
-                        return self.fail(
-                            url,
-                            SourceKind::Crl,
-                            started,
-                            format!(
-                                "refused an older CRL (number {} after {})",
-                                hex(offered.as_deref().unwrap_or_default()),
-                                hex(stored.as_deref().unwrap_or_default())
-                            ),
-                        )
-                    }
-                    CrlLoad::Rejected(e) => {
-                        return self.fail(
-                            url,
-                            SourceKind::Crl,
-                            started,
-                            format!("CRL rejected: {e}"),
-                        )
-                    }
-                };
-                // A CRL no admitted key verified yet (pending: e.g. an
-                // indirect CRL whose issuer no path brought) is held in
-                // memory only: nothing unverified reaches the store.
-                let put = if entries.is_some() {
-                    self.put(record).await
-                } else {
-                    Ok(PutOutcome::Stored)
-                };
-                if let Err(e) = &put {
-                    self.store_failed("put CRL", e);
-                }
-                if let Ok(PutOutcome::RefusedOlder { .. }) = put {
-                    return self.fail(
-                        url,
-                        SourceKind::Crl,
-                        started,
-                        "the store holds a newer CRL".into(),
-                    );
-                }
-                self.update(url, SourceKind::Crl, |t| {
-                    t.timing = SourceTiming {
-                        this_update,
-                        next_update,
-                        last_success: Some(now),
-                        last_attempt: Some(started),
-                        failures: 0,
-                    };
-                    t.validators = Validators {
-                        etag,
-                        last_modified,
-                    };
-                    t.last_error = None;
-                    t.entries = entries;
-                    t.crl_number = number;
-                });
-                self.changed();
-                let der = bytes.to_vec();
-                self.notify_blocking(move |engine| engine.notify(&Change::Crl(&der)))
-                    .await;
-                Refreshed::Updated
             }
-            Err(e) => self.fail(url, SourceKind::Crl, started, format!("{}: {e}", e.code())),
+            Err(e) => {
+                if let Some(x) = &exchange {
+                    x.fetch_failed(SourceKind::Crl, url);
+                }
+                self.fail(url, SourceKind::Crl, started, format!("{}: {e}", e.code()))
+            }
         }
+    }
+
+    /// Checks, commits and stores a CRL body (fetched from `url`, or taken
+    /// from the fleet for it); `Ok(true)` when it is newer than what was
+    /// held, `Err` with what was wrong otherwise (the previous data stays).
+    pub(super) async fn load_crl(
+        &self,
+        url: &str,
+        body: SharedBody,
+        started: i64,
+    ) -> Result<bool, String> {
+        let SharedBody {
+            bytes,
+            etag,
+            last_modified,
+        } = body;
+        let now = unix(self.now());
+        let (this_update, next_update, number) = match ParsedCrl::from_der(&bytes) {
+            Ok(p) => (
+                Some(p.this_update()),
+                p.next_update(),
+                p.number().map(<[u8]>::to_vec),
+            ),
+            Err(e) => return Err(format!("CRL: {e}")),
+        };
+        // Stale, future-dated or forged data is no refresh: it is
+        // never stored. The verifier is shown it only so that a
+        // verdict can say why when nothing verified is held: its
+        // series rules keep a newer CRL, and data that failed a
+        // check ranks below any verified data (it never displaces
+        // it, RFC 5280 §6.3.3 (f)).
+        let freshness =
+            self.inner
+                .config
+                .verifier
+                .crl_freshness(this_update.unwrap_or(now), next_update, now);
+        let unusable = match freshness {
+            Freshness::Stale { expired } => Some(format!(
+                "stale CRL served (nextUpdate {})",
+                vigil_core::text::rfc3339(expired)
+            )),
+            Freshness::NotYetValid { .. } => Some("CRL from the future".to_owned()),
+            Freshness::Current => None,
+        };
+        if let Some(why) = unusable {
+            let _ = self.ingest_crl(&bytes);
+            return Err(why);
+        }
+        let mut record = SourceRecord::new(url, SourceKind::Crl, bytes.clone(), now);
+        record.etag = etag.clone();
+        record.last_modified = last_modified.clone();
+        record.this_update = Some(this_update.unwrap_or(now));
+        record.next_update = next_update;
+        record.crl_number = number.clone();
+        record.last_attempt = Some(started);
+
+        // Parsed, signature-checked and indexed against the published
+        // snapshot, off the async workers and without any lock:
+        // verifications go on meanwhile. A CRL that every known key
+        // of its issuer's name refuses is shown to the verifier (for
+        // verdicts to say why) and never persisted, so nothing
+        // forged replaces good data in the store.
+        let engine = self.clone();
+        let body = bytes.clone();
+        let prepared = match tokio::task::spawn_blocking(move || {
+            engine.read().prepare_crl_owned(CrlDer::new(body))
+        })
+        .await
+        {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(e)) => return Err(format!("CRL: {e}")),
+            Err(e) => return Err(format!("CRL load: {e}")),
+        };
+        if let Some(Err(e)) = prepared.signature_check() {
+            let _ = self.write(|v| v.commit_crl(prepared));
+            return Err(format!("CRL rejected: {e}"));
+        }
+        // Published first, then the revocations it made the verifier
+        // remember (entries a newer issue dropped) are made durable,
+        // and only then does the new CRL replace the old one in the
+        // store: a crash at any point loses no revocation.
+        let engine = self.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || engine.write(|v| v.commit_crl(prepared))).await;
+        self.persist_new_facts().await;
+
+        let load = match loaded {
+            Ok(done) => done,
+            Err(e) => return Err(format!("CRL load: {e}")),
+        };
+        let fresh = matches!(load, CrlLoad::Verified { .. });
+        let entries = match load {
+            CrlLoad::Verified { entries } | CrlLoad::Unchanged { entries } => Some(entries),
+            CrlLoad::Pending => None,
+            CrlLoad::Rollback { stored, offered } => {
+                return Err(format!(
+                    "refused an older CRL (number {} after {})",
+                    hex(offered.as_deref().unwrap_or_default()),
+                    hex(stored.as_deref().unwrap_or_default())
+                ))
+            }
+            CrlLoad::Rejected(e) => return Err(format!("CRL rejected: {e}")),
+        };
+        // A CRL no admitted key verified yet (pending: e.g. an
+        // indirect CRL whose issuer no path brought) is held in
+        // memory only: nothing unverified reaches the store.
+        let put = if entries.is_some() {
+            self.put(record).await
+        } else {
+            Ok(PutOutcome::Stored)
+        };
+        if let Err(e) = &put {
+            self.store_failed("put CRL", e);
+        }
+        if let Ok(PutOutcome::RefusedOlder { .. }) = put {
+            return Err("the store holds a newer CRL".into());
+        }
+        self.update(url, SourceKind::Crl, |t| {
+            t.timing = SourceTiming {
+                this_update,
+                next_update,
+                last_success: Some(now),
+                last_attempt: Some(started),
+                failures: 0,
+            };
+            t.validators = Validators {
+                etag,
+                last_modified,
+            };
+            t.last_error = None;
+            t.entries = entries;
+            t.crl_number = number;
+        });
+        self.changed();
+        let der = bytes.to_vec();
+        self.notify_blocking(move |engine| engine.notify(&Change::Crl(&der)))
+            .await;
+        Ok(fresh)
     }
 
     /// Asks one OCSP responder about `cert` (issued by `issuer`) now and
@@ -306,22 +347,93 @@ impl Engine {
                 return self.fail(key, SourceKind::Ocsp, started, format!("OCSP request: {e}"))
             }
         };
+        let exchange = self.exchange();
+        if let Some(x) = &exchange {
+            let held = self.tracked(key).and_then(|t| t.timing.this_update);
+            match x.turn(SourceKind::Ocsp, key, held).await {
+                Turn::Fetch => {}
+                Turn::Skip => return self.skipped(key, SourceKind::Ocsp, started),
+                Turn::Take(shared) => {
+                    match self
+                        .load_ocsp(
+                            key,
+                            cert,
+                            issuer,
+                            shared.bytes.to_vec(),
+                            None,
+                            started,
+                            true,
+                        )
+                        .await
+                    {
+                        Ok(true) => {
+                            x.taken(SourceKind::Ocsp, key);
+                            return Refreshed::Updated;
+                        }
+                        Ok(false) => {}
+                        Err(why) => x.refused(SourceKind::Ocsp, key, &why),
+                    }
+                }
+            }
+        }
         let body = match self.inner.fetcher.fetch_ocsp(url, &request).await {
-            Ok(outcome) => outcome.body.to_vec(),
+            Ok(outcome) => outcome.body,
             Err(e) => {
-                return self.fail(key, SourceKind::Ocsp, started, format!("{}: {e}", e.code()))
+                if let Some(x) = &exchange {
+                    x.fetch_failed(SourceKind::Ocsp, key);
+                }
+                return self.fail(key, SourceKind::Ocsp, started, format!("{}: {e}", e.code()));
             }
         };
+        match self
+            .load_ocsp(key, cert, issuer, body.to_vec(), nonce, started, false)
+            .await
+        {
+            Ok(_) => {
+                if let Some(x) = &exchange {
+                    let held = self.tracked(key).and_then(|t| t.timing.this_update);
+                    let shared = SharedBody {
+                        bytes: body,
+                        etag: None,
+                        last_modified: None,
+                    };
+                    x.fetched(SourceKind::Ocsp, key, held, Some(shared));
+                }
+                Refreshed::Updated
+            }
+            Err(why) => {
+                if let Some(x) = &exchange {
+                    x.fetch_failed(SourceKind::Ocsp, key);
+                }
+                self.fail(key, SourceKind::Ocsp, started, why)
+            }
+        }
+    }
+
+    /// Checks, loads and stores an OCSP answer about `cert` (from its
+    /// responder, or from the fleet: `from_fleet`); `Ok(true)` when it is
+    /// newer than what was held, `Err` with what was wrong otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn load_ocsp(
+        &self,
+        key: &str,
+        cert: &[u8],
+        issuer: &[u8],
+        body: Vec<u8>,
+        nonce: Option<[u8; 16]>,
+        started: i64,
+        from_fleet: bool,
+    ) -> Result<bool, String> {
         let now = unix(self.now());
         let parsed = match ParsedOcsp::from_der(&body) {
             Ok(p) => p,
-            Err(e) => return self.fail(key, SourceKind::Ocsp, started, e.to_string()),
+            Err(e) => return Err(e.to_string()),
         };
         if let Some(sent) = nonce {
             // RFC 8954 §2.1: a response echoing another nonce is a replay;
             // one without a nonce is accepted (most responders omit it).
             if parsed.nonce().is_some_and(|got| got != sent) {
-                return self.fail(key, SourceKind::Ocsp, started, "OCSP nonce mismatch".into());
+                return Err("OCSP nonce mismatch".into());
             }
         }
         // Verified here, against the issuer this request was about (RFC 6960
@@ -333,27 +445,20 @@ impl Engine {
         let held = self
             .tracked(key)
             .is_some_and(|t| t.timing.last_success.is_some());
+        let held_this_update = self.tracked(key).and_then(|t| t.timing.this_update);
         let keep_for_verdict = |engine: &Self| {
-            if !held {
+            // Only what the responder itself said: an answer from the
+            // fleet that fails is refused without a trace in verdicts.
+            if !held && !from_fleet {
                 engine.write(|v| v.hold_rejected_ocsp(key, &body, cert, issuer));
             }
         };
         if let Err(e) = parsed.verify_for_issuer(issuer, self.now()) {
             keep_for_verdict(self);
-            return self.fail(
-                key,
-                SourceKind::Ocsp,
-                started,
-                format!("OCSP response rejected: {e}"),
-            );
+            return Err(format!("OCSP response rejected: {e}"));
         }
         let Some(single) = parsed.status_for(cert, issuer) else {
-            return self.fail(
-                key,
-                SourceKind::Ocsp,
-                started,
-                "the OCSP response does not answer for this certificate".into(),
-            );
+            return Err("the OCSP response does not answer for this certificate".into());
         };
         let (this_update, next_update) = (Some(single.this_update), single.next_update);
         let freshness =
@@ -371,12 +476,13 @@ impl Engine {
         };
         if let Some(why) = unusable {
             keep_for_verdict(self);
-            return self.fail(key, SourceKind::Ocsp, started, why);
+            return Err(why);
         }
         let loaded = self.write(|v| v.set_ocsp_response(key, &body));
         if let Err(e) = &loaded {
-            return self.fail(key, SourceKind::Ocsp, started, e.to_string());
+            return Err(e.to_string());
         }
+        let fresh = held_this_update.is_none_or(|held| single.this_update > held);
         let mut record = SourceRecord::new(key, SourceKind::Ocsp, body, now);
         record.this_update = this_update;
         record.next_update = next_update;
@@ -398,7 +504,7 @@ impl Engine {
         let cert = cert.to_vec();
         self.notify_blocking(move |engine| engine.notify(&Change::Certificate(&cert)))
             .await;
-        Refreshed::Updated
+        Ok(fresh)
     }
 
     /// Refreshes every known source now; returns (url, outcome) pairs.
