@@ -233,6 +233,7 @@ async fn a_deny_on_one_node_tears_down_on_every_node_and_a_lift_anywhere_reaches
             .unwrap_or_else(|| panic!("node {i}: no teardown"));
         assert_eq!(event.data["reason"], "denied", "{:?}", event.data);
         assert_eq!(event.data["subject"], doomed_subject(&doomed));
+        assert_eq!(event.data["node"], ["a", "b", "c"][i], "{:?}", event.data);
         assert!(
             next_event(stream, "teardown", Duration::from_millis(300))
                 .await
@@ -486,15 +487,46 @@ async fn with_a_verify_key_unsigned_denies_and_lifts_from_the_bus_are_refused() 
             "accepted"
         );
     }
+    // A bare KV delete of the rule, as anyone on the bus could send: refused.
+    let refused = metric(&api_b, "vigil_cluster_deny_refused_total").await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let bucket = async_nats::jetstream::new(client)
+        .get_key_value("vigil_deny")
+        .await
+        .unwrap();
+    let kv_key = format!(
+        "r.{}",
+        vigil_core::text::hex(&vigil_core::sha256(
+            format!(r#"{{"cert_sha256":"{}"}}"#, hex(&doomed.der)).as_bytes()
+        ))
+    );
+    bucket.delete(&kv_key).await.unwrap();
+    eventually("b refuses the bare delete", || async {
+        metric(&api_b, "vigil_cluster_deny_refused_total").await > refused
+    })
+    .await;
+    assert_eq!(denied_keys(&api_b).await, [hex(&doomed.der)]);
+    // A node that joins now finds forgeries on top of the bucket: it takes
+    // the newest record that passes, from the key's history.
+    let d = node(&fx, &nats, "d", &["--deny-verify-key", &public_s]);
+    let api_d = ready(&d).await;
+    assert_eq!(denied_keys(&api_d).await, [hex(&doomed.der)]);
+    assert_eq!(
+        verdict(&api_d, &fx.chain(&framed)).await["verdict"],
+        "accepted"
+    );
+
     // A signed lift from a is honoured.
     let reply = api_a
         .delete("/v1/deny", Some(&json!({"cert_sha256": hex(&doomed.der)})))
         .await;
     assert_eq!(reply.status, 204, "{}", reply.text);
-    eventually("the signed lift reaches b", || async {
-        denied_keys(&api_b).await.is_empty()
-    })
-    .await;
+    for api in [&api_b, &api_d] {
+        eventually("the signed lift reaches b and d", || async {
+            denied_keys(api).await.is_empty()
+        })
+        .await;
+    }
 }
 
 async fn metric(api: &Api, name: &str) -> u64 {
@@ -726,4 +758,48 @@ async fn when_the_lease_holder_dies_another_node_fetches_within_the_lease() {
     );
     let reply = waiting.await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[test]
+fn the_fleet_drill_revokes_and_denies_through_one_node_and_every_node_tears_down() {
+    let output = Command::new(serve_support::vigil())
+        .args([
+            "drill",
+            "--fleet",
+            "3",
+            "--connections",
+            "12",
+            "--seed",
+            "7",
+        ])
+        .args(["--format", "json"])
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin", std::env::var("PATH").unwrap_or_default()),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["passed"], true);
+    let rows = report["scenarios"].as_array().unwrap();
+    // Per scenario: one row per node and a fleet row.
+    for name in ["revoke-leaf", "revoke-intermediate", "expire", "deny"] {
+        let nodes: Vec<&str> = rows
+            .iter()
+            .filter(|r| r["name"] == name)
+            .map(|r| r["node"].as_str().unwrap())
+            .collect();
+        assert_eq!(nodes, ["node1", "node2", "node3", "fleet"], "{name}");
+    }
+    for row in rows {
+        assert_eq!(row["survivors"], 0, "{row}");
+        assert_eq!(row["collateral"], 0, "{row}");
+        assert_eq!(row["torn_down"], row["revoked"], "{row}");
+    }
 }

@@ -40,8 +40,9 @@ pub struct FleetEvent {
     pub data: String,
 }
 
-/// `data` (a JSON object) with `node` added.
-pub(crate) fn with_node(data: &str, node: &str) -> String {
+/// `data` (a JSON object) with `node` added (last, as the contract's
+/// events list it).
+pub fn with_node(data: &str, node: &str) -> String {
     match serde_json::from_str::<Value>(data) {
         Ok(Value::Object(mut map)) => {
             map.insert("node".into(), Value::String(node.to_owned()));

@@ -44,7 +44,7 @@ use vigil_core::{DenyKey, DenyRule};
 use vigil_runtime::Engine;
 
 pub use config::{default_node_id, Auth, ClusterConfig};
-pub use events::{EventWatch, FleetEvent};
+pub use events::{with_node, EventWatch, FleetEvent};
 pub use signing::{SigningKey, VerifyKey};
 
 use deny::{Applied, DenySync};
@@ -327,9 +327,10 @@ impl Cluster {
 
     /// Publishes an event (the contract's JSON) to the fleet; never waits:
     /// when the queue is full the event is dropped and counted.
+    /// `data` should carry `node` already ([`with_node`]); the receivers
+    /// set it from the subject anyway.
     pub fn publish_event(&self, name: &'static str, data: &str) {
-        let with_node = events::with_node(data, &self.inner.config.node_id);
-        if self.inner.events.try_send((name, with_node)).is_err() {
+        if self.inner.events.try_send((name, data.to_owned())).is_err() {
             self.inner
                 .shared
                 .events_dropped

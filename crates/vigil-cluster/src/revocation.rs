@@ -176,8 +176,9 @@ impl FleetExchange {
         })
     }
 
-    /// Takes the lease of `key` when it is free or expired.
-    async fn try_lease(&self, leases: &kv::Store, key: &str) -> Result<bool, Lease> {
+    /// Takes the lease of `key` when it is free or expired (or done, when
+    /// an operator asked for this refresh: `force`).
+    async fn try_lease(&self, leases: &kv::Store, key: &str, force: bool) -> Result<bool, Lease> {
         let now = now_ms();
         let mine = Lease {
             node: self.node.clone(),
@@ -198,8 +199,9 @@ impl FleetExchange {
             .flatten();
         let longest = now + 2 * i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);
         match held {
-            // Live, and no longer than a lease can be.
-            Some(l) if l.until > now && l.until <= longest => Err(l),
+            // Live, and no longer than a lease can be; a finished one does
+            // not hold back an operator's refresh.
+            Some(l) if l.until > now && l.until <= longest && !(force && l.done) => Err(l),
             // Expired, deleted or bogus: taken over, unless another node
             // did so first.
             _ => Ok(matches!(
@@ -324,6 +326,7 @@ impl Exchange for FleetExchange {
         kind: SourceKind,
         key: &'a str,
         held: Option<i64>,
+        asked: bool,
     ) -> BoxFuture<'a, Turn> {
         Box::pin(async move {
             let Some(handles) = self.handles() else {
@@ -341,7 +344,7 @@ impl Exchange for FleetExchange {
                         }
                     }
                 }
-                match self.try_lease(&handles.leases, &lease_key).await {
+                match self.try_lease(&handles.leases, &lease_key, asked).await {
                     Ok(true) => {
                         self.shared.leases_taken.fetch_add(1, Ordering::Relaxed);
                         return Turn::Fetch;

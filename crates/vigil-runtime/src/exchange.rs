@@ -52,9 +52,16 @@ pub enum Turn {
 /// engine's key: a CRL's URL, or an OCSP source's key.
 pub trait Exchange: Send + Sync + 'static {
     /// Called before the CA is asked for `key`; `held` is the thisUpdate
-    /// of what this node holds (Unix seconds).
-    fn turn<'a>(&'a self, kind: SourceKind, key: &'a str, held: Option<i64>)
-        -> BoxFuture<'a, Turn>;
+    /// of what this node holds (Unix seconds). `asked`: an operator asked
+    /// for this refresh ([`Engine::asked`]): the CA is asked even when
+    /// another node did in this window.
+    fn turn<'a>(
+        &'a self,
+        kind: SourceKind,
+        key: &'a str,
+        held: Option<i64>,
+        asked: bool,
+    ) -> BoxFuture<'a, Turn>;
     /// What this node asked the CA for `key` passed every check: `body`,
     /// or none when the CA said it was not modified. `this_update` is what
     /// the node now holds.

@@ -95,9 +95,16 @@ impl Hub {
         if let Some(i) = EVENT_NAMES.iter().position(|n| *n == name) {
             self.published[i].fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(cluster) = &self.cluster {
-            cluster.publish_event(name, &data);
-        }
+        // Fleet mode: every event names its node (here too), and goes to
+        // the fleet.
+        let data = match &self.cluster {
+            Some(cluster) => {
+                let data = vigil_cluster::with_node(&data, cluster.node());
+                cluster.publish_event(name, &data);
+                data
+            }
+            None => data,
+        };
         let mut ring = self.lock();
         let seq = ring.next_seq;
         ring.next_seq += 1;

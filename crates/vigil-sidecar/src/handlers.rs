@@ -327,13 +327,15 @@ pub(crate) async fn refresh(
                 let outcome = engine.refresh(key).await;
                 outcome.map(|o| (key.to_owned(), o))
             });
-            futures_util::future::join_all(runs)
+            // An operator's request: in fleet mode the CA is asked even
+            // if another node did in this refresh window.
+            vigil_runtime::Engine::asked(futures_util::future::join_all(runs))
                 .await
                 .into_iter()
                 .flatten()
                 .collect()
         }
-        None => app.engine.refresh_all().await,
+        None => vigil_runtime::Engine::asked(app.engine.refresh_all()).await,
     };
     let names: std::collections::HashMap<&str, (&str, Option<&[u8]>)> = sources
         .iter()

@@ -215,6 +215,8 @@ fn schemas() -> Value {
         {"type": "string", "format": "date-time"},
         {"type": "integer", "minimum": MIN_EXPIRES, "maximum": MAX_EXPIRES},
     ]});
+    let node = json!({"type": "string",
+        "description": "Fleet mode only: the node that announced the event"});
     let teardown_reason = json!({"type": "string",
         "enum": vigil_core::TeardownReason::ALL.map(vigil_core::TeardownReason::as_str)});
     json!({
@@ -260,13 +262,14 @@ fn schemas() -> Value {
             "error": string(), "detail": string(), "verdict": reference("Verdict")})),
         "TeardownEvent": object(&["connection_id", "reason", "serial", "subject", "detail", "at", "labels"], json!({
             "connection_id": string(), "reason": teardown_reason, "serial": string(),
-            "subject": string(), "detail": string(), "at": string(), "labels": labels_out})),
+            "subject": string(), "detail": string(), "at": string(), "labels": labels_out,
+            "node": node})),
         "DegradedEvent": object(&["connection_id", "serial", "subject", "detail", "at", "labels"], json!({
             "connection_id": string(), "serial": string(), "subject": string(),
-            "detail": string(), "at": string(), "labels": labels_out})),
+            "detail": string(), "at": string(), "labels": labels_out, "node": node})),
         "LeaseExpiredEvent": object(&["connection_id", "serial", "subject", "at", "labels"], json!({
             "connection_id": string(), "serial": string(), "subject": string(),
-            "at": string(), "labels": labels_out})),
+            "at": string(), "labels": labels_out, "node": node})),
         "ResetEvent": object(&["detail"], json!({"detail": string()})),
         "ServerSentEvent": object(&["event", "data"], json!({
             "event": {"type": "string", "enum": event_names},

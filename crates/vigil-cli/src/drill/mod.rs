@@ -10,6 +10,7 @@
 //! survived, an unrevoked one was closed (collateral), or
 //! `--max-teardown-ms` was exceeded; 2 when the drill could not run.
 
+mod fleet;
 mod local;
 mod progress;
 mod report;
@@ -56,9 +57,17 @@ pub(crate) struct DrillArgs {
     #[arg(long)]
     pub(crate) max_teardown_ms: Option<f64>,
     /// Drill a running `vigil serve` at this URL instead of an in-process
-    /// server.
-    #[arg(long)]
+    /// server; several URLs (comma-separated) drill a fleet: connections
+    /// are registered on every node, the revocation or deny goes through
+    /// the first, and each node's teardowns are reported (a `node` column)
+    /// with a `fleet` row (the last node's close per connection).
+    #[arg(long, value_name = "URL[,URL...]", conflicts_with = "fleet")]
     pub(crate) sidecar: Option<String>,
+    /// Drill a fleet of N local `vigil serve --cluster` nodes on a local
+    /// `nats-server -js` (started and stopped by the drill; nats-server
+    /// must be on the PATH).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub(crate) fleet: Option<u16>,
     /// Bearer token for the sidecar's mutating endpoints (default:
     /// `VIGIL_API_TOKEN`).
     #[arg(long)]
@@ -119,7 +128,10 @@ pub(crate) enum ScenarioArg {
     Expire,
     /// The responder stops answering until the data passes nextUpdate.
     ResponderDown,
-    /// Every scenario in turn.
+    /// The operator denies a fraction of the leaves (through one node with
+    /// --sidecar/--fleet).
+    Deny,
+    /// Every scenario in turn (deny too when drilling a fleet).
     All,
 }
 
@@ -142,6 +154,9 @@ pub(crate) enum Scenario {
     ResponderDown {
         require: bool,
     },
+    /// The leaves are put on the deny list (not a contract scenario name:
+    /// an extension, as `deny`).
+    Deny,
 }
 
 impl Scenario {
@@ -151,12 +166,20 @@ impl Scenario {
             Self::RevokeIntermediate => "revoke-intermediate",
             Self::Expire => "expire",
             Self::ResponderDown { .. } => "responder-down",
+            Self::Deny => "deny",
         }
     }
 }
 
-fn scenarios(arg: ScenarioArg) -> Vec<Scenario> {
+fn scenarios(arg: ScenarioArg, fleet: bool) -> Vec<Scenario> {
     match arg {
+        ScenarioArg::Deny => vec![Scenario::Deny],
+        ScenarioArg::All if fleet => vec![
+            Scenario::RevokeLeaf,
+            Scenario::RevokeIntermediate,
+            Scenario::Expire,
+            Scenario::Deny,
+        ],
         ScenarioArg::RevokeLeaf => vec![Scenario::RevokeLeaf],
         ScenarioArg::RevokeIntermediate => vec![Scenario::RevokeIntermediate],
         ScenarioArg::Expire => vec![Scenario::Expire],
@@ -199,11 +222,22 @@ pub(crate) fn run(args: DrillArgs) -> Result<ExitCode, UsageError> {
         .build()
         .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
     let progress = progress::Progress::new(args.format == FormatArg::Text);
-    let list = scenarios(args.scenario);
+    // A fleet drill (--fleet, or several --sidecar URLs) also denies
+    // through one node by default; a single sidecar keeps the contract's
+    // scenario list unless --scenario deny.
+    let fleet = args.fleet.is_some() || args.sidecar.as_deref().is_some_and(|s| s.contains(','));
+    let list = scenarios(args.scenario, fleet);
     let mut report = Report::new(seed, args.max_teardown_ms);
     let outcome = runtime.block_on(async {
-        if let Some(url) = args.sidecar.clone() {
-            sidecar::run(&args, &url, seed, &list, &progress, &mut report).await
+        if let Some(n) = args.fleet {
+            fleet::run(&args, n, seed, &list, &progress, &mut report).await
+        } else if let Some(url) = args.sidecar.clone() {
+            let urls: Vec<String> = url
+                .split(',')
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect();
+            sidecar::run(&args, &urls, None, seed, &list, &progress, &mut report).await
         } else {
             local::raise_fd_limit(args.connections, &progress);
             for (i, scenario) in list.iter().enumerate() {

@@ -39,6 +39,10 @@ fn round(ms: f64) -> f64 {
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct ScenarioReport {
     pub(crate) name: &'static str,
+    /// Fleet drills: the node this row is about, or `fleet` (each
+    /// connection's last close across the nodes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) node: Option<String>,
     pub(crate) source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) policy: Option<&'static str>,
@@ -120,9 +124,18 @@ impl Report {
     pub(crate) fn to_table(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
+        let nodes = self.scenarios.iter().any(|s| s.node.is_some());
+        let node = |n: Option<&str>| {
+            if nodes {
+                format!("{:<12} ", n.unwrap_or("-"))
+            } else {
+                String::new()
+            }
+        };
         let _ = writeln!(
             out,
-            "{:<20} {:<6} {:<8} {:<9} {:>6} {:>7} {:>9} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "{}{:<20} {:<6} {:<8} {:<9} {:>6} {:>7} {:>9} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            node(Some("node")),
             "scenario",
             "source",
             "policy",
@@ -140,7 +153,8 @@ impl Report {
         for s in &self.scenarios {
             let _ = writeln!(
                 out,
-                "{:<20} {:<6} {:<8} {:<9} {:>6} {:>7} {:>9} {:>10} {:>9} {:>8} {:>8.1} {:>8.1} {:>8.1}",
+                "{}{:<20} {:<6} {:<8} {:<9} {:>6} {:>7} {:>9} {:>10} {:>9} {:>8} {:>8.1} {:>8.1} {:>8.1}",
+                node(s.node.as_deref()),
                 s.name,
                 s.source,
                 s.policy.unwrap_or("require"),
@@ -159,7 +173,11 @@ impl Report {
         for s in self.scenarios.iter().filter(|s| s.detail.is_some()) {
             let _ = writeln!(
                 out,
-                "  {} ({}): {}",
+                "  {}{} ({}): {}",
+                s.node
+                    .as_deref()
+                    .map(|n| format!("{n}: "))
+                    .unwrap_or_default(),
                 s.name,
                 s.policy.unwrap_or("require"),
                 s.detail.as_deref().unwrap_or_default()
@@ -182,6 +200,7 @@ mod tests {
     fn scenario(revoked: usize, torn_down: usize, collateral: usize, max: f64) -> ScenarioReport {
         ScenarioReport {
             name: "revoke-leaf",
+            node: None,
             source: "crl",
             policy: None,
             refresh: "triggered",

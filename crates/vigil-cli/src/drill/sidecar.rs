@@ -11,6 +11,12 @@
 //! vigil drill --sidecar http://127.0.0.1:8787 --anchor-out /tmp/drill.pem &
 //! vigil serve --anchor /tmp/drill.pem
 //! ```
+//!
+//! Several URLs drill a fleet: every connection is registered on every
+//! node, the revocation (its refresh) or the deny goes through the first
+//! node only, and each node's teardowns are reported on a row of its own,
+//! with a `fleet` row whose latency is each connection's last close across
+//! the nodes.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -26,8 +32,15 @@ use super::progress::Progress;
 use super::report::{Latency, Report, ScenarioReport};
 use super::{DrillArgs, Scenario};
 
-/// A teardown seen on the event stream: connection id, when.
-type Seen = (String, Instant);
+/// A teardown seen on a node's event stream: node, connection id, when.
+type Seen = (usize, String, Instant);
+
+/// A node of the drilled fleet.
+struct Node {
+    api: Api,
+    /// Its name in the report (none when only one node is drilled).
+    name: Option<String>,
+}
 
 struct Api {
     http: reqwest::Client,
@@ -74,47 +87,78 @@ fn json_body(request: reqwest::RequestBuilder, body: &Value) -> reqwest::Request
         .body(body.to_string())
 }
 
-/// Runs the scenarios against the sidecar at `url`.
+/// Runs the scenarios against the sidecars at `urls` (one, or a fleet).
+/// `prepared`: the fixture PKI and responder when the caller made them
+/// (`--fleet` starts its nodes on their anchor); otherwise they are made
+/// here and the anchor written to `--anchor-out`.
 pub(crate) async fn run(
     args: &DrillArgs,
-    url: &str,
+    urls: &[String],
+    prepared: Option<(Responder, Pki)>,
     seed: u64,
     list: &[Scenario],
     progress: &Progress,
     report: &mut Report,
 ) -> Result<(), String> {
+    if urls.is_empty() {
+        return Err("--sidecar: no URL".into());
+    }
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| e.to_string())?;
-    let api = Api {
-        http,
-        base: url.to_owned(),
-        token: args
-            .token
-            .clone()
-            .or_else(|| std::env::var("VIGIL_API_TOKEN").ok()),
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var("VIGIL_API_TOKEN").ok());
+    let (responder, pki) = match prepared {
+        Some(p) => p,
+        None => {
+            let (responder, pki) =
+                start_with_fresh_pki(PkiOptions::default(), ResponderOptions::default())
+                    .await
+                    .map_err(|e| format!("fixture responder: {e}"))?;
+            std::fs::write(&args.anchor_out, &pki.root.cert.pem)
+                .map_err(|e| format!("cannot write {}: {e}", args.anchor_out.display()))?;
+            progress.line(&format!(
+                "wrote the drill's trust anchor to {}; the sidecar must trust it (vigil serve --anchor {})",
+                args.anchor_out.display(),
+                args.anchor_out.display()
+            ));
+            (responder, pki)
+        }
     };
-    let (responder, pki) = start_with_fresh_pki(PkiOptions::default(), ResponderOptions::default())
-        .await
-        .map_err(|e| format!("fixture responder: {e}"))?;
-    std::fs::write(&args.anchor_out, &pki.root.cert.pem)
-        .map_err(|e| format!("cannot write {}: {e}", args.anchor_out.display()))?;
-    progress.line(&format!(
-        "wrote the drill's trust anchor to {}; the sidecar must trust it (vigil serve --anchor {})",
-        args.anchor_out.display(),
-        args.anchor_out.display()
-    ));
-    wait_for_trust(&api, &pki, args.wait_sidecar, progress).await?;
+    let mut nodes = Vec::with_capacity(urls.len());
+    for url in urls {
+        let api = Api {
+            http: http.clone(),
+            base: url.clone(),
+            token: token.clone(),
+        };
+        wait_for_trust(&api, &pki, args.wait_sidecar, progress).await?;
+        let name = if urls.len() > 1 {
+            Some(node_name(&api).await.unwrap_or_else(|| url.clone()))
+        } else {
+            None
+        };
+        nodes.push(Node { api, name });
+    }
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Seen>();
-    let events = tokio::spawn(watch_events(
-        api.http.clone(),
-        api.url("/v1/events"),
-        api.token.clone(),
-        seen_tx,
-    ));
-    // Give the subscription a moment to be established.
+    let events: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(j, node)| {
+            tokio::spawn(watch_events(
+                node.api.http.clone(),
+                node.api.url("/v1/events"),
+                node.api.token.clone(),
+                j,
+                seen_tx.clone(),
+            ))
+        })
+        .collect();
+    // Give the subscriptions a moment to be established.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (i, scenario) in list.iter().enumerate() {
         if let Scenario::ResponderDown { .. } = scenario {
@@ -124,8 +168,8 @@ pub(crate) async fn run(
             );
             continue;
         }
-        let result = scenario_run(
-            &api,
+        let results = scenario_run(
+            &nodes,
             &responder,
             &pki,
             args,
@@ -135,11 +179,26 @@ pub(crate) async fn run(
             progress,
         )
         .await?;
-        report.push(result);
+        for result in results {
+            report.push(result);
+        }
     }
-    events.abort();
+    for task in events {
+        task.abort();
+    }
     responder.shutdown().await;
     Ok(())
+}
+
+/// The node id a fleet-mode sidecar reports on `/readyz`.
+async fn node_name(api: &Api) -> Option<String> {
+    let response = api
+        .auth(api.http.get(api.url("/readyz")))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+    body["cluster"]["node"].as_str().map(str::to_owned)
 }
 
 async fn wait_for_trust(
@@ -177,6 +236,7 @@ async fn watch_events(
     http: reqwest::Client,
     url: String,
     token: Option<String>,
+    node: usize,
     seen: mpsc::UnboundedSender<Seen>,
 ) {
     let mut request = http.get(&url).timeout(Duration::from_secs(24 * 3600));
@@ -202,7 +262,7 @@ async fn watch_events(
                             Value::String(s) => s.clone(),
                             other => other.to_string(),
                         };
-                        let _ = seen.send((id, arrived));
+                        let _ = seen.send((node, id, arrived));
                     }
                 }
                 event.clear();
@@ -218,7 +278,7 @@ async fn watch_events(
 
 #[allow(clippy::too_many_arguments)]
 async fn scenario_run(
-    api: &Api,
+    nodes: &[Node],
     responder: &Responder,
     pki: &Pki,
     args: &DrillArgs,
@@ -226,7 +286,7 @@ async fn scenario_run(
     seed: u64,
     seen: &mut mpsc::UnboundedReceiver<Seen>,
     progress: &Progress,
-) -> Result<ScenarioReport, String> {
+) -> Result<Vec<ScenarioReport>, String> {
     let n = args.connections;
     let label = scenario.name();
     let k = (((n as f64) * args.revoke_fraction).round().max(1.0) as usize).min(n);
@@ -249,11 +309,8 @@ async fn scenario_run(
         .map_err(|e| e.to_string())?;
     responder.add_ca(&ca, None).map_err(|e| e.to_string())?;
     responder.register(&ca.cert).map_err(|e| e.to_string())?;
-    let lifetime = Duration::from_secs(8) + Duration::from_millis(10) * n as u32;
+    let lifetime = Duration::from_secs(8) + Duration::from_millis(10) * (n * nodes.len()) as u32;
     let expires = now + lifetime;
-    progress.line(&format!(
-        "{label}: registering {n} connections with the sidecar"
-    ));
     let mut leaves: Vec<(Cert, Cert)> = Vec::with_capacity(n);
     for i in 0..n {
         let name = format!("drill-{tag}-{i}");
@@ -270,49 +327,68 @@ async fn scenario_run(
         responder.register(&leaf).map_err(|e| e.to_string())?;
         leaves.push((leaf, issuer.cert.clone()));
     }
-    let mut ids: HashMap<String, usize> = HashMap::new();
-    for (i, (leaf, issuer)) in leaves.iter().enumerate() {
-        let body = json!({
-            "chain": [leaf.pem, issuer.pem],
-            "usage": "client",
-            "labels": {"drill": label, "index": i.to_string()},
-        });
-        let (status, reply) = api.post("/v1/connections", &body).await?;
-        let id = match (&reply["id"], status) {
-            (Value::String(s), 200 | 201) => s.clone(),
-            (Value::Number(n), 200 | 201) => n.to_string(),
-            _ => {
-                return Err(format!(
-                    "registering connection {i} failed: HTTP {status}: {reply}"
-                ))
+    // Every connection on every node: index `node * n + i`.
+    let mut ids: HashMap<(usize, String), usize> = HashMap::new();
+    for (j, node) in nodes.iter().enumerate() {
+        let on = node
+            .name
+            .as_deref()
+            .map(|m| format!(" on {m}"))
+            .unwrap_or_default();
+        progress.line(&format!("{label}: registering {n} connections{on}"));
+        for (i, (leaf, issuer)) in leaves.iter().enumerate() {
+            let body = json!({
+                "chain": [leaf.pem, issuer.pem],
+                "usage": "client",
+                "labels": {"drill": label, "index": i.to_string()},
+            });
+            let (status, reply) = node.api.post("/v1/connections", &body).await?;
+            let id = match (&reply["id"], status) {
+                (Value::String(s), 200 | 201) => s.clone(),
+                (Value::Number(n), 200 | 201) => n.to_string(),
+                _ => {
+                    return Err(format!(
+                        "registering connection {i}{on} failed: HTTP {status}: {reply}"
+                    ))
+                }
+            };
+            ids.insert((j, id), j * n + i);
+            if i % 50 == 0 {
+                progress.update(&format!("{label}: {i}/{n} registered{on}"));
             }
-        };
-        ids.insert(id, i);
-        if i % 50 == 0 {
-            progress.update(&format!("{label}: {i}/{n} registered"));
         }
     }
+    let doomed_all: HashSet<usize> = (0..nodes.len())
+        .flat_map(|j| doomed.iter().map(move |i| j * n + i))
+        .collect();
     // Anything torn down before the action is collateral.
     let mut closed: HashMap<usize, Instant> = HashMap::new();
-    while let Ok((id, at)) = seen.try_recv() {
-        if let Some(i) = ids.get(&id) {
+    while let Ok((j, id, at)) = seen.try_recv() {
+        if let Some(i) = ids.get(&(j, id)) {
             closed.insert(*i, at);
         }
     }
+    let first = &nodes[0].api;
     let refresh = if args.refresh_interval.is_some() {
         "scheduled"
     } else {
         "triggered"
     };
+    // Only the first node is asked to refresh: the others learn what it
+    // fetched from the fleet (or, not in a fleet, on their own schedule).
     let trigger = || {
-        let request = api.auth(json_body(
-            api.http.post(api.url("/v1/revocation/refresh")),
+        let request = first.auth(json_body(
+            first.http.post(first.url("/v1/revocation/refresh")),
             &json!({}),
         ));
         tokio::spawn(async move {
             let _ = request.send().await;
         });
     };
+    let denied: Vec<String> = doomed
+        .iter()
+        .map(|i| vigil_core::text::hex(&vigil_core::sha256(&leaves[*i].0.der)))
+        .collect();
     let (t0, refresh) = match scenario {
         Scenario::RevokeLeaf => {
             let certs: Vec<&Cert> = doomed.iter().map(|i| &leaves[*i].0).collect();
@@ -335,6 +411,29 @@ async fn scenario_run(
             }
             (t0, refresh)
         }
+        Scenario::Deny => {
+            progress.line(&format!("{label}: denying {} leaves", denied.len()));
+            let t0 = Instant::now();
+            let sends: Vec<_> = denied
+                .iter()
+                .map(|digest| {
+                    let request = first.auth(json_body(
+                        first.http.post(first.url("/v1/deny")),
+                        &json!({"cert_sha256": digest, "reason": "revocation drill"}),
+                    ));
+                    tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+                })
+                .collect();
+            for send in sends {
+                match send.await {
+                    Ok(Ok(201 | 200)) => {}
+                    Ok(Ok(status)) => return Err(format!("POST /v1/deny: HTTP {status}")),
+                    Ok(Err(e)) => return Err(format!("POST /v1/deny: {e}")),
+                    Err(e) => return Err(format!("POST /v1/deny: {e}")),
+                }
+            }
+            (t0, "deny")
+        }
         // RFC 5280 §4.1.2.5: expired from notAfter + 1 s (whole seconds).
         _ => {
             // The notAfter as encoded (whole seconds), not as requested.
@@ -354,46 +453,90 @@ async fn scenario_run(
     let give_up = t0.max(Instant::now()) + wait;
     super::await_closes(
         seen,
-        |(id, at)| ids.get(&id).map(|i| (*i, at)),
-        &doomed,
+        |(j, id, at)| ids.get(&(j, id)).map(|i| (*i, at)),
+        &doomed_all,
         &mut closed,
         give_up,
         progress,
         label,
     )
     .await;
-    let latencies: Vec<f64> = doomed
-        .iter()
-        .filter_map(|i| closed.get(i))
-        .map(|at| at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
-        .collect();
-    let torn_down = latencies.len();
-    let collateral = closed.keys().filter(|i| !doomed.contains(i)).count();
-    // Leave the sidecar as found.
-    for (id, i) in &ids {
+    // Leave the sidecars as found.
+    for ((j, id), i) in &ids {
         if !closed.contains_key(i) {
-            api.delete(&format!("/v1/connections/{id}")).await;
+            nodes[*j].api.delete(&format!("/v1/connections/{id}")).await;
         }
     }
-    Ok(ScenarioReport {
-        name: scenario.name(),
-        source: "both",
-        policy: None,
-        refresh,
-        connections: n,
-        revoked: doomed.len(),
-        torn_down,
-        collateral,
-        survivors: doomed.len() - torn_down,
-        degraded: 0,
-        teardown_ms: Latency::of(latencies),
-        passed: false,
-        detail: (doomed.len() > torn_down).then(|| {
-            format!(
-                "{} registration(s) got no teardown event within {} s",
-                doomed.len() - torn_down,
-                wait.as_secs()
-            )
-        }),
-    })
+    if scenario == Scenario::Deny {
+        for digest in &denied {
+            let request = first.auth(json_body(
+                first.http.delete(first.url("/v1/deny")),
+                &json!({"cert_sha256": digest}),
+            ));
+            let _ = request.send().await;
+        }
+    }
+    let row = |node: Option<String>, closes: Vec<Option<Instant>>, collateral: usize| {
+        let latencies: Vec<f64> = closes
+            .iter()
+            .flatten()
+            .map(|at| at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+            .collect();
+        let torn_down = latencies.len();
+        ScenarioReport {
+            name: scenario.name(),
+            node,
+            source: "both",
+            policy: None,
+            refresh,
+            connections: n,
+            revoked: doomed.len(),
+            torn_down,
+            collateral,
+            survivors: doomed.len() - torn_down,
+            degraded: 0,
+            teardown_ms: Latency::of(latencies),
+            passed: false,
+            detail: (doomed.len() > torn_down).then(|| {
+                format!(
+                    "{} registration(s) got no teardown event within {} s",
+                    doomed.len() - torn_down,
+                    wait.as_secs()
+                )
+            }),
+        }
+    };
+    let collateral_on = |j: usize| {
+        closed
+            .keys()
+            .filter(|x| **x / n == j && !doomed.contains(&(**x % n)))
+            .count()
+    };
+    let mut rows: Vec<ScenarioReport> = nodes
+        .iter()
+        .enumerate()
+        .map(|(j, node)| {
+            let closes = doomed
+                .iter()
+                .map(|i| closed.get(&(j * n + i)).copied())
+                .collect();
+            row(node.name.clone(), closes, collateral_on(j))
+        })
+        .collect();
+    if nodes.len() > 1 {
+        // Fleet-wide: a connection is gone when every node closed it; its
+        // latency is the last of those closes.
+        let closes = doomed
+            .iter()
+            .map(|i| {
+                (0..nodes.len())
+                    .map(|j| closed.get(&(j * n + i)).copied())
+                    .collect::<Option<Vec<Instant>>>()
+                    .and_then(|all| all.into_iter().max())
+            })
+            .collect();
+        let collateral = (0..nodes.len()).map(collateral_on).sum();
+        rows.push(row(Some("fleet".into()), closes, collateral));
+    }
+    Ok(rows)
 }

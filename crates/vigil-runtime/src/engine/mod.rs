@@ -28,7 +28,7 @@ use crate::{
 mod config;
 mod refresh;
 mod scheduler;
-mod shared;
+pub(crate) mod shared;
 mod sources;
 
 pub use config::{Clock, EngineConfig, EngineError, SystemClock};

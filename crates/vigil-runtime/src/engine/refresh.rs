@@ -103,7 +103,10 @@ impl Engine {
         let exchange = self.exchange();
         if let Some(x) = &exchange {
             let held = self.tracked(url).and_then(|t| t.timing.this_update);
-            match x.turn(SourceKind::Crl, url, held).await {
+            match x
+                .turn(SourceKind::Crl, url, held, shared::asked_now())
+                .await
+            {
                 Turn::Fetch => {}
                 Turn::Skip => return self.skipped(url, SourceKind::Crl, started),
                 Turn::Take(body) => match self.load_crl(url, body, started).await {
@@ -350,7 +353,10 @@ impl Engine {
         let exchange = self.exchange();
         if let Some(x) = &exchange {
             let held = self.tracked(key).and_then(|t| t.timing.this_update);
-            match x.turn(SourceKind::Ocsp, key, held).await {
+            match x
+                .turn(SourceKind::Ocsp, key, held, shared::asked_now())
+                .await
+            {
                 Turn::Fetch => {}
                 Turn::Skip => return self.skipped(key, SourceKind::Ocsp, started),
                 Turn::Take(shared) => {
@@ -526,13 +532,14 @@ impl Engine {
             .partition(|(_, t)| t.kind != Some(SourceKind::Ocsp));
         let mut out = Vec::new();
         let mut jobs = tokio::task::JoinSet::new();
+        let asked = shared::asked_now();
         let spawn = |jobs: &mut tokio::task::JoinSet<_>, batch: Vec<(String, Tracked)>| {
             for (key, t) in batch {
                 let engine = self.clone();
-                jobs.spawn(async move {
+                jobs.spawn(shared::keep_asked(asked, async move {
                     let outcome = engine.refresh_tracked(&key, &t).await;
                     (key, outcome)
-                });
+                }));
             }
         };
         spawn(&mut jobs, crls);

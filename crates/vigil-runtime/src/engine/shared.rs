@@ -4,7 +4,31 @@
 use super::*;
 use crate::exchange::{Exchange, SharedBody};
 
+tokio::task_local! {
+    /// Set while an operator's refresh runs ([`Engine::asked`]).
+    static ASKED: bool;
+}
+
+/// Whether the refresh running in this task was asked for by an operator.
+pub(super) fn asked_now() -> bool {
+    ASKED.try_with(|a| *a).unwrap_or(false)
+}
+
+/// Runs `f` with the caller's [`asked_now`] (for work spawned on other
+/// tasks).
+pub(super) async fn keep_asked<F: std::future::Future>(asked: bool, f: F) -> F::Output {
+    ASKED.scope(asked, f).await
+}
+
 impl Engine {
+    /// Runs `refresh` (a refresh of this engine's sources) as an
+    /// operator's request: in fleet mode the CA is asked even within a
+    /// refresh window in which another node already asked it. Scheduled
+    /// refreshes and prefetches are not: the fleet asks once per window.
+    pub async fn asked<F: std::future::Future>(refresh: F) -> F::Output {
+        ASKED.scope(true, refresh).await
+    }
+
     /// Shares revocation data with a fleet through `exchange` from now on;
     /// false when one was set already (it is set once).
     pub fn set_exchange(&self, exchange: Arc<dyn Exchange>) -> bool {

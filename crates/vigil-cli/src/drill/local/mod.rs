@@ -233,6 +233,7 @@ pub(crate) async fn run(
     });
     Ok(ScenarioReport {
         name: scenario.name(),
+        node: None,
         source: args.source.as_str(),
         policy: match scenario {
             Scenario::ResponderDown { require } => Some(if require { "require" } else { "prefer" }),

@@ -195,6 +195,20 @@ pub(super) async fn act(
             ));
             Ok((instant_at(lapse), "deadline"))
         }
+        Scenario::Deny => {
+            progress.line(&format!("{label}: denying {} leaves", setup.doomed.len()));
+            let t0 = Instant::now();
+            for i in &setup.doomed {
+                let der = &setup.leaves[*i].0.der;
+                let key = vigil_core::DenyKey::CertSha256(vigil_core::text::hex(
+                    &vigil_core::sha256(der),
+                ));
+                engine
+                    .deny(vigil_core::DenyRule::new(key, "revocation drill", None))
+                    .map_err(|e| format!("deny: {e}"))?;
+            }
+            Ok((t0, "deny"))
+        }
         Scenario::ResponderDown { .. } => {
             setup
                 .responder
