@@ -803,3 +803,62 @@ fn the_fleet_drill_revokes_and_denies_through_one_node_and_every_node_tears_down
         assert_eq!(row["torn_down"], row["revoked"], "{row}");
     }
 }
+
+/// N nodes verify the same chain at once: the CA sees one request per
+/// source (the lease holder's), the others take its answer from the bus.
+async fn ca_requests_when_nodes_start_together(n: usize) -> (u64, u64, u64) {
+    let fx = Fixture::start().await;
+    let nats = Nats::start();
+    let nodes: Vec<Sidecar> = (0..n)
+        .map(|i| node(&fx, &nats, &format!("n{i}"), &[]))
+        .collect();
+    let mut apis = Vec::new();
+    for n in &nodes {
+        apis.push(ready(n).await);
+    }
+    let leaf = fx.leaf("leaf");
+    let before = fx.responder.counts();
+    let runs: Vec<_> = apis
+        .iter()
+        .map(|api| {
+            let (api, chain) = (api.clone(), fx.chain(&leaf));
+            tokio::spawn(async move { verdict(&api, &chain).await })
+        })
+        .collect();
+    for run in runs {
+        assert_eq!(run.await.unwrap()["verdict"], "accepted");
+    }
+    let after = fx.responder.counts();
+    for node in &nodes {
+        for line in node
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("fleet") || l.contains("lease"))
+        {
+            eprintln!("{line}");
+        }
+    }
+    let sources = apis[0].get("/v1/revocation").await.body["sources"]
+        .as_array()
+        .unwrap()
+        .len() as u64;
+    (
+        after.crl - before.crl,
+        after.ocsp_get + after.ocsp_post - before.ocsp_get - before.ocsp_post,
+        sources,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_sees_one_request_per_source_for_three_and_five_nodes() {
+    for n in [1, 3, 5] {
+        let (crl, ocsp, sources) = ca_requests_when_nodes_start_together(n).await;
+        eprintln!("{n} nodes: {crl} CRL and {ocsp} OCSP requests for {sources} sources");
+        assert!(sources >= 2, "{sources}");
+        assert_eq!(
+            crl + ocsp,
+            sources,
+            "{n} nodes: {crl} CRL + {ocsp} OCSP requests"
+        );
+    }
+}

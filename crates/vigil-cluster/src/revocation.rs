@@ -346,6 +346,7 @@ impl Exchange for FleetExchange {
                 }
                 match self.try_lease(&handles.leases, &lease_key, asked).await {
                     Ok(true) => {
+                        tracing::info!(source = %key, "fetch lease taken");
                         self.shared.leases_taken.fetch_add(1, Ordering::Relaxed);
                         return Turn::Fetch;
                     }

@@ -114,7 +114,12 @@ impl Engine {
                         x.taken(SourceKind::Crl, url);
                         return Refreshed::Updated;
                     }
-                    // Nothing newer than held: the CA is asked.
+                    // What the fleet holds is held here already (taken
+                    // meanwhile by the push): as current as the fleet's;
+                    // only an operator's refresh goes on to the CA.
+                    Ok(false) if !shared::asked_now() => {
+                        return self.skipped(url, SourceKind::Crl, started)
+                    }
                     Ok(false) => {}
                     Err(why) => x.refused(SourceKind::Crl, url, &why),
                 },
@@ -375,6 +380,9 @@ impl Engine {
                         Ok(true) => {
                             x.taken(SourceKind::Ocsp, key);
                             return Refreshed::Updated;
+                        }
+                        Ok(false) if !shared::asked_now() => {
+                            return self.skipped(key, SourceKind::Ocsp, started)
                         }
                         Ok(false) => {}
                         Err(why) => x.refused(SourceKind::Ocsp, key, &why),
