@@ -829,15 +829,6 @@ async fn ca_requests_when_nodes_start_together(n: usize) -> (u64, u64, u64) {
         assert_eq!(run.await.unwrap()["verdict"], "accepted");
     }
     let after = fx.responder.counts();
-    for node in &nodes {
-        for line in node
-            .log_text()
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("fleet") || l.contains("lease"))
-        {
-            eprintln!("{line}");
-        }
-    }
     let sources = apis[0].get("/v1/revocation").await.body["sources"]
         .as_array()
         .unwrap()
