@@ -3,7 +3,7 @@
 //! the observers; prefetching for a validated path.
 
 use super::*;
-use crate::exchange::{SharedBody, Turn};
+use crate::exchange::SharedBody;
 
 /// What a refresh did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,30 +100,13 @@ impl Engine {
     pub(super) async fn refresh_crl_timed(&self, url: &str) -> Refreshed {
         let validators = self.tracked(url).map(|t| t.validators).unwrap_or_default();
         let started = unix(self.now());
-        let exchange = self.exchange();
-        if let Some(x) = &exchange {
-            let held = self.tracked(url).and_then(|t| t.timing.this_update);
-            match x
-                .turn(SourceKind::Crl, url, held, shared::asked_now())
-                .await
-            {
-                Turn::Fetch => {}
-                Turn::Skip => return self.skipped(url, SourceKind::Crl, started),
-                Turn::Take(body) => match self.load_crl(url, body, started).await {
-                    Ok(true) => {
-                        x.taken(SourceKind::Crl, url);
-                        return Refreshed::Updated;
-                    }
-                    // What the fleet holds is held here already (taken
-                    // meanwhile by the push): as current as the fleet's;
-                    // only an operator's refresh goes on to the CA.
-                    Ok(false) if !shared::asked_now() => {
-                        return self.skipped(url, SourceKind::Crl, started)
-                    }
-                    Ok(false) => {}
-                    Err(why) => x.refused(SourceKind::Crl, url, &why),
-                },
-            }
+        if let Some(done) = self
+            .ask_fleet(SourceKind::Crl, url, started, |body| {
+                self.load_crl(url, body, started)
+            })
+            .await
+        {
+            return done;
         }
         let outcome = self.inner.fetcher.fetch_crl(url, &validators).await;
         let now = unix(self.now());
@@ -135,10 +118,7 @@ impl Engine {
                     t.timing.failures = 0;
                     t.last_error = None;
                 });
-                if let Some(x) = &exchange {
-                    let held = self.tracked(url).and_then(|t| t.timing.this_update);
-                    x.fetched(SourceKind::Crl, url, held, None);
-                }
+                self.fleet_fetched(SourceKind::Crl, url, None);
                 Refreshed::NotModified
             }
             Ok(FetchOutcome::Body {
@@ -154,24 +134,17 @@ impl Engine {
                 };
                 match self.load_crl(url, shared.clone(), started).await {
                     Ok(_) => {
-                        if let Some(x) = &exchange {
-                            let held = self.tracked(url).and_then(|t| t.timing.this_update);
-                            x.fetched(SourceKind::Crl, url, held, Some(shared));
-                        }
+                        self.fleet_fetched(SourceKind::Crl, url, Some(shared));
                         Refreshed::Updated
                     }
                     Err(why) => {
-                        if let Some(x) = &exchange {
-                            x.fetch_failed(SourceKind::Crl, url);
-                        }
+                        self.fleet_fetch_failed(SourceKind::Crl, url);
                         self.fail(url, SourceKind::Crl, started, why)
                     }
                 }
             }
             Err(e) => {
-                if let Some(x) = &exchange {
-                    x.fetch_failed(SourceKind::Crl, url);
-                }
+                self.fleet_fetch_failed(SourceKind::Crl, url);
                 self.fail(url, SourceKind::Crl, started, format!("{}: {e}", e.code()))
             }
         }
@@ -355,47 +328,18 @@ impl Engine {
                 return self.fail(key, SourceKind::Ocsp, started, format!("OCSP request: {e}"))
             }
         };
-        let exchange = self.exchange();
-        if let Some(x) = &exchange {
-            let held = self.tracked(key).and_then(|t| t.timing.this_update);
-            match x
-                .turn(SourceKind::Ocsp, key, held, shared::asked_now())
-                .await
-            {
-                Turn::Fetch => {}
-                Turn::Skip => return self.skipped(key, SourceKind::Ocsp, started),
-                Turn::Take(shared) => {
-                    match self
-                        .load_ocsp(
-                            key,
-                            cert,
-                            issuer,
-                            shared.bytes.to_vec(),
-                            None,
-                            started,
-                            true,
-                        )
-                        .await
-                    {
-                        Ok(true) => {
-                            x.taken(SourceKind::Ocsp, key);
-                            return Refreshed::Updated;
-                        }
-                        Ok(false) if !shared::asked_now() => {
-                            return self.skipped(key, SourceKind::Ocsp, started)
-                        }
-                        Ok(false) => {}
-                        Err(why) => x.refused(SourceKind::Ocsp, key, &why),
-                    }
-                }
-            }
+        if let Some(done) = self
+            .ask_fleet(SourceKind::Ocsp, key, started, |body| {
+                self.load_ocsp(key, cert, issuer, body.bytes.to_vec(), None, started, true)
+            })
+            .await
+        {
+            return done;
         }
         let body = match self.inner.fetcher.fetch_ocsp(url, &request).await {
             Ok(outcome) => outcome.body,
             Err(e) => {
-                if let Some(x) = &exchange {
-                    x.fetch_failed(SourceKind::Ocsp, key);
-                }
+                self.fleet_fetch_failed(SourceKind::Ocsp, key);
                 return self.fail(key, SourceKind::Ocsp, started, format!("{}: {e}", e.code()));
             }
         };
@@ -404,21 +348,16 @@ impl Engine {
             .await
         {
             Ok(_) => {
-                if let Some(x) = &exchange {
-                    let held = self.tracked(key).and_then(|t| t.timing.this_update);
-                    let shared = SharedBody {
-                        bytes: body,
-                        etag: None,
-                        last_modified: None,
-                    };
-                    x.fetched(SourceKind::Ocsp, key, held, Some(shared));
-                }
+                let shared = SharedBody {
+                    bytes: body,
+                    etag: None,
+                    last_modified: None,
+                };
+                self.fleet_fetched(SourceKind::Ocsp, key, Some(shared));
                 Refreshed::Updated
             }
             Err(why) => {
-                if let Some(x) = &exchange {
-                    x.fetch_failed(SourceKind::Ocsp, key);
-                }
+                self.fleet_fetch_failed(SourceKind::Ocsp, key);
                 self.fail(key, SourceKind::Ocsp, started, why)
             }
         }

@@ -2,7 +2,7 @@
 //! asking a CA, and bodies other nodes fetched, pushed to it.
 
 use super::*;
-use crate::exchange::{Exchange, SharedBody};
+use crate::exchange::{Exchange, SharedBody, Turn};
 
 tokio::task_local! {
     /// Set while an operator's refresh runs ([`Engine::asked`]).
@@ -75,6 +75,61 @@ impl Engine {
                 )
                 .await
             }
+        }
+    }
+
+    /// Before this node asks the CA for `key`: what the fleet says.
+    /// `Some`: the refresh is done (a body from the fleet passed `load`
+    /// and was newer, or the fleet asked the CA in this window); `None`:
+    /// ask the CA. Without a fleet, `None`.
+    pub(super) async fn ask_fleet<F, Fut>(
+        &self,
+        kind: SourceKind,
+        key: &str,
+        started: i64,
+        load: F,
+    ) -> Option<Refreshed>
+    where
+        F: FnOnce(SharedBody) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, String>>,
+    {
+        let x = self.exchange()?;
+        let held = self.tracked(key).and_then(|t| t.timing.this_update);
+        let asked = asked_now();
+        match x.turn(kind, key, held, asked).await {
+            Turn::Fetch => None,
+            Turn::Skip => Some(self.skipped(key, kind, started)),
+            Turn::Take(body) => match load(body).await {
+                Ok(true) => {
+                    x.taken(kind, key);
+                    Some(Refreshed::Updated)
+                }
+                // What the fleet holds is held here already (the push
+                // took it meanwhile): as current as the fleet's; only an
+                // operator's refresh goes on to the CA.
+                Ok(false) if !asked => Some(self.skipped(key, kind, started)),
+                Ok(false) => None,
+                Err(why) => {
+                    x.refused(kind, key, &why);
+                    None
+                }
+            },
+        }
+    }
+
+    /// What this node asked the CA for `key` passed every check: the
+    /// fleet is told (and given `body`).
+    pub(super) fn fleet_fetched(&self, kind: SourceKind, key: &str, body: Option<SharedBody>) {
+        if let Some(x) = self.exchange() {
+            let held = self.tracked(key).and_then(|t| t.timing.this_update);
+            x.fetched(kind, key, held, body);
+        }
+    }
+
+    /// Asking the CA for `key` failed: the fleet's lease is given up.
+    pub(super) fn fleet_fetch_failed(&self, kind: SourceKind, key: &str) {
+        if let Some(x) = self.exchange() {
+            x.fetch_failed(kind, key);
         }
     }
 
