@@ -72,6 +72,9 @@ pub(crate) struct DenyArgs {
     /// When the rule stops applying, RFC 3339 (default: until lifted).
     #[arg(long, value_name = "RFC3339")]
     expires: Option<String>,
+    /// Who sets the rule (shown with it; in a fleet, on every node).
+    #[arg(long, env = "VIGIL_OPERATOR", value_name = "NAME", conflicts_with_all = ["lift", "list"])]
+    by: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -129,6 +132,9 @@ pub(crate) fn run(args: DenyArgs) -> Result<ExitCode, UsageError> {
             let mut body = key;
             if let Value::Object(map) = &mut body {
                 map.insert("reason".into(), Value::String(reason));
+                if let Some(by) = &args.by {
+                    map.insert("by".into(), Value::String(by.clone()));
+                }
                 if let Some(expires) = &args.expires {
                     crate::verify::parse_time(expires).map_err(|_| {
                         UsageError(format!(
@@ -309,7 +315,16 @@ fn rule_line(rule: &Value) -> String {
     } else {
         ""
     };
-    format!("{key}: {reason} ({expires}){active}")
+    let by = match (
+        rule.get("set_by").and_then(Value::as_str),
+        rule.get("set_at").and_then(Value::as_str),
+    ) {
+        (Some(who), Some(at)) => format!(" [set by {who} at {at}]"),
+        (None, Some(at)) => format!(" [set at {at}]"),
+        (Some(who), None) => format!(" [set by {who}]"),
+        (None, None) => String::new(),
+    };
+    format!("{key}: {reason} ({expires}){active}{by}")
 }
 
 fn base_url(text: &str) -> Result<String, UsageError> {
