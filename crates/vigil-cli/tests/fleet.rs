@@ -808,7 +808,7 @@ fn the_fleet_drill_revokes_and_denies_through_one_node_and_every_node_tears_down
 
 /// N nodes verify the same chain at once: the CA sees one request per
 /// source (the lease holder's), the others take its answer from the bus.
-async fn ca_requests_when_nodes_start_together(n: usize) -> (u64, u64, u64) {
+async fn ca_requests_when_nodes_start_together(n: usize) -> (u64, u64, u64, String) {
     let fx = Fixture::start().await;
     let nats = Nats::start();
     let nodes: Vec<Sidecar> = (0..n)
@@ -831,6 +831,16 @@ async fn ca_requests_when_nodes_start_together(n: usize) -> (u64, u64, u64) {
         assert_eq!(run.await.unwrap()["verdict"], "accepted");
     }
     let after = fx.responder.counts();
+    let logs: String = nodes
+        .iter()
+        .flat_map(|n| {
+            n.log_text()
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("lease") || l.contains("taken"))
+                .map(|l| format!("{l}\n"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let sources = apis[0].get("/v1/revocation").await.body["sources"]
         .as_array()
         .unwrap()
@@ -839,19 +849,20 @@ async fn ca_requests_when_nodes_start_together(n: usize) -> (u64, u64, u64) {
         after.crl - before.crl,
         after.ocsp_get + after.ocsp_post - before.ocsp_get - before.ocsp_post,
         sources,
+        logs,
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ca_sees_one_request_per_source_for_three_and_five_nodes() {
     for n in [1, 3, 5] {
-        let (crl, ocsp, sources) = ca_requests_when_nodes_start_together(n).await;
+        let (crl, ocsp, sources, logs) = ca_requests_when_nodes_start_together(n).await;
         eprintln!("{n} nodes: {crl} CRL and {ocsp} OCSP requests for {sources} sources");
         assert!(sources >= 2, "{sources}");
         assert_eq!(
             crl + ocsp,
             sources,
-            "{n} nodes: {crl} CRL + {ocsp} OCSP requests"
+            "{n} nodes: {crl} CRL + {ocsp} OCSP requests\n{logs}"
         );
     }
 }

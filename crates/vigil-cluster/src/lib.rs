@@ -543,18 +543,36 @@ async fn session(inner: &Arc<Inner>, js: &jetstream::Context) -> Result<(), Stri
     .await
     .map_err(timed("opening the deny bucket"))??;
     *inner.bucket.lock().unwrap_or_else(PoisonError::into_inner) = Some(bucket.clone());
-    let handles = tokio::time::timeout(
+    // Revocation data is shared beside the deny rules, on its own: its
+    // store being out of reach (a JetStream outage) never holds the deny
+    // rules back, and the node fetches alone meanwhile.
+    // Opened here first, so that the node shares from the moment it is
+    // ready; when that fails, the task keeps trying.
+    let opened = tokio::time::timeout(
         timeout,
         inner
             .exchange
             .open(js, &inner.config.fleet, inner.config.replicas),
     )
-    .await
-    .map_err(timed("opening the revocation store"))??;
-    // Follows what other nodes publish for as long as this session lasts.
-    let follower = AbortOnDrop(tokio::spawn(
-        Arc::clone(&inner.exchange).follow(inner.engine.clone(), handles),
-    ));
+    .await;
+    let first = match opened {
+        Ok(Ok(handles)) => Some(handles),
+        Ok(Err(e)) => {
+            inner.shared.error(e);
+            None
+        }
+        Err(_) => {
+            inner
+                .shared
+                .error("opening the revocation store: timed out");
+            None
+        }
+    };
+    let _revocation = AbortOnDrop(tokio::spawn(share_revocation(
+        Arc::clone(inner),
+        js.clone(),
+        first,
+    )));
     let mut watch = tokio::time::timeout(timeout, bucket.watch_with_history(">"))
         .await
         .map_err(timed("watching the deny bucket"))?
@@ -594,15 +612,8 @@ async fn session(inner: &Arc<Inner>, js: &jetstream::Context) -> Result<(), Stri
     inner.shared.set_state(State::Connected);
     inner.shared.ready.store(true, Ordering::Release);
     tracing::info!(keys = seen.len(), "deny rules caught up from the fleet");
-    let mut follower = follower;
     loop {
         tokio::select! {
-            ended = &mut follower.0 => {
-                return Err(match ended {
-                    Ok(Err(e)) => e,
-                    _ => "the revocation store's follower stopped".into(),
-                });
-            }
             entry = watch.next() => match entry {
                 Some(Ok(entry)) => { follow(inner, &entry).await; }
                 Some(Err(e)) => return Err(format!("following the deny bucket: {e}")),
@@ -610,6 +621,47 @@ async fn session(inner: &Arc<Inner>, js: &jetstream::Context) -> Result<(), Stri
             },
             () = inner.wake.notified() => return Ok(()),
         }
+    }
+}
+
+/// Opens the revocation store and follows it, again after every failure
+/// (backing off); fetching is left to the node alone meanwhile.
+async fn share_revocation(
+    inner: Arc<Inner>,
+    js: jetstream::Context,
+    mut first: Option<revocation::Handles>,
+) {
+    let timeout = inner.config.request_timeout * 2;
+    let mut delay = BACKOFF_MIN;
+    loop {
+        let opened = match first.take() {
+            Some(handles) => Ok(Ok(handles)),
+            None => {
+                tokio::time::timeout(
+                    timeout,
+                    inner
+                        .exchange
+                        .open(&js, &inner.config.fleet, inner.config.replicas),
+                )
+                .await
+            }
+        };
+        let outcome = match opened {
+            Ok(Ok(handles)) => {
+                delay = BACKOFF_MIN;
+                Arc::clone(&inner.exchange)
+                    .follow(inner.engine.clone(), handles)
+                    .await
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("opening the revocation store: timed out".into()),
+        };
+        inner.exchange.disconnected();
+        if let Err(e) = outcome {
+            inner.shared.error(e);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(BACKOFF_MAX);
     }
 }
 

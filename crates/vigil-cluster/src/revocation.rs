@@ -178,7 +178,14 @@ impl FleetExchange {
 
     /// Takes the lease of `key` when it is free or expired (or done, when
     /// an operator asked for this refresh: `force`).
-    async fn try_lease(&self, leases: &kv::Store, key: &str, force: bool) -> Result<bool, Lease> {
+    /// `Ok(true)`: taken; `Ok(false)`: try again; `Err(Some(lease))`: held
+    /// by another node; `Err(None)`: the lease could not be read.
+    async fn try_lease(
+        &self,
+        leases: &kv::Store,
+        key: &str,
+        force: bool,
+    ) -> Result<bool, Option<Lease>> {
         let now = now_ms();
         let mine = Lease {
             node: self.node.clone(),
@@ -190,18 +197,24 @@ impl FleetExchange {
         if let Ok(Ok(_)) = tokio::time::timeout(wait, leases.create(key, value.clone())).await {
             return Ok(true);
         }
-        let Ok(Ok(Some(entry))) = tokio::time::timeout(wait, leases.entry(key)).await else {
-            // Unreadable: fetch alone rather than wait on nothing.
-            return Ok(true);
+        let entry = match tokio::time::timeout(wait, leases.entry(key)).await {
+            Ok(Ok(Some(entry))) => entry,
+            // Gone between the create and the read: try again.
+            Ok(Ok(None)) => return Ok(false),
+            // Unreadable (NATS slow or in trouble): the caller retries a
+            // few times, then fetches alone rather than wait on nothing.
+            _ => return Err(None),
         };
         let held: Option<Lease> = (entry.operation == kv::Operation::Put)
             .then(|| serde_json::from_slice(&entry.value).ok())
             .flatten();
         let longest = now + 2 * i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);
         match held {
+            // Ours: the create went through though its answer was late.
+            Some(l) if l.node == self.node && !l.done && l.until > now => Ok(true),
             // Live, and no longer than a lease can be; a finished one does
             // not hold back an operator's refresh.
-            Some(l) if l.until > now && l.until <= longest && !(force && l.done) => Err(l),
+            Some(l) if l.until > now && l.until <= longest && !(force && l.done) => Err(Some(l)),
             // Expired, deleted or bogus: taken over, unless another node
             // did so first.
             _ => Ok(matches!(
@@ -335,9 +348,14 @@ impl Exchange for FleetExchange {
             let name = object_name(kind, key);
             let lease_key = lease_key(kind, key);
             let give_up = tokio::time::Instant::now() + self.lease * 2;
+            let mut unreadable = 0;
             loop {
+                // Whether this node holds what the bus holds (then a done
+                // lease means nothing is left to ask the CA for).
+                let mut current = false;
                 if let Some((meta, size)) = self.meta(&handles.objects, &name).await {
                     let newer = meta.this_update.is_some_and(|t| held.is_none_or(|h| t > h));
+                    current = !newer && held.is_some();
                     if newer && meta.key == key && meta.kind == kind {
                         if let Some(body) = self.read(&handles.objects, &name, &meta, size).await {
                             return Turn::Take(body);
@@ -353,11 +371,28 @@ impl Exchange for FleetExchange {
                     Ok(false) => {}
                     // Another node asked the CA in this window, and what it
                     // published is not newer than what is held.
-                    Err(lease) if lease.done => {
+                    Err(Some(lease)) if lease.done && current => {
                         self.shared.fetches_saved.fetch_add(1, Ordering::Relaxed);
                         return Turn::Skip;
                     }
-                    Err(_) => {}
+                    // Done, but this node holds nothing as current: the
+                    // copy may have landed since it was looked for (look
+                    // again), or it cannot be read (a JetStream outage) or
+                    // there is none: then ask the CA rather than go without.
+                    Err(Some(lease)) if lease.done => {
+                        unreadable += 1;
+                        if unreadable >= 3 {
+                            return Turn::Fetch;
+                        }
+                        continue;
+                    }
+                    Err(Some(_)) => unreadable = 0,
+                    Err(None) => {
+                        unreadable += 1;
+                        if unreadable >= 3 {
+                            return Turn::Fetch;
+                        }
+                    }
                 }
                 if tokio::time::Instant::now() >= give_up {
                     return Turn::Fetch;
