@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fleet_support;
 mod serve_support;
 
 use std::net::TcpStream;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fleet_support::{cluster_status, denied_keys, hex, nats_server, subject, verdict};
 use serde_json::{json, Value};
 use serve_support::{next_event, subscribe, subscribe_to, Api, Fixture, Sidecar};
 
@@ -41,7 +43,7 @@ impl Nats {
 
     fn restart(&mut self) {
         assert!(self.child.is_none());
-        let child = Command::new("nats-server")
+        let child = Command::new(nats_server())
             .args([
                 "-js",
                 "-a",
@@ -108,10 +110,6 @@ fn deny_body(leaf: &pki_fixtures::Cert, reason: &str) -> Value {
     json!({"cert_sha256": hex(&leaf.der), "reason": reason})
 }
 
-fn hex(der: &[u8]) -> String {
-    vigil_core::text::hex(&vigil_core::sha256(der))
-}
-
 /// Waits until `node` is ready; its log and /readyz on failure.
 async fn ready(node: &Sidecar) -> Api {
     let api = Api::new(node, None);
@@ -142,25 +140,6 @@ where
         assert!(Instant::now() < deadline, "{what}: not within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn denied_keys(api: &Api) -> Vec<String> {
-    let reply = api.get("/v1/deny").await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["cert_sha256"].as_str().map(str::to_owned))
-        .collect()
-}
-
-async fn verdict(api: &Api, chain: &Value) -> Value {
-    let reply = api
-        .post("/v1/verify", &json!({"chain": chain, "usage": "client"}))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +211,7 @@ async fn a_deny_on_one_node_tears_down_on_every_node_and_a_lift_anywhere_reaches
             .await
             .unwrap_or_else(|| panic!("node {i}: no teardown"));
         assert_eq!(event.data["reason"], "denied", "{:?}", event.data);
-        assert_eq!(event.data["subject"], doomed_subject(&doomed));
+        assert_eq!(event.data["subject"], subject(&doomed));
         assert_eq!(event.data["node"], ["a", "b", "c"][i], "{:?}", event.data);
         assert!(
             next_event(stream, "teardown", Duration::from_millis(300))
@@ -293,12 +272,6 @@ async fn a_deny_on_one_node_tears_down_on_every_node_and_a_lift_anywhere_reaches
     }
     let metrics = apis[1].get("/metrics").await.text;
     assert!(metrics.contains("vigil_cluster_connected 1"), "{metrics}");
-}
-
-fn doomed_subject(leaf: &pki_fixtures::Cert) -> String {
-    vigil_core::CertSummary::from_der(&leaf.der)
-        .unwrap()
-        .subject
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +363,7 @@ async fn a_deny_made_during_a_partition_reaches_the_fleet_when_nats_is_back() {
         .await
         .expect("the partitioned deny reaches a");
     assert_eq!(event.data["reason"], "denied");
-    assert_eq!(event.data["subject"], doomed_subject(&doomed));
+    assert_eq!(event.data["subject"], subject(&doomed));
     assert!(
         next_event(&mut events_a, "teardown", Duration::from_millis(300))
             .await
@@ -543,10 +516,6 @@ fn cluster_config(dir: &Path, body: &str) -> String {
     path.display().to_string()
 }
 
-async fn cluster_status(api: &Api) -> Value {
-    api.get("/readyz").await.body["cluster"].clone()
-}
-
 /// Publishes `der` on the bus as the CRL of `url`, as anyone who can write
 /// to NATS could: the description claims it is newer than anything held.
 async fn publish_on_bus(nats: &Nats, url: &str, der: &[u8], claim: &str) {
@@ -631,7 +600,7 @@ async fn one_node_asks_the_ca_and_the_others_take_it_from_the_bus_checked() {
             .await
             .expect("teardown from data taken off the bus");
         assert_eq!(event.data["reason"], "revoked", "{:?}", event.data);
-        assert_eq!(event.data["subject"], doomed_subject(&leaf));
+        assert_eq!(event.data["subject"], subject(&leaf));
     }
 
     // A hostile bus: a forged CRL, a stale one and the older one (rollback)

@@ -7,13 +7,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fleet_support;
 mod serve_support;
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fleet_support::{cluster_status, denied_keys, hex, nats_server, subject, verdict};
 use serde_json::{json, Value};
 use serve_support::{next_event, subscribe, Api, Fixture, Sidecar};
 
@@ -218,16 +219,6 @@ impl Drop for Cluster {
     }
 }
 
-/// `nats-server` on the PATH, else Debian's /usr/sbin one.
-fn nats_server() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("nats-server"))
-}
-
 /// A node of the fleet on every server of `cluster` (but `except`), with
 /// three replicas.
 fn node(fx: &Fixture, cluster: &Cluster, name: &str, except: Option<usize>) -> Sidecar {
@@ -237,16 +228,6 @@ fn node(fx: &Fixture, cluster: &Cluster, name: &str, except: Option<usize>) -> S
     let args = ["--cluster", &urls, "--node-id", name, "--config", &config];
     let data = fx.dir.path().join(format!("node-{name}"));
     Sidecar::start(&data, &fx.anchor(), &args, &[])
-}
-
-fn hex(der: &[u8]) -> String {
-    vigil_core::text::hex(&vigil_core::sha256(der))
-}
-
-fn subject(leaf: &pki_fixtures::Cert) -> String {
-    vigil_core::CertSummary::from_der(&leaf.der)
-        .unwrap()
-        .subject
 }
 
 /// Polls `check` until it holds or `within` has passed; whether it held.
@@ -274,25 +255,6 @@ async fn connected(api: &Api) -> bool {
 
 async fn cluster_state(api: &Api) -> Value {
     api.get("/readyz").await.body["cluster"]["state"].clone()
-}
-
-async fn denied_keys(api: &Api) -> Vec<String> {
-    let reply = api.get("/v1/deny").await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["cert_sha256"].as_str().map(str::to_owned))
-        .collect()
-}
-
-async fn verdict(api: &Api, chain: &Value) -> Value {
-    let reply = api
-        .post("/v1/verify", &json!({"chain": chain, "usage": "client"}))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body
 }
 
 /// Every node's log and the tail of every server's.
@@ -536,8 +498,4 @@ async fn a_node_verifying_first_during_the_outage_still_gets_revocation_data() {
         a.log_text(),
         cluster.logs()
     );
-}
-
-async fn cluster_status(api: &Api) -> Value {
-    api.get("/readyz").await.body["cluster"].clone()
 }
