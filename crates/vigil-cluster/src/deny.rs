@@ -118,12 +118,13 @@ impl DenySync {
         Some(Bytes::from(record.seal(self.signing.as_deref())))
     }
 
-    /// Sets `rule` on this node and returns (whether the list changed, the
-    /// KV key and envelope to write).
+    /// Sets `rule` on this node and returns whether the list changed, the
+    /// rule as held (with who and when), and the KV key and envelope to
+    /// write.
     pub(crate) async fn set_local(
         &self,
         mut rule: DenyRule,
-    ) -> Result<(bool, String, Bytes), ClusterError> {
+    ) -> Result<(bool, DenyRule, String, Bytes), ClusterError> {
         let at = rule
             .set_at
             .unwrap_or_else(now_ms)
@@ -133,7 +134,7 @@ impl DenySync {
         let sealed = self.seal(&record).ok_or(ClusterError::CannotSign)?;
         let rule = record.rule().ok_or(ClusterError::CannotSign)?;
         let kv = kv_key(&rule.key);
-        let changed = self.engine_deny(rule).await?;
+        let changed = self.engine_deny(rule.clone()).await?;
         self.lock().insert(
             kv.clone(),
             Known {
@@ -143,7 +144,7 @@ impl DenySync {
                 sealed: Some(sealed.clone()),
             },
         );
-        Ok((changed, kv, sealed))
+        Ok((changed, rule, kv, sealed))
     }
 
     /// Lifts `key` on this node and returns (whether a rule was lifted, the
@@ -233,7 +234,7 @@ impl DenySync {
                     return Applied::Refused;
                 };
                 let is_new = held.as_ref().is_none_or(|h| h.op == Op::Lift);
-                if is_new && self.engine.denials().len() >= self.max_rules {
+                if is_new && self.engine.denial_count() >= self.max_rules {
                     self.refuse(
                         &entry.key,
                         &format!("the deny list holds at most {} rules", self.max_rules),

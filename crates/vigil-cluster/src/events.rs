@@ -43,12 +43,20 @@ pub struct FleetEvent {
 /// `data` (a JSON object) with `node` added (last, as the contract's
 /// events list it).
 pub fn with_node(data: &str, node: &str) -> String {
-    match serde_json::from_str::<Value>(data) {
-        Ok(Value::Object(mut map)) => {
-            map.insert("node".into(), Value::String(node.to_owned()));
-            Value::Object(map).to_string()
+    let node_json = Value::String(node.to_owned()).to_string();
+    // The sidecar's events are serialized objects without `node`: the
+    // member is appended, nothing is parsed on the teardown path.
+    match data.strip_suffix('}') {
+        Some(head) if head.starts_with('{') && head.len() > 1 && !data.contains("\"node\":") => {
+            format!("{head},\"node\":{node_json}}}")
         }
-        _ => data.to_owned(),
+        _ => match serde_json::from_str::<Value>(data) {
+            Ok(Value::Object(mut map)) => {
+                map.insert("node".into(), Value::String(node.to_owned()));
+                Value::Object(map).to_string()
+            }
+            _ => data.to_owned(),
+        },
     }
 }
 
@@ -98,7 +106,6 @@ pub(crate) async fn forward(
     };
     while let Some(message) = subscriber.next().await {
         if let Some(event) = accept(&message) {
-            shared.events_received.fetch_add(1, Ordering::Relaxed);
             let _ = out.send(event);
         }
     }
@@ -157,5 +164,25 @@ impl EventWatch {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_is_added_last_to_an_event() {
+        let event = r#"{"connection_id":"1","labels":{"a":"}"}}"#;
+        let out = with_node(event, "n-1");
+        assert_eq!(
+            out,
+            r#"{"connection_id":"1","labels":{"a":"}"},"node":"n-1"}"#
+        );
+        let parsed: Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(parsed["node"], "n-1");
+        // An empty object, or one that names a node already, is rewritten.
+        assert_eq!(with_node("{}", "n"), r#"{"node":"n"}"#);
+        assert_eq!(with_node(r#"{"node":"x"}"#, "n"), r#"{"node":"n"}"#);
     }
 }

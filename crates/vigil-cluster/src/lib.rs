@@ -105,7 +105,6 @@ pub(crate) struct Shared {
     resyncs: AtomicU64,
     pub(crate) events_published: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
-    pub(crate) events_received: AtomicU64,
     pub(crate) shared_published: AtomicU64,
     pub(crate) shared_taken: AtomicU64,
     pub(crate) shared_refused: AtomicU64,
@@ -308,11 +307,12 @@ impl Cluster {
     /// Sets `rule` on this node at once (tearing down what it matches
     /// here) and writes it to the bucket for the fleet. Returns whether
     /// this node's list changed. When NATS cannot be reached the rule is
-    /// held here and written when it is back.
-    pub async fn deny(&self, rule: DenyRule) -> Result<bool, ClusterError> {
-        let (changed, kv, sealed) = self.inner.deny.set_local(rule).await?;
+    /// held here and written when it is back. Also returns the rule as
+    /// held: with who set it (`set_by`, else this node) and when.
+    pub async fn deny(&self, rule: DenyRule) -> Result<(bool, DenyRule), ClusterError> {
+        let (changed, held, kv, sealed) = self.inner.deny.set_local(rule).await?;
         self.inner.write(&kv, sealed).await;
-        Ok(changed)
+        Ok((changed, held))
     }
 
     /// Lifts the rule with `key` on this node and in the bucket. Returns
@@ -329,8 +329,8 @@ impl Cluster {
     /// when the queue is full the event is dropped and counted.
     /// `data` should carry `node` already ([`with_node`]); the receivers
     /// set it from the subject anyway.
-    pub fn publish_event(&self, name: &'static str, data: &str) {
-        if self.inner.events.try_send((name, data.to_owned())).is_err() {
+    pub fn publish_event(&self, name: &'static str, data: String) {
+        if self.inner.events.try_send((name, data)).is_err() {
             self.inner
                 .shared
                 .events_dropped

@@ -18,9 +18,6 @@ use crate::signing::{SigningKey, VerifyKey};
 
 /// Largest envelope accepted (and the bucket's maximum message size).
 pub(crate) const MAX_ENVELOPE: usize = 8 * 1024;
-/// Longest reason and `set_by`, characters (as the API's).
-const MAX_REASON: usize = 1024;
-const MAX_BY: usize = 128;
 
 /// What a record does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,7 +179,8 @@ impl Record {
         }
         let long =
             |s: &Option<String>, max: usize| s.as_ref().is_some_and(|s| s.chars().count() > max);
-        if long(&record.reason, MAX_REASON) || long(&record.set_by, MAX_BY) {
+        if long(&record.reason, DenyRule::MAX_REASON) || long(&record.set_by, DenyRule::MAX_SET_BY)
+        {
             return Err(Refused::Malformed("reason or set_by too long".into()));
         }
         if record.op == Op::Set && record.reason.as_deref().is_none_or(str::is_empty) {

@@ -230,6 +230,11 @@ pub struct DenyRule {
 }
 
 impl DenyRule {
+    /// Longest `reason`, characters (the API's and the fleet's bound).
+    pub const MAX_REASON: usize = 1024;
+    /// Longest `set_by`, characters.
+    pub const MAX_SET_BY: usize = 128;
+
     /// A rule with no provenance (`set_by`, `set_at`).
     pub fn new(key: DenyKey, reason: impl Into<String>, expires: Option<i64>) -> Self {
         Self {

@@ -100,7 +100,7 @@ impl Hub {
         let data = match &self.cluster {
             Some(cluster) => {
                 let data = vigil_cluster::with_node(&data, cluster.node());
-                cluster.publish_event(name, &data);
+                cluster.publish_event(name, data.clone());
                 data
             }
             None => data,

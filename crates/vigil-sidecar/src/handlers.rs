@@ -27,9 +27,9 @@ pub(crate) const MAX_LABEL_VALUE: usize = 1024;
 /// Largest page of `GET /v1/connections`.
 pub(crate) const MAX_PAGE: usize = 10_000;
 /// Longest `by` (who set a deny rule), characters.
-pub(crate) const MAX_BY: usize = 128;
+pub(crate) const MAX_BY: usize = DenyRule::MAX_SET_BY;
 /// Longest deny reason, characters.
-pub(crate) const MAX_REASON: usize = 1024;
+pub(crate) const MAX_REASON: usize = DenyRule::MAX_REASON;
 /// Range of a deny rule's `expires`: 0000-01-01T00:00:00Z to
 /// 9999-12-31T23:59:59Z (what RFC 3339 can write).
 pub(crate) const MIN_EXPIRES: i64 = -62_167_219_200;
@@ -379,28 +379,20 @@ pub(crate) async fn deny(
             ),
         ));
     }
-    let added = match &app.cluster {
+    // As held: in fleet mode with who set it and when.
+    let (added, rule) = match &app.cluster {
         // Set here at once, and written to the fleet's bucket.
-        Some(cluster) => cluster
-            .deny(rule.clone())
-            .await
-            .map_err(ApiError::cluster)?,
+        Some(cluster) => cluster.deny(rule).await.map_err(ApiError::cluster)?,
         None => {
             let engine = app.engine.clone();
             let stored = rule.clone();
-            tokio::task::spawn_blocking(move || engine.deny(stored))
+            let added = tokio::task::spawn_blocking(move || engine.deny(stored))
                 .await
                 .map_err(ApiError::store)?
-                .map_err(ApiError::store)?
+                .map_err(ApiError::store)?;
+            (added, rule)
         }
     };
-    // As held (in fleet mode with who set it and when).
-    let rule = app
-        .engine
-        .denials()
-        .into_iter()
-        .find(|r| r.key == rule.key)
-        .unwrap_or(rule);
     tracing::warn!(rule = %deny_label(&rule.key), reason = %rule.reason, "deny rule set");
     let status = if added {
         StatusCode::CREATED

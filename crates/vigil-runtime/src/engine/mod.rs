@@ -424,6 +424,11 @@ impl Engine {
         self.read().denials().to_vec()
     }
 
+    /// How many deny rules are set (without copying them).
+    pub fn denial_count(&self) -> usize {
+        self.read().denials().len()
+    }
+
     /// The trust anchors, as DER.
     pub fn anchors(&self) -> Vec<CertificateDer<'static>> {
         self.inner

@@ -184,15 +184,7 @@ impl Engine {
                 .config
                 .verifier
                 .crl_freshness(this_update.unwrap_or(now), next_update, now);
-        let unusable = match freshness {
-            Freshness::Stale { expired } => Some(format!(
-                "stale CRL served (nextUpdate {})",
-                vigil_core::text::rfc3339(expired)
-            )),
-            Freshness::NotYetValid { .. } => Some("CRL from the future".to_owned()),
-            Freshness::Current => None,
-        };
-        if let Some(why) = unusable {
+        if let Some(why) = unusable(freshness, "CRL", "nextUpdate") {
             let _ = self.ingest_crl(&bytes);
             return Err(why);
         }
@@ -419,15 +411,7 @@ impl Engine {
                 .config
                 .verifier
                 .ocsp_freshness(single.this_update, single.next_update, now);
-        let unusable = match freshness {
-            Freshness::Stale { expired } => Some(format!(
-                "stale OCSP answer served (expired {})",
-                vigil_core::text::rfc3339(expired)
-            )),
-            Freshness::NotYetValid { .. } => Some("OCSP answer from the future".to_owned()),
-            Freshness::Current => None,
-        };
-        if let Some(why) = unusable {
+        if let Some(why) = unusable(freshness, "OCSP answer", "expired") {
             keep_for_verdict(self);
             return Err(why);
         }
@@ -652,5 +636,18 @@ impl Engine {
             }
         });
         Refreshed::Failed(error)
+    }
+}
+
+/// Why data that is out of date (or from the future) cannot be used;
+/// `what` names it, `when` the time a stale one lapsed at.
+fn unusable(freshness: Freshness, what: &str, when: &str) -> Option<String> {
+    match freshness {
+        Freshness::Stale { expired } => Some(format!(
+            "stale {what} served ({when} {})",
+            vigil_core::text::rfc3339(expired)
+        )),
+        Freshness::NotYetValid { .. } => Some(format!("{what} from the future")),
+        Freshness::Current => None,
     }
 }
