@@ -2,7 +2,8 @@
 //! (`verify`), check a certificate's revocation status live (`check`), run
 //! the sidecar (`serve`) and its container health probe (`health`), deny
 //! certificates through it (`deny`), and run the revocation drill
-//! (`drill`). Contracts: ARCHITECTURE.md.
+//! (`drill`), print the fleet's events (`watch`) and proxy mutual TLS for
+//! unchanged services (`proxy`). Contracts: ARCHITECTURE.md.
 //!
 //! Exit status: 0 accepted, 1 rejected, 2 usage or unreadable/malformed input.
 
@@ -12,6 +13,7 @@ mod check;
 mod deny;
 mod drill;
 mod fetch_args;
+mod proxy;
 mod serve;
 mod verify;
 mod watch;
@@ -47,6 +49,9 @@ enum Command {
     Health(deny::HealthArgs),
     /// Print the fleet's teardown events live (fleet mode, NATS).
     Watch(watch::WatchArgs),
+    /// Terminate mutual TLS in front of any TCP service (or originate it,
+    /// --client), closing connections whose peer stops being trusted.
+    Proxy(Box<proxy::ProxyArgs>),
 }
 
 /// A failure that is the input's or the caller's fault: exit status 2.
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
         Command::Deny(args) => deny::run(args),
         Command::Health(args) => deny::run_health(args),
         Command::Watch(args) => watch::run(args),
+        Command::Proxy(args) => proxy::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -59,11 +59,24 @@ pub(crate) struct VerifyArgs {
     fetch: crate::fetch_args::FetchArgs,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum UsageArg {
+/// `--usage`: the extended key usage required.
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UsageArg {
     Client,
     Server,
     Any,
+}
+
+impl UsageArg {
+    /// The core's usage.
+    pub(crate) fn usage(self) -> Usage {
+        match self {
+            Self::Client => Usage::Client,
+            Self::Server => Usage::Server,
+            Self::Any => Usage::Any,
+        }
+    }
 }
 
 /// `--revocation`: the revocation policy.
@@ -161,17 +174,13 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode, UsageError> {
             Err(e) => return Err(UsageError(format!("{source}: {e}"))),
         }
     }
-    let options = VerifyOptions::new(match args.usage {
-        UsageArg::Client => Usage::Client,
-        UsageArg::Server => Usage::Server,
-        UsageArg::Any => Usage::Any,
-    })
-    .with_name(args.name.clone())
-    .with_policy(args.revocation.policy())
-    .with_depth(match args.depth {
-        DepthArg::Leaf => Depth::Leaf,
-        DepthArg::Chain => Depth::Chain,
-    });
+    let options = VerifyOptions::new(args.usage.usage())
+        .with_name(args.name.clone())
+        .with_policy(args.revocation.policy())
+        .with_depth(match args.depth {
+            DepthArg::Leaf => Depth::Leaf,
+            DepthArg::Chain => Depth::Chain,
+        });
     if let Some(name) = &options.name {
         if vigil_core::check_peer_name(name).is_err() {
             return Err(UsageError(format!(

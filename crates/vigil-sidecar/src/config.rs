@@ -81,6 +81,10 @@ pub struct SidecarConfig {
     /// published to the fleet, `/v1/events?scope=fleet` streams the
     /// fleet's, `/readyz` waits for the deny rules to be caught up.
     pub cluster: Option<vigil_cluster::Cluster>,
+    /// `/v1/connections` lists this process's own connections (the admin
+    /// API of `vigil proxy`): registering, removing and renewing are 405
+    /// (default off).
+    pub connections_read_only: bool,
 }
 
 impl Default for SidecarConfig {
@@ -100,6 +104,7 @@ impl Default for SidecarConfig {
             body_read_timeout: Duration::from_secs(30),
             bench_echo: false,
             cluster: None,
+            connections_read_only: false,
         }
     }
 }
@@ -205,6 +210,13 @@ impl SidecarConfig {
         self
     }
 
+    /// Sets [`SidecarConfig::connections_read_only`].
+    #[must_use]
+    pub fn with_connections_read_only(mut self, on: bool) -> Self {
+        self.connections_read_only = on;
+        self
+    }
+
     /// Sets [`SidecarConfig::cluster`].
     pub fn with_cluster(mut self, cluster: Option<vigil_cluster::Cluster>) -> Self {
         self.cluster = cluster;
@@ -228,6 +240,7 @@ impl std::fmt::Debug for SidecarConfig {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("bench_echo", &self.bench_echo)
+            .field("connections_read_only", &self.connections_read_only)
             .field(
                 "cluster",
                 &self.cluster.as_ref().map(vigil_cluster::Cluster::node),
@@ -278,7 +291,8 @@ mod tests {
             .with_event_backlog(6)
             .with_header_read_timeout(Duration::from_secs(7))
             .with_body_read_timeout(Duration::from_secs(8))
-            .with_bench_echo(true);
+            .with_bench_echo(true)
+            .with_connections_read_only(true);
         let expected = SidecarConfig {
             policy: RevocationPolicy::Off,
             api_token: Some("t".to_owned()),
@@ -294,6 +308,7 @@ mod tests {
             body_read_timeout: Duration::from_secs(8),
             bench_echo: true,
             cluster: None,
+            connections_read_only: true,
         };
         // No PartialEq, and Debug redacts the token: compared apart.
         assert_eq!(format!("{built:?}"), format!("{expected:?}"));

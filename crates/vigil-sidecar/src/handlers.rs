@@ -146,6 +146,7 @@ pub(crate) async fn register(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<ConnectionRequest>,
 ) -> Result<Response, ApiError> {
+    read_only(&app)?;
     let chain = parse_chain(req.chain)?;
     chain.check()?;
     let chain = chain.certs;
@@ -228,6 +229,7 @@ pub(crate) async fn delete_connection(
     State(app): State<AppState>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
+    read_only(&app)?;
     let id = connection_id(path)?;
     app.conns
         .remove(id)
@@ -241,6 +243,7 @@ pub(crate) async fn renew(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     OptionalJson(req): OptionalJson<RenewRequest>,
 ) -> Result<Response, ApiError> {
+    read_only(&app)?;
     let id = connection_id(path)?;
     let secs = check_lease(req.and_then(|r| r.lease_secs))?;
     let view = app
@@ -541,7 +544,24 @@ fn conn_error(e: ConnError, id: &str) -> ApiError {
             format!("at most {max} connections may be registered; remove some first"),
         ),
         ConnError::Store(e) => ApiError::store(e),
+        ConnError::Live => ApiError::new(
+            StatusCode::CONFLICT,
+            "live_connection",
+            format!("connection '{id}' is held by this process; it ends when its peer does"),
+        ),
     }
+}
+
+/// 405 on a read-only connection list (the admin API of `vigil proxy`).
+fn read_only(app: &AppState) -> Result<(), ApiError> {
+    if app.connections_read_only {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "read_only",
+            "connections here are the proxy's own: they are listed, not registered or removed",
+        ));
+    }
+    Ok(())
 }
 
 fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {

@@ -90,6 +90,7 @@ mod error;
 mod events;
 mod guard;
 mod handlers;
+mod live;
 mod memo;
 mod metrics;
 mod openapi;
@@ -103,6 +104,7 @@ pub use config::{
     ServeConfig, SidecarConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DENY_RULES,
     DEFAULT_MAX_SUBSCRIBERS,
 };
+pub use live::{Live, LiveConnection, Refused};
 pub use server::{serve, Error, Server, DRAIN_DEADLINE};
 pub use state::{app, Sidecar};
 pub(crate) use state::{readiness, verify_chain, AppState};

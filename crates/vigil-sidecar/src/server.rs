@@ -94,7 +94,7 @@ enum Bound {
 pub struct Server {
     router: Router,
     sidecar: Sidecar,
-    listener: Bound,
+    listener: Option<Bound>,
     local: SocketAddr,
     policy: RevocationPolicy,
 }
@@ -105,6 +105,18 @@ impl Server {
     /// scheduler. Every failure here is the settings' (`vigil serve` exits
     /// 2).
     pub async fn start(config: ServeConfig) -> Result<Self, Error> {
+        Self::open(config, true).await
+    }
+
+    /// As [`Server::start`], but binds nothing: the app runs (engine,
+    /// scheduler, trackers, store, fleet) for in-process owners of
+    /// connections ([`Server::live`]), and [`Server::run`] only waits for
+    /// the shutdown. `vigil proxy` without `--admin` runs so.
+    pub async fn start_without_api(config: ServeConfig) -> Result<Self, Error> {
+        Self::open(config, false).await
+    }
+
+    async fn open(config: ServeConfig, bind: bool) -> Result<Self, Error> {
         let mut anchors: Vec<CertificateDer<'static>> = Vec::new();
         for path in &config.anchors {
             anchors.extend(
@@ -133,14 +145,23 @@ impl Server {
             Some((cert, key)) => Some(tls::server_config(cert, key)?),
             None => None,
         };
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| Error::new(format!("listen {}: {e}", config.listen)))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Error::new(format!("listen {}: {e}", config.listen)))?;
+        let listener = if bind {
+            Some(
+                tokio::net::TcpListener::bind(config.listen)
+                    .await
+                    .map_err(|e| Error::new(format!("listen {}: {e}", config.listen)))?,
+            )
+        } else {
+            None
+        };
+        let local = match &listener {
+            Some(l) => l
+                .local_addr()
+                .map_err(|e| Error::new(format!("listen {}: {e}", config.listen)))?,
+            None => config.listen,
+        };
         let loopback = local.ip().is_loopback();
-        if !loopback && config.sidecar.api_token.is_none() {
+        if bind && !loopback && config.sidecar.api_token.is_none() {
             if !config.insecure_no_auth {
                 return Err(Error::new(format!(
                     "listen {local}: a non-loopback address needs an API token \
@@ -171,12 +192,13 @@ impl Server {
         }
         let (router, mut sidecar) = app(engine, store, sidecar_config);
         sidecar.tasks.insert(0, scheduler);
-        let listener = match tls {
-            None => Bound::Plain(listener),
-            Some(tls) => Bound::Tls(
+        let listener = match (listener, tls) {
+            (None, _) => None,
+            (Some(listener), None) => Some(Bound::Plain(listener)),
+            (Some(listener), Some(tls)) => Some(Bound::Tls(
                 tls::TlsListener::new(listener, tls)
                     .map_err(|e| Error::new(format!("listen {local}: {e}")))?,
-            ),
+            )),
         };
         Ok(Self {
             router,
@@ -192,11 +214,16 @@ impl Server {
         self.local
     }
 
+    /// Connections this process holds itself (see [`crate::Live`]).
+    pub fn live(&self) -> crate::Live {
+        self.sidecar.live()
+    }
+
     /// The API's base URL: `http://ADDR`, or `https://ADDR` over TLS.
     pub fn url(&self) -> String {
         let scheme = match self.listener {
-            Bound::Plain(_) => "http",
-            Bound::Tls(_) => "https",
+            Some(Bound::Tls(_)) => "https",
+            _ => "http",
         };
         format!("{scheme}://{}", self.local)
     }
@@ -215,7 +242,7 @@ impl Server {
             local,
             policy,
         } = self;
-        let tls = matches!(listener, Bound::Tls(_));
+        let tls = matches!(listener, Some(Bound::Tls(_)));
         tracing::info!(address = %local, tls, policy = ?policy, "vigil serve started");
         let served = {
             let signal = async {
@@ -225,14 +252,19 @@ impl Server {
             };
             let serving = async {
                 match listener {
-                    Bound::Plain(listener) => {
+                    Some(Bound::Plain(listener)) => {
                         use axum::serve::ListenerExt;
                         let listener = listener.tap_io(|tcp| {
                             let _ = tcp.set_nodelay(true);
                         });
                         serve(listener, router, &sidecar).await
                     }
-                    Bound::Tls(listener) => serve(listener, router, &sidecar).await,
+                    Some(Bound::Tls(listener)) => serve(listener, router, &sidecar).await,
+                    None => {
+                        let mut stop = sidecar.app.shutdown.clone();
+                        let _ = stop.wait_for(|s| *s).await;
+                        Ok(())
+                    }
                 }
             };
             tokio::pin!(serving);

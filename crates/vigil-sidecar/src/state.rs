@@ -16,7 +16,7 @@ use vigil_runtime::{Engine, Store};
 use crate::connections::Connections;
 use crate::events::Hub;
 use crate::persist::Writer;
-use crate::{api, metrics, openapi, record, Error, SidecarConfig};
+use crate::{api, metrics, openapi, record, Error, Live, SidecarConfig};
 
 #[cfg(doc)]
 use crate::{serve, Server};
@@ -48,6 +48,8 @@ pub(crate) struct App {
     pub(crate) memo: super::memo::RequestMemo,
     /// Fleet mode.
     pub(crate) cluster: Option<vigil_cluster::Cluster>,
+    /// Connections are listed, not registered or removed through the API.
+    pub(crate) connections_read_only: bool,
 }
 
 /// Verdicts already serialized: the engine's verdict cache hands out the
@@ -151,6 +153,7 @@ pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Rou
         rendered: Rendered::default(),
         memo: Default::default(),
         cluster: config.cluster.clone(),
+        connections_read_only: config.connections_read_only,
     });
 
     let mut tasks = conns.spawn_background();
@@ -180,6 +183,11 @@ pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Rou
 }
 
 impl Sidecar {
+    /// A handle for connections this process holds itself (see [`Live`]).
+    pub fn live(&self) -> Live {
+        Live::new(Arc::clone(&self.app))
+    }
+
     /// Whether the persisted connections have been restored.
     pub fn is_restored(&self) -> bool {
         self.app.restored.load(Ordering::Acquire)

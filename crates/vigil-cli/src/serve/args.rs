@@ -27,69 +27,69 @@ anchors, data directory, TLS files or listen address are unusable at start,
 pub(crate) struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
-    pub(super) config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8787].
     #[arg(long, env = "VIGIL_LISTEN", value_name = "ADDR")]
-    pub(super) listen: Option<String>,
+    pub(crate) listen: Option<String>,
     /// Data directory (the store: revocation data, connections, deny list)
     /// [default: ./vigil-data].
     #[arg(long, env = "VIGIL_DATA_DIR", value_name = "DIR")]
-    pub(super) data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Trust anchors (PEM bundle, DER or a directory), repeatable;
     /// VIGIL_ANCHOR takes a comma-separated list.
     #[arg(long, env = "VIGIL_ANCHOR", value_name = "FILE", value_delimiter = ',')]
-    pub(super) anchor: Vec<PathBuf>,
+    pub(crate) anchor: Vec<PathBuf>,
     /// Revocation policy [default: require].
     #[arg(long, env = "VIGIL_REVOCATION", value_enum)]
-    pub(super) revocation: Option<PolicyArg>,
+    pub(crate) revocation: Option<PolicyArg>,
     /// Bearer token every /v1 route requires. Visible in `ps`: prefer
     /// --api-token-file or VIGIL_API_TOKEN. Unset: no token is asked for
     /// (allowed on a loopback address only, unless --insecure-no-auth).
     #[arg(long, value_name = "TOKEN")]
-    pub(super) api_token: Option<String>,
+    pub(crate) api_token: Option<String>,
     /// File holding the bearer token (one trailing newline is ignored).
     #[arg(long, env = "VIGIL_API_TOKEN_FILE", value_name = "FILE")]
-    pub(super) api_token_file: Option<PathBuf>,
+    pub(crate) api_token_file: Option<PathBuf>,
     /// Serve a non-loopback address without an API token (otherwise an
     /// error). Anyone who can reach it may then read, register, deny and
     /// refresh.
     #[arg(long, env = "VIGIL_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
-    pub(super) insecure_no_auth: Option<bool>,
+    pub(crate) insecure_no_auth: Option<bool>,
     /// /metrics requires the token too (it is open by default).
     #[arg(long, env = "VIGIL_METRICS_AUTH", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
-    pub(super) metrics_auth: Option<bool>,
+    pub(crate) metrics_auth: Option<bool>,
     /// Most registered connections; beyond, 429 [default: 100000].
     #[arg(long, env = "VIGIL_MAX_CONNECTIONS", value_name = "N")]
-    pub(super) max_connections: Option<u64>,
+    pub(crate) max_connections: Option<u64>,
     /// Most /v1/events subscribers at once; beyond, 429 [default: 256].
     #[arg(long, env = "VIGIL_MAX_SUBSCRIBERS", value_name = "N")]
-    pub(super) max_subscribers: Option<u64>,
+    pub(crate) max_subscribers: Option<u64>,
     /// Most deny rules; beyond, 429 [default: 10000].
     #[arg(long, env = "VIGIL_MAX_DENY_RULES", value_name = "N")]
-    pub(super) max_deny_rules: Option<u64>,
+    pub(crate) max_deny_rules: Option<u64>,
     /// Serve the API over TLS with this certificate chain (PEM); needs
     /// --tls-key.
     #[arg(long, env = "VIGIL_TLS_CERT", value_name = "FILE")]
-    pub(super) tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// Private key (PEM) for --tls-cert.
     #[arg(long, env = "VIGIL_TLS_KEY", value_name = "FILE")]
-    pub(super) tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// Largest request body accepted, bytes [default: 1048576].
     #[arg(long, env = "VIGIL_MAX_BODY_BYTES", value_name = "BYTES")]
-    pub(super) max_body_bytes: Option<u64>,
+    pub(crate) max_body_bytes: Option<u64>,
     /// Seconds between keep-alive comments on /v1/events [default: 15].
     #[arg(long, env = "VIGIL_SSE_KEEP_ALIVE", value_name = "SECS")]
-    pub(super) sse_keep_alive: Option<u64>,
+    pub(crate) sse_keep_alive: Option<u64>,
     /// Events kept for Last-Event-ID resumption [default: 8192].
     #[arg(long, env = "VIGIL_EVENT_BACKLOG", value_name = "N")]
-    pub(super) event_backlog: Option<u64>,
+    pub(crate) event_backlog: Option<u64>,
     /// Log level on stderr [default: info].
     #[arg(long, env = "VIGIL_LOG_LEVEL", value_enum)]
-    pub(super) log_level: Option<LogLevel>,
+    pub(crate) log_level: Option<LogLevel>,
     /// Adds POST /bench/echo, a trivial handler behind the same stack, as
     /// the ceiling for load benchmarks.
     #[arg(long, hide = true)]
-    pub(super) bench_echo: bool,
+    pub(crate) bench_echo: bool,
 
     // --- fetch destinations (issue 11) ---
     /// Never fetch from addresses in this range (CIDR or one address), on
@@ -103,7 +103,7 @@ pub(crate) struct ServeArgs {
         value_delimiter = ',',
         value_parser = crate::fetch_args::parse_cidr
     )]
-    pub(super) fetch_deny: Vec<Cidr>,
+    pub(crate) fetch_deny: Vec<Cidr>,
     /// Lift a default denial for this range; repeatable; VIGIL_FETCH_ALLOW
     /// takes a comma-separated list. Does not lift --fetch-deny.
     #[arg(
@@ -113,7 +113,7 @@ pub(crate) struct ServeArgs {
         value_delimiter = ',',
         value_parser = crate::fetch_args::parse_cidr
     )]
-    pub(super) fetch_allow: Vec<Cidr>,
+    pub(crate) fetch_allow: Vec<Cidr>,
     // --- end fetch destinations ---
 
     // --- fleet mode (issue 13) ---
@@ -126,14 +126,14 @@ pub(crate) struct ServeArgs {
         value_name = "URLS",
         value_delimiter = ','
     )]
-    pub(super) cluster: Vec<String>,
+    pub(crate) cluster: Vec<String>,
     /// This node's name in the fleet [default: the host name plus a suffix
     /// kept in the data dir].
     #[arg(long, env = "VIGIL_NODE_ID", value_name = "ID")]
-    pub(super) node_id: Option<String>,
+    pub(crate) node_id: Option<String>,
     /// The fleet's name, prefixing every bucket and subject [default: vigil].
     #[arg(long, env = "VIGIL_FLEET", value_name = "NAME")]
-    pub(super) fleet: Option<String>,
+    pub(crate) fleet: Option<String>,
     /// Apply only deny records signed with this Ed25519 public key (PEM,
     /// `openssl pkey -pubout`); repeatable. Unsigned records and bare
     /// deletes are then refused.
@@ -143,12 +143,12 @@ pub(crate) struct ServeArgs {
         value_name = "FILE",
         value_delimiter = ','
     )]
-    pub(super) deny_verify_key: Vec<PathBuf>,
+    pub(crate) deny_verify_key: Vec<PathBuf>,
     /// Sign the deny records this node writes with this Ed25519 private key
     /// (PEM, `openssl genpkey -algorithm ed25519`); implies verifying with
     /// its public key.
     #[arg(long, env = "VIGIL_DENY_SIGNING_KEY", value_name = "FILE")]
-    pub(super) deny_signing_key: Option<PathBuf>,
+    pub(crate) deny_signing_key: Option<PathBuf>,
     // --- end fleet mode ---
 }
 

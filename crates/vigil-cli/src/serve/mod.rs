@@ -9,8 +9,8 @@
 
 mod args;
 mod cluster;
-mod config;
-mod file;
+pub(crate) mod config;
+pub(crate) mod file;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use vigil_sidecar::Server;
 
 use crate::UsageError;
-pub(crate) use args::ServeArgs;
-use config::Settings;
+pub(crate) use args::{LogLevel, ServeArgs};
+pub(crate) use config::Settings;
 
 /// Runs the sidecar until SIGTERM/SIGINT.
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, UsageError> {
@@ -39,7 +39,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, UsageError> {
     runtime.block_on(serve(settings))
 }
 
-fn init_logging(level: args::LogLevel) {
+pub(crate) fn init_logging(level: args::LogLevel) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level.level())
         .with_writer(std::io::stderr)
@@ -60,7 +60,7 @@ async fn serve(settings: Settings) -> Result<ExitCode, UsageError> {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

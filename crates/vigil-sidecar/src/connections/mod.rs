@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use vigil_core::{
     CertificateDer, ConnectionId, RevocationPolicy, TeardownEvent, Verdict, VerifyOptions,
 };
@@ -68,6 +68,9 @@ struct Reg {
     stored_secs: Option<u32>,
     /// A [`lease_key`] entry exists for it in the store.
     lease_key: bool,
+    /// A connection this process holds ([`Connections::register_live`]):
+    /// never stored; told here when it must go.
+    live: Option<oneshot::Sender<TeardownEvent>>,
 }
 
 #[derive(Clone, Copy)]
@@ -101,12 +104,23 @@ pub(crate) enum Registered {
     Rejected(Arc<Verdict>),
 }
 
+/// Why a live registration was refused.
+pub(crate) enum LiveRefused {
+    /// The chain is not trusted (its verdict).
+    Rejected(Arc<Verdict>),
+    /// The cap on registrations is reached.
+    TooMany(usize),
+}
+
 /// Why a registration, removal or renewal failed.
 pub(crate) enum ConnError {
     Unknown,
     NoLease,
     /// The cap on registrations is reached.
     TooMany(usize),
+    /// The connection is held by this process (a proxied one): only its
+    /// owner ends it.
+    Live,
     Store(String),
 }
 
@@ -148,6 +162,8 @@ struct NewReg {
     lease: Option<Lease>,
     /// A [`lease_key`] entry exists for it in the store.
     lease_key: bool,
+    /// See [`Reg::live`].
+    live: Option<oneshot::Sender<TeardownEvent>>,
 }
 
 impl Connections {
@@ -265,6 +281,7 @@ impl Connections {
             registered_at,
             lease,
             lease_key: false,
+            live: None,
         };
         let ack = {
             let mut maps = self.write();
@@ -297,6 +314,59 @@ impl Connections {
             verdict,
             lease_expires_at: lease.map(|l| rfc3339_ms(l.expires_ms)),
         })
+    }
+
+    /// Verifies and tracks a connection this process holds (a proxied
+    /// one): listed and announced like a registered one, never stored, no
+    /// lease. The receiver gets the teardown event when its peer must go;
+    /// [`Connections::forget_live`] ends it otherwise.
+    pub(crate) async fn register_live(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        usage: UsageKind,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(ApiId, Arc<Verdict>, oneshot::Receiver<TeardownEvent>), LiveRefused> {
+        if self.len() >= self.max {
+            return Err(LiveRefused::TooMany(self.max));
+        }
+        let tracker = &self.trackers[usage.index()];
+        let verdict = super::verify_chain(&self.engine, &chain, tracker.options()).await;
+        if !verdict.is_accepted() {
+            return Err(LiveRefused::Rejected(verdict));
+        }
+        let (tx, rx) = oneshot::channel();
+        let mut maps = self.write();
+        if maps.active.len() >= self.max {
+            return Err(LiveRefused::TooMany(self.max));
+        }
+        let mut id = ApiId::random();
+        while maps.active.contains_key(&id) || maps.tombstones.contains_key(&id) {
+            id = ApiId::random();
+        }
+        let reg = NewReg {
+            id,
+            usage,
+            labels,
+            registered_at: now_ms(),
+            lease: None,
+            lease_key: false,
+            live: Some(tx),
+        };
+        self.attach(&mut maps, chain, reg)
+            .map_err(LiveRefused::Rejected)?;
+        self.counters.registered.fetch_add(1, Ordering::Relaxed);
+        Ok((id, verdict, rx))
+    }
+
+    /// Forgets a live connection its owner closed (nothing is announced).
+    pub(crate) fn forget_live(&self, id: ApiId) {
+        let mut maps = self.write();
+        if maps.active.get(&id).is_some_and(|r| r.live.is_some()) {
+            if let Some(reg) = maps.active.remove(&id) {
+                self.detach(&mut maps, id, &reg);
+                self.counters.removed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Adds registration `reg` to the peer of its chain, tracking the chain
@@ -348,6 +418,7 @@ impl Connections {
                 lease: reg.lease,
                 stored_secs: reg.lease.map(|l| l.secs),
                 lease_key: reg.lease_key,
+                live: reg.live,
             },
         );
         Ok(())
@@ -396,6 +467,10 @@ impl Connections {
     pub(crate) async fn remove(&self, id: ApiId) -> Result<(), ConnError> {
         let ack = {
             let mut maps = self.write();
+            if maps.active.get(&id).is_some_and(|r| r.live.is_some()) {
+                // Held by this process: its owner ends it.
+                return Err(ConnError::Live);
+            }
             if let Some(reg) = maps.active.remove(&id) {
                 self.detach(&mut maps, id, &reg);
                 if reg.lease_key {

@@ -146,6 +146,7 @@ impl Connections {
                 registered_at: record.registered_at.saturating_mul(1000),
                 lease,
                 lease_key,
+                live: None,
             };
             self.attach(&mut maps, chain, reg).err()
         } else {
@@ -174,6 +175,7 @@ impl Connections {
             registered_at: record.registered_at.saturating_mul(1000),
             lease,
             lease_key,
+            live: None,
         };
         self.announce(id, gone, &event);
     }

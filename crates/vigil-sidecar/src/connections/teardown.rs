@@ -41,8 +41,14 @@ impl Connections {
     /// Publishes the teardown of `id`, keeps a tombstone and forgets the
     /// registration in the store (after the event is out, so a crash in
     /// between announces it again after the restart rather than never).
-    pub(super) fn announce(&self, id: ApiId, reg: Gone, event: &TeardownEvent) {
+    pub(super) fn announce(&self, id: ApiId, mut reg: Gone, event: &TeardownEvent) {
         let reg_lease_key = reg.lease_key;
+        let live = reg.live.take();
+        let durable = live.is_none();
+        if let Some(owner) = live {
+            // The owner closes its connection first; the event follows.
+            let _ = owner.send(event.clone());
+        }
         let out = TeardownOut::new(id, event, &reg.labels);
         self.counters.teardowns[event.reason.index()].fetch_add(1, Ordering::Relaxed);
         self.hub
@@ -75,6 +81,9 @@ impl Connections {
             }
             maps.tomb_order.push_back(id);
             maps.tombstones.insert(id, view);
+        }
+        if !durable {
+            return;
         }
         if reg_lease_key {
             self.writer.delete_soon(lease_key(id));
@@ -163,6 +172,7 @@ pub(super) struct Gone {
     pub(super) registered_at: i64,
     pub(super) lease: Option<Lease>,
     pub(super) lease_key: bool,
+    pub(super) live: Option<tokio::sync::oneshot::Sender<TeardownEvent>>,
 }
 
 impl From<Reg> for Gone {
@@ -173,6 +183,7 @@ impl From<Reg> for Gone {
             registered_at: reg.registered_at,
             lease: reg.lease,
             lease_key: reg.lease_key,
+            live: reg.live,
         }
     }
 }

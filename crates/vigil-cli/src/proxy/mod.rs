@@ -1,0 +1,267 @@
+//! `vigil proxy`: mutual TLS in front of an unchanged TCP service (server
+//! mode), or out to a remote one (client mode), closing each connection
+//! the moment its peer's certificate stops being trusted: both legs, with
+//! close_notify on the TLS one and a teardown event on the admin API.
+//!
+//! The engine, store, refresh scheduler, deny list, policy and fleet mode
+//! are `vigil serve`'s, started by the same code ([`vigil_sidecar::Server`]);
+//! each proxied connection is tracked as a live connection of that app
+//! ([`vigil_sidecar::Live`]), so `/v1/connections` lists it and
+//! `/v1/events` announces its teardown. The admin API (`--admin`) is the
+//! sidecar's router with the connection list read-only.
+//!
+//! Exit status: 0 after a clean shutdown, 2 when the settings are unusable
+//! at start, 1 when the proxy fails after starting.
+
+mod allow;
+mod args;
+mod pp2;
+mod route;
+mod settings;
+mod splice;
+mod tls;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use vigil_rustls::{VigilClientVerifier, VigilServerVerifier};
+use vigil_sidecar::Server;
+
+use crate::UsageError;
+use allow::AllowList;
+pub(crate) use args::ProxyArgs;
+use route::{Running, Shared, Tls};
+pub(crate) use settings::FileProxy;
+use settings::{Mode, ProxySettings};
+
+/// How long open connections may go on after SIGTERM before they are
+/// closed (close_notify and FIN, as for a teardown).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the certificate files are looked at.
+const CERT_POLL: Duration = Duration::from_secs(2);
+
+/// Runs the proxy until SIGTERM/SIGINT.
+pub(crate) fn run(args: ProxyArgs) -> Result<ExitCode, UsageError> {
+    let settings = ProxySettings::resolve(args)?;
+    crate::serve::init_logging(settings.shared.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vigil-proxy")
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(proxy(settings))
+}
+
+async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
+    let policy = settings.shared.policy;
+    let max = settings.shared.max_connections;
+    let mut config = settings.shared.clone().serve_config();
+    config.sidecar = config.sidecar.with_connections_read_only(true);
+    let server = if settings.admin {
+        Server::start(config).await?
+    } else {
+        Server::start_without_api(config).await?
+    };
+    let live = server.live();
+    let engine = live.engine().clone();
+
+    // Every route is loaded and bound before any accepts: a bad one stops
+    // the start (exit 2).
+    let mut bound = Vec::new();
+    for route in &settings.routes {
+        let identity = tls::Identity::load(&route.cert, &route.key).map_err(UsageError)?;
+        let rules: tls::Rules = Arc::new(ArcSwap::from_pointee(
+            AllowList::parse(&route.allow).map_err(UsageError)?,
+        ));
+        let tls = match route.mode {
+            Mode::Server => {
+                let verifier = VigilClientVerifier::new(engine.clone()).with_policy(policy);
+                let server_config =
+                    tls::server_config(verifier, Arc::clone(&rules), Arc::clone(&identity))
+                        .map_err(UsageError)?;
+                let target = if route.target_tls {
+                    let anchors = match &route.target_ca {
+                        Some(path) => vigil_core::input::load_certificates(path)
+                            .map_err(|e| UsageError(format!("target-ca {e}")))?,
+                        None => engine.anchors(),
+                    };
+                    Some(TlsConnector::from(Arc::new(
+                        tls::target_config(anchors).map_err(UsageError)?,
+                    )))
+                } else {
+                    None
+                };
+                Tls::Server {
+                    acceptor: TlsAcceptor::from(Arc::new(server_config)),
+                    target,
+                }
+            }
+            Mode::Client => {
+                let verifier = VigilServerVerifier::new(engine.clone()).with_policy(policy);
+                let client_config =
+                    tls::client_config(verifier, Arc::clone(&rules), Arc::clone(&identity))
+                        .map_err(UsageError)?;
+                Tls::Client {
+                    connector: TlsConnector::from(Arc::new(client_config)),
+                }
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(route.listen)
+            .await
+            .map_err(|e| UsageError(format!("listen {}: {e}", route.listen)))?;
+        let (rules_changed, _) = watch::channel(0u64);
+        let running = Arc::new(Running {
+            route: route.clone(),
+            identity,
+            rules,
+            rules_changed,
+            tls,
+        });
+        bound.push((running, listener));
+    }
+
+    let (stop_tx, stop) = watch::channel(false);
+    let (force_tx, force) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        live,
+        limit: Arc::new(Semaphore::new(max)),
+        max,
+        handshake_timeout: settings.handshake_timeout,
+        idle_timeout: settings.idle_timeout,
+        stop,
+        force,
+    });
+    let mut routes = Vec::new();
+    for (running, listener) in bound {
+        let local = listener
+            .local_addr()
+            .map_err(|e| UsageError(format!("listen {}: {e}", running.route.listen)))?;
+        tracing::info!(
+            listen = %local,
+            target = %running.route.target,
+            mode = ?running.route.mode,
+            "vigil proxy accepting"
+        );
+        println!("listening on {local}");
+        routes.push(Arc::clone(&running));
+        tokio::spawn(route::accept_loop(running, listener, Arc::clone(&shared)));
+    }
+    if settings.admin {
+        println!("admin on {}", server.url());
+    }
+    let _ = std::io::stdout().flush();
+    let reloader = tokio::spawn(reload_loop(routes, settings.config.clone()));
+
+    let drain = {
+        let shared = Arc::clone(&shared);
+        async move {
+            crate::serve::wait_for_signal().await;
+            tracing::info!("stopping: no new connections; draining");
+            let _ = stop_tx.send(true);
+            if !drained(&shared, DRAIN_DEADLINE).await {
+                let open = shared.max - shared.limit.available_permits();
+                tracing::info!(open, "drain deadline passed; closing what is left");
+                let _ = force_tx.send(true);
+                drained(&shared, Duration::from_secs(2)).await;
+            }
+        }
+    };
+    let result = server.run(drain).await;
+    reloader.abort();
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("vigil: error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Waits until no connection is open, `deadline` at most.
+async fn drained(shared: &Shared, deadline: Duration) -> bool {
+    let until = tokio::time::Instant::now() + deadline;
+    while shared.limit.available_permits() < shared.max {
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// SIGHUP: certificates and allow rules again; and a changed certificate
+/// file on its own.
+async fn reload_loop(routes: Vec<Arc<Running>>, config: Option<std::path::PathBuf>) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let forced = match hup.as_mut() {
+            Some(hup) => tokio::select! {
+                _ = hup.recv() => true,
+                _ = tokio::time::sleep(CERT_POLL) => false,
+            },
+            None => {
+                tokio::time::sleep(CERT_POLL).await;
+                false
+            }
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tokio::time::sleep(CERT_POLL).await;
+            false
+        };
+        if forced {
+            tracing::info!("SIGHUP: reloading certificates and allow rules");
+        }
+        for running in &routes {
+            match running.identity.reload(forced) {
+                Ok(true) => tracing::info!(
+                    listen = %running.route.listen,
+                    cert = %running.identity.cert_path().display(),
+                    "certificate reloaded; new handshakes use it"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::error!(
+                    listen = %running.route.listen,
+                    error = %e,
+                    "certificate not reloaded; the one in use stays"
+                ),
+            }
+        }
+        if forced {
+            if let Some(config) = &config {
+                reload_rules(&routes, config);
+            }
+        }
+    }
+}
+
+fn reload_rules(routes: &[Arc<Running>], config: &std::path::Path) {
+    let tables = match settings::reload_rules(config) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "allow rules not reloaded; the ones in use stay");
+            return;
+        }
+    };
+    for (listen, spec) in tables {
+        let Some(running) = routes.iter().find(|r| r.route.listen == listen) else {
+            tracing::warn!(%listen, "a new [[proxy]] table needs a restart");
+            continue;
+        };
+        match AllowList::parse(&spec) {
+            Ok(list) => {
+                running.rules.store(Arc::new(list));
+                running.rules_changed.send_modify(|g| *g += 1);
+                tracing::info!(%listen, "allow rules reloaded; open connections checked again");
+            }
+            Err(e) => tracing::error!(%listen, error = %e, "allow rules not reloaded"),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The proxy's TLS: its own certificate and key, reloadable without
+//! dropping connections ([`Identity`]), and the rustls configurations of
+//! both modes with Vigil's verifiers and the route's allow rules.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use vigil_rustls::{VigilClientVerifier, VigilServerVerifier};
+
+use super::allow::AllowList;
+
+/// The proxy's certificate and key, swapped in whole when the files change
+/// (a handshake in progress keeps the pair it started with).
+#[derive(Debug)]
+pub(crate) struct Identity {
+    cert: PathBuf,
+    key: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+    /// The files' modification times at the last load.
+    stamp: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+    let chain = vigil_core::input::load_certificates(cert).map_err(|e| format!("cert {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("cert {}: no certificate", cert.display()));
+    }
+    let key_der = vigil_core::input::load_private_key(key).map_err(|e| format!("key {e}"))?;
+    CertifiedKey::from_der(chain, key_der, &provider())
+        .map_err(|e| format!("cert {} and key {}: {e}", cert.display(), key.display()))
+}
+
+fn stamps(cert: &Path, key: &Path) -> (Option<SystemTime>, Option<SystemTime>) {
+    let at = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    (at(cert), at(key))
+}
+
+impl Identity {
+    /// Loads the pair; the key must match the certificate.
+    pub(crate) fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, String> {
+        let stamp = stamps(cert, key);
+        let pair = load_pair(cert, key)?;
+        Ok(Arc::new(Self {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            current: ArcSwap::from_pointee(pair),
+            stamp: Mutex::new(stamp),
+        }))
+    }
+
+    /// Loads the files again and swaps the pair in when it loads and
+    /// matches; a pair that fails leaves the current one in place.
+    /// `force`: even when the files' times did not change (SIGHUP).
+    /// Ok(true): a new pair is in use.
+    pub(crate) fn reload(&self, force: bool) -> Result<bool, String> {
+        let now = stamps(&self.cert, &self.key);
+        {
+            let mut stamp = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
+            if !force && *stamp == now {
+                return Ok(false);
+            }
+            *stamp = now;
+        }
+        let pair = load_pair(&self.cert, &self.key)?;
+        let same = pair.cert == self.current.load().cert;
+        self.current.store(Arc::new(pair));
+        Ok(!same)
+    }
+
+    /// The certificate file.
+    pub(crate) fn cert_path(&self) -> &Path {
+        &self.cert
+    }
+}
+
+impl ResolvesServerCert for Identity {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for Identity {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The route's allow rules, replaced on reload.
+pub(crate) type Rules = Arc<ArcSwap<AllowList>>;
+
+fn refused_by_rules(rules: &Rules, leaf: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    rules.load().permits(leaf).map_err(|why| {
+        tracing::info!(reason = %why, "peer refused by the allow rules");
+        // access_denied (RFC 8446 §6.2): valid chain, not authorised here.
+        rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+    })
+}
+
+/// Vigil's client-certificate verifier, then the allow rules.
+#[derive(Debug)]
+struct AllowClients {
+    inner: VigilClientVerifier,
+    rules: Rules,
+}
+
+impl ClientCertVerifier for AllowClients {
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        refused_by_rules(&self.rules, end_entity)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Vigil's server-certificate verifier, then the allow rules.
+#[derive(Debug)]
+struct AllowServers {
+    inner: VigilServerVerifier,
+    rules: Rules,
+}
+
+impl ServerCertVerifier for AllowServers {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        refused_by_rules(&self.rules, end_entity)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Server mode: mutual TLS with Vigil deciding on client certificates.
+pub(crate) fn server_config(
+    verifier: VigilClientVerifier,
+    rules: Rules,
+    identity: Arc<Identity>,
+) -> Result<rustls::ServerConfig, String> {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_client_cert_verifier(Arc::new(AllowClients {
+            inner: verifier,
+            rules,
+        }))
+        .with_cert_resolver(identity);
+    Ok(config)
+}
+
+/// Client mode: mutual TLS out, Vigil deciding on the server's certificate.
+pub(crate) fn client_config(
+    verifier: VigilServerVerifier,
+    rules: Rules,
+    identity: Arc<Identity>,
+) -> Result<rustls::ClientConfig, String> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AllowServers {
+            inner: verifier,
+            rules,
+        }))
+        .with_client_cert_resolver(identity);
+    Ok(config)
+}
+
+/// Server mode with `--target-tls`: TLS to the backend, its certificate
+/// checked by rustls's webpki verifier against `anchors`.
+pub(crate) fn target_config(
+    anchors: Vec<CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for anchor in anchors {
+        roots.add(anchor).map_err(|e| format!("target-ca: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
