@@ -144,6 +144,8 @@ pub struct CertSpec {
     pub dns_names: Vec<String>,
     /// IP address subjectAltNames.
     pub ip_addrs: Vec<IpAddr>,
+    /// URI subjectAltNames (e.g. SPIFFE IDs).
+    pub uris: Vec<String>,
     /// Serial number, big-endian unsigned. `None`: 16 random bytes with the top bit
     /// cleared and the next bit set (so it always encodes in exactly 16 octets).
     /// Must be non-zero and encode in at most 20 octets.
@@ -165,6 +167,7 @@ impl CertSpec {
             usage: LeafUsage::Client,
             dns_names: Vec::new(),
             ip_addrs: Vec::new(),
+            uris: Vec::new(),
             serial: None,
             base_url: opts.base_url.clone(),
         }
@@ -206,6 +209,12 @@ impl CertSpec {
     /// Adds an IP address subjectAltName.
     pub fn with_ip(mut self, addr: IpAddr) -> Self {
         self.ip_addrs.push(addr);
+        self
+    }
+
+    /// Adds a URI subjectAltName (e.g. a SPIFFE ID).
+    pub fn with_uri(mut self, uri: &str) -> Self {
+        self.uris.push(uri.to_string());
         self
     }
 
@@ -518,6 +527,13 @@ fn params_for(
     params
         .subject_alt_names
         .extend(spec.ip_addrs.iter().map(|ip| SanType::IpAddress(*ip)));
+    for uri in &spec.uris {
+        let value = uri
+            .clone()
+            .try_into()
+            .map_err(|e| FixtureError::invalid(format!("{}: URI {uri:?}: {e}", spec.name)))?;
+        params.subject_alt_names.push(SanType::URI(value));
+    }
 
     match kind {
         Kind::Ca => {

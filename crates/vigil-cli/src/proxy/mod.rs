@@ -37,7 +37,7 @@ use allow::AllowList;
 pub(crate) use args::ProxyArgs;
 use route::{Running, Shared, Tls};
 pub(crate) use settings::FileProxy;
-use settings::{Mode, ProxySettings};
+use settings::{Mode, ProxySettings, Route};
 
 /// How long open connections may go on after SIGTERM before they are
 /// closed (close_notify and FIN, as for a teardown).
@@ -115,8 +115,15 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
             .await
             .map_err(|e| UsageError(format!("listen {}: {e}", route.listen)))?;
         let (rules_changed, _) = watch::channel(0u64);
+        let local = listener
+            .local_addr()
+            .map_err(|e| UsageError(format!("listen {}: {e}", route.listen)))?;
         let running = Arc::new(Running {
-            route: route.clone(),
+            route: Route {
+                listen: local,
+                ..route.clone()
+            },
+            configured: route.listen,
             identity,
             rules,
             rules_changed,
@@ -251,7 +258,7 @@ fn reload_rules(routes: &[Arc<Running>], config: &std::path::Path) {
         }
     };
     for (listen, spec) in tables {
-        let Some(running) = routes.iter().find(|r| r.route.listen == listen) else {
+        let Some(running) = routes.iter().find(|r| r.configured == listen) else {
             tracing::warn!(%listen, "a new [[proxy]] table needs a restart");
             continue;
         };

@@ -43,7 +43,11 @@ pub(crate) struct Shared {
 
 /// A route ready to accept.
 pub(crate) struct Running {
+    /// The route, with the address actually bound as `listen`.
     pub(crate) route: Route,
+    /// The listen address as configured (port 0 stays 0): how a reloaded
+    /// `[[proxy]]` table finds its route.
+    pub(crate) configured: SocketAddr,
     pub(crate) identity: Arc<Identity>,
     pub(crate) rules: Rules,
     pub(crate) rules_changed: watch::Sender<u64>,

@@ -1,0 +1,566 @@
+//! `vigil proxy` as an outsider sees it: real processes and sockets on
+//! 127.0.0.1, the fixture PKI with its CRL/OCSP responder, a plain backend.
+//! A revoked, denied or no-longer-allowed client loses both legs at once
+//! while the others go on; the allow rules, the PROXY v2 header, the admin
+//! API, certificate reload, hostile bytes on the listener, client mode and
+//! the drain at shutdown.
+
+#![allow(clippy::unwrap_used)]
+
+mod proxy_support;
+mod serve_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pki_fixtures::{Cert, CertSpec, LeafUsage, Reason};
+use proxy_support::{client_config, connect, ping, wait_closed, Backend, Proxy, Seen};
+use serde_json::json;
+use serve_support::{next_event, subscribe, Api, Fixture};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "proxy-admin-token-0123";
+
+/// A client leaf under the fixture's intermediate, known to its responder,
+/// with a DNS and a SPIFFE name.
+fn client(fx: &Fixture, name: &str) -> Cert {
+    let spec = CertSpec::leaf(name, &format!("{name}.vigil.test"), &fx.pki.options)
+        .with_dns(&format!("{name}.vigil.test"))
+        .with_uri(&format!("spiffe://vigil.test/ns/prod/sa/{name}"));
+    let leaf = fx.pki.intermediate.issue_leaf(&spec).unwrap();
+    fx.responder.register(&leaf).unwrap();
+    leaf
+}
+
+/// A server leaf for `server.vigil.test`.
+fn server_leaf(fx: &Fixture, name: &str) -> Cert {
+    let spec = CertSpec::leaf(name, "server.vigil.test", &fx.pki.options)
+        .with_usage(LeafUsage::Server)
+        .with_dns("server.vigil.test");
+    let leaf = fx.pki.intermediate.issue_leaf(&spec).unwrap();
+    fx.responder.register(&leaf).unwrap();
+    leaf
+}
+
+/// Writes `leaf`'s chain (with the intermediate) and key; their paths.
+fn write_pair(fx: &Fixture, leaf: &Cert) -> (PathBuf, PathBuf) {
+    let dir = fx.dir.path();
+    let chain = dir.join(format!("{}.chain.pem", leaf.name));
+    let key = dir.join(format!("{}.key.pem", leaf.name));
+    std::fs::write(
+        &chain,
+        format!("{}{}", leaf.pem, fx.pki.intermediate.cert.pem),
+    )
+    .unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
+    (chain, key)
+}
+
+fn args(fx: &Fixture, backend: &Backend, extra: &[&str]) -> Vec<String> {
+    let (chain, key) = write_pair(fx, &fx.pki.server);
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--target".into(),
+        backend.addr.to_string(),
+        "--cert".into(),
+        chain.display().to_string(),
+        "--key".into(),
+        key.display().to_string(),
+        "--anchor".into(),
+        fx.anchor().display().to_string(),
+        "--data-dir".into(),
+        fx.data_dir().display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn log_path(fx: &Fixture, name: &str) -> PathBuf {
+    fx.dir.path().join(format!("{name}.log"))
+}
+
+fn admin(proxy: &Proxy, token: Option<&str>) -> Api {
+    Api {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        base: proxy.admin.clone().unwrap(),
+        token: token.map(str::to_owned),
+    }
+}
+
+fn token_file(dir: &Path) -> String {
+    let path = dir.join("token");
+    std::fs::write(&path, TOKEN).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_client_closes_both_of_its_legs_and_spares_the_others() {
+    let fx = Fixture::start().await;
+    let mut backend = Backend::start(false).await;
+    let proxy = Proxy::start(
+        &args(&fx, &backend, &["--admin", "127.0.0.1:0"]),
+        1,
+        &log_path(&fx, "proxy"),
+    );
+    let api = admin(&proxy, None);
+    let (alice, bob) = (client(&fx, "alice"), client(&fx, "bob"));
+    let root = &fx.pki.root.cert;
+    let mut a = connect(
+        proxy.addr(),
+        &client_config(&alice, &fx.pki.intermediate.cert, root),
+    )
+    .await
+    .unwrap();
+    let mut b = connect(
+        proxy.addr(),
+        &client_config(&bob, &fx.pki.intermediate.cert, root),
+    )
+    .await
+    .unwrap();
+
+    // Both are listed, with the route's labels; the list is read-only.
+    let list = api.get("/v1/connections").await;
+    assert_eq!(list.body["total"], 2, "{}", list.text);
+    let rows = list.body["connections"].as_array().unwrap();
+    let alice_row = rows
+        .iter()
+        .find(|r| r["subject"].as_str().unwrap().contains("alice"))
+        .unwrap();
+    assert_eq!(alice_row["labels"]["target"], backend.addr.to_string());
+    assert_eq!(alice_row["labels"]["listen"], proxy.addr().to_string());
+    let alice_id = alice_row["id"].as_str().unwrap().to_owned();
+    let refused = api
+        .post(
+            "/v1/connections",
+            &json!({"chain": [alice.pem], "usage": "client"}),
+        )
+        .await;
+    assert_eq!(refused.status, 405, "{}", refused.text);
+    assert_eq!(refused.body["error"], "read_only");
+    let refused = api
+        .delete(&format!("/v1/connections/{alice_id}"), None)
+        .await;
+    assert_eq!(refused.status, 405, "{}", refused.text);
+
+    let mut events = subscribe(&api, None).await;
+    fx.responder.revoke(&alice, Reason::KeyCompromise).unwrap();
+    api.refresh().await;
+
+    // Alice: close_notify and FIN on the client leg, EOF on the backend's.
+    let took = wait_closed(&mut a, Duration::from_secs(5)).await;
+    assert!(took.is_some(), "alice's connection survived its revocation");
+    assert!(
+        backend.next_close(Duration::from_secs(5)).await.is_some(),
+        "the backend leg of alice's connection stayed open"
+    );
+    let event = next_event(&mut events, "teardown", Duration::from_secs(5))
+        .await
+        .expect("a teardown event");
+    assert_eq!(event.data["connection_id"], alice_id.as_str());
+    assert_eq!(event.data["reason"], "revoked");
+    assert_eq!(event.data["labels"]["target"], backend.addr.to_string());
+    let gone = api.get(&format!("/v1/connections/{alice_id}")).await;
+    assert_eq!(gone.body["state"], "torn_down", "{}", gone.text);
+
+    // Bob goes on; alice cannot come back.
+    ping(&mut b).await.unwrap();
+    assert!(
+        connect(
+            proxy.addr(),
+            &client_config(&alice, &fx.pki.intermediate.cert, root)
+        )
+        .await
+        .is_err(),
+        "a revoked client was let in again"
+    );
+    let log = proxy
+        .wait_log("connection torn down", Duration::from_secs(5))
+        .await;
+    assert!(log.contains("reason=revoked"), "{log}");
+    // A client that ends its own connection is forgotten, not announced.
+    b.shutdown().await.unwrap();
+    assert!(backend.next_close(Duration::from_secs(5)).await.is_some());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while api.get("/v1/connections").await.body["total"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "bob is still listed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_on_the_admin_api_needs_the_token_and_closes_the_connection() {
+    let fx = Fixture::start().await;
+    let mut backend = Backend::start(false).await;
+    let token = token_file(fx.dir.path());
+    let proxy = Proxy::start(
+        &args(
+            &fx,
+            &backend,
+            &["--admin", "127.0.0.1:0", "--api-token-file", &token],
+        ),
+        1,
+        &log_path(&fx, "proxy"),
+    );
+    let carol = client(&fx, "carol");
+    let mut c = connect(
+        proxy.addr(),
+        &client_config(&carol, &fx.pki.intermediate.cert, &fx.pki.root.cert),
+    )
+    .await
+    .unwrap();
+    let sha = vigil_core_sha(&carol.der);
+    let anonymous = admin(&proxy, None);
+    assert_eq!(anonymous.get("/v1/connections").await.status, 401);
+    let denied = anonymous
+        .post("/v1/deny", &json!({"cert_sha256": sha, "reason": "test"}))
+        .await;
+    assert_eq!(denied.status, 401, "{}", denied.text);
+    ping(&mut c).await.unwrap();
+    assert_eq!(anonymous.get("/healthz").await.status, 200);
+
+    let api = admin(&proxy, Some(TOKEN));
+    let denied = api
+        .post(
+            "/v1/deny",
+            &json!({"cert_sha256": sha, "reason": "stolen laptop"}),
+        )
+        .await;
+    assert_eq!(denied.status, 201, "{}", denied.text);
+    assert!(wait_closed(&mut c, Duration::from_secs(5)).await.is_some());
+    assert!(backend.next_close(Duration::from_secs(5)).await.is_some());
+    let log = proxy
+        .wait_log("reason=denied", Duration::from_secs(5))
+        .await;
+    assert!(log.contains("connection torn down"), "{log}");
+}
+
+fn vigil_core_sha(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allow_rules_let_only_matching_spiffe_ids_through_and_reload_on_sighup() {
+    let fx = Fixture::start().await;
+    let backend = Backend::start(false).await;
+    let (chain, key) = write_pair(&fx, &fx.pki.server);
+    let config = fx.dir.path().join("proxy.toml");
+    let write_config = |rule: &str| {
+        let text = format!(
+            "anchor = \"{}\"\ndata-dir = \"{}\"\n\n[[proxy]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nallow-uri = [\"{rule}\"]\n",
+            fx.anchor().display(),
+            fx.data_dir().display(),
+            backend.addr,
+            chain.display(),
+            key.display()
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write_config("spiffe://vigil.test/ns/*/sa/dave");
+    let proxy = Proxy::start(
+        &["--config".to_string(), config.display().to_string()],
+        1,
+        &log_path(&fx, "proxy"),
+    );
+    let (dave, erin) = (client(&fx, "dave"), client(&fx, "erin"));
+    let (inter, root) = (&fx.pki.intermediate.cert, &fx.pki.root.cert);
+    let mut d = connect(proxy.addr(), &client_config(&dave, inter, root))
+        .await
+        .unwrap();
+    assert!(
+        connect(proxy.addr(), &client_config(&erin, inter, root))
+            .await
+            .is_err(),
+        "erin's SPIFFE ID matches no rule"
+    );
+    let log = proxy
+        .wait_log("refused by the allow rules", Duration::from_secs(5))
+        .await;
+    assert!(log.contains("spiffe://vigil.test/ns/prod/sa/erin"), "{log}");
+
+    // A listen address bound to port 0 cannot be matched on reload: the
+    // route is matched by the address as configured.
+    write_config("spiffe://vigil.test/ns/*/sa/erin");
+    proxy.signal("HUP");
+    proxy
+        .wait_log("allow rules reloaded", Duration::from_secs(5))
+        .await;
+    // Dave no longer matches: his open connection is closed too.
+    assert!(wait_closed(&mut d, Duration::from_secs(5)).await.is_some());
+    let mut e = connect(proxy.addr(), &client_config(&erin, inter, root))
+        .await
+        .unwrap();
+    ping(&mut e).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backend_learns_who_is_connected_from_a_proxy_v2_header() {
+    let fx = Fixture::start().await;
+    let mut backend = Backend::start(true).await;
+    let proxy = Proxy::start(
+        &args(&fx, &backend, &["--proxy-protocol", "v2"]),
+        1,
+        &log_path(&fx, "proxy"),
+    );
+    let frank = client(&fx, "frank");
+    let tcp_local;
+    let mut f = {
+        let config = client_config(&frank, &fx.pki.intermediate.cert, &fx.pki.root.cert);
+        let tls = connect(proxy.addr(), &config).await.unwrap();
+        tcp_local = tls.get_ref().0.local_addr().unwrap();
+        tls
+    };
+    let header = tokio::time::timeout(Duration::from_secs(5), backend.seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let Seen::Header { source, tlvs } = header else {
+        panic!("no header: {header:?}");
+    };
+    assert_eq!(source, tcp_local, "the source is the client's address");
+    let tlv = |kind: u8| {
+        tlvs.iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, v)| v.clone())
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, &frank.der);
+    assert_eq!(tlv(0xE0).unwrap(), digest.as_ref());
+    let subject = String::from_utf8(tlv(0xE1).unwrap()).unwrap();
+    assert!(subject.contains("CN=frank.vigil.test"), "{subject}");
+    let ssl = tlv(0x20).unwrap();
+    assert_eq!(
+        ssl[0] & 0x07,
+        0x07,
+        "client SSL, cert in connection and session"
+    );
+    assert_eq!(&ssl[1..5], &[0, 0, 0, 0], "verified");
+    assert!(tlv(0x05).is_some_and(|id| !id.is_empty()));
+    ping(&mut f).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_proxy_certificate_is_served_while_open_connections_stay_up() {
+    let fx = Fixture::start().await;
+    let backend = Backend::start(false).await;
+    let proxy = Proxy::start(&args(&fx, &backend, &[]), 1, &log_path(&fx, "proxy"));
+    let grace = client(&fx, "grace");
+    let config = client_config(&grace, &fx.pki.intermediate.cert, &fx.pki.root.cert);
+    let mut open = connect(proxy.addr(), &config).await.unwrap();
+    let served = |tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    };
+    assert_eq!(served(&open), fx.pki.server.der);
+
+    // Replaced on disk (as a renewal would), picked up without a signal.
+    let renewed = server_leaf(&fx, "server");
+    write_pair(&fx, &renewed);
+    proxy
+        .wait_log("certificate reloaded", Duration::from_secs(10))
+        .await;
+    // A new client configuration each time: a resumed session would show
+    // the certificate of the session it resumes.
+    let fresh_config = || client_config(&grace, &fx.pki.intermediate.cert, &fx.pki.root.cert);
+    let fresh = connect(proxy.addr(), &fresh_config()).await.unwrap();
+    assert_eq!(served(&fresh), renewed.der);
+    ping(&mut open).await.unwrap();
+
+    // A broken pair is refused and the one in use stays.
+    let refusals = proxy.log_text().matches("certificate not reloaded").count();
+    std::fs::write(fx.dir.path().join("server.key.pem"), "not a key").unwrap();
+    proxy.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proxy.log_text().matches("certificate not reloaded").count() == refusals {
+        assert!(std::time::Instant::now() < deadline, "{}", proxy.log_text());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let again = connect(proxy.addr(), &fresh_config()).await.unwrap();
+    assert_eq!(served(&again), renewed.der);
+    ping(&mut open).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_bytes_and_stalled_handshakes_are_dropped_and_the_proxy_goes_on() {
+    let fx = Fixture::start().await;
+    let backend = Backend::start(false).await;
+    let proxy = Proxy::start(
+        &args(&fx, &backend, &["--handshake-timeout", "1"]),
+        1,
+        &log_path(&fx, "proxy"),
+    );
+    let mut plain = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(wait_closed(&mut plain, Duration::from_secs(5))
+        .await
+        .is_some());
+    proxy
+        .wait_log("TLS handshake failed", Duration::from_secs(5))
+        .await;
+
+    let mut silent = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let took = wait_closed(&mut silent, Duration::from_secs(10))
+        .await
+        .expect("a stalled handshake is dropped");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    proxy
+        .wait_log("not completed in time", Duration::from_secs(5))
+        .await;
+
+    let heidi = client(&fx, "heidi");
+    let mut h = connect(
+        proxy.addr(),
+        &client_config(&heidi, &fx.pki.intermediate.cert, &fx.pki.root.cert),
+    )
+    .await
+    .unwrap();
+    ping(&mut h).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_mode_closes_the_local_connection_when_the_server_is_revoked() {
+    let fx = Fixture::start().await;
+    // A remote mTLS server (rustls, webpki client verification) that echoes.
+    let server = server_leaf(&fx, "remote");
+    let remote = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let remote_addr = remote.local_addr().unwrap();
+    let (closed_tx, mut remote_closed) = tokio::sync::mpsc::unbounded_channel();
+    {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(fx.pki.root.cert.der.clone()))
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![
+                    CertificateDer::from(server.der.clone()),
+                    CertificateDer::from(fx.pki.intermediate.cert.der.clone()),
+                ],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_pkcs8_der.clone())),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = remote.accept().await {
+                let acceptor = acceptor.clone();
+                let closed_tx = closed_tx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    loop {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if tls.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let _ = closed_tx.send(());
+                });
+            }
+        });
+    }
+    let agent = client(&fx, "agent");
+    let (chain, key) = write_pair(&fx, &agent);
+    let proxy = Proxy::start(
+        &[
+            "--client",
+            "--listen",
+            "127.0.0.1:0",
+            "--target",
+            &remote_addr.to_string(),
+            "--name",
+            "server.vigil.test",
+            "--cert",
+            &chain.display().to_string(),
+            "--key",
+            &key.display().to_string(),
+            "--anchor",
+            &fx.anchor().display().to_string(),
+            "--data-dir",
+            &fx.data_dir().display().to_string(),
+            "--admin",
+            "127.0.0.1:0",
+        ]
+        .map(str::to_owned),
+        1,
+        &log_path(&fx, "proxy"),
+    );
+    let mut local = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    ping(&mut local).await.unwrap();
+    let api = admin(&proxy, None);
+    let list = api.get("/v1/connections").await;
+    assert_eq!(list.body["total"], 1, "{}", list.text);
+    assert_eq!(list.body["connections"][0]["usage"], "server");
+
+    fx.responder.revoke(&server, Reason::KeyCompromise).unwrap();
+    api.refresh().await;
+    assert!(
+        wait_closed(&mut local, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the local connection to a revoked server stayed open"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), remote_closed.recv())
+            .await
+            .is_ok(),
+        "the TLS leg to the revoked server stayed open"
+    );
+    // A new local connection is closed: the handshake refuses the server.
+    let mut again = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let _ = again.write_all(b"ping\n").await;
+    assert!(wait_closed(&mut again, Duration::from_secs(5))
+        .await
+        .is_some());
+    let log = proxy.log_text();
+    assert!(
+        log.contains("server certificate rejected")
+            || log.contains("no longer trusted at tracking time"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_open_connections_then_closes_them_cleanly() {
+    let fx = Fixture::start().await;
+    let mut backend = Backend::start(false).await;
+    let mut proxy = Proxy::start(&args(&fx, &backend, &[]), 1, &log_path(&fx, "proxy"));
+    let ivan = client(&fx, "ivan");
+    let config = client_config(&ivan, &fx.pki.intermediate.cert, &fx.pki.root.cert);
+    let mut i = connect(proxy.addr(), &config).await.unwrap();
+    let addr = proxy.addr();
+    let stopping = tokio::task::spawn_blocking(move || {
+        let status = proxy.stop();
+        (status, proxy)
+    });
+    // Still served while draining; new connections are not accepted.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ping(&mut i).await.unwrap();
+    assert!(connect(addr, &config).await.is_err());
+    // The client ends: the proxy stops at once, cleanly.
+    i.shutdown().await.unwrap();
+    let (status, proxy) = stopping.await.unwrap();
+    assert!(status.success(), "{status:?}: {}", proxy.log_text());
+    assert!(backend.next_close(Duration::from_secs(1)).await.is_some());
+}
