@@ -564,3 +564,35 @@ async fn sigterm_drains_open_connections_then_closes_them_cleanly() {
     assert!(status.success(), "{status:?}: {}", proxy.log_text());
     assert!(backend.next_close(Duration::from_secs(1)).await.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_staples_a_fresh_ocsp_answer_for_its_own_certificate() {
+    let fx = Fixture::start().await;
+    let backend = Backend::start(false).await;
+    let proxy = Proxy::start(&args(&fx, &backend, &[]), 1, &log_path(&fx, "proxy"));
+    let judy = client(&fx, "judy");
+    let (chain, key) = write_pair(&fx, &judy);
+    // openssl as the client: `-status` asks for the staple and prints it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &proxy.addr().to_string(), "-status"])
+            .arg("-cert")
+            .arg(&chain)
+            .arg("-key")
+            .arg(&key)
+            .arg("-CAfile")
+            .arg(fx.anchor())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("OCSP Response Status: successful") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no staple: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(text.contains("Cert Status: good"), "{text}");
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+}

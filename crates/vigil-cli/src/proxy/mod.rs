@@ -19,6 +19,7 @@ mod pp2;
 mod route;
 mod settings;
 mod splice;
+mod staple;
 mod tls;
 
 use std::io::Write as _;
@@ -62,6 +63,8 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
     let max = settings.shared.max_connections;
     let mut config = settings.shared.clone().serve_config();
     config.sidecar = config.sidecar.with_connections_read_only(true);
+    let fetcher = vigil_runtime::Fetcher::new(config.fetch.clone())
+        .map_err(|e| UsageError(format!("cannot start the fetcher: {e}")))?;
     let server = if settings.admin {
         Server::start(config).await?
     } else {
@@ -155,6 +158,13 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
             "vigil proxy accepting"
         );
         println!("listening on {local}");
+        if running.route.mode == Mode::Server {
+            tokio::spawn(staple::staple_loop(
+                Arc::clone(&running.identity),
+                fetcher.clone(),
+                local.to_string(),
+            ));
+        }
         routes.push(Arc::clone(&running));
         tokio::spawn(route::accept_loop(running, listener, Arc::clone(&shared)));
     }

@@ -26,6 +26,8 @@ pub(crate) struct Identity {
     current: ArcSwap<CertifiedKey>,
     /// The files' modification times at the last load.
     stamp: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
+    /// Told when a new pair is in use (the stapler fetches for it).
+    pub(crate) renewed: tokio::sync::Notify,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -57,6 +59,7 @@ impl Identity {
             key: key.to_owned(),
             current: ArcSwap::from_pointee(pair),
             stamp: Mutex::new(stamp),
+            renewed: tokio::sync::Notify::new(),
         }))
     }
 
@@ -74,9 +77,36 @@ impl Identity {
             *stamp = now;
         }
         let pair = load_pair(&self.cert, &self.key)?;
-        let same = pair.cert == self.current.load().cert;
+        let current = self.current.load_full();
+        if pair.cert == current.cert {
+            // Same certificate (a key rotation keeps it only with its
+            // key): keep the staple.
+            let mut pair = pair;
+            pair.ocsp = current.ocsp.clone();
+            self.current.store(Arc::new(pair));
+            return Ok(false);
+        }
         self.current.store(Arc::new(pair));
-        Ok(!same)
+        self.renewed.notify_one();
+        Ok(true)
+    }
+
+    /// The certificate chain in use.
+    pub(crate) fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.current.load().cert.clone()
+    }
+
+    /// Staples `ocsp` to handshakes while the chain in use is still `chain`
+    /// (a reload in between wins).
+    pub(crate) fn staple(&self, chain: &[CertificateDer<'static>], ocsp: Vec<u8>) -> bool {
+        let current = self.current.load_full();
+        if current.cert != chain {
+            return false;
+        }
+        let mut stapled = (*current).clone();
+        stapled.ocsp = Some(ocsp);
+        self.current.store(Arc::new(stapled));
+        true
     }
 
     /// The certificate file.
