@@ -82,6 +82,39 @@ fn the_default_drill_passes_every_scenario_at_small_n() {
 }
 
 #[test]
+fn the_drill_through_vigil_proxy_closes_client_and_backend_legs() {
+    let out = vigil(&[
+        "drill",
+        "--proxy",
+        "--connections",
+        "20",
+        "--seed",
+        "11",
+        "--format",
+        "json",
+    ]);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["revoke-leaf", "revoke-intermediate", "expire", "deny"]
+    );
+    for s in scenarios {
+        assert_eq!(s["revoked"], 2, "{s:#}");
+        // A connection counts only once its backend leg closed too.
+        assert_eq!(s["torn_down"], 2, "{s:#}");
+        assert_eq!(s["survivors"], 0, "{s:#}");
+        assert_eq!(s["collateral"], 0, "{s:#}");
+        assert!(s["teardown_ms"]["max"].as_f64().unwrap() > 0.0, "{s:#}");
+    }
+}
+
+#[test]
 fn a_server_that_never_rechecks_fails_the_drill() {
     let out = vigil(&[
         "drill",
@@ -149,6 +182,9 @@ fn bad_arguments_exit_2() {
         &["drill", "--max-teardown-ms", "-3"],
         &["drill", "--scenario", "meteor"],
         &["drill", "--source", "carrier-pigeon"],
+        &["drill", "--proxy", "--scenario", "responder-down"],
+        &["drill", "--proxy", "--source", "crl"],
+        &["drill", "--proxy", "--sidecar", "http://127.0.0.1:1"],
     ] {
         let out = vigil(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

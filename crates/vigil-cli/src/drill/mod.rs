@@ -68,6 +68,12 @@ pub(crate) struct DrillArgs {
     /// must be on the PATH).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=32))]
     pub(crate) fleet: Option<u16>,
+    /// Drill through a real `vigil proxy` (this binary) in front of a
+    /// plain echo backend: the clients connect to the proxy, and a
+    /// connection counts as torn down only when its backend leg is closed
+    /// too. Scenarios: revoke-leaf, revoke-intermediate, expire, deny.
+    #[arg(long, conflicts_with_all = ["sidecar", "fleet"])]
+    pub(crate) proxy: bool,
     /// Bearer token for the sidecar's mutating endpoints (default:
     /// `VIGIL_API_TOKEN`).
     #[arg(long)]
@@ -226,7 +232,19 @@ pub(crate) fn run(args: DrillArgs) -> Result<ExitCode, UsageError> {
     // through one node by default; a single sidecar keeps the contract's
     // scenario list unless --scenario deny.
     let fleet = args.fleet.is_some() || args.sidecar.as_deref().is_some_and(|s| s.contains(','));
-    let list = scenarios(args.scenario, fleet);
+    if args.proxy && args.scenario == ScenarioArg::ResponderDown {
+        return Err(UsageError(
+            "--proxy drills revoke-leaf, revoke-intermediate, expire and deny: responder-down \
+             needs the in-process engine's clock-skew setting"
+                .into(),
+        ));
+    }
+    if args.proxy && args.source != SourceArg::Both {
+        return Err(UsageError(
+            "--proxy reads both CRLs and OCSP, as `vigil proxy` does: --source both".into(),
+        ));
+    }
+    let list = scenarios(args.scenario, fleet || args.proxy);
     let mut report = Report::new(seed, args.max_teardown_ms);
     let outcome = runtime.block_on(async {
         if let Some(n) = args.fleet {

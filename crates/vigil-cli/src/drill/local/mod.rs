@@ -8,6 +8,7 @@
 //! would not fit one process's open-file limit; this module orchestrates.
 
 mod client;
+mod proxy;
 mod scenario;
 mod server;
 mod worker;
@@ -29,7 +30,8 @@ use super::progress::Progress;
 use super::report::{Latency, ScenarioReport};
 use super::{DrillArgs, Scenario, SourceArg};
 use client::{spawn_clients, ClientSpec, Closed};
-use scenario::{act, lapse_per_connection, prepare};
+use proxy::ProxyFront;
+use scenario::{act, lapse_per_connection, prepare, Lever};
 use server::start_server;
 use worker::{needs_worker, spawn_worker, WorkerProcess};
 pub(crate) use worker::{raise_fd_limit, run_worker};
@@ -82,8 +84,19 @@ pub(crate) async fn run(
         Arc::new(SystemClock),
     )
     .map_err(|e| format!("engine: {e}"))?;
-    let mut server = start_server(&setup.pki, &engine, policy, args.broken_server).await?;
-    let expiry = server.tracker.spawn_expiry(Duration::from_millis(250));
+    let mut front = if args.proxy {
+        Front::Proxy(Box::new(ProxyFront::start(&setup.pki, policy).await?))
+    } else {
+        Front::Local(start_server(&setup.pki, &engine, policy, args.broken_server).await?)
+    };
+    let server_addr = match &front {
+        Front::Local(server) => server.addr,
+        Front::Proxy(proxy) => proxy.addr,
+    };
+    let expiry = match &front {
+        Front::Local(server) => Some(server.tracker.spawn_expiry(Duration::from_millis(250))),
+        Front::Proxy(_) => None,
+    };
     let scheduled = args.refresh_interval.map(|secs| {
         let engine = engine.clone();
         tokio::spawn(async move {
@@ -95,7 +108,10 @@ pub(crate) async fn run(
             }
         })
     });
-    let mut events = server.tracker.subscribe();
+    let mut events = match &front {
+        Front::Local(server) => Some(server.tracker.subscribe()),
+        Front::Proxy(_) => None,
+    };
 
     // Connect everyone, 64 handshakes at a time: in this process, or in a
     // worker process when both ends would not fit the open-file limit.
@@ -118,7 +134,7 @@ pub(crate) async fn run(
         Clients::Worker(Box::new(spawn_worker(
             &specs,
             &root,
-            server.addr,
+            server_addr,
             period,
             ready_tx.clone(),
             closed_tx.clone(),
@@ -127,7 +143,7 @@ pub(crate) async fn run(
         Clients::Tasks(spawn_clients(
             specs,
             root,
-            server.addr,
+            server_addr,
             period,
             ready_tx.clone(),
             closed_tx.clone(),
@@ -156,10 +172,11 @@ pub(crate) async fn run(
             failed[0]
         ));
     }
-    progress.line(&format!(
-        "{label}: {n} connections up, {} tracked",
-        server.tracker.registry().len()
-    ));
+    let tracked = match &front {
+        Front::Local(server) => server.tracker.registry().len() as u64,
+        Front::Proxy(proxy) => proxy.admin.tracked().await?,
+    };
+    progress.line(&format!("{label}: {n} connections up, {tracked} tracked"));
     // Anything closed before the action is collateral already.
     let mut closed: HashMap<usize, Instant> = HashMap::new();
     while let Ok((i, at)) = closed_rx.try_recv() {
@@ -167,7 +184,11 @@ pub(crate) async fn run(
     }
 
     // Act.
-    let (t0, refresh) = act(&setup, scenario, &engine, args, progress, &label).await?;
+    let lever = match &front {
+        Front::Local(_) => Lever::Engine(&engine),
+        Front::Proxy(proxy) => Lever::Admin(&proxy.admin),
+    };
+    let (t0, refresh) = act(&setup, scenario, &lever, args, progress, &label).await?;
     // Responder down: each connection's data lapses at its own time (OCSP
     // answers were fetched at different moments), measured from there.
     let lapses = match scenario {
@@ -193,7 +214,7 @@ pub(crate) async fn run(
     )
     .await;
     let mut degraded = std::collections::HashSet::new();
-    while let Ok(event) = events.try_recv() {
+    while let Some(Ok(event)) = events.as_mut().map(|e| e.try_recv()) {
         if let ConnectionEvent::Degraded(notice) = event {
             degraded.insert(notice.connection_id);
         }
@@ -207,21 +228,49 @@ pub(crate) async fn run(
             at.saturating_duration_since(from).as_secs_f64() * 1000.0
         })
         .collect();
-    let torn_down = latencies.len();
+    let mut torn_down = latencies.len();
     let collateral = closed.keys().filter(|i| !doomed.contains(i)).count();
+    // Through the proxy, the backend leg of each closed connection must be
+    // closed too: one still open is a connection that survived.
+    let mut backend_open = 0;
+    if let Front::Proxy(proxy) = &front {
+        let expected_legs = torn_down + collateral;
+        let until = Instant::now() + Duration::from_secs(2);
+        let mut legs = proxy
+            .backend_closed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        while legs < expected_legs && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            legs = proxy
+                .backend_closed
+                .load(std::sync::atomic::Ordering::Relaxed);
+        }
+        backend_open = expected_legs.saturating_sub(legs);
+        torn_down = torn_down.saturating_sub(backend_open);
+    }
 
     // Tear the set down.
     if let Some(task) = scheduled {
         task.abort();
     }
-    expiry.abort();
+    if let Some(expiry) = expiry {
+        expiry.abort();
+    }
     clients.stop();
-    server.tasks.abort_all();
+    match &mut front {
+        Front::Local(server) => server.tasks.abort_all(),
+        Front::Proxy(proxy) => proxy.stop(),
+    }
     setup.responder.shutdown().await;
 
     let detail = (expected > torn_down).then(|| {
+        let legs = if backend_open > 0 {
+            format!(" ({backend_open} with only the backend leg open)")
+        } else {
+            String::new()
+        };
         format!(
-            "{} connection(s) still open {} s after the {}",
+            "{} connection(s) still open{legs} {} s after the {}",
             expected - torn_down,
             wait.as_secs(),
             if deadline_driven {
@@ -250,6 +299,12 @@ pub(crate) async fn run(
         passed: false,
         detail,
     })
+}
+
+/// What the clients connect to: the in-process server, or `vigil proxy`.
+enum Front {
+    Local(server::Server),
+    Proxy(Box<ProxyFront>),
 }
 
 /// The clients of a scenario, in this process or in a worker process.

@@ -17,6 +17,12 @@ use super::super::{DrillArgs, Scenario, SourceArg};
 use super::{instant_at, unix};
 
 /// The fixture for one scenario.
+/// Where the drill pulls: the in-process engine, or a proxy's admin API.
+pub(super) enum Lever<'a> {
+    Engine(&'a Engine),
+    Admin(&'a super::proxy::Admin),
+}
+
 pub(super) struct Setup {
     pub(super) responder: Responder,
     pub(super) pki: Pki,
@@ -127,16 +133,30 @@ pub(super) async fn prepare(
 pub(super) async fn act(
     setup: &Setup,
     scenario: Scenario,
-    engine: &Engine,
+    lever: &Lever<'_>,
     args: &DrillArgs,
     progress: &Progress,
     label: &str,
 ) -> Result<(Instant, &'static str), String> {
-    let trigger = |engine: &Engine| {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine.refresh_all().await;
-        });
+    let trigger = |lever: &Lever<'_>| match lever {
+        Lever::Engine(engine) => {
+            let engine = (*engine).clone();
+            tokio::spawn(async move {
+                engine.refresh_all().await;
+            });
+        }
+        Lever::Admin(admin) => {
+            let admin = (*admin).clone();
+            tokio::spawn(async move {
+                if let Err(e) = admin.refresh().await {
+                    tracing::warn!(error = %e, "drill: the proxy's refresh failed");
+                }
+            });
+        }
+    };
+    let engine = match lever {
+        Lever::Engine(engine) => Some(*engine),
+        Lever::Admin(_) => None,
     };
     let refresh = if args.refresh_interval.is_some() {
         "scheduled"
@@ -153,7 +173,7 @@ pub(super) async fn act(
                 .map_err(|e| e.to_string())?;
             let t0 = Instant::now();
             if args.refresh_interval.is_none() {
-                trigger(engine);
+                trigger(lever);
             }
             Ok((t0, refresh))
         }
@@ -172,7 +192,7 @@ pub(super) async fn act(
                 .map_err(|e| e.to_string())?;
             let t0 = Instant::now();
             if args.refresh_interval.is_none() {
-                trigger(engine);
+                trigger(lever);
             }
             Ok((t0, refresh))
         }
@@ -200,12 +220,17 @@ pub(super) async fn act(
             let t0 = Instant::now();
             for i in &setup.doomed {
                 let der = &setup.leaves[*i].0.der;
-                let key = vigil_core::DenyKey::CertSha256(vigil_core::text::hex(
-                    &vigil_core::sha256(der),
-                ));
-                engine
-                    .deny(vigil_core::DenyRule::new(key, "revocation drill", None))
-                    .map_err(|e| format!("deny: {e}"))?;
+                match lever {
+                    Lever::Engine(engine) => {
+                        let key = vigil_core::DenyKey::CertSha256(vigil_core::text::hex(
+                            &vigil_core::sha256(der),
+                        ));
+                        engine
+                            .deny(vigil_core::DenyRule::new(key, "revocation drill", None))
+                            .map_err(|e| format!("deny: {e}"))?;
+                    }
+                    Lever::Admin(admin) => admin.deny(der).await?,
+                }
             }
             Ok((t0, "deny"))
         }
@@ -216,6 +241,7 @@ pub(super) async fn act(
                 .map_err(|e| e.to_string())?;
             // The data lapses at the latest nextUpdate the engine holds
             // (+1 s: stale once strictly past it).
+            let engine = engine.ok_or("responder-down is not drilled through the proxy")?;
             let latest = engine
                 .sources()
                 .iter()
@@ -228,7 +254,7 @@ pub(super) async fn act(
                 vigil_core::text::rfc3339(latest)
             ));
             // Refreshes keep failing meanwhile.
-            trigger(engine);
+            trigger(lever);
             Ok((instant_at(lapse), "deadline"))
         }
     }
