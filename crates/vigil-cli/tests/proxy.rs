@@ -596,3 +596,90 @@ async fn the_proxy_staples_a_fresh_ocsp_answer_for_its_own_certificate() {
     assert!(text.contains("Cert Status: good"), "{text}");
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
 }
+
+/// Ten thousand idle mTLS connections through one proxy (fewer when this
+/// process cannot hold two descriptors per connection): all stay up and
+/// listed, and the proxy's memory per connection is reported and bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_connections_stay_up_at_a_bounded_memory_cost() {
+    // The clients and the backend legs live here: two descriptors each.
+    let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, 65_536, 65_536);
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let n = 10_000.min((limit.saturating_sub(512) / 2) as usize);
+    let fx = Fixture::start().await;
+    let (target, accepted) = proxy_support::holding_backend().await;
+    let (chain, key) = write_pair(&fx, &fx.pki.server);
+    let proxy = Proxy::start(
+        &[
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--target".to_owned(),
+            target.to_string(),
+            "--cert".to_owned(),
+            chain.display().to_string(),
+            "--key".to_owned(),
+            key.display().to_string(),
+            "--anchor".to_owned(),
+            fx.anchor().display().to_string(),
+            "--data-dir".to_owned(),
+            fx.data_dir().display().to_string(),
+            "--admin".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--log-level".to_owned(),
+            "warn".to_owned(),
+        ],
+        1,
+        &log_path(&fx, "proxy"),
+    );
+    let kate = client(&fx, "kate");
+    let config = client_config(&kate, &fx.pki.intermediate.cert, &fx.pki.root.cert);
+    // One verification first, so that the rest find the data held.
+    let first = connect(proxy.addr(), &config).await.unwrap();
+    let before = proxy.rss_kib();
+    let started = std::time::Instant::now();
+    let addr = proxy.addr();
+    let mut streams = vec![first];
+    let mut tasks = tokio::task::JoinSet::new();
+    let per_task = n.div_ceil(64);
+    for t in 0..64 {
+        let config = config.clone();
+        let count = per_task.min((n - 1).saturating_sub(t * per_task));
+        tasks.spawn(async move {
+            let mut mine = Vec::with_capacity(count);
+            for _ in 0..count {
+                mine.push(connect(addr, &config).await.unwrap());
+            }
+            mine
+        });
+    }
+    while let Some(mine) = tasks.join_next().await {
+        streams.extend(mine.unwrap());
+    }
+    let took = started.elapsed();
+    assert_eq!(streams.len(), n);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while accepted.load(std::sync::atomic::Ordering::Relaxed) < n {
+        assert!(std::time::Instant::now() < deadline, "backend legs missing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = proxy.rss_kib();
+    let per_connection = after.saturating_sub(before) as f64 / n as f64;
+    eprintln!(
+        "{n} idle connections: proxy RSS {before} KiB -> {after} KiB, {per_connection:.1} KiB per \
+         connection; opened in {took:?}"
+    );
+    let api = admin(&proxy, None);
+    let list = api.get("/v1/connections?limit=1").await;
+    assert_eq!(list.body["total"], n, "{}", list.text);
+    // Memory: the TLS state and tracking of an idle connection, no copy
+    // buffers (they are freed while a leg is idle).
+    assert!(
+        per_connection < 48.0,
+        "{per_connection:.1} KiB per idle connection"
+    );
+    // Still up, both ways: a sample still echoes.
+    for s in streams.iter_mut().step_by(n / 50 + 1) {
+        ping(s).await.unwrap();
+    }
+}

@@ -61,6 +61,7 @@ pub(crate) fn run(args: ProxyArgs) -> Result<ExitCode, UsageError> {
 async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
     let policy = settings.shared.policy;
     let max = settings.shared.max_connections;
+    raise_fd_limit(max);
     let mut config = settings.shared.clone().serve_config();
     config.sidecar = config.sidecar.with_connections_read_only(true);
     let fetcher = vigil_runtime::Fetcher::new(config.fetch.clone())
@@ -196,6 +197,33 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
             eprintln!("vigil: error: {e}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Two descriptors per connection (client and backend legs) and a margin:
+/// the soft limit is raised as far as the hard limit allows (further when
+/// privileged), and a limit still below is said at start rather than found
+/// out under load (an accept that fails backs off and retries).
+fn raise_fd_limit(max_connections: usize) {
+    let want = (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(1024);
+    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return;
+    };
+    if soft >= want {
+        return;
+    }
+    let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, want, want.max(hard))
+        .or_else(|_| rlimit::setrlimit(rlimit::Resource::NOFILE, hard.min(want), hard));
+    let now = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(soft, |(s, _)| s);
+    if now < want {
+        tracing::warn!(
+            limit = now,
+            max_connections,
+            "the open-file limit holds fewer than two descriptors per allowed connection; \
+             lower --max-connections or raise the limit"
+        );
     }
 }
 

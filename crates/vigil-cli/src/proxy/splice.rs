@@ -17,8 +17,9 @@ use vigil_sidecar::LiveConnection;
 
 use super::tls::Rules;
 
-/// Buffer per direction: large enough that one bulk stream is not held
-/// back by the copy (TLS records are at most 16 KiB of plaintext).
+/// Buffer per direction while bytes flow: large enough that one bulk
+/// stream is not held back by the copy (TLS records are at most 16 KiB of
+/// plaintext). An idle direction holds none (see [`Half`]).
 const BUFFER: usize = 64 * 1024;
 
 /// How a spliced connection ended.
@@ -64,7 +65,12 @@ where
         last: Arc::clone(&last),
         epoch,
     };
-    let copy = tokio::io::copy_bidirectional_with_sizes(&mut wa, &mut wb, BUFFER, BUFFER);
+    let copy = Bidirectional {
+        a: &mut wa,
+        b: &mut wb,
+        a_to_b: Half::default(),
+        b_to_a: Half::default(),
+    };
     tokio::pin!(copy);
     let mut rules_live = true;
     let mut force_live = true;
@@ -150,5 +156,120 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// One direction of a [`Bidirectional`] copy. Its buffer exists only while
+/// it holds bytes or a read is under way: a read that would block on an
+/// empty buffer frees it, so ten thousand idle connections cost no copy
+/// buffers at all.
+#[derive(Default)]
+struct Half {
+    buf: Option<Box<[u8]>>,
+    pos: usize,
+    cap: usize,
+    read_done: bool,
+    need_flush: bool,
+    done: bool,
+    amount: u64,
+}
+
+impl Half {
+    /// Moves bytes from `r` to `w` until `r` ends (then shuts `w`'s write
+    /// side: a half-close is passed on) or one would block.
+    fn poll_copy<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut r: Pin<&mut R>,
+        mut w: Pin<&mut W>,
+    ) -> Poll<io::Result<u64>>
+    where
+        R: AsyncRead + ?Sized,
+        W: AsyncWrite + ?Sized,
+    {
+        if self.done {
+            return Poll::Ready(Ok(self.amount));
+        }
+        loop {
+            if self.pos == self.cap && !self.read_done {
+                let buf = self
+                    .buf
+                    .get_or_insert_with(|| vec![0u8; BUFFER].into_boxed_slice());
+                let mut read = ReadBuf::new(buf);
+                match r.as_mut().poll_read(cx, &mut read) {
+                    Poll::Pending => {
+                        if self.need_flush {
+                            std::task::ready!(w.as_mut().poll_flush(cx))?;
+                            self.need_flush = false;
+                        }
+                        self.buf = None;
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {
+                        let n = read.filled().len();
+                        if n == 0 {
+                            self.read_done = true;
+                            self.buf = None;
+                        } else {
+                            self.pos = 0;
+                            self.cap = n;
+                        }
+                    }
+                }
+            }
+            while self.pos < self.cap {
+                let Some(buf) = self.buf.as_deref() else {
+                    break;
+                };
+                let n = std::task::ready!(w.as_mut().poll_write(cx, &buf[self.pos..self.cap]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the other leg accepts no more bytes",
+                    )));
+                }
+                self.pos += n;
+                self.amount += n as u64;
+                self.need_flush = true;
+            }
+            if self.pos == self.cap && self.read_done {
+                std::task::ready!(w.as_mut().poll_flush(cx))?;
+                std::task::ready!(w.as_mut().poll_shutdown(cx))?;
+                self.done = true;
+                return Poll::Ready(Ok(self.amount));
+            }
+        }
+    }
+}
+
+/// Both directions between `a` and `b`; ends when both ended (or at the
+/// first error) with the bytes moved each way.
+struct Bidirectional<'a, A: ?Sized, B: ?Sized> {
+    a: &'a mut A,
+    b: &'a mut B,
+    a_to_b: Half,
+    b_to_a: Half,
+}
+
+impl<A, B> std::future::Future for Bidirectional<'_, A, B>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    type Output = io::Result<(u64, u64)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let up = this
+            .a_to_b
+            .poll_copy(cx, Pin::new(&mut *this.a), Pin::new(&mut *this.b))?;
+        let down = this
+            .b_to_a
+            .poll_copy(cx, Pin::new(&mut *this.b), Pin::new(&mut *this.a))?;
+        match (up, down) {
+            (Poll::Ready(up), Poll::Ready(down)) => Poll::Ready(Ok((up, down))),
+            _ => Poll::Pending,
+        }
     }
 }
