@@ -683,3 +683,187 @@ async fn ten_thousand_idle_connections_stay_up_at_a_bounded_memory_cost() {
         ping(s).await.unwrap();
     }
 }
+
+/// A TLS echo server with the fixture's server certificate (IP SAN
+/// 127.0.0.1), no client authentication: a backend behind `--target-tls`.
+async fn tls_backend(fx: &Fixture) -> std::net::SocketAddr {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![
+            CertificateDer::from(fx.pki.server.der.clone()),
+            CertificateDer::from(fx.pki.intermediate.cert.der.clone()),
+        ],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            fx.pki.server.key_pkcs8_der.clone(),
+        )),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = tls.read(&mut buf).await {
+                    if n == 0 || tls.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_serves_several_routes_from_the_config_file_one_with_tls_to_its_target() {
+    let fx = Fixture::start().await;
+    let plain = Backend::start(false).await;
+    let tls_target = tls_backend(&fx).await;
+    let (chain, key) = write_pair(&fx, &fx.pki.server);
+    let config = fx.dir.path().join("routes.toml");
+    let route = |target: String, extra: &str| {
+        format!(
+            "[[proxy]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target}\"\ncert = \"{}\"\nkey = \"{}\"\n{extra}\n",
+            chain.display(),
+            key.display()
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "anchor = \"{}\"\ndata-dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n{}\n{}",
+            fx.anchor().display(),
+            fx.data_dir().display(),
+            route(plain.addr.to_string(), ""),
+            route(tls_target.to_string(), "target-tls = true"),
+        ),
+    )
+    .unwrap();
+    let proxy = Proxy::start_expecting(
+        &["--config".to_owned(), config.display().to_string()],
+        2,
+        true,
+        &log_path(&fx, "proxy"),
+    );
+    let leo = client(&fx, "leo");
+    let tls = client_config(&leo, &fx.pki.intermediate.cert, &fx.pki.root.cert);
+    let mut one = connect(proxy.listens[0], &tls).await.unwrap();
+    let mut two = connect(proxy.listens[1], &tls).await.unwrap();
+    ping(&mut one).await.unwrap();
+    ping(&mut two).await.unwrap();
+    let list = admin(&proxy, None).get("/v1/connections").await;
+    assert_eq!(list.body["total"], 2, "{}", list.text);
+    // One deny closes the client's connections on every route.
+    let sha = vigil_core_sha(&leo.der);
+    let denied = admin(&proxy, None)
+        .post("/v1/deny", &json!({"cert_sha256": sha, "reason": "test"}))
+        .await;
+    assert_eq!(denied.status, 201, "{}", denied.text);
+    assert!(wait_closed(&mut one, Duration::from_secs(5))
+        .await
+        .is_some());
+    assert!(wait_closed(&mut two, Duration::from_secs(5))
+        .await
+        .is_some());
+}
+
+#[test]
+fn unusable_proxy_settings_exit_2_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki_fixtures::generate(&pki_fixtures::PkiOptions::default()).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let root = write("root.pem", &pki.root.cert.pem);
+    let cert = write("server.pem", &pki.server.pem);
+    let key = write("server.key", &pki.server.key_pem);
+    let other_key = write("client.key", &pki.client.key_pem);
+    let file = write("bad.toml", "listen = \"127.0.0.1:1\"\n");
+    let data = dir.path().join("data").display().to_string();
+    let base = |listen: &str, key: &str| {
+        vec![
+            "proxy".to_owned(),
+            "--listen".to_owned(),
+            listen.to_owned(),
+            "--target".to_owned(),
+            "127.0.0.1:9".to_owned(),
+            "--cert".to_owned(),
+            cert.clone(),
+            "--key".to_owned(),
+            key.to_owned(),
+            "--anchor".to_owned(),
+            root.clone(),
+            "--data-dir".to_owned(),
+            data.clone(),
+        ]
+    };
+    let with = |mut args: Vec<String>, extra: &[&str]| {
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["proxy".to_owned(), "--anchor".to_owned(), root.clone()],
+            "nothing to proxy",
+        ),
+        (base("127.0.0.1:0", &other_key), "key"),
+        (base("not-an-address", &key), "listen"),
+        (with(base("0.0.0.0:0", &key), &["--client"]), "loopback"),
+        (
+            with(
+                base("127.0.0.1:0", &key),
+                &["--allow-uri", "spiffe://x/a*b"],
+            ),
+            "allow-uri",
+        ),
+        (
+            with(base("127.0.0.1:0", &key), &["--allow-spki-sha256", "abc"]),
+            "allow-spki-sha256",
+        ),
+        (
+            with(base("127.0.0.1:0", &key), &["--proxy-protocol", "v1"]),
+            "proxy-protocol",
+        ),
+        (
+            with(base("127.0.0.1:0", &key), &["--admin", "0.0.0.0:0"]),
+            "token",
+        ),
+        (
+            vec![
+                "proxy".to_owned(),
+                "--config".to_owned(),
+                file.clone(),
+                "--anchor".to_owned(),
+                root.clone(),
+            ],
+            "admin",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("vigil: error:"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} should mention {says}: {stderr}"
+        );
+    }
+}

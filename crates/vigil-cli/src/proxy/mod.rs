@@ -288,25 +288,36 @@ async fn reload_loop(routes: Vec<Arc<Running>>, config: Option<std::path::PathBu
 }
 
 fn reload_rules(routes: &[Arc<Running>], config: &std::path::Path) {
-    let tables = match settings::reload_rules(config) {
+    let tables = match settings::reload_routes(config) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "allow rules not reloaded; the ones in use stay");
             return;
         }
     };
-    for (listen, spec) in tables {
-        let Some(running) = routes.iter().find(|r| r.configured == listen) else {
-            tracing::warn!(%listen, "a new [[proxy]] table needs a restart");
+    for table in tables {
+        let Some(running) = routes.iter().find(|r| r.route.table == table.table) else {
+            tracing::warn!(listen = %table.listen, "a new [[proxy]] table needs a restart");
             continue;
         };
-        match AllowList::parse(&spec) {
+        if running.configured != table.listen || running.route.target != table.target {
+            tracing::warn!(
+                listen = %table.listen,
+                target = %table.target,
+                "a [[proxy]] table's listen or target changed: that needs a restart; its allow rules \
+                 are not reloaded"
+            );
+            continue;
+        }
+        match AllowList::parse(&table.allow) {
             Ok(list) => {
                 running.rules.store(Arc::new(list));
                 running.rules_changed.send_modify(|g| *g += 1);
-                tracing::info!(%listen, "allow rules reloaded; open connections checked again");
+                tracing::info!(listen = %running.route.listen, "allow rules reloaded; open connections checked again");
             }
-            Err(e) => tracing::error!(%listen, error = %e, "allow rules not reloaded"),
+            Err(e) => {
+                tracing::error!(listen = %table.listen, error = %e, "allow rules not reloaded")
+            }
         }
     }
 }

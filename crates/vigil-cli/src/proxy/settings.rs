@@ -66,6 +66,9 @@ pub(crate) struct Route {
     pub(crate) usage: Usage,
     pub(crate) allow: AllowSpec,
     pub(crate) proxy_protocol: bool,
+    /// Which `[[proxy]]` table of the config file it comes from (None:
+    /// the flags): how a reload finds it.
+    pub(crate) table: Option<usize>,
 }
 
 /// Everything `vigil proxy` runs with.
@@ -132,7 +135,7 @@ impl ProxySettings {
             ));
         }
         for (i, a) in routes.iter().enumerate() {
-            if routes[..i].iter().any(|b| b.listen == a.listen) {
+            if a.listen.port() != 0 && routes[..i].iter().any(|b| b.listen == a.listen) {
                 return Err(UsageError(format!("listen {}: given twice", a.listen)));
             }
         }
@@ -165,17 +168,16 @@ impl ProxySettings {
     }
 }
 
-/// The allow rules of each `[[proxy]]` table of `config`, by listen
-/// address (SIGHUP).
-pub(crate) fn reload_rules(config: &Path) -> Result<Vec<(SocketAddr, AllowSpec)>, String> {
+/// The `[[proxy]]` tables of `config` as they are now (SIGHUP), checked.
+pub(crate) fn reload_routes(config: &Path) -> Result<Vec<Route>, String> {
     let file = read_file_config(config).map_err(|e| e.0)?;
     let base = parent_dir(config);
-    let mut out = Vec::new();
-    for (i, table) in file.proxy.unwrap_or_default().into_iter().enumerate() {
-        let route = file_route(table, &base, i).map_err(|e| e.0)?;
-        out.push((route.listen, route.allow));
-    }
-    Ok(out)
+    file.proxy
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, table)| file_route(table, &base, i).map_err(|e| e.0))
+        .collect()
 }
 
 fn flag_route(args: &ProxyArgs) -> Result<Option<Route>, UsageError> {
@@ -204,18 +206,24 @@ fn flag_route(args: &ProxyArgs) -> Result<Option<Route>, UsageError> {
         allow_spki_sha256: Some(args.allow_spki_sha256.clone()),
         proxy_protocol: args.proxy_protocol.clone(),
     };
-    route(raw, &|p| p, "--").map(Some)
+    route(raw, &|p| p, "--", None).map(Some)
 }
 
 fn file_route(table: FileProxy, base: &Path, index: usize) -> Result<Route, UsageError> {
     let in_file = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-    route(table, &in_file, &format!("[[proxy]] #{} ", index + 1))
+    route(
+        table,
+        &in_file,
+        &format!("[[proxy]] #{} ", index + 1),
+        Some(index),
+    )
 }
 
 fn route(
     raw: FileProxy,
     in_file: &dyn Fn(PathBuf) -> PathBuf,
     at: &str,
+    table: Option<usize>,
 ) -> Result<Route, UsageError> {
     let need = |v: Option<String>, key: &str| {
         v.filter(|s| !s.trim().is_empty())
@@ -294,6 +302,7 @@ fn route(
         usage,
         allow,
         proxy_protocol,
+        table,
     })
 }
 

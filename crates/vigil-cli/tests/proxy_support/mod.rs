@@ -30,6 +30,18 @@ impl Proxy {
     /// Starts `vigil proxy ARGS` and waits for `routes` listening lines
     /// (and the admin line when `--admin` is among the arguments).
     pub fn start(args: &[String], routes: usize, log: &Path) -> Self {
+        let admin_expected = args.iter().any(|a| a == "--admin");
+        Self::start_expecting(args, routes, admin_expected, log)
+    }
+
+    /// As [`Proxy::start`], saying whether an admin line is expected (the
+    /// config file may set it).
+    pub fn start_expecting(
+        args: &[String],
+        routes: usize,
+        admin_expected: bool,
+        log: &Path,
+    ) -> Self {
         let stderr = std::fs::File::create(log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
         command
@@ -43,7 +55,6 @@ impl Proxy {
                 command.env_remove(k);
             }
         }
-        let admin_expected = args.iter().any(|a| a == "--admin");
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
