@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::serve::LogLevel;
-use crate::verify::{PolicyArg, UsageArg};
+use crate::serve::CommonArgs;
+use crate::verify::UsageArg;
 
 /// Raw flags of `vigil proxy` (ARCHITECTURE.md, `vigil proxy`).
 #[derive(Args, Debug, Default)]
@@ -93,43 +93,8 @@ pub(crate) struct ProxyArgs {
     #[arg(long, env = "VIGIL_IDLE_TIMEOUT", value_name = "SECS")]
     pub(crate) idle_timeout: Option<u64>,
 
-    // --- shared with `vigil serve` ---
-    /// TOML configuration file (`vigil serve`'s keys, `admin`, and
-    /// [[proxy]] tables).
-    #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-    /// Data directory (the store) [default: ./vigil-data].
-    #[arg(long, env = "VIGIL_DATA_DIR", value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Trust anchors for peers (PEM bundle, DER or a directory),
-    /// repeatable; VIGIL_ANCHOR takes a comma-separated list.
-    #[arg(long, env = "VIGIL_ANCHOR", value_name = "FILE", value_delimiter = ',')]
-    pub(crate) anchor: Vec<PathBuf>,
-    /// Revocation policy [default: require].
-    #[arg(long, env = "VIGIL_REVOCATION", value_enum)]
-    pub(crate) revocation: Option<PolicyArg>,
-    /// Bearer token of the admin API's /v1 routes (visible in `ps`: prefer
-    /// --api-token-file or VIGIL_API_TOKEN).
-    #[arg(long, value_name = "TOKEN")]
-    pub(crate) api_token: Option<String>,
-    /// File holding the admin API's bearer token.
-    #[arg(long, env = "VIGIL_API_TOKEN_FILE", value_name = "FILE")]
-    pub(crate) api_token_file: Option<PathBuf>,
-    /// Log level on stderr [default: info].
-    #[arg(long, env = "VIGIL_LOG_LEVEL", value_enum)]
-    pub(crate) log_level: Option<LogLevel>,
-    /// Fleet mode (see `vigil serve --help`): NATS servers.
-    #[arg(
-        long,
-        env = "VIGIL_CLUSTER",
-        value_name = "URLS",
-        value_delimiter = ','
-    )]
-    pub(crate) cluster: Vec<String>,
-    /// This node's name in the fleet.
-    #[arg(long, env = "VIGIL_NODE_ID", value_name = "ID")]
-    pub(crate) node_id: Option<String>,
-    /// The fleet's name.
-    #[arg(long, env = "VIGIL_FLEET", value_name = "NAME")]
-    pub(crate) fleet: Option<String>,
+    /// Flags shared with `vigil serve` (data dir, anchors, policy, admin
+    /// token, log level, fetch destinations, fleet mode).
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
 }

@@ -87,7 +87,8 @@ pub(crate) struct ProxySettings {
 
 impl ProxySettings {
     pub(crate) fn resolve(args: ProxyArgs) -> Result<Self, UsageError> {
-        let (file, base) = match &args.config {
+        let config = args.common.config.clone();
+        let (file, base) = match &config {
             Some(path) => (read_file_config(path)?, parent_dir(path)),
             None => (FileConfig::default(), PathBuf::from(".")),
         };
@@ -140,20 +141,11 @@ impl ProxySettings {
             }
         }
         let serve = ServeArgs {
-            config: args.config.clone(),
+            common: args.common,
             // The admin API is the sidecar's listener; without one, a
             // placeholder that is never bound.
             listen: Some(admin_text.clone().unwrap_or_else(|| "127.0.0.1:0".into())),
-            data_dir: args.data_dir,
-            anchor: args.anchor,
-            revocation: args.revocation,
-            api_token: args.api_token,
-            api_token_file: args.api_token_file,
             max_connections: args.max_connections,
-            log_level: args.log_level,
-            cluster: args.cluster,
-            node_id: args.node_id,
-            fleet: args.fleet,
             ..ServeArgs::default()
         };
         let shared = Settings::resolve(serve)?;
@@ -163,7 +155,7 @@ impl ProxySettings {
             admin: admin_text.is_some(),
             handshake_timeout: Duration::from_secs(handshake),
             idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
-            config: args.config,
+            config,
         })
     }
 }

@@ -25,31 +25,12 @@ Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 2 when the settings,
 anchors, data directory, TLS files or listen address are unusable at start,
 1 when the sidecar fails after starting.")]
 pub(crate) struct ServeArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
+    /// Flags `vigil proxy` shares.
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
     /// Address to listen on [default: 127.0.0.1:8787].
     #[arg(long, env = "VIGIL_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<String>,
-    /// Data directory (the store: revocation data, connections, deny list)
-    /// [default: ./vigil-data].
-    #[arg(long, env = "VIGIL_DATA_DIR", value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Trust anchors (PEM bundle, DER or a directory), repeatable;
-    /// VIGIL_ANCHOR takes a comma-separated list.
-    #[arg(long, env = "VIGIL_ANCHOR", value_name = "FILE", value_delimiter = ',')]
-    pub(crate) anchor: Vec<PathBuf>,
-    /// Revocation policy [default: require].
-    #[arg(long, env = "VIGIL_REVOCATION", value_enum)]
-    pub(crate) revocation: Option<PolicyArg>,
-    /// Bearer token every /v1 route requires. Visible in `ps`: prefer
-    /// --api-token-file or VIGIL_API_TOKEN. Unset: no token is asked for
-    /// (allowed on a loopback address only, unless --insecure-no-auth).
-    #[arg(long, value_name = "TOKEN")]
-    pub(crate) api_token: Option<String>,
-    /// File holding the bearer token (one trailing newline is ignored).
-    #[arg(long, env = "VIGIL_API_TOKEN_FILE", value_name = "FILE")]
-    pub(crate) api_token_file: Option<PathBuf>,
     /// Serve a non-loopback address without an API token (otherwise an
     /// error). Anyone who can reach it may then read, register, deny and
     /// refresh.
@@ -83,15 +64,41 @@ pub(crate) struct ServeArgs {
     /// Events kept for Last-Event-ID resumption [default: 8192].
     #[arg(long, env = "VIGIL_EVENT_BACKLOG", value_name = "N")]
     pub(crate) event_backlog: Option<u64>,
-    /// Log level on stderr [default: info].
-    #[arg(long, env = "VIGIL_LOG_LEVEL", value_enum)]
-    pub(crate) log_level: Option<LogLevel>,
     /// Adds POST /bench/echo, a trivial handler behind the same stack, as
     /// the ceiling for load benchmarks.
     #[arg(long, hide = true)]
     pub(crate) bench_echo: bool,
+}
 
-    // --- fetch destinations (issue 11) ---
+/// The flags `vigil serve` and `vigil proxy` share (one declaration, so
+/// their names, environment variables and help stay the same).
+#[derive(Args, Debug, Default)]
+pub(crate) struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Data directory (the store: revocation data, connections, deny list)
+    /// [default: ./vigil-data].
+    #[arg(long, env = "VIGIL_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Trust anchors (PEM bundle, DER or a directory), repeatable;
+    /// VIGIL_ANCHOR takes a comma-separated list.
+    #[arg(long, env = "VIGIL_ANCHOR", value_name = "FILE", value_delimiter = ',')]
+    pub(crate) anchor: Vec<PathBuf>,
+    /// Revocation policy [default: require].
+    #[arg(long, env = "VIGIL_REVOCATION", value_enum)]
+    pub(crate) revocation: Option<PolicyArg>,
+    /// Bearer token every /v1 route requires. Visible in `ps`: prefer
+    /// --api-token-file or VIGIL_API_TOKEN. Unset: no token is asked for
+    /// (allowed on a loopback address only, unless --insecure-no-auth).
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) api_token: Option<String>,
+    /// File holding the bearer token (one trailing newline is ignored).
+    #[arg(long, env = "VIGIL_API_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) api_token_file: Option<PathBuf>,
+    /// Log level on stderr [default: info].
+    #[arg(long, env = "VIGIL_LOG_LEVEL", value_enum)]
+    pub(crate) log_level: Option<LogLevel>,
     /// Never fetch from addresses in this range (CIDR or one address), on
     /// top of the default denials (link-local incl. 169.254.169.254,
     /// unspecified, multicast, broadcast); repeatable; VIGIL_FETCH_DENY
@@ -114,9 +121,6 @@ pub(crate) struct ServeArgs {
         value_parser = crate::fetch_args::parse_cidr
     )]
     pub(crate) fetch_allow: Vec<Cidr>,
-    // --- end fetch destinations ---
-
-    // --- fleet mode (issue 13) ---
     /// Fleet mode on NATS JetStream: the servers, nats://HOST:PORT (or
     /// tls://), comma-separated. Deny rules then apply fleet-wide and
     /// events are published to the fleet.
@@ -149,7 +153,6 @@ pub(crate) struct ServeArgs {
     /// its public key.
     #[arg(long, env = "VIGIL_DENY_SIGNING_KEY", value_name = "FILE")]
     pub(crate) deny_signing_key: Option<PathBuf>,
-    // --- end fleet mode ---
 }
 
 /// `--log-level`.

@@ -22,11 +22,11 @@ pub(super) struct ClusterArgs {
 impl ClusterArgs {
     pub(super) fn take(args: &mut ServeArgs) -> Self {
         Self {
-            servers: std::mem::take(&mut args.cluster),
-            node_id: args.node_id.take(),
-            fleet: args.fleet.take(),
-            verify_keys: std::mem::take(&mut args.deny_verify_key),
-            signing_key: args.deny_signing_key.take(),
+            servers: std::mem::take(&mut args.common.cluster),
+            node_id: args.common.node_id.take(),
+            fleet: args.common.fleet.take(),
+            verify_keys: std::mem::take(&mut args.common.deny_verify_key),
+            signing_key: args.common.deny_signing_key.take(),
         }
     }
 }

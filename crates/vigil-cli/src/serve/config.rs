@@ -80,7 +80,7 @@ impl Settings {
     /// validates the result.
     pub(crate) fn resolve(mut args: ServeArgs) -> Result<Self, UsageError> {
         let cluster_args = super::cluster::ClusterArgs::take(&mut args);
-        let (mut file, base) = match &args.config {
+        let (mut file, base) = match &args.common.config {
             Some(path) => (read_file_config(path)?, parent_dir(path)),
             None => (FileConfig::default(), PathBuf::from(".")),
         };
@@ -99,13 +99,13 @@ impl Settings {
         let data_dir = pick(
             &mut from,
             "data-dir",
-            args.data_dir,
+            args.common.data_dir,
             file.data_dir.map(in_file),
         )
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
 
-        let anchors = if !args.anchor.is_empty() {
-            args.anchor
+        let anchors = if !args.common.anchor.is_empty() {
+            args.common.anchor
         } else {
             match file.anchor {
                 Some(OneOrMany::One(p)) => vec![in_file(p)],
@@ -125,7 +125,7 @@ impl Settings {
             ));
         }
 
-        let policy = match (args.revocation, file.revocation) {
+        let policy = match (args.common.revocation, file.revocation) {
             (Some(p), _) => p.policy(),
             (None, Some(text)) => PolicyArg::from_str(text.trim(), false)
                 .map_err(|_| {
@@ -137,10 +137,10 @@ impl Settings {
             (None, None) => RevocationPolicy::Require,
         };
 
-        let token_on_command_line = args.api_token.is_some();
+        let token_on_command_line = args.common.api_token.is_some();
         let api_token = resolve_token(
-            args.api_token,
-            args.api_token_file,
+            args.common.api_token,
+            args.common.api_token_file,
             file.api_token,
             file.api_token_file.map(in_file),
         )?;
@@ -257,15 +257,20 @@ impl Settings {
             16..=1_048_576,
             &from,
         )?;
-        let log_level =
-            pick(&mut from, "log-level", args.log_level, file.log_level).unwrap_or(LogLevel::Info);
+        let log_level = pick(
+            &mut from,
+            "log-level",
+            args.common.log_level,
+            file.log_level,
+        )
+        .unwrap_or(LogLevel::Info);
 
         // --- fetch destinations (issue 11) ---
         let file_fetch = file.fetch.unwrap_or_default();
         let cluster =
             super::cluster::resolve(cluster_args, file.cluster.take(), &in_file, &data_dir)?;
-        let fetch_deny = fetch_rules(args.fetch_deny, file_fetch.deny, "fetch.deny")?;
-        let fetch_allow = fetch_rules(args.fetch_allow, file_fetch.allow, "fetch.allow")?;
+        let fetch_deny = fetch_rules(args.common.fetch_deny, file_fetch.deny, "fetch.deny")?;
+        let fetch_allow = fetch_rules(args.common.fetch_allow, file_fetch.allow, "fetch.allow")?;
         // --- end fetch destinations ---
 
         Ok(Self {

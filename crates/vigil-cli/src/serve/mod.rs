@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use vigil_sidecar::Server;
 
 use crate::UsageError;
-pub(crate) use args::{LogLevel, ServeArgs};
+pub(crate) use args::{CommonArgs, ServeArgs};
 pub(crate) use config::Settings;
 
 /// Runs the sidecar until SIGTERM/SIGINT.
