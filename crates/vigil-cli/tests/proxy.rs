@@ -181,6 +181,18 @@ async fn revoking_a_client_closes_both_of_its_legs_and_spares_the_others() {
         .wait_log("connection torn down", Duration::from_secs(5))
         .await;
     assert!(log.contains("reason=revoked"), "{log}");
+    let metrics = api.get("/metrics").await.text;
+    let listen = proxy.addr();
+    for line in [
+        format!("vigil_proxy_connections_total{{listen=\"{listen}\",outcome=\"spliced\"}} 2"),
+        format!(
+            "vigil_proxy_connections_total{{listen=\"{listen}\",outcome=\"handshake_failed\"}} 1"
+        ),
+        format!("vigil_proxy_closed_total{{listen=\"{listen}\",why=\"torn_down\"}} 1"),
+        "vigil_proxy_open_connections 1".to_owned(),
+    ] {
+        assert!(metrics.contains(&line), "no {line} in:\n{metrics}");
+    }
     // A client that ends its own connection is forgotten, not announced.
     b.shutdown().await.unwrap();
     assert!(backend.next_close(Duration::from_secs(5)).await.is_some());

@@ -85,7 +85,14 @@ pub struct SidecarConfig {
     /// API of `vigil proxy`): registering, removing and renewing are 405
     /// (default off).
     pub connections_read_only: bool,
+    /// More exposition text for `/metrics`, appended by whoever embeds the
+    /// app (`vigil proxy` adds its own counters).
+    pub extra_metrics: Option<ExtraMetrics>,
 }
+
+/// Writes more Prometheus exposition text (see
+/// [`SidecarConfig::extra_metrics`]).
+pub type ExtraMetrics = std::sync::Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl Default for SidecarConfig {
     fn default() -> Self {
@@ -105,6 +112,7 @@ impl Default for SidecarConfig {
             bench_echo: false,
             cluster: None,
             connections_read_only: false,
+            extra_metrics: None,
         }
     }
 }
@@ -217,6 +225,13 @@ impl SidecarConfig {
         self
     }
 
+    /// Sets [`SidecarConfig::extra_metrics`].
+    #[must_use]
+    pub fn with_extra_metrics(mut self, extra: ExtraMetrics) -> Self {
+        self.extra_metrics = Some(extra);
+        self
+    }
+
     /// Sets [`SidecarConfig::cluster`].
     pub fn with_cluster(mut self, cluster: Option<vigil_cluster::Cluster>) -> Self {
         self.cluster = cluster;
@@ -241,6 +256,7 @@ impl std::fmt::Debug for SidecarConfig {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("bench_echo", &self.bench_echo)
             .field("connections_read_only", &self.connections_read_only)
+            .field("extra_metrics", &self.extra_metrics.is_some())
             .field(
                 "cluster",
                 &self.cluster.as_ref().map(vigil_cluster::Cluster::node),
@@ -309,6 +325,7 @@ mod tests {
             bench_echo: true,
             cluster: None,
             connections_read_only: true,
+            extra_metrics: None,
         };
         // No PartialEq, and Debug redacts the token: compared apart.
         assert_eq!(format!("{built:?}"), format!("{expected:?}"));

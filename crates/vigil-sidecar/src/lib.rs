@@ -101,7 +101,7 @@ mod state;
 mod tls;
 
 pub use config::{
-    ServeConfig, SidecarConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DENY_RULES,
+    ExtraMetrics, ServeConfig, SidecarConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DENY_RULES,
     DEFAULT_MAX_SUBSCRIBERS,
 };
 pub use live::{Live, LiveConnection, Refused};

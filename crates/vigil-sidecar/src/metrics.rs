@@ -336,6 +336,9 @@ pub(crate) fn render(app: &AppState) -> String {
         "vigil_ready {}",
         u8::from(super::readiness(app).is_ok())
     );
+    if let Some(extra) = &app.extra_metrics {
+        extra(&mut out);
+    }
     out
 }
 

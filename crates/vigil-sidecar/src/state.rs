@@ -50,6 +50,7 @@ pub(crate) struct App {
     pub(crate) cluster: Option<vigil_cluster::Cluster>,
     /// Connections are listed, not registered or removed through the API.
     pub(crate) connections_read_only: bool,
+    pub(crate) extra_metrics: Option<crate::ExtraMetrics>,
 }
 
 /// Verdicts already serialized: the engine's verdict cache hands out the
@@ -154,6 +155,7 @@ pub fn app(engine: Engine, store: Arc<dyn Store>, config: SidecarConfig) -> (Rou
         memo: Default::default(),
         cluster: config.cluster.clone(),
         connections_read_only: config.connections_read_only,
+        extra_metrics: config.extra_metrics.clone(),
     });
 
     let mut tasks = conns.spawn_background();

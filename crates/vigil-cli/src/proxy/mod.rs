@@ -15,6 +15,7 @@
 
 mod allow;
 mod args;
+mod metrics;
 mod pp2;
 mod route;
 mod settings;
@@ -62,8 +63,13 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
     let policy = settings.shared.policy;
     let max = settings.shared.max_connections;
     raise_fd_limit(max);
+    let proxy_metrics = Arc::new(metrics::ProxyMetrics::default());
     let mut config = settings.shared.clone().serve_config();
-    config.sidecar = config.sidecar.with_connections_read_only(true);
+    let rendered = Arc::clone(&proxy_metrics);
+    config.sidecar = config
+        .sidecar
+        .with_connections_read_only(true)
+        .with_extra_metrics(Arc::new(move |out: &mut String| rendered.render(out)));
     let fetcher = vigil_runtime::Fetcher::new(config.fetch.clone())
         .map_err(|e| UsageError(format!("cannot start the fetcher: {e}")))?;
     let server = if settings.admin {
@@ -128,6 +134,7 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
                 ..route.clone()
             },
             configured: route.listen,
+            counters: proxy_metrics.route(local.to_string()),
             identity,
             rules,
             rules_changed,
@@ -146,6 +153,7 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
         idle_timeout: settings.idle_timeout,
         stop,
         force,
+        metrics: proxy_metrics,
     });
     let mut routes = Vec::new();
     for (running, listener) in bound {

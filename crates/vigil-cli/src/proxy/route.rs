@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use vigil_core::CertificateDer;
 use vigil_sidecar::{Live, LiveConnection, Refused};
 
+use super::metrics::{Closed, Outcome, ProxyMetrics, RouteCounters};
 use super::pp2;
 use super::settings::{Mode, Route};
 use super::splice::{splice, Control, End};
@@ -39,6 +41,7 @@ pub(crate) struct Shared {
     pub(crate) stop: watch::Receiver<bool>,
     /// Close what is still open (the drain deadline passed).
     pub(crate) force: watch::Receiver<bool>,
+    pub(crate) metrics: Arc<ProxyMetrics>,
 }
 
 /// A route ready to accept.
@@ -52,6 +55,7 @@ pub(crate) struct Running {
     pub(crate) rules: Rules,
     pub(crate) rules_changed: watch::Sender<u64>,
     pub(crate) tls: Tls,
+    pub(crate) counters: Arc<RouteCounters>,
 }
 
 /// The TLS side of a route.
@@ -83,6 +87,7 @@ pub(crate) async fn accept_loop(running: Arc<Running>, listener: TcpListener, sh
             }
         };
         let Ok(permit) = Arc::clone(&shared.limit).try_acquire_owned() else {
+            shared.metrics.at_limit.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 listen = %running.route.listen,
                 %peer,
@@ -95,10 +100,12 @@ pub(crate) async fn accept_loop(running: Arc<Running>, listener: TcpListener, sh
         let running = Arc::clone(&running);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
+            shared.metrics.open.fetch_add(1, Ordering::Relaxed);
             match running.route.mode {
                 Mode::Server => serve_client(&running, &shared, tcp, peer).await,
                 Mode::Client => serve_local(&running, &shared, tcp, peer).await,
             }
+            shared.metrics.open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
@@ -114,10 +121,12 @@ async fn serve_client(running: &Running, shared: &Shared, tcp: TcpStream, peer: 
     let mut tls = match tokio::time::timeout(shared.handshake_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
+            running.counters.outcome(Outcome::HandshakeFailed);
             tracing::info!(listen = %route.listen, %peer, error = %e, "TLS handshake failed; connection dropped");
             return;
         }
         Err(_) => {
+            running.counters.outcome(Outcome::HandshakeTimeout);
             tracing::info!(
                 listen = %route.listen,
                 %peer,
@@ -144,6 +153,7 @@ async fn serve_client(running: &Running, shared: &Shared, tcp: TcpStream, peer: 
     let backend = match connect(&route.target).await {
         Ok(b) => b,
         Err(e) => {
+            running.counters.outcome(Outcome::TargetUnreachable);
             tracing::warn!(listen = %route.listen, target = %route.target, %peer, error = %e, "target unreachable; client connection closed");
             close_leg(&mut tls).await;
             return;
@@ -161,8 +171,9 @@ async fn serve_client(running: &Running, shared: &Shared, tcp: TcpStream, peer: 
     let mut ctl = control(running, shared, &mut live, leaf);
     match target {
         None => {
+            running.counters.outcome(Outcome::Spliced);
             let end = splice(&mut tls, &mut backend, &mut ctl).await;
-            finish(route, peer, ctl.live, end, &mut tls, &mut backend).await;
+            finish(running, peer, ctl.live, end, &mut tls, &mut backend).await;
         }
         Some(connector) => {
             let name = match server_name(&route.target) {
@@ -174,18 +185,21 @@ async fn serve_client(running: &Running, shared: &Shared, tcp: TcpStream, peer: 
             {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
+                    running.counters.outcome(Outcome::TargetUnreachable);
                     tracing::warn!(target = %route.target, error = %e, "TLS to the target failed; client connection closed");
                     close_leg(&mut tls).await;
                     return;
                 }
                 Err(_) => {
+                    running.counters.outcome(Outcome::TargetUnreachable);
                     tracing::warn!(target = %route.target, "TLS to the target timed out; client connection closed");
                     close_leg(&mut tls).await;
                     return;
                 }
             };
+            running.counters.outcome(Outcome::Spliced);
             let end = splice(&mut tls, &mut upstream, &mut ctl).await;
-            finish(route, peer, ctl.live, end, &mut tls, &mut upstream).await;
+            finish(running, peer, ctl.live, end, &mut tls, &mut upstream).await;
         }
     }
 }
@@ -202,6 +216,7 @@ async fn serve_local(running: &Running, shared: &Shared, mut local: TcpStream, p
     let tcp = match connect(&route.target).await {
         Ok(t) => t,
         Err(e) => {
+            running.counters.outcome(Outcome::TargetUnreachable);
             tracing::warn!(listen = %route.listen, target = %route.target, error = %e, "target unreachable; local connection closed");
             return;
         }
@@ -211,10 +226,12 @@ async fn serve_local(running: &Running, shared: &Shared, mut local: TcpStream, p
     {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
+            running.counters.outcome(Outcome::HandshakeFailed);
             tracing::warn!(listen = %route.listen, target = %route.target, error = %e, "TLS handshake with the target failed; local connection closed");
             return;
         }
         Err(_) => {
+            running.counters.outcome(Outcome::HandshakeTimeout);
             tracing::warn!(listen = %route.listen, target = %route.target, "TLS handshake with the target timed out; local connection closed");
             return;
         }
@@ -228,8 +245,9 @@ async fn serve_local(running: &Running, shared: &Shared, mut local: TcpStream, p
         return;
     };
     let mut ctl = control(running, shared, &mut live, leaf);
+    running.counters.outcome(Outcome::Spliced);
     let end = splice(&mut local, &mut tls, &mut ctl).await;
-    finish(route, peer, ctl.live, end, &mut tls, &mut local).await;
+    finish(running, peer, ctl.live, end, &mut tls, &mut local).await;
 }
 
 /// The allow rules again (a resumed session skipped the verifier), then
@@ -246,6 +264,7 @@ async fn admit(
         return None;
     };
     if let Err(why) = running.rules.load().permits(leaf) {
+        running.counters.outcome(Outcome::NotAllowed);
         tracing::info!(listen = %route.listen, %peer, reason = %why, "peer refused by the allow rules");
         return None;
     }
@@ -263,6 +282,7 @@ async fn admit(
             Some(live)
         }
         Err(Refused::Rejected(verdict)) => {
+            running.counters.outcome(Outcome::Untrusted);
             tracing::info!(
                 listen = %route.listen,
                 %peer,
@@ -297,7 +317,7 @@ fn control<'a>(
 
 /// Closes both legs after a splice ended, and says why.
 async fn finish<A, B>(
-    route: &Route,
+    running: &Running,
     peer: SocketAddr,
     live: &LiveConnection,
     end: End,
@@ -307,14 +327,20 @@ async fn finish<A, B>(
     A: AsyncWrite + Unpin,
     B: AsyncWrite + Unpin,
 {
+    let route = &running.route;
+    let counters = &running.counters;
     match end {
         End::Done(Ok((up, down))) => {
+            counters.closed(Closed::Ended);
+            counters.bytes(up, down);
             tracing::debug!(listen = %route.listen, %peer, connection = %live.id(), up, down, "connection ended");
         }
         End::Done(Err(e)) => {
+            counters.closed(Closed::Ended);
             tracing::debug!(listen = %route.listen, %peer, connection = %live.id(), error = %e, "connection ended with an error");
         }
         End::TornDown(event) => {
+            counters.closed(Closed::TornDown);
             // Both legs at once: the event is already on /v1/events.
             tokio::join!(close_leg(secure), close_leg(other));
             tracing::warn!(
@@ -329,12 +355,15 @@ async fn finish<A, B>(
             return;
         }
         End::NotAllowed(why) => {
+            counters.closed(Closed::NotAllowed);
             tracing::warn!(listen = %route.listen, %peer, connection = %live.id(), reason = %why, "connection closed: the reloaded allow rules refuse its peer");
         }
         End::Idle => {
+            counters.closed(Closed::Idle);
             tracing::info!(listen = %route.listen, %peer, connection = %live.id(), "connection closed: idle timeout");
         }
         End::Shutdown => {
+            counters.closed(Closed::Shutdown);
             tracing::info!(listen = %route.listen, %peer, connection = %live.id(), "connection closed: the proxy is stopping");
         }
     }
