@@ -243,7 +243,11 @@ impl Server {
             policy,
         } = self;
         let tls = matches!(listener, Some(Bound::Tls(_)));
-        tracing::info!(address = %local, tls, policy = ?policy, "vigil serve started");
+        if listener.is_some() {
+            tracing::info!(address = %local, tls, policy = ?policy, "vigil serve started");
+        } else {
+            tracing::info!(policy = ?policy, "engine started (no API listener)");
+        }
         let served = {
             let signal = async {
                 shutdown.await;

@@ -51,6 +51,12 @@ const CERT_POLL: Duration = Duration::from_secs(2);
 pub(crate) fn run(args: ProxyArgs) -> Result<ExitCode, UsageError> {
     let settings = ProxySettings::resolve(args)?;
     crate::serve::init_logging(settings.shared.log_level);
+    if settings.shared.token_on_command_line {
+        tracing::warn!(
+            "--api-token is visible to every local user (ps, /proc); prefer --api-token-file \
+             FILE or VIGIL_API_TOKEN"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vigil-proxy")
