@@ -879,3 +879,62 @@ fn unusable_proxy_settings_exit_2_with_a_clear_error() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_the_connection_cap_holds() {
+    let fx = Fixture::start().await;
+    let mut backend = Backend::start(false).await;
+    let proxy = Proxy::start(
+        &args(
+            &fx,
+            &backend,
+            &[
+                "--idle-timeout",
+                "1",
+                "--max-connections",
+                "2",
+                "--admin",
+                "127.0.0.1:0",
+            ],
+        ),
+        1,
+        &log_path(&fx, "proxy"),
+    );
+    let mike = client(&fx, "mike");
+    let config = client_config(&mike, &fx.pki.intermediate.cert, &fx.pki.root.cert);
+    let mut quiet = connect(proxy.addr(), &config).await.unwrap();
+    let mut busy = connect(proxy.addr(), &config).await.unwrap();
+    // A third is closed at accept: the cap counts every open connection.
+    let mut third = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(wait_closed(&mut third, Duration::from_secs(5))
+        .await
+        .is_some());
+    // The busy one talks every 300 ms and stays; the quiet one goes after
+    // 1 s without a byte, both legs.
+    let started = std::time::Instant::now();
+    let mut quiet_closed = None;
+    while started.elapsed() < Duration::from_millis(2500) {
+        ping(&mut busy).await.unwrap();
+        if quiet_closed.is_none() {
+            let mut byte = [0u8; 1];
+            if let Ok(r) =
+                tokio::time::timeout(Duration::from_millis(300), quiet.read(&mut byte)).await
+            {
+                assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+                quiet_closed = Some(started.elapsed());
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let took = quiet_closed.expect("the idle connection was closed");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(backend.next_close(Duration::from_secs(2)).await.is_some());
+    proxy.wait_log("idle timeout", Duration::from_secs(2)).await;
+    let metrics = admin(&proxy, None).get("/metrics").await.text;
+    assert!(
+        metrics.contains("vigil_proxy_refused_at_limit_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("why=\"idle\"} 1"), "{metrics}");
+}
