@@ -852,7 +852,11 @@ fn unusable_proxy_settings_exit_2_with_a_clear_error() {
         ),
         (
             with(base("127.0.0.1:0", &key), &["--admin", "0.0.0.0:0"]),
-            "token",
+            "admin: 0.0.0.0:0 is not a loopback address, and no API token is set",
+        ),
+        (
+            with(base("127.0.0.1:0", &key), &["--admin", "localhost"]),
+            "admin: 'localhost' is not an address",
         ),
         (
             vec![

@@ -142,13 +142,28 @@ impl ProxySettings {
         }
         let serve = ServeArgs {
             common: args.common,
-            // The admin API is the sidecar's listener; without one, a
-            // placeholder that is never bound.
-            listen: Some(admin_text.clone().unwrap_or_else(|| "127.0.0.1:0".into())),
+            // The admin API is the sidecar's listener, set below; a
+            // loopback placeholder here so that the token rule is the
+            // proxy's own (this has no --insecure-no-auth).
+            listen: Some("127.0.0.1:0".into()),
             max_connections: args.max_connections,
             ..ServeArgs::default()
         };
-        let shared = Settings::resolve(serve)?;
+        let mut shared = Settings::resolve(serve)?;
+        if let Some(text) = &admin_text {
+            let admin: SocketAddr = text.trim().parse().map_err(|_| {
+                UsageError(format!(
+                    "admin: '{text}' is not an address such as 127.0.0.1:9901"
+                ))
+            })?;
+            if shared.api_token.is_none() && !admin.ip().is_loopback() {
+                return Err(UsageError(format!(
+                    "admin: {admin} is not a loopback address, and no API token is set: give \
+                     one with --api-token-file FILE or VIGIL_API_TOKEN"
+                )));
+            }
+            shared.listen = admin;
+        }
         Ok(Self {
             routes,
             shared,
@@ -298,7 +313,7 @@ fn route(
     })
 }
 
-/// The host of HOST:PORT or [V6]:PORT.
+/// The host of HOST:PORT or `[V6]:PORT`.
 fn target_host(target: &str) -> Option<String> {
     let (host, port) = target.rsplit_once(':')?;
     port.parse::<u16>().ok().filter(|p| *p != 0)?;
