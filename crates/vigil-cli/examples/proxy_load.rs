@@ -369,7 +369,8 @@ impl Client {
     }
 }
 
-/// User + system CPU time of a process, from /proc/PID/stat.
+/// User + system CPU time of a process and of its descendants now alive
+/// (HAProxy's master-worker mode works in a child), from /proc.
 fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     let pid = pid?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -377,7 +378,17 @@ fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // USER_HZ is 100 on Linux.
-    Some(Duration::from_millis(ticks * 10))
+    let mut total = Duration::from_millis(ticks * 10);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            total += cpu_time(Some(child)).unwrap_or_default();
+        }
+    }
+    Some(total)
 }
 
 fn cpu_used(pid: Option<u32>, before: Option<Duration>) -> Option<f64> {
@@ -920,6 +931,7 @@ async fn teardown(a: TeardownArgs) -> Result<Value> {
     }
 
     // Open every connection.
+    let setup_cpu = cpu_time(Some(pid));
     let setup = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(a.concurrency.max(1)));
     let mut opening = Vec::with_capacity(n);
@@ -967,6 +979,7 @@ async fn teardown(a: TeardownArgs) -> Result<Value> {
         }));
     }
     let setup_s = setup.elapsed().as_secs_f64();
+    let setup_cpu = cpu_used(Some(pid), setup_cpu);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let early_closed = (0..n).filter(|&i| track.client_at(i).is_some()).count();
     let backend_up = (0..n)
@@ -1152,6 +1165,9 @@ async fn teardown(a: TeardownArgs) -> Result<Value> {
         "connections": n,
         "certs": certs_n,
         "setup_s": round(setup_s, 2),
+        "setup_per_s": round(n as f64 / setup_s, 1),
+        // Handshakes with distinct (cold) client certificates.
+        "setup_proxy_cpu_us_per_connection": setup_cpu.map(|c| round(c * 1e6 / n.max(1) as f64, 1)),
         "backend_legs_up": backend_up,
         "closed_before_revocation": early_closed,
         "revoked_connections": revoked_ix.len(),
