@@ -91,6 +91,7 @@ mod x509;
 
 pub use deny::{DenyKey, DenyRule};
 pub use idset::IdSet;
+pub use name_text::NameText;
 pub use options::{Freshness, Methods, VerifierConfig, VerifyOptions};
 pub use path::Usage;
 pub use registry::{

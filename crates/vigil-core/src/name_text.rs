@@ -29,6 +29,35 @@ pub(crate) struct TextName {
     pub(crate) canonical: String,
 }
 
+/// A distinguished name written by an operator (syntax in the module
+/// documentation), compared with certificates' DER names under RFC 5280
+/// §7.1: spacing, case and type spellings never change what matches.
+///
+/// ```
+/// let name = vigil_core::NameText::parse("cn=Kate ,  O=Acme").unwrap();
+/// assert_eq!(name.canonical(), "CN=kate, O=acme");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameText(TextName);
+
+impl NameText {
+    /// Parses `text`; an error says what does not parse.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        parse(text).map(Self)
+    }
+
+    /// The canonical text (prepared values, canonical type names).
+    pub fn canonical(&self) -> &str {
+        &self.0.canonical
+    }
+
+    /// Whether the DER Name `name_der` (e.g. a certificate's subject) is
+    /// this name.
+    pub fn matches(&self, name_der: &[u8]) -> bool {
+        crate::name::name_key(name_der) == self.0.key
+    }
+}
+
 /// Longest name text accepted.
 const MAX_LEN: usize = 4096;
 

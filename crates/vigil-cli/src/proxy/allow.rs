@@ -25,7 +25,8 @@ pub(crate) struct AllowList {
     dns: Vec<String>,
     /// Split on `/`; `*` matches one non-empty segment.
     uri: Vec<Vec<String>>,
-    subject: Vec<String>,
+    /// Compared as names (RFC 5280 §7.1), never as rendered text.
+    subject: Vec<vigil_core::NameText>,
     spki: Vec<[u8; 32]>,
 }
 
@@ -77,7 +78,13 @@ impl AllowList {
             parts.extend(segments);
             uri.push(parts);
         }
-        let subject = spec.subject.iter().map(|s| s.trim().to_owned()).collect();
+        let mut subject = Vec::new();
+        for rule in &spec.subject {
+            subject.push(
+                vigil_core::NameText::parse(rule)
+                    .map_err(|e| format!("allow-subject '{rule}': {e}"))?,
+            );
+        }
         let mut spki = Vec::new();
         for rule in &spec.spki_sha256 {
             let hex: String = rule.chars().filter(|c| *c != ':').collect();
@@ -121,10 +128,14 @@ impl AllowList {
                 return Ok(());
             }
         }
-        let subject = cert.subject().to_string();
-        if self.subject.contains(&subject) {
+        if self
+            .subject
+            .iter()
+            .any(|rule| rule.matches(cert.subject().as_raw()))
+        {
             return Ok(());
         }
+        let subject = cert.subject().to_string();
         let mut names = Vec::new();
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
@@ -233,6 +244,36 @@ mod tests {
     }
 
     #[test]
+    fn subjects_compare_as_names_not_as_text() {
+        let pki = pki_fixtures::generate(&pki_fixtures::PkiOptions::default()).expect("pki");
+        let leaf = pki.client.certificate_der();
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&leaf).expect("cert");
+        let rendered = cert.subject().to_string();
+        assert!(rendered.contains(", "), "{rendered}");
+        // Other spacing, case and separators: the same name.
+        let respelled = rendered.replace(", ", " ;  ").to_uppercase();
+        let rules = list(AllowSpec {
+            subject: vec![respelled.clone()],
+            ..AllowSpec::default()
+        });
+        assert_eq!(rules.permits(&leaf), Ok(()), "{respelled}");
+        // Another name, and a prefix of this one, do not match.
+        for other in [format!("{rendered}x"), rendered.replacen(", ", "+", 1)] {
+            let rules = list(AllowSpec {
+                subject: vec![other.clone()],
+                ..AllowSpec::default()
+            });
+            assert!(rules.permits(&leaf).is_err(), "{other}");
+        }
+        let server = pki.server.certificate_der();
+        let rules = list(AllowSpec {
+            subject: vec![rendered],
+            ..AllowSpec::default()
+        });
+        assert!(rules.permits(&server).is_err());
+    }
+
+    #[test]
     fn bad_rules_are_refused_with_their_text() {
         for spec in [
             AllowSpec {
@@ -249,6 +290,10 @@ mod tests {
             },
             AllowSpec {
                 spki_sha256: vec!["abcd".into()],
+                ..AllowSpec::default()
+            },
+            AllowSpec {
+                subject: vec!["CN=a, nonsense".into()],
                 ..AllowSpec::default()
             },
         ] {

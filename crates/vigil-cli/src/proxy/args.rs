@@ -66,8 +66,9 @@ pub(crate) struct ProxyArgs {
     /// path segment); repeatable.
     #[arg(long = "allow-uri", value_name = "URI")]
     pub(crate) allow_uri: Vec<String>,
-    /// Allow peers whose leaf's subject is exactly this (as `vigil verify`
-    /// prints it, e.g. "CN=agent-1, O=Example"); repeatable.
+    /// Allow peers whose leaf's subject is this name (as `vigil verify`
+    /// prints it, e.g. "CN=agent-1, O=Example"; compared as names, so
+    /// spacing and case do not matter); repeatable.
     #[arg(long = "allow-subject", value_name = "DN")]
     pub(crate) allow_subject: Vec<String>,
     /// Allow peers whose leaf's public key (SubjectPublicKeyInfo) has this
