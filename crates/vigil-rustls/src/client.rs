@@ -11,7 +11,8 @@ use vigil_core::{Depth, RevocationPolicy, Usage, Verdict, VerifyOptions};
 use vigil_runtime::Engine;
 
 use crate::decide::decide;
-use crate::verdict_error;
+use crate::error::authorize;
+use crate::{verdict_error, Authorizer};
 
 /// Requires and verifies client certificates with a Vigil [`Engine`]: the
 /// path to one of the engine's anchors, id-kp-clientAuth, and revocation
@@ -32,6 +33,7 @@ pub struct VigilClientVerifier {
     engine: Engine,
     options: VerifyOptions,
     algorithms: WebPkiSupportedAlgorithms,
+    authorizer: Option<Authorizer>,
     hints: Vec<DistinguishedName>,
 }
 
@@ -48,6 +50,7 @@ impl VigilClientVerifier {
             engine,
             options: VerifyOptions::new(Usage::Client),
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            authorizer: None,
             hints,
         }
     }
@@ -71,6 +74,16 @@ impl VigilClientVerifier {
         self
     }
 
+    /// Asks `authorizer` about the leaf of every chain Vigil accepts; a
+    /// refusal fails the handshake with `access_denied`. Full handshakes
+    /// only: rustls calls no verifier when a session is resumed, and open
+    /// connections are not asked again when the rules change; an
+    /// application with rules that change re-checks the peers it tracks.
+    pub fn with_authorizer(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
     /// The options every chain is verified with.
     pub fn options(&self) -> &VerifyOptions {
         &self.options
@@ -87,6 +100,7 @@ impl std::fmt::Debug for VigilClientVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VigilClientVerifier")
             .field("options", &self.options)
+            .field("authorizer", &self.authorizer.is_some())
             .field("root_hints", &self.hints.len())
             .finish_non_exhaustive()
     }
@@ -110,6 +124,7 @@ impl ClientCertVerifier for VigilClientVerifier {
         let chain = chain_of(end_entity, intermediates);
         let verdict = self.verdict(&chain);
         if verdict.is_accepted() {
+            authorize(self.authorizer.as_ref(), end_entity)?;
             return Ok(ClientCertVerified::assertion());
         }
         tracing::info!(

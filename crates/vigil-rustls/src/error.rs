@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+#[cfg(doc)]
+use crate::{VigilClientVerifier, VigilServerVerifier};
+
 use rustls::{CertificateError, OtherError};
 use vigil_core::{ReasonCode, Verdict};
 
@@ -61,6 +64,30 @@ pub fn verdict_error(verdict: &Arc<Verdict>) -> rustls::Error {
         _ => CertificateError::Other(OtherError(Arc::new(Rejected(Arc::clone(verdict))))),
     };
     rustls::Error::InvalidCertificate(error)
+}
+
+/// An application's own decision on a peer, asked only after Vigil has
+/// accepted the peer's chain (path, usage, name, revocation): `Ok` admits
+/// the peer, `Err(reason)` refuses it. Authorization, not authentication,
+/// e.g. "only these SPIFFE IDs" ([`VigilClientVerifier::with_authorizer`],
+/// [`VigilServerVerifier::with_authorizer`]).
+pub type Authorizer =
+    Arc<dyn Fn(&rustls::pki_types::CertificateDer<'_>) -> Result<(), String> + Send + Sync>;
+
+/// Runs `authorizer` (if any) on the leaf of an accepted chain. A refusal is
+/// `ApplicationVerificationFailure`, which rustls sends as `access_denied`
+/// (RFC 8446 §6.2: a valid certificate, not authorized here).
+pub(crate) fn authorize(
+    authorizer: Option<&Authorizer>,
+    leaf: &rustls::pki_types::CertificateDer<'_>,
+) -> Result<(), rustls::Error> {
+    let Some(authorizer) = authorizer else {
+        return Ok(());
+    };
+    authorizer(leaf).map_err(|reason| {
+        tracing::info!(%reason, "peer refused by the authorizer");
+        CertificateError::ApplicationVerificationFailure.into()
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@
 //!   [`CLOSE_GRACE`]). [`TlsPeer`] is what a stream must offer to be tracked.
 //! * [`verdict_error`] and [`Rejected`]: how a rejected verdict becomes a
 //!   rustls error and a TLS alert.
+//! * [`Authorizer`]: the application's own authorization, asked by either
+//!   verifier about chains Vigil accepted (`with_authorizer`).
 //!
 //! # Example
 //!
@@ -88,7 +90,7 @@ mod server;
 mod stream;
 
 pub use client::VigilClientVerifier;
-pub use error::{verdict_error, Rejected};
+pub use error::{verdict_error, Authorizer, Rejected};
 pub use server::VigilServerVerifier;
 pub use stream::{accept, connect, GuardedStream, TlsPeer, TornDown, CLOSE_GRACE};
 

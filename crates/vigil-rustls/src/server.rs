@@ -11,7 +11,8 @@ use vigil_runtime::Engine;
 
 use crate::client::chain_of;
 use crate::decide::decide;
-use crate::verdict_error;
+use crate::error::authorize;
+use crate::{verdict_error, Authorizer};
 
 /// Verifies server certificates with a Vigil [`Engine`]: the path to one of
 /// the engine's anchors, id-kp-serverAuth, the name the client connects to,
@@ -23,6 +24,7 @@ pub struct VigilServerVerifier {
     engine: Engine,
     options: VerifyOptions,
     algorithms: WebPkiSupportedAlgorithms,
+    authorizer: Option<Authorizer>,
 }
 
 impl VigilServerVerifier {
@@ -33,6 +35,7 @@ impl VigilServerVerifier {
             engine,
             options: VerifyOptions::new(Usage::Server),
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            authorizer: None,
         }
     }
 
@@ -52,6 +55,16 @@ impl VigilServerVerifier {
     /// signatures.
     pub fn with_provider(mut self, provider: &CryptoProvider) -> Self {
         self.algorithms = provider.signature_verification_algorithms;
+        self
+    }
+
+    /// Asks `authorizer` about the leaf of every chain Vigil accepts; a
+    /// refusal fails the handshake with `access_denied`. Full handshakes
+    /// only: rustls calls no verifier when a session is resumed, and open
+    /// connections are not asked again when the rules change; an
+    /// application with rules that change re-checks the peers it tracks.
+    pub fn with_authorizer(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
         self
     }
 
@@ -82,6 +95,7 @@ impl std::fmt::Debug for VigilServerVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VigilServerVerifier")
             .field("options", &self.options)
+            .field("authorizer", &self.authorizer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +112,7 @@ impl ServerCertVerifier for VigilServerVerifier {
         let chain = chain_of(end_entity, intermediates);
         let verdict = self.verdict(&chain, server_name, ocsp_response);
         if verdict.is_accepted() {
+            authorize(self.authorizer.as_ref(), end_entity)?;
             return Ok(ServerCertVerified::assertion());
         }
         tracing::info!(

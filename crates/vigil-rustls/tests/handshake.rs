@@ -439,3 +439,75 @@ async fn current_thread_runtime_decides_cached_and_fetches_in_the_background() {
     assert!(verdict.is_accepted(), "{}", verdict.detail);
     assert!(responder.counts().ocsp() + responder.counts().crl > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorizer_is_asked_only_about_accepted_chains_and_refuses_with_access_denied() {
+    let (_responder, pki) = setup().await;
+    let engine = engine(&pki);
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let only = |allowed: Vec<u8>| -> vigil_rustls::Authorizer {
+        let asked = asked.clone();
+        Arc::new(move |leaf: &CertificateDer<'_>| {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if leaf.as_ref() == allowed.as_slice() {
+                Ok(())
+            } else {
+                Err("not the allowed leaf".into())
+            }
+        })
+    };
+    let client_der = pki.client.certificate_der().to_vec();
+
+    // The allowed leaf passes the authorizer.
+    let verifier = VigilClientVerifier::new(engine.clone()).with_authorizer(only(client_der));
+    let outcome = exchange(mtls_server(&pki, verifier), mtls_client(&pki, &pki.client)).await;
+    outcome.server.unwrap();
+    assert_eq!(outcome.client.unwrap(), "hello vigil\n");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A valid chain the authorizer refuses: access_denied.
+    let verifier = VigilClientVerifier::new(engine.clone()).with_authorizer(only(Vec::new()));
+    let outcome = exchange(mtls_server(&pki, verifier), mtls_client(&pki, &pki.client)).await;
+    assert_refused(
+        &outcome,
+        CertificateError::ApplicationVerificationFailure,
+        AlertDescription::AccessDenied,
+    );
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // A revoked chain is refused by Vigil before the authorizer is asked,
+    // even one that would admit everything.
+    let verifier = VigilClientVerifier::new(engine.clone()).with_authorizer({
+        let asked = asked.clone();
+        Arc::new(move |_: &CertificateDer<'_>| {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        })
+    });
+    let outcome = exchange(
+        mtls_server(&pki, verifier),
+        mtls_client(&pki, &pki.revoked_client),
+    )
+    .await;
+    assert_refused(
+        &outcome,
+        CertificateError::Revoked,
+        AlertDescription::CertificateRevoked,
+    );
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // The server verifier asks too.
+    let err = connect_as(
+        plain_server(&pki, Vec::new()),
+        vigil_client(VigilServerVerifier::new(engine).with_authorizer(only(Vec::new()))),
+        SERVER_NAME,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        certificate_error(&err),
+        Some(&CertificateError::ApplicationVerificationFailure),
+        "{err:?}"
+    );
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

@@ -7,13 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::pki_types::CertificateDer;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use vigil_rustls::{VigilClientVerifier, VigilServerVerifier};
+use rustls::SignatureScheme;
+use vigil_rustls::{Authorizer, VigilClientVerifier, VigilServerVerifier};
 
 use super::allow::AllowList;
 
@@ -138,114 +136,11 @@ impl rustls::client::ResolvesClientCert for Identity {
 /// The route's allow rules, replaced on reload.
 pub(crate) type Rules = Arc<ArcSwap<AllowList>>;
 
-fn refused_by_rules(rules: &Rules, leaf: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-    rules.load().permits(leaf).map_err(|why| {
-        tracing::info!(reason = %why, "peer refused by the allow rules");
-        // access_denied (RFC 8446 §6.2): valid chain, not authorised here.
-        rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
-    })
-}
-
-/// Vigil's client-certificate verifier, then the allow rules.
-#[derive(Debug)]
-struct AllowClients {
-    inner: VigilClientVerifier,
-    rules: Rules,
-}
-
-impl ClientCertVerifier for AllowClients {
-    fn client_auth_mandatory(&self) -> bool {
-        true
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        refused_by_rules(&self.rules, end_entity)?;
-        Ok(verified)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Vigil's server-certificate verifier, then the allow rules.
-#[derive(Debug)]
-struct AllowServers {
-    inner: VigilServerVerifier,
-    rules: Rules,
-}
-
-impl ServerCertVerifier for AllowServers {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
-        refused_by_rules(&self.rules, end_entity)?;
-        Ok(verified)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+/// The allow rules as the verifiers' authorizer: asked after Vigil accepts
+/// the chain, refusing with access_denied (RFC 8446 §6.2: a valid chain, not
+/// authorized here).
+fn authorizer(rules: Rules) -> Authorizer {
+    Arc::new(move |leaf: &CertificateDer<'_>| rules.load().permits(leaf))
 }
 
 /// Server mode: mutual TLS with Vigil deciding on client certificates.
@@ -257,10 +152,7 @@ pub(crate) fn server_config(
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
-        .with_client_cert_verifier(Arc::new(AllowClients {
-            inner: verifier,
-            rules,
-        }))
+        .with_client_cert_verifier(Arc::new(verifier.with_authorizer(authorizer(rules))))
         .with_cert_resolver(identity);
     Ok(config)
 }
@@ -275,10 +167,7 @@ pub(crate) fn client_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AllowServers {
-            inner: verifier,
-            rules,
-        }))
+        .with_custom_certificate_verifier(Arc::new(verifier.with_authorizer(authorizer(rules))))
         .with_client_cert_resolver(identity);
     Ok(config)
 }
