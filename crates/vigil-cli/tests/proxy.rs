@@ -290,8 +290,9 @@ async fn the_allow_rules_let_only_matching_spiffe_ids_through_and_reload_on_sigh
         "erin's SPIFFE ID matches no rule"
     );
     let log = proxy
-        .wait_log("refused by the allow rules", Duration::from_secs(5))
+        .wait_log("matches no allow rule", Duration::from_secs(5))
         .await;
+    assert!(log.contains("peer refused by the authorizer"), "{log}");
     assert!(log.contains("spiffe://vigil.test/ns/prod/sa/erin"), "{log}");
 
     // A listen address bound to port 0 cannot be matched on reload: the
@@ -941,4 +942,67 @@ async fn idle_connections_are_closed_and_the_connection_cap_holds() {
         "{metrics}"
     );
     assert!(metrics.contains("why=\"idle\"} 1"), "{metrics}");
+}
+
+/// Under an open-file limit too low for the default cap, the cap is fitted
+/// to it and connections beyond are refused at accept (no EMFILE); a cap the
+/// operator set is kept, with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_cap_fits_the_open_file_limit() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("prlimit (util-linux) is needed");
+    }
+    let fx = Fixture::start().await;
+    let backend = Backend::start(false).await;
+    // 400 descriptors: (400 - 256) / 2 = 72 connections.
+    let wrapper = ["prlimit", "--nofile=400:400", "--"];
+    let proxy = Proxy::start_under(
+        &wrapper,
+        &args(&fx, &backend, &[]),
+        1,
+        false,
+        &log_path(&fx, "fitted"),
+    );
+    let log = proxy
+        .wait_log("max-connections fitted", Duration::from_secs(5))
+        .await;
+    assert!(log.contains("max_connections=72"), "{log}");
+    let mut held = Vec::new();
+    for _ in 0..72 {
+        held.push(tokio::net::TcpStream::connect(proxy.addr()).await.unwrap());
+    }
+    let mut over = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(
+        wait_closed(&mut over, Duration::from_secs(3))
+            .await
+            .is_some(),
+        "the 73rd connection is refused at accept"
+    );
+    proxy
+        .wait_log(
+            "the proxy holds its most connections",
+            Duration::from_secs(2),
+        )
+        .await;
+    // The held ones are still open (the handshake timeout is 10 s).
+    let mut byte = [0u8; 1];
+    let still = tokio::time::timeout(Duration::from_millis(300), held[0].read(&mut byte)).await;
+    assert!(still.is_err(), "{still:?}");
+    drop(proxy);
+
+    let proxy = Proxy::start_under(
+        &wrapper,
+        &args(&fx, &backend, &["--max-connections", "5000"]),
+        1,
+        false,
+        &log_path(&fx, "set"),
+    );
+    let log = proxy
+        .wait_log("lower --max-connections", Duration::from_secs(5))
+        .await;
+    assert!(!log.contains("fitted"), "{log}");
 }

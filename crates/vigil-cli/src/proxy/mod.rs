@@ -50,25 +50,16 @@ const CERT_POLL: Duration = Duration::from_secs(2);
 /// Runs the proxy until SIGTERM/SIGINT.
 pub(crate) fn run(args: ProxyArgs) -> Result<ExitCode, UsageError> {
     let settings = ProxySettings::resolve(args)?;
-    crate::serve::init_logging(settings.shared.log_level);
-    if settings.shared.token_on_command_line {
-        tracing::warn!(
-            "--api-token is visible to every local user (ps, /proc); prefer --api-token-file \
-             FILE or VIGIL_API_TOKEN"
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("vigil-proxy")
-        .build()
-        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
+    let runtime = crate::serve::start(&settings.shared, "vigil-proxy")?;
     runtime.block_on(proxy(settings))
 }
 
 async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
     let policy = settings.shared.policy;
-    let max = settings.shared.max_connections;
-    raise_fd_limit(max);
+    let max = fit_fd_limit(
+        settings.shared.max_connections,
+        settings.max_connections_set,
+    );
     let proxy_metrics = Arc::new(metrics::ProxyMetrics::default());
     let mut config = settings.shared.clone().serve_config();
     let rendered = Arc::clone(&proxy_metrics);
@@ -214,31 +205,51 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
     }
 }
 
+/// Descriptors kept free beyond two per connection: listeners, the store,
+/// fetches, the admin API.
+const FD_RESERVE: u64 = 256;
+
 /// Two descriptors per connection (client and backend legs) and a margin:
 /// the soft limit is raised as far as the hard limit allows (further when
-/// privileged), and a limit still below is said at start rather than found
-/// out under load (an accept that fails backs off and retries).
-fn raise_fd_limit(max_connections: usize) {
+/// privileged). Still short: a cap the operator set is kept and said at
+/// start rather than found out under load (an accept that fails backs off
+/// and retries); the default cap is lowered to fit. Returns the cap.
+fn fit_fd_limit(max_connections: usize, set: bool) -> usize {
     let want = (max_connections as u64)
         .saturating_mul(2)
-        .saturating_add(1024);
+        .saturating_add(FD_RESERVE);
     let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
-        return;
+        return max_connections;
     };
     if soft >= want {
-        return;
+        return max_connections;
     }
     let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, want, want.max(hard))
         .or_else(|_| rlimit::setrlimit(rlimit::Resource::NOFILE, hard.min(want), hard));
     let now = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(soft, |(s, _)| s);
-    if now < want {
+    if now >= want {
+        return max_connections;
+    }
+    if set {
         tracing::warn!(
             limit = now,
             max_connections,
             "the open-file limit holds fewer than two descriptors per allowed connection; \
              lower --max-connections or raise the limit"
         );
+        return max_connections;
     }
+    // The default cap, lowered to what the descriptors allow: refused at
+    // the cap, cleanly, rather than failing accept() with EMFILE.
+    let fitted = usize::try_from(now.saturating_sub(FD_RESERVE) / 2)
+        .unwrap_or(max_connections)
+        .clamp(1, max_connections);
+    tracing::info!(
+        limit = now,
+        max_connections = fitted,
+        "max-connections fitted to the open-file limit (two descriptors per connection)"
+    );
+    fitted
 }
 
 /// Waits until no connection is open, `deadline` at most.

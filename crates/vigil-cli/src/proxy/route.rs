@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -23,6 +23,8 @@ use super::splice::{splice, Control, End};
 use super::tls::{Identity, Rules};
 
 /// Time to reach the target.
+/// At most one log line per this while connections are refused at the cap.
+const LIMIT_LOG_EVERY: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time given to a closing leg to send close_notify / FIN.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -73,6 +75,8 @@ pub(crate) enum Tls {
 /// Accepts until told to stop.
 pub(crate) async fn accept_loop(running: Arc<Running>, listener: TcpListener, shared: Arc<Shared>) {
     let mut stop = shared.stop.clone();
+    let mut last_limit_log: Option<Instant> = None;
+    let mut refused_since_log = 0u64;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -88,12 +92,20 @@ pub(crate) async fn accept_loop(running: Arc<Running>, listener: TcpListener, sh
         };
         let Ok(permit) = Arc::clone(&shared.limit).try_acquire_owned() else {
             shared.metrics.at_limit.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                listen = %running.route.listen,
-                %peer,
-                max = shared.max,
-                "connection refused: the proxy holds its most connections"
-            );
+            // A flood at the cap is one line per LIMIT_LOG_EVERY, with the
+            // count refused since (all of them are in the metrics).
+            refused_since_log += 1;
+            if last_limit_log.is_none_or(|at| at.elapsed() >= LIMIT_LOG_EVERY) {
+                tracing::warn!(
+                    listen = %running.route.listen,
+                    %peer,
+                    max = shared.max,
+                    refused = refused_since_log,
+                    "connection refused: the proxy holds its most connections"
+                );
+                last_limit_log = Some(Instant::now());
+                refused_since_log = 0;
+            }
             continue;
         };
         let _ = tcp.set_nodelay(true);

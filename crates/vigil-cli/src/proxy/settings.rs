@@ -83,6 +83,8 @@ pub(crate) struct ProxySettings {
     pub(crate) idle_timeout: Option<Duration>,
     /// Read again on SIGHUP for the allow rules.
     pub(crate) config: Option<PathBuf>,
+    /// max-connections was set (flag, environment or file), not defaulted.
+    pub(crate) max_connections_set: bool,
 }
 
 impl ProxySettings {
@@ -140,6 +142,7 @@ impl ProxySettings {
                 return Err(UsageError(format!("listen {}: given twice", a.listen)));
             }
         }
+        let max_connections_set = args.max_connections.is_some() || file.max_connections.is_some();
         let serve = ServeArgs {
             common: args.common,
             // The admin API is the sidecar's listener, set below; a
@@ -171,6 +174,7 @@ impl ProxySettings {
             handshake_timeout: Duration::from_secs(handshake),
             idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
             config,
+            max_connections_set,
         })
     }
 }

@@ -24,6 +24,16 @@ pub(crate) use config::Settings;
 /// Runs the sidecar until SIGTERM/SIGINT.
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, UsageError> {
     let settings = Settings::resolve(args)?;
+    let runtime = start(&settings, "vigil-serve")?;
+    runtime.block_on(serve(settings))
+}
+
+/// What `vigil serve` and `vigil proxy` do before their work: logging, the
+/// warning about a token on the command line, and the runtime.
+pub(crate) fn start(
+    settings: &Settings,
+    thread_name: &str,
+) -> Result<tokio::runtime::Runtime, UsageError> {
     init_logging(settings.log_level);
     if settings.token_on_command_line {
         tracing::warn!(
@@ -31,15 +41,14 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, UsageError> {
              FILE or VIGIL_API_TOKEN"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_name("vigil-serve")
+        .thread_name(thread_name)
         .build()
-        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(settings))
+        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))
 }
 
-pub(crate) fn init_logging(level: args::LogLevel) {
+fn init_logging(level: args::LogLevel) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level.level())
         .with_writer(std::io::stderr)

@@ -42,8 +42,27 @@ impl Proxy {
         admin_expected: bool,
         log: &Path,
     ) -> Self {
+        Self::start_under(&[], args, routes, admin_expected, log)
+    }
+
+    /// As [`Proxy::start_expecting`], run by `wrapper` (e.g. `prlimit …`)
+    /// when it is not empty.
+    pub fn start_under(
+        wrapper: &[&str],
+        args: &[String],
+        routes: usize,
+        admin_expected: bool,
+        log: &Path,
+    ) -> Self {
         let stderr = std::fs::File::create(log).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_vigil"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_vigil")),
+        };
         command
             .arg("proxy")
             .args(args)
