@@ -16,6 +16,11 @@
 //! - curl through the proxy to `python3 -m http.server` (leaves with both
 //!   a CRL distribution point and an OCSP URL): the revoked client's
 //!   requests fail, the other's go on.
+//! - Client mode against `openssl s_server -status_file` (mTLS, stapling an
+//!   answer of the `openssl ocsp` responder): with the leaf's responder
+//!   down, the staple alone lets the handshake through and bytes flow both
+//!   ways; after `openssl ca -revoke` and a refresh, the local connection
+//!   is closed.
 //!
 //! `openssl` (or `$PKI_FIXTURES_OPENSSL`), `curl` and `python3` are
 //! required: without them these tests fail, they do not skip.
@@ -260,6 +265,14 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 subjectAltName = DNS:localhost, IP:127.0.0.1
 
+[ server_cert_sourced ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = DNS:localhost, IP:127.0.0.1
+{int_sources}
 [ crl_ext ]
 authorityKeyIdentifier = keyid:always
 ",
@@ -406,6 +419,8 @@ fn genkey(out: &Path) {
 struct Publisher {
     addr: SocketAddr,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    /// Routes answered 503 (a responder that is down), counted apart.
+    down: Arc<Mutex<HashMap<String, usize>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -414,6 +429,7 @@ impl Publisher {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(Mutex::new(HashMap::new()));
+        let down = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let work = dir.join("ocsp-work");
         std::fs::create_dir_all(&work).unwrap();
@@ -422,6 +438,7 @@ impl Publisher {
             work,
             lock,
             hits: Arc::clone(&hits),
+            down: Arc::clone(&down),
             seq: AtomicUsize::new(0),
         });
         let stopped = Arc::clone(&stop);
@@ -435,7 +452,28 @@ impl Publisher {
                 std::thread::spawn(move || shared.handle(conn));
             }
         });
-        Self { addr, hits, stop }
+        Self {
+            addr,
+            hits,
+            down,
+            stop,
+        }
+    }
+
+    /// Answers `route` with 503 from now on (`false`: normally again).
+    fn set_down(&self, route: &str, down: bool) {
+        let mut routes = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        if down {
+            routes.entry(route.to_owned()).or_insert(0);
+        } else {
+            routes.remove(route);
+        }
+    }
+
+    /// Requests refused on `route` while it was down.
+    fn refused(&self, route: &str) -> usize {
+        let routes = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        routes.get(route).copied().unwrap_or(0)
     }
 
     fn url(&self) -> String {
@@ -461,6 +499,7 @@ struct PublisherState {
     work: PathBuf,
     lock: Arc<Mutex<()>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    down: Arc<Mutex<HashMap<String, usize>>>,
     seq: AtomicUsize,
 }
 
@@ -471,6 +510,22 @@ impl PublisherState {
             return;
         };
         let path = target.split('?').next().unwrap_or_default();
+        {
+            let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(refused) = down
+                .iter_mut()
+                .find(|(route, _)| path.starts_with(route.as_str()))
+                .map(|(_, n)| n)
+            {
+                *refused += 1;
+                let _ = conn.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+                      Connection: close\r\n\r\n",
+                );
+                let _ = conn.shutdown(Shutdown::Write);
+                return;
+            }
+        }
         let (status, content_type, payload) = match self.answer(&method, path, &body) {
             Some((route, content_type, payload)) => {
                 let mut hits = self.hits.lock().unwrap_or_else(PoisonError::into_inner);
@@ -1281,4 +1336,158 @@ fn curl_through_the_proxy_to_python_http_server_stops_working_for_a_revoked_clie
     // past the proxy.
     let log = std::fs::read_to_string(tmp.path().join("http.log")).unwrap();
     assert_eq!(log.matches("GET /hello.txt").count(), 3, "{log}");
+}
+
+/// Client mode against `openssl s_server -status_file`: the remote server
+/// staples an answer of the `openssl ocsp` responder; vigil proxy --client
+/// uses the staple (its leaf's responder is not asked), carries bytes from
+/// the local plain connection to s_server, and when the server's
+/// certificate is revoked at the CA, the refresh closes the local
+/// connection and the TLS leg.
+#[test]
+fn client_mode_uses_s_server_staple_and_closes_when_the_server_is_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = OpensslPki::build(tmp.path(), OCSP_ONLY);
+    pki.issue("remote", "server_cert_sourced");
+    let base = pki.publisher.url();
+
+    // The staple: the real responder's answer about the remote server.
+    let staple = tmp.path().join("staple.der");
+    openssl([
+        OsString::from("ocsp"),
+        "-issuer".into(),
+        os(&pki.int_pem()),
+        "-cert".into(),
+        os(&pki.cert("remote")),
+        "-url".into(),
+        format!("{base}/ocsp/int").into(),
+        "-respout".into(),
+        os(&staple),
+        "-noverify".into(),
+    ]);
+    assert_eq!(pki.publisher.hits("/ocsp/int"), 1);
+
+    // openssl s_server: mTLS (client certificate required), stapling.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut children = Children(Vec::new());
+    let mut server = Command::new(pki_fixtures::openssl::program().unwrap())
+        .arg("s_server")
+        .arg("-accept")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(pki.cert("remote"))
+        .arg("-cert_chain")
+        .arg(pki.int_pem())
+        .arg("-key")
+        .arg(pki.key("remote"))
+        .arg("-CAfile")
+        .arg(pki.root_pem())
+        .args(["-Verify", "2", "-verify_return_error"])
+        .arg("-status_file")
+        .arg(&staple)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(tmp.path().join("s_server.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let server_stdin = server.stdin.take();
+    let stdout = server.stdout.take().unwrap();
+    children.0.push(server);
+    let (tx, server_lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_server = |text: &str| -> Option<String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match server_lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    };
+    assert!(wait_server("ACCEPT").is_some(), "s_server did not start");
+
+    let args: Vec<String> = [
+        "--client".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--target".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--cert".to_owned(),
+        pki.chain("alice").display().to_string(),
+        "--key".to_owned(),
+        pki.key("alice").display().to_string(),
+        "--anchor".to_owned(),
+        pki.root_pem().display().to_string(),
+        "--data-dir".to_owned(),
+        tmp.path().join("data").display().to_string(),
+        "--admin".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ]
+    .into();
+    let proxy = Proxy::start(&args, 1, &tmp.path().join("proxy.log"));
+    let admin = Admin::new(&proxy);
+    admin.wait_ready();
+
+    // The leaf's responder is down: only the staple can tell its status
+    // (require: unknown would refuse the handshake).
+    pki.publisher.set_down("/ocsp/int", true);
+
+    // Bytes flow from the local plain connection to s_server and back.
+    let mut local = TcpStream::connect(proxy.addr()).unwrap();
+    local.write_all(b"hello-remote\n").unwrap();
+    assert!(
+        wait_server("hello-remote").is_some(),
+        "s_server did not get the bytes; proxy log:\n{}\ns_server log:\n{}",
+        proxy.log_text(),
+        std::fs::read_to_string(tmp.path().join("s_server.log")).unwrap_or_default()
+    );
+    let mut server_stdin = server_stdin.unwrap();
+    server_stdin.write_all(b"hello-local\n").unwrap();
+    server_stdin.flush().unwrap();
+    local.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut got = [0u8; 12];
+    local.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hello-local\n");
+    let remote_id = admin.connection_of("remote");
+    // The staple answered for the leaf: its responder was asked (the
+    // engine registers it to keep checking the live connection) and
+    // failed; the intermediate's status came from the root's responder.
+    assert_eq!(pki.publisher.hits("/ocsp/int"), 1);
+    assert!(pki.publisher.refused("/ocsp/int") >= 1);
+    assert!(pki.publisher.hits("/ocsp/root") >= 1);
+    let (_, record, text) = admin.get(&format!("/v1/connections/{remote_id}"));
+    assert_eq!(record["state"], "active", "{text}");
+
+    // Revoked at the CA, the responder back; the refresh asks it and
+    // learns it.
+    pki.revoke("remote", false);
+    pki.publisher.set_down("/ocsp/int", false);
+    admin.refresh();
+    assert!(pki.publisher.hits("/ocsp/int") > 1);
+    let mut byte = [0u8; 1];
+    local.set_read_timeout(Some(TEARDOWN)).unwrap();
+    match local.read(&mut byte) {
+        Ok(0) => {}
+        other => panic!(
+            "the local connection survived the server's revocation: {other:?}; proxy log:\n{}",
+            proxy.log_text()
+        ),
+    }
+    let (_, record, text) = admin.get(&format!("/v1/connections/{remote_id}"));
+    assert_eq!(record["state"], "torn_down", "{text}");
+    assert_eq!(record["teardown"]["reason"], "revoked", "{text}");
+    drop(server_stdin);
 }
