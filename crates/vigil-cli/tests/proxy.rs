@@ -860,6 +860,10 @@ fn unusable_proxy_settings_exit_2_with_a_clear_error() {
             "admin: 'localhost' is not an address",
         ),
         (
+            with(base("127.0.0.1:0", &key), &["--refresh-interval", "0"]),
+            "refresh-interval (flag or environment): 0 is outside 1..=86400",
+        ),
+        (
             vec![
                 "proxy".to_owned(),
                 "--config".to_owned(),

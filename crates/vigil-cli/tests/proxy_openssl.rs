@@ -8,8 +8,9 @@
 //! 127.0.0.1.
 //!
 //! - Revocation decided by CRL (the leaves carry only a CRL distribution
-//!   point) and by OCSP (only an AIA OCSP URL): after `openssl ca -revoke`
-//!   and a refresh through the admin API, the revoked client's `s_client`
+//!   point) and by OCSP (only an AIA OCSP URL): after `openssl ca -revoke`,
+//!   with no refresh triggered, within the proxy's `--refresh-interval`
+//!   (2 s), the revoked client's `s_client`
 //!   sees its connection closed and the backend sees EOF on that leg, the
 //!   other client's connection goes on, and a new handshake of the revoked
 //!   client is refused before any backend connection is made.
@@ -48,6 +49,9 @@ use serde_json::{json, Value};
 const DEADLINE: Duration = Duration::from_secs(10);
 /// How long after the refresh returned a revoked connection may stay up.
 const TEARDOWN: Duration = Duration::from_secs(5);
+/// The proxy's --refresh-interval where the scheduler, not a trigger, must
+/// learn a revocation.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 /// The organisation of every certificate of the test PKI.
 const ORG: &str = "Vigil openssl interop";
 
@@ -1023,9 +1027,9 @@ impl Admin {
 }
 
 /// Starts `vigil proxy` in front of `target` with the PKI's server
-/// certificate, its root as the only anchor and an admin API.
-fn start_proxy(pki: &OpensslPki, target: SocketAddr, dir: &Path) -> Proxy {
-    let args: Vec<String> = [
+/// certificate, its root as the only anchor, an admin API and `extra`.
+fn start_proxy(pki: &OpensslPki, target: SocketAddr, dir: &Path, extra: &[&str]) -> Proxy {
+    let mut args: Vec<String> = [
         "--listen".to_owned(),
         "127.0.0.1:0".to_owned(),
         "--target".to_owned(),
@@ -1042,6 +1046,7 @@ fn start_proxy(pki: &OpensslPki, target: SocketAddr, dir: &Path) -> Proxy {
         "127.0.0.1:0".to_owned(),
     ]
     .into();
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     Proxy::start(&args, 1, &dir.join("proxy.log"))
 }
 
@@ -1072,7 +1077,13 @@ fn revocation_closes_both_legs(sources: Sources) {
     let tmp = tempfile::tempdir().unwrap();
     let pki = OpensslPki::build(tmp.path(), sources);
     let backend = EchoBackend::start();
-    let proxy = start_proxy(&pki, backend.addr, tmp.path());
+    let interval = REFRESH_INTERVAL.as_secs().to_string();
+    let proxy = start_proxy(
+        &pki,
+        backend.addr,
+        tmp.path(),
+        &["--refresh-interval", &interval],
+    );
     let admin = Admin::new(&proxy);
     admin.wait_ready();
 
@@ -1120,26 +1131,28 @@ fn revocation_closes_both_legs(sources: Sources) {
         assert!(fetched.iter().all(|(kind, _)| kind == "ocsp"), "{text}");
     }
 
-    // Revoke alice at the CA; the proxy learns it on the refresh.
+    // Revoke alice at the CA. Nobody triggers a refresh: the proxy's
+    // scheduler asks again within --refresh-interval and learns it.
     pki.revoke("alice", sources.crl);
     let route = if sources.crl { "/int.crl" } else { "/ocsp/int" };
     let asked = pki.publisher.hits(route);
     let refreshed = Instant::now();
-    admin.refresh();
-    assert!(
-        pki.publisher.hits(route) > asked,
-        "the refresh did not ask {route} again"
-    );
 
     // Alice's client leg: s_client sees the connection end and exits.
-    let (status, printed) = alice.wait_closed(TEARDOWN).unwrap_or_else(|| {
-        panic!(
-            "alice's connection survived its revocation for {:?}; proxy log:\n{}",
-            refreshed.elapsed(),
-            proxy.log_text()
-        )
-    });
+    let (status, printed) = alice
+        .wait_closed(REFRESH_INTERVAL + TEARDOWN)
+        .unwrap_or_else(|| {
+            panic!(
+                "alice's connection survived its revocation for {:?}; proxy log:\n{}",
+                refreshed.elapsed(),
+                proxy.log_text()
+            )
+        });
     assert!(printed.is_empty(), "alice got {printed:?}");
+    assert!(
+        pki.publisher.hits(route) > asked,
+        "the scheduler did not ask {route} again"
+    );
     // A close_notify ends s_client cleanly; a bare FIN or a reset would be
     // an error ("unexpected eof while reading").
     assert!(
@@ -1161,7 +1174,7 @@ fn revocation_closes_both_legs(sources: Sources) {
         backend.leg("alice-1")
     );
     let took = refreshed.elapsed();
-    eprintln!("alice torn down {took:?} after the refresh began (s_client exit {status})");
+    eprintln!("alice torn down {took:?} after her revocation, no refresh triggered (s_client exit {status})");
 
     // The proxy says why.
     let (_, record, text) = admin.get(&format!("/v1/connections/{alice_id}"));
@@ -1291,7 +1304,7 @@ fn curl_through_the_proxy_to_python_http_server_stops_working_for_a_revoked_clie
     std::fs::write(site.join("hello.txt"), CONTENT).unwrap();
     let mut children = Children(Vec::new());
     let web = http_server(&site, &mut children, &tmp.path().join("http.log"));
-    let proxy = start_proxy(&pki, web, tmp.path());
+    let proxy = start_proxy(&pki, web, tmp.path(), &[]);
     let admin = Admin::new(&proxy);
     admin.wait_ready();
 

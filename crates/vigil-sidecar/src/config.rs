@@ -286,6 +286,8 @@ pub struct ServeConfig {
     /// Fleet mode: [`Server::start`] starts a [`vigil_cluster::Cluster`]
     /// beside the engine.
     pub cluster: Option<vigil_cluster::ClusterConfig>,
+    /// When the refresh scheduler asks each source again.
+    pub refresh: vigil_runtime::RefreshPolicy,
 }
 
 #[cfg(test)]

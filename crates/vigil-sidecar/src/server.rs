@@ -136,7 +136,9 @@ impl Server {
         let engine = Engine::open(
             anchors,
             Arc::clone(&store),
-            EngineConfig::default().with_fetch(config.fetch.clone()),
+            EngineConfig::default()
+                .with_fetch(config.fetch.clone())
+                .with_refresh(config.refresh),
             Arc::new(SystemClock),
         )
         .map_err(|e| Error::new(format!("cannot start the engine: {e}")))?;

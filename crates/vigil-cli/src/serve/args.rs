@@ -99,6 +99,12 @@ pub(crate) struct CommonArgs {
     /// Log level on stderr [default: info].
     #[arg(long, env = "VIGIL_LOG_LEVEL", value_enum)]
     pub(crate) log_level: Option<LogLevel>,
+    /// Ask every revocation source again at least this often, seconds
+    /// (1..=86400), however long its data stays valid: the longest a
+    /// revocation can go unnoticed when nobody triggers a refresh
+    /// [default: 21600, or sooner at half the data's validity].
+    #[arg(long, env = "VIGIL_REFRESH_INTERVAL", value_name = "SECS")]
+    pub(crate) refresh_interval: Option<u64>,
     /// Never fetch from addresses in this range (CIDR or one address), on
     /// top of the default denials (link-local incl. 169.254.169.254,
     /// unspecified, multicast, broadcast); repeatable; VIGIL_FETCH_DENY

@@ -69,6 +69,9 @@ pub(crate) struct Settings {
     pub(crate) keep_alive: Duration,
     pub(crate) event_backlog: usize,
     pub(crate) log_level: LogLevel,
+    /// The longest time between two fetches of a source, seconds (None:
+    /// the engine's default).
+    pub(crate) refresh_interval: Option<u64>,
     pub(crate) bench_echo: bool,
     pub(crate) fetch_deny: Vec<Cidr>,
     pub(crate) fetch_allow: Vec<Cidr>,
@@ -174,6 +177,14 @@ impl Settings {
             1..=10_000_000,
             &from,
         )?;
+        let refresh_interval = pick(
+            &mut from,
+            "refresh-interval",
+            args.common.refresh_interval,
+            file.refresh_interval,
+        )
+        .map(|secs| bounded("refresh-interval", Some(secs), secs, 1..=86_400, &from))
+        .transpose()?;
         let max_subscribers = bounded(
             "max-subscribers",
             pick(
@@ -290,6 +301,7 @@ impl Settings {
             keep_alive: Duration::from_secs(keep_alive),
             event_backlog: usize::try_from(backlog).unwrap_or(usize::MAX),
             log_level,
+            refresh_interval,
             bench_echo: args.bench_echo,
             fetch_deny,
             fetch_allow,
@@ -311,6 +323,11 @@ impl Settings {
                 .with_allow(self.fetch_allow),
             insecure_no_auth: self.insecure_no_auth,
             cluster: self.cluster,
+            refresh: match self.refresh_interval {
+                Some(secs) => vigil_runtime::RefreshPolicy::default()
+                    .with_max_interval_secs(i64::try_from(secs).unwrap_or(i64::MAX)),
+                None => vigil_runtime::RefreshPolicy::default(),
+            },
             sidecar: vigil_sidecar::SidecarConfig::default()
                 .with_policy(self.policy)
                 .with_api_token(self.api_token)
