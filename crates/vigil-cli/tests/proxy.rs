@@ -1,7 +1,7 @@
 //! `vigil proxy` as an outsider sees it: real processes and sockets on
 //! 127.0.0.1, the fixture PKI with its CRL/OCSP responder, a plain backend.
-//! A revoked, denied or no-longer-allowed client loses both legs at once
-//! while the others go on; the allow rules, the PROXY v2 header, the admin
+//! A revoked, unverifiable, denied or no-longer-allowed client loses both
+//! legs at once while the others go on; the allow rules, the PROXY v2 header, the admin
 //! API, certificate reload, hostile bytes on the listener, client mode and
 //! the drain at shutdown.
 
@@ -13,6 +13,7 @@ mod serve_support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pki_fixtures::responder::{Behaviour, ResponderOptions, Target};
 use pki_fixtures::{Cert, CertSpec, LeafUsage, Reason};
 use proxy_support::{client_config, connect, ping, wait_closed, Backend, Proxy, Seen};
 use serde_json::json;
@@ -201,6 +202,140 @@ async fn revoking_a_client_closes_both_of_its_legs_and_spares_the_others() {
         assert!(std::time::Instant::now() < deadline, "bob is still listed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// CRLs the responder signs for this test are valid this long.
+const LAPSE_SECS: u64 = 15;
+
+/// The responder goes down and the revocation data lapses (RFC 5280
+/// §6.3.3 (a)(2): a CRL past its nextUpdate is not current). Under the
+/// default `--revocation require` the client can no longer be verified:
+/// both legs are closed at the lapse, not before, with reason
+/// `unverifiable`, and new clients are refused until the responder is
+/// back. Under `prefer` the same lapse leaves the connection up and is
+/// announced as `degraded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lapsed_revocation_data_closes_both_legs_under_require_and_degrades_under_prefer() {
+    let fx = Fixture::start_with(ResponderOptions {
+        crl_validity: time::Duration::seconds(LAPSE_SECS as i64),
+        ..ResponderOptions::default()
+    })
+    .await;
+    // OCSP answers are used for the clock skew (5 min) past their
+    // nextUpdate; with the OCSP routes down from the start, statuses come
+    // from the CRLs, which stop being current at their nextUpdate.
+    fx.responder
+        .set_behaviour(Target::Ocsp, Behaviour::Down)
+        .unwrap();
+    for ca in ["root", "intermediate"] {
+        fx.responder.publish(ca).unwrap();
+    }
+    let published = std::time::Instant::now();
+    let mut strict_backend = Backend::start(false).await;
+    let mut soft_backend = Backend::start(false).await;
+    let strict = Proxy::start(
+        &args(&fx, &strict_backend, &["--admin", "127.0.0.1:0"]),
+        1,
+        &log_path(&fx, "strict"),
+    );
+    let mut soft_args = args(
+        &fx,
+        &soft_backend,
+        &["--admin", "127.0.0.1:0", "--revocation", "prefer"],
+    );
+    let at = soft_args.iter().position(|a| a == "--data-dir").unwrap();
+    soft_args[at + 1] = fx.dir.path().join("soft-data").display().to_string();
+    let soft = Proxy::start(&soft_args, 1, &log_path(&fx, "soft"));
+    let (strict_api, soft_api) = (admin(&strict, None), admin(&soft, None));
+    let (alice, bob, carol) = (
+        client(&fx, "alice"),
+        client(&fx, "bob"),
+        client(&fx, "carol"),
+    );
+    let (inter, root) = (&fx.pki.intermediate.cert, &fx.pki.root.cert);
+    let mut a = connect(strict.addr(), &client_config(&alice, inter, root))
+        .await
+        .unwrap();
+    let mut b = connect(soft.addr(), &client_config(&bob, inter, root))
+        .await
+        .unwrap();
+    let mut strict_events = subscribe(&strict_api, None).await;
+    let mut soft_events = subscribe(&soft_api, None).await;
+    fx.responder
+        .set_behaviour(Target::All, Behaviour::Down)
+        .unwrap();
+
+    let within = Duration::from_secs(LAPSE_SECS + 30);
+    let event = next_event(&mut strict_events, "teardown", within)
+        .await
+        .expect("no teardown once alice's revocation data lapsed");
+    let lapsed_after = published.elapsed();
+    assert_eq!(event.data["reason"], "unverifiable", "{:?}", event.data);
+    assert!(
+        event.data["subject"].as_str().unwrap().contains("alice"),
+        "{:?}",
+        event.data
+    );
+    // thisUpdate and nextUpdate are whole seconds: the lapse may come up
+    // to one second before LAPSE_SECS have passed on this clock.
+    assert!(
+        lapsed_after >= Duration::from_secs(LAPSE_SECS - 1),
+        "torn down {lapsed_after:?} after publication, before the CRL lapsed"
+    );
+    assert!(
+        wait_closed(&mut a, Duration::from_secs(5)).await.is_some(),
+        "alice's connection survived the lapse"
+    );
+    assert!(
+        strict_backend
+            .next_close(Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the backend leg of alice's connection stayed open"
+    );
+    let log = strict
+        .wait_log("connection torn down", Duration::from_secs(5))
+        .await;
+    assert!(log.contains("reason=unverifiable"), "{log}");
+    // Fail closed: nobody new gets in on data that cannot be had.
+    assert!(
+        connect(strict.addr(), &client_config(&carol, inter, root))
+            .await
+            .is_err(),
+        "a client was admitted with its revocation data unobtainable"
+    );
+
+    // Under prefer, the same lapse is announced and the connection goes on.
+    let degraded = next_event(&mut soft_events, "degraded", Duration::from_secs(30))
+        .await
+        .expect("no degraded event for bob under prefer");
+    assert!(
+        degraded.data["subject"].as_str().unwrap().contains("bob"),
+        "{:?}",
+        degraded.data
+    );
+    ping(&mut b).await.unwrap();
+    assert!(
+        soft_backend
+            .next_close(Duration::from_millis(200))
+            .await
+            .is_none(),
+        "bob's backend leg was closed under prefer"
+    );
+    assert_eq!(soft_api.get("/v1/connections").await.body["total"], 1);
+
+    // The responder comes back with new CRLs: carol gets in again.
+    fx.responder
+        .set_behaviour(Target::Crl, Behaviour::Normal)
+        .unwrap();
+    for ca in ["root", "intermediate"] {
+        fx.responder.publish(ca).unwrap();
+    }
+    strict_api.refresh().await;
+    let mut c = connect(strict.addr(), &client_config(&carol, inter, root))
+        .await
+        .unwrap();
+    ping(&mut c).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,10 +28,14 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start() -> Self {
-        let (responder, pki) =
-            start_with_fresh_pki(PkiOptions::default(), ResponderOptions::default())
-                .await
-                .unwrap();
+        Self::start_with(ResponderOptions::default()).await
+    }
+
+    /// As [`Fixture::start`], the responder started with `options`.
+    pub async fn start_with(options: ResponderOptions) -> Self {
+        let (responder, pki) = start_with_fresh_pki(PkiOptions::default(), options)
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("root.pem"), &pki.root.cert.pem).unwrap();
         Self {
