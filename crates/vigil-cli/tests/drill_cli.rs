@@ -96,22 +96,39 @@ fn the_drill_through_vigil_proxy_closes_client_and_backend_legs() {
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     let scenarios = report["scenarios"].as_array().unwrap();
-    let names: Vec<&str> = scenarios
+    let names: Vec<(&str, Option<&str>)> = scenarios
         .iter()
-        .map(|s| s["name"].as_str().unwrap())
+        .map(|s| (s["name"].as_str().unwrap(), s["policy"].as_str()))
         .collect();
     assert_eq!(
         names,
-        ["revoke-leaf", "revoke-intermediate", "expire", "deny"]
+        [
+            ("revoke-leaf", None),
+            ("revoke-intermediate", None),
+            ("expire", None),
+            ("responder-down", Some("require")),
+            ("responder-down", Some("prefer")),
+            ("deny", None),
+        ]
     );
     for s in scenarios {
-        assert_eq!(s["revoked"], 2, "{s:#}");
         // A connection counts only once its backend leg closed too.
-        assert_eq!(s["torn_down"], 2, "{s:#}");
+        assert_eq!(s["torn_down"], s["revoked"], "{s:#}");
         assert_eq!(s["survivors"], 0, "{s:#}");
         assert_eq!(s["collateral"], 0, "{s:#}");
+    }
+    for s in scenarios.iter().filter(|s| s["name"] != "responder-down") {
+        assert_eq!(s["revoked"], 2, "{s:#}");
         assert!(s["teardown_ms"]["max"].as_f64().unwrap() > 0.0, "{s:#}");
     }
+    // Responder down (the data lapses at its nextUpdate): every connection
+    // goes under require, both legs; none under prefer, where the proxy
+    // announces each as degraded.
+    assert_eq!(scenarios[3]["revoked"], 20, "{:#}", scenarios[3]);
+    assert_eq!(scenarios[3]["refresh"], "deadline");
+    assert!(scenarios[3]["teardown_ms"]["p50"].as_f64().unwrap() >= 0.0);
+    assert_eq!(scenarios[4]["revoked"], 0);
+    assert_eq!(scenarios[4]["degraded"], 20, "{:#}", scenarios[4]);
 }
 
 #[test]
@@ -182,7 +199,6 @@ fn bad_arguments_exit_2() {
         &["drill", "--max-teardown-ms", "-3"],
         &["drill", "--scenario", "meteor"],
         &["drill", "--source", "carrier-pigeon"],
-        &["drill", "--proxy", "--scenario", "responder-down"],
         &["drill", "--proxy", "--source", "crl"],
         &["drill", "--proxy", "--sidecar", "http://127.0.0.1:1"],
     ] {

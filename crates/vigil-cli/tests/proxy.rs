@@ -999,6 +999,10 @@ fn unusable_proxy_settings_exit_2_with_a_clear_error() {
             "refresh-interval (flag or environment): 0 is outside 1..=86400",
         ),
         (
+            with(base("127.0.0.1:0", &key), &["--clock-skew", "3601"]),
+            "clock-skew (flag or environment): 3601 is outside 0..=3600",
+        ),
+        (
             vec![
                 "proxy".to_owned(),
                 "--config".to_owned(),

@@ -288,6 +288,8 @@ pub struct ServeConfig {
     pub cluster: Option<vigil_cluster::ClusterConfig>,
     /// When the refresh scheduler asks each source again.
     pub refresh: vigil_runtime::RefreshPolicy,
+    /// How revocation data is judged (clock skew, OCSP max age, methods).
+    pub verifier: vigil_core::VerifierConfig,
 }
 
 #[cfg(test)]

@@ -138,7 +138,8 @@ impl Server {
             Arc::clone(&store),
             EngineConfig::default()
                 .with_fetch(config.fetch.clone())
-                .with_refresh(config.refresh),
+                .with_refresh(config.refresh)
+                .with_verifier(config.verifier),
             Arc::new(SystemClock),
         )
         .map_err(|e| Error::new(format!("cannot start the engine: {e}")))?;

@@ -71,7 +71,8 @@ pub(crate) struct DrillArgs {
     /// Drill through a real `vigil proxy` (this binary) in front of a
     /// plain echo backend: the clients connect to the proxy, and a
     /// connection counts as torn down only when its backend leg is closed
-    /// too. Scenarios: revoke-leaf, revoke-intermediate, expire, deny.
+    /// too. Every scenario, deny included (responder-down with the
+    /// proxy's --clock-skew 0).
     #[arg(long, conflicts_with_all = ["sidecar", "fleet"])]
     pub(crate) proxy: bool,
     /// Bearer token for the sidecar's mutating endpoints (default:
@@ -137,7 +138,8 @@ pub(crate) enum ScenarioArg {
     /// The operator denies a fraction of the leaves (through one node with
     /// --sidecar/--fleet).
     Deny,
-    /// Every scenario in turn (deny too when drilling a fleet).
+    /// Every scenario in turn (deny too through a fleet or the proxy;
+    /// no responder-down on a fleet).
     All,
 }
 
@@ -177,26 +179,30 @@ impl Scenario {
     }
 }
 
-fn scenarios(arg: ScenarioArg, fleet: bool) -> Vec<Scenario> {
+/// The scenarios `arg` names; `All` is every contract scenario,
+/// responder-down only with `responder_down`, then deny with `deny`.
+fn scenarios(arg: ScenarioArg, deny: bool, responder_down: bool) -> Vec<Scenario> {
     match arg {
         ScenarioArg::Deny => vec![Scenario::Deny],
-        ScenarioArg::All if fleet => vec![
-            Scenario::RevokeLeaf,
-            Scenario::RevokeIntermediate,
-            Scenario::Expire,
-            Scenario::Deny,
-        ],
+        ScenarioArg::All => {
+            let mut list = vec![
+                Scenario::RevokeLeaf,
+                Scenario::RevokeIntermediate,
+                Scenario::Expire,
+            ];
+            if responder_down {
+                list.push(Scenario::ResponderDown { require: true });
+                list.push(Scenario::ResponderDown { require: false });
+            }
+            if deny {
+                list.push(Scenario::Deny);
+            }
+            list
+        }
         ScenarioArg::RevokeLeaf => vec![Scenario::RevokeLeaf],
         ScenarioArg::RevokeIntermediate => vec![Scenario::RevokeIntermediate],
         ScenarioArg::Expire => vec![Scenario::Expire],
         ScenarioArg::ResponderDown => vec![
-            Scenario::ResponderDown { require: true },
-            Scenario::ResponderDown { require: false },
-        ],
-        ScenarioArg::All => vec![
-            Scenario::RevokeLeaf,
-            Scenario::RevokeIntermediate,
-            Scenario::Expire,
             Scenario::ResponderDown { require: true },
             Scenario::ResponderDown { require: false },
         ],
@@ -232,19 +238,14 @@ pub(crate) fn run(args: DrillArgs) -> Result<ExitCode, UsageError> {
     // through one node by default; a single sidecar keeps the contract's
     // scenario list unless --scenario deny.
     let fleet = args.fleet.is_some() || args.sidecar.as_deref().is_some_and(|s| s.contains(','));
-    if args.proxy && args.scenario == ScenarioArg::ResponderDown {
-        return Err(UsageError(
-            "--proxy drills revoke-leaf, revoke-intermediate, expire and deny: responder-down \
-             needs the in-process engine's clock-skew setting"
-                .into(),
-        ));
-    }
     if args.proxy && args.source != SourceArg::Both {
         return Err(UsageError(
             "--proxy reads both CRLs and OCSP, as `vigil proxy` does: --source both".into(),
         ));
     }
-    let list = scenarios(args.scenario, fleet || args.proxy);
+    // Through the proxy, responder-down runs as in process (the drill
+    // starts it with --clock-skew 0) and deny through its admin API.
+    let list = scenarios(args.scenario, fleet || args.proxy, !fleet);
     let mut report = Report::new(seed, args.max_teardown_ms);
     let outcome = runtime.block_on(async {
         if let Some(n) = args.fleet {

@@ -243,9 +243,30 @@ async fn watch_events(
     if let Some(token) = &token {
         request = request.bearer_auth(token);
     }
-    let Ok(mut response) = request.send().await else {
+    let Ok(response) = request.send().await else {
         return;
     };
+    read_sse(response, |event, data, arrived| {
+        if event != "teardown" {
+            return;
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(data) {
+            let id = match &v["connection_id"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = seen.send((node, id, arrived));
+        }
+    })
+    .await;
+}
+
+/// Reads a Server-Sent Events stream to its end, handing each event's name,
+/// data and arrival time to `on_event`.
+pub(super) async fn read_sse(
+    mut response: reqwest::Response,
+    mut on_event: impl FnMut(&str, &str, Instant),
+) {
     let mut buffer = String::new();
     let mut event = String::new();
     let mut data = String::new();
@@ -256,14 +277,8 @@ async fn watch_events(
             let line: String = buffer.drain(..=end).collect();
             let line = line.trim_end_matches(['\r', '\n']);
             if line.is_empty() {
-                if event == "teardown" {
-                    if let Ok(v) = serde_json::from_str::<Value>(&data) {
-                        let id = match &v["connection_id"] {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        let _ = seen.send((node, id, arrived));
-                    }
+                if !event.is_empty() {
+                    on_event(&event, &data, arrived);
                 }
                 event.clear();
                 data.clear();

@@ -105,6 +105,12 @@ pub(crate) struct CommonArgs {
     /// [default: 21600, or sooner at half the data's validity].
     #[arg(long, env = "VIGIL_REFRESH_INTERVAL", value_name = "SECS")]
     pub(crate) refresh_interval: Option<u64>,
+    /// Tolerated clock difference with CAs and responders, seconds
+    /// (0..=3600): CRLs and OCSP answers dated up to this far in the
+    /// future are used, and OCSP answers this long past their nextUpdate
+    /// (a CRL is stale at its nextUpdate) [default: 300].
+    #[arg(long, env = "VIGIL_CLOCK_SKEW", value_name = "SECS")]
+    pub(crate) clock_skew: Option<u64>,
     /// Never fetch from addresses in this range (CIDR or one address), on
     /// top of the default denials (link-local incl. 169.254.169.254,
     /// unspecified, multicast, broadcast); repeatable; VIGIL_FETCH_DENY

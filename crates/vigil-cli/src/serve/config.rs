@@ -19,6 +19,9 @@ use super::args::{LogLevel, ServeArgs};
 use super::file::{parent_dir, read_file_config, FileConfig, OneOrMany};
 use crate::verify::PolicyArg;
 use crate::UsageError;
+
+/// The default tolerated clock difference, seconds (as `VerifierConfig`'s).
+const DEFAULT_CLOCK_SKEW_SECS: u64 = 300;
 use vigil_runtime::Cidr;
 
 /// Default listen address: loopback only.
@@ -72,6 +75,8 @@ pub(crate) struct Settings {
     /// The longest time between two fetches of a source, seconds (None:
     /// the engine's default).
     pub(crate) refresh_interval: Option<u64>,
+    /// Tolerated clock difference, seconds.
+    pub(crate) clock_skew: u64,
     pub(crate) bench_echo: bool,
     pub(crate) fetch_deny: Vec<Cidr>,
     pub(crate) fetch_allow: Vec<Cidr>,
@@ -185,6 +190,18 @@ impl Settings {
         )
         .map(|secs| bounded("refresh-interval", Some(secs), secs, 1..=86_400, &from))
         .transpose()?;
+        let clock_skew = bounded(
+            "clock-skew",
+            pick(
+                &mut from,
+                "clock-skew",
+                args.common.clock_skew,
+                file.clock_skew,
+            ),
+            DEFAULT_CLOCK_SKEW_SECS,
+            0..=3600,
+            &from,
+        )?;
         let max_subscribers = bounded(
             "max-subscribers",
             pick(
@@ -302,6 +319,7 @@ impl Settings {
             event_backlog: usize::try_from(backlog).unwrap_or(usize::MAX),
             log_level,
             refresh_interval,
+            clock_skew,
             bench_echo: args.bench_echo,
             fetch_deny,
             fetch_allow,
@@ -328,6 +346,8 @@ impl Settings {
                     .with_max_interval_secs(i64::try_from(secs).unwrap_or(i64::MAX)),
                 None => vigil_runtime::RefreshPolicy::default(),
             },
+            verifier: vigil_core::VerifierConfig::default()
+                .with_clock_skew_secs(i64::try_from(self.clock_skew).unwrap_or(i64::MAX)),
             sidecar: vigil_sidecar::SidecarConfig::default()
                 .with_policy(self.policy)
                 .with_api_token(self.api_token)
@@ -500,13 +520,14 @@ mod tests {
         assert_eq!(s.policy, RevocationPolicy::Require);
         assert!(s.api_token.is_none());
         assert_eq!(s.keep_alive, Duration::from_secs(15));
+        assert_eq!(s.serve_config().verifier.clock_skew_secs, 300);
     }
 
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let (dir, path) = config(
             "listen = \"127.0.0.1:9000\"\nanchor = [\"root.pem\"]\nrevocation = \"prefer\"\n\
-             api-token = \"file-token\"\ndata-dir = \"data\"\n",
+             api-token = \"file-token\"\ndata-dir = \"data\"\nclock-skew = 30\n",
         );
         let p = path.to_str().unwrap();
         let s = Settings::resolve(args(&["--config", p])).unwrap();
@@ -515,6 +536,7 @@ mod tests {
         assert_eq!(s.data_dir, dir.path().join("data"));
         assert_eq!(s.policy, RevocationPolicy::Prefer);
         assert_eq!(s.api_token.as_deref(), Some("file-token"));
+        assert_eq!(s.clock_skew, 30);
         let s = Settings::resolve(args(&[
             "--config",
             p,
@@ -526,12 +548,15 @@ mod tests {
             "flag-token",
             "--anchor",
             "/x.pem",
+            "--clock-skew",
+            "0",
         ]))
         .unwrap();
         assert_eq!(s.listen.port(), 9001);
         assert_eq!(s.policy, RevocationPolicy::Off);
         assert_eq!(s.api_token.as_deref(), Some("flag-token"));
         assert_eq!(s.anchors, vec![PathBuf::from("/x.pem")]);
+        assert_eq!(s.serve_config().verifier.clock_skew_secs, 0);
     }
 
     #[test]

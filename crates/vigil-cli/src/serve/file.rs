@@ -46,6 +46,8 @@ pub(crate) struct FileConfig {
     pub(crate) log_level: Option<LogLevel>,
     #[serde(alias = "refresh_interval")]
     pub(crate) refresh_interval: Option<u64>,
+    #[serde(alias = "clock_skew")]
+    pub(crate) clock_skew: Option<u64>,
     // --- fetch destinations (issue 11) ---
     pub(crate) fetch: Option<FileFetch>,
     // --- fleet mode (issue 13) ---

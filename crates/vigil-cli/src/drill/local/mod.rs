@@ -31,7 +31,7 @@ use super::report::{Latency, ScenarioReport};
 use super::{DrillArgs, Scenario, SourceArg};
 use client::{spawn_clients, ClientSpec, Closed};
 use proxy::ProxyFront;
-use scenario::{act, lapse_per_connection, prepare, Lever};
+use scenario::{act, lapse_per_connection, next_updates, prepare, Lever};
 use server::start_server;
 use worker::{needs_worker, spawn_worker, WorkerProcess};
 pub(crate) use worker::{raise_fd_limit, run_worker};
@@ -85,7 +85,7 @@ pub(crate) async fn run(
     )
     .map_err(|e| format!("engine: {e}"))?;
     let mut front = if args.proxy {
-        Front::Proxy(Box::new(ProxyFront::start(&setup.pki, policy).await?))
+        Front::Proxy(Box::new(ProxyFront::start(&setup.pki, policy, skew).await?))
     } else {
         Front::Local(start_server(&setup.pki, &engine, policy, args.broken_server).await?)
     };
@@ -192,7 +192,9 @@ pub(crate) async fn run(
     // Responder down: each connection's data lapses at its own time (OCSP
     // answers were fetched at different moments), measured from there.
     let lapses = match scenario {
-        Scenario::ResponderDown { .. } => lapse_per_connection(&setup, &engine, args.source),
+        Scenario::ResponderDown { .. } => {
+            lapse_per_connection(&setup, &next_updates(&lever).await?, args.source)
+        }
         _ => Vec::new(),
     };
     let expected = setup.doomed.len();
@@ -219,6 +221,10 @@ pub(crate) async fn run(
             degraded.insert(notice.connection_id);
         }
     }
+    let degraded = match &front {
+        Front::Local(_) => degraded.len(),
+        Front::Proxy(proxy) => proxy.degraded(),
+    };
     let latencies: Vec<f64> = setup
         .doomed
         .iter()
@@ -294,7 +300,7 @@ pub(crate) async fn run(
         torn_down,
         collateral,
         survivors: expected - torn_down,
-        degraded: degraded.len(),
+        degraded,
         teardown_ms: Latency::of(latencies),
         passed: false,
         detail,

@@ -2,13 +2,15 @@
 //! proxy` process (this binary) in front of a plain TCP echo backend that
 //! knows nothing of TLS, so what is proven is the teardown of an unmodified
 //! backend's connections: the client leg (close_notify) and the backend leg
-//! (FIN) alike. The refresh and the deny go through the proxy's admin API.
+//! (FIN) alike. The refresh, the deny and the revocation data's state go
+//! through the proxy's admin API, and its `degraded` events are counted.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pki_fixtures::Pki;
@@ -25,6 +27,9 @@ pub(super) struct ProxyFront {
     /// Backend connections that reached EOF (the proxy closed them).
     pub(super) backend_closed: Arc<AtomicUsize>,
     backend: JoinSet<()>,
+    /// Connections announced as `degraded` on the admin API's events.
+    degraded: Arc<Mutex<HashSet<String>>>,
+    watcher: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
@@ -75,6 +80,34 @@ impl Admin {
         .map(|_| ())
     }
 
+    /// The nextUpdate (Unix seconds) of each revocation source the proxy
+    /// holds, by the engine's key (a CRL's URL, `URL#SERIAL` for OCSP).
+    pub(super) async fn next_updates(&self) -> Result<HashMap<String, i64>, String> {
+        let response = self
+            .http
+            .get(format!("{}/v1/revocation", self.base))
+            .send()
+            .await
+            .map_err(|e| format!("/v1/revocation: {e}"))?;
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let body: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let sources = body["sources"]
+            .as_array()
+            .ok_or_else(|| format!("/v1/revocation: no sources in {body}"))?;
+        Ok(sources
+            .iter()
+            .filter_map(|s| {
+                let url = s["url"].as_str()?;
+                let key = match (s["kind"].as_str(), s["serial"].as_str()) {
+                    (Some("ocsp"), Some(serial)) => format!("{url}#{serial}"),
+                    _ => url.to_owned(),
+                };
+                let next = vigil_core::text::parse_rfc3339(s["next_update"].as_str()?)?;
+                Some((key, next))
+            })
+            .collect())
+    }
+
     /// Connections the proxy tracks now.
     pub(super) async fn tracked(&self) -> Result<u64, String> {
         let response = self
@@ -94,7 +127,12 @@ impl Admin {
 impl ProxyFront {
     /// Starts the backend, then `vigil proxy` trusting the fixture's root
     /// and serving its server certificate.
-    pub(super) async fn start(pki: &Pki, policy: RevocationPolicy) -> Result<Self, String> {
+    /// `skew`: its `--clock-skew`, seconds.
+    pub(super) async fn start(
+        pki: &Pki,
+        policy: RevocationPolicy,
+        skew: i64,
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let file = |name: &str, text: &str| -> Result<String, String> {
             let path = dir.path().join(name);
@@ -163,6 +201,7 @@ impl ProxyFront {
                     _ => "require",
                 },
             ])
+            .args(["--clock-skew", &skew.to_string()])
             .args(["--log-level", "error"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -208,14 +247,24 @@ impl ProxyFront {
             .no_proxy()
             .build()
             .map_err(|e| e.to_string())?;
+        let admin = Admin { http, base };
+        let degraded = Arc::new(Mutex::new(HashSet::new()));
+        let watcher = tokio::spawn(watch_degraded(admin.clone(), Arc::clone(&degraded)));
         Ok(Self {
             addr,
-            admin: Admin { http, base },
+            admin,
             child,
             backend_closed,
             backend,
+            degraded,
+            watcher,
             _dir: dir,
         })
+    }
+
+    /// How many connections the proxy has announced as `degraded`.
+    pub(super) fn degraded(&self) -> usize {
+        self.degraded.lock().map_or(0, |set| set.len())
     }
 
     /// Stops the proxy (SIGTERM, then kill) and the backend.
@@ -235,7 +284,31 @@ impl ProxyFront {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.backend.abort_all();
+        self.watcher.abort();
     }
+}
+
+/// Records the connection ids of the admin API's `degraded` events.
+async fn watch_degraded(admin: Admin, seen: Arc<Mutex<HashSet<String>>>) {
+    let request = admin
+        .http
+        .get(format!("{}/v1/events", admin.base))
+        .timeout(Duration::from_secs(24 * 3600));
+    let Ok(response) = request.send().await else {
+        return;
+    };
+    super::super::sidecar::read_sse(response, |event, data, _| {
+        if event != "degraded" {
+            return;
+        }
+        let id = serde_json::from_str::<serde_json::Value>(data)
+            .ok()
+            .and_then(|v| v["connection_id"].as_str().map(str::to_owned));
+        if let (Some(id), Ok(mut set)) = (id, seen.lock()) {
+            set.insert(id);
+        }
+    })
+    .await;
 }
 
 impl Drop for ProxyFront {

@@ -154,10 +154,6 @@ pub(super) async fn act(
             });
         }
     };
-    let engine = match lever {
-        Lever::Engine(engine) => Some(*engine),
-        Lever::Admin(_) => None,
-    };
     let refresh = if args.refresh_interval.is_some() {
         "scheduled"
     } else {
@@ -241,11 +237,9 @@ pub(super) async fn act(
                 .map_err(|e| e.to_string())?;
             // The data lapses at the latest nextUpdate the engine holds
             // (+1 s: stale once strictly past it).
-            let engine = engine.ok_or("responder-down is not drilled through the proxy")?;
-            let latest = engine
-                .sources()
-                .iter()
-                .filter_map(|s| s.next_update)
+            let latest = next_updates(lever)
+                .await?
+                .into_values()
                 .max()
                 .ok_or("the engine holds no revocation data")?;
             let lapse = SystemTime::UNIX_EPOCH + Duration::from_secs(latest.max(0) as u64 + 1);
@@ -260,6 +254,20 @@ pub(super) async fn act(
     }
 }
 
+/// The nextUpdate (Unix seconds) of each revocation source the engine
+/// holds, by its key: the in-process engine's, or the proxy's through its
+/// admin API.
+pub(super) async fn next_updates(lever: &Lever<'_>) -> Result<HashMap<String, i64>, String> {
+    match lever {
+        Lever::Engine(engine) => Ok(engine
+            .sources()
+            .into_iter()
+            .filter_map(|s| Some((s.key, s.next_update?)))
+            .collect()),
+        Lever::Admin(admin) => admin.next_updates().await,
+    }
+}
+
 /// When each connection's revocation data stops being usable: for each
 /// certificate of its chain, the latest nextUpdate among the sources the
 /// method reads (the engine falls back from one to the other), then the
@@ -267,14 +275,9 @@ pub(super) async fn act(
 /// nextUpdate (clock skew 0 in this scenario).
 pub(super) fn lapse_per_connection(
     setup: &Setup,
-    engine: &Engine,
+    next: &HashMap<String, i64>,
     source: SourceArg,
 ) -> Vec<Option<Instant>> {
-    let next: HashMap<String, i64> = engine
-        .sources()
-        .into_iter()
-        .filter_map(|s| Some((s.key, s.next_update?)))
-        .collect();
     let cert_lapse = |issuer_role: &str, serial: &str| -> Option<i64> {
         let crl = next.get(&setup.responder.crl_url(issuer_role)).copied();
         let ocsp = next
