@@ -338,6 +338,78 @@ async fn lapsed_revocation_data_closes_both_legs_under_require_and_degrades_unde
     ping(&mut c).await.unwrap();
 }
 
+/// SIGHUP reads the anchor files again. A file that does not load changes
+/// nothing; with one root taken out, the connections whose chain ends there
+/// lose both legs (reason `untrusted`) and are refused from then on, while
+/// those under the remaining root go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_anchors_and_closes_the_connections_under_a_removed_one() {
+    let fx = Fixture::start().await;
+    let mut backend = Backend::start(false).await;
+    let (root, other_root) = (&fx.pki.root.cert, &fx.pki.other_root.cert);
+    let anchors = fx.dir.path().join("anchors.pem");
+    std::fs::write(&anchors, format!("{}{}", root.pem, other_root.pem)).unwrap();
+    let mut list = args(&fx, &backend, &["--admin", "127.0.0.1:0"]);
+    let at = list.iter().position(|a| a == "--anchor").unwrap();
+    list[at + 1] = anchors.display().to_string();
+    let proxy = Proxy::start(&list, 1, &log_path(&fx, "proxy"));
+    let api = admin(&proxy, None);
+    let alice = client(&fx, "alice");
+    let alice_config = client_config(&alice, &fx.pki.intermediate.cert, root);
+    let mut a = connect(proxy.addr(), &alice_config).await.unwrap();
+    let other = &fx.pki.other_client;
+    let mut o = connect(
+        proxy.addr(),
+        &client_config(other, &fx.pki.other_intermediate.cert, root),
+    )
+    .await
+    .unwrap();
+    let list = api.get("/v1/connections").await;
+    let alice_id = list.body["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["subject"].as_str().unwrap().contains("alice"))
+        .unwrap()["id"]
+        .clone();
+    let mut events = subscribe(&api, None).await;
+
+    std::fs::write(&anchors, "not a certificate\n").unwrap();
+    proxy.signal("HUP");
+    proxy
+        .wait_log("trust anchors not reloaded", Duration::from_secs(10))
+        .await;
+    ping(&mut a).await.unwrap();
+    ping(&mut o).await.unwrap();
+
+    std::fs::write(&anchors, &other_root.pem).unwrap();
+    proxy.signal("HUP");
+    let event = next_event(&mut events, "teardown", Duration::from_secs(10))
+        .await
+        .expect("no teardown after the anchor was removed");
+    assert_eq!(event.data["reason"], "untrusted", "{:?}", event.data);
+    // The event names the certificate that is no longer trusted: the root.
+    assert_eq!(event.data["connection_id"], alice_id, "{:?}", event.data);
+    assert_eq!(event.data["serial"], fx.pki.root.cert.serial_hex().as_str());
+    assert!(
+        wait_closed(&mut a, Duration::from_secs(5)).await.is_some(),
+        "alice's connection survived the removal of its anchor"
+    );
+    assert!(
+        backend.next_close(Duration::from_secs(5)).await.is_some(),
+        "the backend leg of alice's connection stayed open"
+    );
+    ping(&mut o).await.unwrap();
+    assert!(
+        connect(proxy.addr(), &alice_config).await.is_err(),
+        "a client under a removed anchor was let in"
+    );
+    let log = proxy
+        .wait_log("trust anchors reloaded", Duration::from_secs(5))
+        .await;
+    assert!(log.contains("removed=1"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deny_on_the_admin_api_needs_the_token_and_closes_the_connection() {
     let fx = Fixture::start().await;

@@ -5,7 +5,7 @@
 //! the sidecar was down); leases expire, and renewed lease lengths outlive
 //! restarts; deny tears down at once and survives a restart;
 //! `Last-Event-ID` resumes the stream; a restart with OCSP-only sources
-//! due neither spins nor delays SIGTERM.
+//! due neither spins nor delays SIGTERM; SIGHUP reloads the anchors.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use pki_fixtures::Reason;
 use serde_json::json;
-use serve_support::{next_event, subscribe, Api, Fixture};
+use serve_support::{next_event, subscribe, Api, Fixture, Sidecar};
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -92,6 +92,48 @@ async fn revocation_tears_down_exactly_that_connection_over_sse() {
     assert_eq!(refused.status, 403, "{}", refused.text);
     assert_eq!(refused.body["verdict"]["reason"], "revoked");
     assert_eq!(refused.body["error"], "rejected");
+}
+
+/// SIGHUP reads the `--anchor` files again: a registration whose chain ends
+/// at an anchor no longer listed is torn down as `untrusted`, and the
+/// chain is refused from then on; one under a kept anchor stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_anchors_and_tears_down_what_a_removed_one_carried() {
+    let fx = Fixture::start().await;
+    let anchors = fx.dir.path().join("anchors.pem");
+    let (root, other_root) = (&fx.pki.root.cert, &fx.pki.other_root.cert);
+    std::fs::write(&anchors, format!("{}{}", root.pem, other_root.pem)).unwrap();
+    let sidecar = Sidecar::start(&fx.data_dir(), &anchors, &token_args(), &[]);
+    let api = Api::new(&sidecar, Some(TOKEN));
+    let gone_cert = fx.leaf("gone");
+    let gone = api
+        .register(&fx.chain(&gone_cert), json!({"pod": "a"}), None)
+        .await;
+    let other = json!([fx.pki.other_client.pem, fx.pki.other_intermediate.cert.pem]);
+    let kept = api.register(&other, json!({"pod": "b"}), None).await;
+    let mut events = subscribe(&api, None).await;
+
+    std::fs::write(&anchors, &other_root.pem).unwrap();
+    let pid = sidecar.pid().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let event = next_event(&mut events, "teardown", Duration::from_secs(10))
+        .await
+        .expect("no teardown after the anchor was removed");
+    assert_eq!(event.data["connection_id"], gone.as_str());
+    assert_eq!(event.data["reason"], "untrusted", "{:?}", event.data);
+    let alive = api.get(&format!("/v1/connections/{kept}")).await;
+    assert_eq!(alive.body["state"], "active", "{}", alive.text);
+    let refused = api
+        .post(
+            "/v1/connections",
+            &json!({"chain": fx.chain(&gone_cert), "usage": "client"}),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

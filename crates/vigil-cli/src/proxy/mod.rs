@@ -178,7 +178,12 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
         println!("admin on {}", server.url());
     }
     let _ = std::io::stdout().flush();
-    let reloader = tokio::spawn(reload_loop(routes, settings.config.clone()));
+    let reloader = tokio::spawn(reload_loop(
+        routes,
+        settings.config.clone(),
+        engine.clone(),
+        settings.shared.anchors.clone(),
+    ));
 
     let drain = {
         let shared = Arc::clone(&shared);
@@ -264,9 +269,14 @@ async fn drained(shared: &Shared, deadline: Duration) -> bool {
     true
 }
 
-/// SIGHUP: certificates and allow rules again; and a changed certificate
-/// file on its own.
-async fn reload_loop(routes: Vec<Arc<Running>>, config: Option<std::path::PathBuf>) {
+/// SIGHUP: certificates, trust anchors and allow rules again; and a
+/// changed certificate file on its own.
+async fn reload_loop(
+    routes: Vec<Arc<Running>>,
+    config: Option<std::path::PathBuf>,
+    engine: vigil_runtime::Engine,
+    anchors: Vec<std::path::PathBuf>,
+) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -287,7 +297,7 @@ async fn reload_loop(routes: Vec<Arc<Running>>, config: Option<std::path::PathBu
             false
         };
         if forced {
-            tracing::info!("SIGHUP: reloading certificates and allow rules");
+            tracing::info!("SIGHUP: reloading certificates, trust anchors and allow rules");
         }
         for running in &routes {
             match running.identity.reload(forced) {
@@ -305,6 +315,7 @@ async fn reload_loop(routes: Vec<Arc<Running>>, config: Option<std::path::PathBu
             }
         }
         if forced {
+            crate::serve::reload_anchors(&engine, &anchors);
             if let Some(config) = &config {
                 reload_rules(&routes, config);
             }

@@ -21,6 +21,9 @@ directory.
 The API token: --api-token-file FILE or VIGIL_API_TOKEN (--api-token works but
 shows in `ps`). Every /v1 route needs it; a non-loopback --listen without one
 is refused unless --insecure-no-auth.
+SIGHUP reads the --anchor files again: connections whose chain ends at an
+anchor no longer listed are torn down (untrusted); a file that does not load
+changes nothing.
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 2 when the settings,
 anchors, data directory, TLS files or listen address are unusable at start,
 1 when the sidecar fails after starting.")]
