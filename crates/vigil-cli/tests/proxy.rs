@@ -946,12 +946,16 @@ async fn tls_backend(fx: &Fixture) -> std::net::SocketAddr {
     addr
 }
 
+/// Two `[[proxy]]` tables in one process, one with TLS to its target; SIGHUP
+/// re-reads that route's target-ca; one deny closes the client everywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_serves_several_routes_from_the_config_file_one_with_tls_to_its_target() {
     let fx = Fixture::start().await;
     let plain = Backend::start(false).await;
     let tls_target = tls_backend(&fx).await;
     let (chain, key) = write_pair(&fx, &fx.pki.server);
+    let target_ca = fx.dir.path().join("target-ca.pem");
+    std::fs::write(&target_ca, &fx.pki.root.cert.pem).unwrap();
     let config = fx.dir.path().join("routes.toml");
     let route = |target: String, extra: &str| {
         format!(
@@ -967,7 +971,10 @@ async fn one_process_serves_several_routes_from_the_config_file_one_with_tls_to_
             fx.anchor().display(),
             fx.data_dir().display(),
             route(plain.addr.to_string(), ""),
-            route(tls_target.to_string(), "target-tls = true"),
+            route(
+                tls_target.to_string(),
+                &format!("target-tls = true\ntarget-ca = \"{}\"", target_ca.display())
+            ),
         ),
     )
     .unwrap();
@@ -985,6 +992,25 @@ async fn one_process_serves_several_routes_from_the_config_file_one_with_tls_to_
     ping(&mut two).await.unwrap();
     let list = admin(&proxy, None).get("/v1/connections").await;
     assert_eq!(list.body["total"], 2, "{}", list.text);
+    // SIGHUP re-reads target-ca: with the target's root gone from it, new
+    // connections on that route fail at the target's TLS; the open one and
+    // the plain route go on.
+    std::fs::write(&target_ca, &fx.pki.other_root.cert.pem).unwrap();
+    proxy.signal("HUP");
+    proxy
+        .wait_log("target anchors reloaded", Duration::from_secs(10))
+        .await;
+    assert!(
+        connect(proxy.listens[1], &tls).await.is_err(),
+        "a target outside the reloaded target-ca was reached"
+    );
+    proxy
+        .wait_log("TLS to the target failed", Duration::from_secs(5))
+        .await;
+    ping(&mut two).await.unwrap();
+    let mut three = connect(proxy.listens[0], &tls).await.unwrap();
+    ping(&mut three).await.unwrap();
+    ping(&mut one).await.unwrap();
     // One deny closes the client's connections on every route.
     let sha = vigil_core_sha(&leo.der);
     let denied = admin(&proxy, None)
@@ -995,6 +1021,9 @@ async fn one_process_serves_several_routes_from_the_config_file_one_with_tls_to_
         .await
         .is_some());
     assert!(wait_closed(&mut two, Duration::from_secs(5))
+        .await
+        .is_some());
+    assert!(wait_closed(&mut three, Duration::from_secs(5))
         .await
         .is_some());
 }

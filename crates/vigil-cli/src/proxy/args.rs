@@ -19,9 +19,9 @@ Client mode (--client): a plain listener on loopback whose connections go out as
 enforced the same way.
 Several listen/target pairs: [[proxy]] tables in the --config file (keys: listen, target, cert,
 key, client, name, target-tls, target-ca, usage, allow-dns, allow-uri, allow-subject,
-allow-spki-sha256, proxy-protocol). SIGHUP reloads the allow rules, the certificates and the
-trust anchors from their files (connections under a removed anchor are closed as untrusted); a
-changed certificate file is picked up on its own.
+allow-spki-sha256, proxy-protocol). SIGHUP reloads the allow rules, the certificates, the
+trust anchors (connections under a removed anchor are closed as untrusted) and the target-ca
+files from disk; a changed certificate file is picked up on its own.
 The data dir, store, refresh, deny list, policy, fetch and fleet settings are `vigil serve`'s.
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT: stop accepting, drain), 2 when the
 settings are unusable at start, 1 when the proxy fails after starting.")]

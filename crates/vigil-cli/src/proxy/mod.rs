@@ -92,14 +92,9 @@ async fn proxy(settings: ProxySettings) -> Result<ExitCode, UsageError> {
                     tls::server_config(verifier, Arc::clone(&rules), Arc::clone(&identity))
                         .map_err(UsageError)?;
                 let target = if route.target_tls {
-                    let anchors = match &route.target_ca {
-                        Some(path) => vigil_core::input::load_certificates(path)
-                            .map_err(|e| UsageError(format!("target-ca {e}")))?,
-                        None => engine.anchors(),
-                    };
-                    Some(TlsConnector::from(Arc::new(
-                        tls::target_config(anchors).map_err(UsageError)?,
-                    )))
+                    Some(ArcSwap::from_pointee(
+                        target_connector(route, &engine).map_err(UsageError)?,
+                    ))
                 } else {
                     None
                 };
@@ -316,9 +311,47 @@ async fn reload_loop(
         }
         if forced {
             crate::serve::reload_anchors(&engine, &anchors);
+            reload_target_anchors(&routes, &engine);
             if let Some(config) = &config {
                 reload_rules(&routes, config);
             }
+        }
+    }
+}
+
+/// The connector of a `--target-tls` route: trusting its `--target-ca`
+/// file as it is now, or the engine's anchors.
+fn target_connector(route: &Route, engine: &vigil_runtime::Engine) -> Result<TlsConnector, String> {
+    let anchors = match &route.target_ca {
+        Some(path) => {
+            vigil_core::input::load_certificates(path).map_err(|e| format!("target-ca {e}"))?
+        }
+        None => engine.anchors(),
+    };
+    Ok(TlsConnector::from(Arc::new(tls::target_config(anchors)?)))
+}
+
+/// SIGHUP: the anchors of TLS to the targets follow their `--target-ca`
+/// files, or the reloaded trust anchors; new backend connections use them.
+fn reload_target_anchors(routes: &[Arc<Running>], engine: &vigil_runtime::Engine) {
+    for running in routes {
+        let Tls::Server {
+            target: Some(current),
+            ..
+        } = &running.tls
+        else {
+            continue;
+        };
+        match target_connector(&running.route, engine) {
+            Ok(connector) => {
+                current.store(Arc::new(connector));
+                tracing::info!(listen = %running.route.listen, "target anchors reloaded; new backend connections use them");
+            }
+            Err(e) => tracing::error!(
+                listen = %running.route.listen,
+                error = %e,
+                "target anchors not reloaded; the ones in use stay"
+            ),
         }
     }
 }

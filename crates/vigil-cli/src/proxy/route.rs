@@ -64,8 +64,8 @@ pub(crate) struct Running {
 pub(crate) enum Tls {
     Server {
         acceptor: TlsAcceptor,
-        /// `--target-tls`.
-        target: Option<TlsConnector>,
+        /// `--target-tls` (swapped when SIGHUP reloads its anchors).
+        target: Option<arc_swap::ArcSwap<TlsConnector>>,
     },
     Client {
         connector: TlsConnector,
@@ -188,6 +188,7 @@ async fn serve_client(running: &Running, shared: &Shared, tcp: TcpStream, peer: 
             finish(running, peer, ctl.live, end, &mut tls, &mut backend).await;
         }
         Some(connector) => {
+            let connector = connector.load_full();
             let name = match server_name(&route.target) {
                 Some(n) => n,
                 None => return,
