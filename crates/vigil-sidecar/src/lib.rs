@@ -105,6 +105,6 @@ pub use config::{
     DEFAULT_MAX_SUBSCRIBERS,
 };
 pub use live::{Live, LiveConnection, Refused};
-pub use server::{serve, Error, Server, DRAIN_DEADLINE};
+pub use server::{load_anchors, serve, Error, Server, DRAIN_DEADLINE};
 pub use state::{app, Sidecar};
 pub(crate) use state::{readiness, verify_chain, AppState};

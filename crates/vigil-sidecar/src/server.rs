@@ -99,6 +99,19 @@ pub struct Server {
     policy: RevocationPolicy,
 }
 
+/// The certificates of every anchor file (PEM bundle, DER or a directory),
+/// in order: what [`Server::start`] trusts, and what `vigil serve` reloads
+/// on SIGHUP.
+pub fn load_anchors(
+    paths: &[std::path::PathBuf],
+) -> Result<Vec<CertificateDer<'static>>, vigil_core::input::InputError> {
+    let mut anchors = Vec::new();
+    for path in paths {
+        anchors.extend(vigil_core::input::load_certificates(path)?);
+    }
+    Ok(anchors)
+}
+
 impl Server {
     /// Loads the anchors, opens the store and the engine, loads the TLS
     /// files, binds the listener, builds the app and starts the refresh
@@ -117,13 +130,7 @@ impl Server {
     }
 
     async fn open(config: ServeConfig, bind: bool) -> Result<Self, Error> {
-        let mut anchors: Vec<CertificateDer<'static>> = Vec::new();
-        for path in &config.anchors {
-            anchors.extend(
-                vigil_core::input::load_certificates(path)
-                    .map_err(|e| Error::new(e.to_string()))?,
-            );
-        }
+        let anchors = load_anchors(&config.anchors).map_err(|e| Error::new(e.to_string()))?;
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| Error::new(format!("data-dir {}: {e}", data_dir.display())))?;

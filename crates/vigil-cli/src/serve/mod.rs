@@ -100,16 +100,13 @@ async fn anchors_on_sighup(engine: vigil_runtime::Engine, paths: Vec<PathBuf>) {
 /// as `untrusted`, and new ones under it are refused. A file that does not
 /// load, or a set without a certificate, changes nothing.
 pub(crate) fn reload_anchors(engine: &vigil_runtime::Engine, paths: &[PathBuf]) {
-    let mut anchors = Vec::new();
-    for path in paths {
-        match vigil_core::input::load_certificates(path) {
-            Ok(certs) => anchors.extend(certs),
-            Err(e) => {
-                tracing::error!(error = %e, "trust anchors not reloaded; the ones in use stay");
-                return;
-            }
+    let anchors = match vigil_sidecar::load_anchors(paths) {
+        Ok(anchors) => anchors,
+        Err(e) => {
+            tracing::error!(error = %e, "trust anchors not reloaded; the ones in use stay");
+            return;
         }
-    }
+    };
     if anchors.is_empty() {
         tracing::error!("trust anchors not reloaded: the files hold none; the ones in use stay");
         return;

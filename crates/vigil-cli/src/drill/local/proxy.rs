@@ -62,6 +62,18 @@ impl Admin {
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 
+    /// `GET path`, its JSON body.
+    async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| format!("{path}: {e}"))?;
+        let text = response.text().await.map_err(|e| format!("{path}: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))
+    }
+
     /// `POST /v1/revocation/refresh` (returns when done).
     pub(super) async fn refresh(&self) -> Result<(), String> {
         self.post("/v1/revocation/refresh", &serde_json::json!({}))
@@ -83,14 +95,7 @@ impl Admin {
     /// The nextUpdate (Unix seconds) of each revocation source the proxy
     /// holds, by the engine's key (a CRL's URL, `URL#SERIAL` for OCSP).
     pub(super) async fn next_updates(&self) -> Result<HashMap<String, i64>, String> {
-        let response = self
-            .http
-            .get(format!("{}/v1/revocation", self.base))
-            .send()
-            .await
-            .map_err(|e| format!("/v1/revocation: {e}"))?;
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        let body: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let body = self.get("/v1/revocation").await?;
         let sources = body["sources"]
             .as_array()
             .ok_or_else(|| format!("/v1/revocation: no sources in {body}"))?;
@@ -110,14 +115,7 @@ impl Admin {
 
     /// Connections the proxy tracks now.
     pub(super) async fn tracked(&self) -> Result<u64, String> {
-        let response = self
-            .http
-            .get(format!("{}/v1/connections?limit=1", self.base))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        let body: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let body = self.get("/v1/connections?limit=1").await?;
         body["total"]
             .as_u64()
             .ok_or_else(|| format!("no total in {body}"))
